@@ -1,0 +1,57 @@
+/**
+ * Bearer tokens: a role over a set of workspaces (or all of them). Only the SHA-256 of the secret is
+ * stored; the secret is shown once, when the token is created.
+ */
+import { type DateTime, Schema } from "effect"
+import * as Access from "./Access.ts"
+import { TokenId, WorkspaceId } from "./Id.ts"
+import { Name } from "./Workspace.ts"
+
+export const Role = Schema.Literals(["read", "write", "admin"])
+export type Role = typeof Role.Type
+
+/** `"*"` grants every workspace, present and future. */
+export const TokenWorkspaces = Schema.Union([
+  Schema.Literal("*"),
+  Schema.Array(WorkspaceId).check(Schema.isMinLength(1), Schema.isMaxLength(100))
+])
+export type TokenWorkspaces = typeof TokenWorkspaces.Type
+
+export const TokenHash = Schema.String.check(
+  Schema.isPattern(/^[0-9a-f]{64}$/, { expected: "a SHA-256 digest in lowercase hex" })
+)
+
+export const ApiToken = Schema.Struct({
+  id: TokenId,
+  name: Name,
+  workspaceIds: TokenWorkspaces,
+  role: Role,
+  createdAt: Schema.DateTimeUtc,
+  expiresAt: Schema.NullOr(Schema.DateTimeUtc),
+  revokedAt: Schema.NullOr(Schema.DateTimeUtc)
+})
+export type ApiToken = typeof ApiToken.Type
+
+export const NewToken = Schema.Struct({
+  name: Name,
+  workspaceIds: TokenWorkspaces,
+  role: Role,
+  tokenHash: TokenHash,
+  expiresAt: Schema.NullOr(Schema.DateTimeUtc)
+})
+export type NewToken = typeof NewToken.Type
+
+export const make = (id: TokenId, input: NewToken, now: DateTime.Utc): ApiToken => ({
+  id,
+  name: input.name,
+  workspaceIds: input.workspaceIds,
+  role: input.role,
+  createdAt: now,
+  expiresAt: input.expiresAt,
+  revokedAt: null
+})
+
+/** A caller sees a token it could have been granted itself: one within its own workspaces. */
+export const visibleTo = (access: Access.Access, token: ApiToken): boolean =>
+  access._tag === "All" ||
+  (token.workspaceIds !== "*" && token.workspaceIds.every((id) => Access.allows(access, id)))

@@ -1,0 +1,143 @@
+/**
+ * Storage is all of Kiln's persistence, and the only place that enforces the build state machine at
+ * write time (DESIGN.md §3). Every adapter implements this one service and proves it with the
+ * conformance suites in `@kiln/core/testing`; `Storage.layerMemory` is the reference.
+ */
+import { Context, type DateTime, type Effect, Layer, type Option, type Scope, type Stream } from "effect"
+import type { Access } from "./Access.ts"
+import type { ApiToken, NewToken } from "./ApiToken.ts"
+import type { App, NewApp } from "./App.ts"
+import type { AppVersion, NewAppVersion, Resolution } from "./AppVersion.ts"
+import type { Build, BuildStep, BuildWithSteps, NewBuild } from "./Build.ts"
+import type { BuildEvent, Fence, InvalidTransition, LeaseLost, Phase } from "./BuildState.ts"
+import type { ClaimRequest } from "./Claim.ts"
+import type { AppId, AppVersionId, BuildId, SourceEventId, TokenId, WorkspaceId } from "./Id.ts"
+import { makeMemoryStorage } from "./internal/memoryStorage.ts"
+import type { Budget, LogSequenceGap } from "./LogBudget.ts"
+import type { LogLine, LogPage } from "./LogLine.ts"
+import type { NewSourceEvent, SourceEvent } from "./SourceEvent.ts"
+import type { Conflict, NotFound, StorageError } from "./StorageError.ts"
+import type { NewWorkspace, Workspace } from "./Workspace.ts"
+
+export { Conflict, NotFound, StorageError, StorageErrorReason } from "./StorageError.ts"
+
+/** A simple keyset page over `(createdAt, id)`, newest first. */
+export interface PageRequest {
+  readonly limit: number
+  /** Continue after this row (the last one of the previous page). */
+  readonly after?: { readonly createdAt: DateTime.Utc; readonly id: string } | undefined
+}
+
+/** A wake-up hint: something changed. Storage stays the truth; a missed change loses nothing. */
+export type Change =
+  | {
+      readonly _tag: "BuildChanged"
+      readonly buildId: BuildId
+      readonly workspaceId: WorkspaceId
+      readonly phase: Phase
+      readonly cancelRequested: boolean
+    }
+  | {
+      readonly _tag: "LogsAppended"
+      readonly buildId: BuildId
+      readonly workspaceId: WorkspaceId
+      readonly lastSeq: number
+    }
+
+export interface StorageOptions {
+  readonly logBudget?: Budget | undefined
+}
+
+type E<A, Errors = never> = Effect.Effect<A, Errors | StorageError>
+
+export interface StorageShape {
+  readonly createWorkspace: (input: NewWorkspace) => E<Workspace>
+  readonly getWorkspace: (access: Access, id: WorkspaceId) => E<Workspace, NotFound>
+  readonly listWorkspaces: (access: Access, page: PageRequest) => E<ReadonlyArray<Workspace>>
+
+  /** Fails with `Conflict` when the handle is taken in the workspace. */
+  readonly createApp: (access: Access, input: NewApp) => E<App, NotFound | Conflict>
+  readonly getApp: (access: Access, id: AppId) => E<App, NotFound>
+  readonly listApps: (access: Access, page: PageRequest) => E<ReadonlyArray<App>>
+
+  /** A git source with a `commitSha` is ready at once; a ref or an archive waits for `resolveAppVersion`. */
+  readonly createAppVersion: (access: Access, input: NewAppVersion) => E<AppVersion, NotFound>
+  /** Makes a pending version ready or failed; a version that is not pending is a `Conflict`. */
+  readonly resolveAppVersion: (
+    access: Access,
+    id: AppVersionId,
+    resolution: Resolution
+  ) => E<AppVersion, NotFound | Conflict>
+  readonly getAppVersion: (access: Access, id: AppVersionId) => E<AppVersion, NotFound>
+  readonly listAppVersions: (access: Access, page: PageRequest) => E<ReadonlyArray<AppVersion>>
+
+  /** Stores an event once per `(workspaceId, deliveryId)`; a redelivery returns the stored one. */
+  readonly recordSourceEvent: (
+    access: Access,
+    input: NewSourceEvent
+  ) => E<{ readonly event: SourceEvent; readonly created: boolean }, NotFound>
+  readonly getSourceEvent: (access: Access, id: SourceEventId) => E<SourceEvent, NotFound>
+
+  /** Stores a token by the hash of its secret; every named workspace must exist. */
+  readonly createToken: (input: NewToken) => E<ApiToken, NotFound>
+  /** The token whose secret hashes to `tokenHash`, revoked or expired ones included. */
+  readonly findTokenByHash: (tokenHash: string) => E<Option.Option<ApiToken>>
+  readonly getToken: (access: Access, id: TokenId) => E<ApiToken, NotFound>
+  readonly listTokens: (access: Access, page: PageRequest) => E<ReadonlyArray<ApiToken>>
+  /** Revoking twice keeps the first revocation time. */
+  readonly revokeToken: (access: Access, id: TokenId) => E<ApiToken, NotFound>
+
+  /**
+   * Creates a build of a ready app version with the app's next `sequenceNumber` (gapless, from 1).
+   * Idempotent: the same `(app, sourceEventId)`, or the same `idempotencyKey` in a workspace, gives the
+   * build created the first time; a key reused for another version is a `Conflict`.
+   */
+  readonly createBuild: (access: Access, input: NewBuild) => E<Build, NotFound | Conflict>
+  readonly getBuild: (access: Access, id: BuildId) => E<BuildWithSteps, NotFound>
+  readonly listBuilds: (access: Access, page: PageRequest) => E<ReadonlyArray<Build>>
+
+  /** Claims queued builds, oldest first, within the request's caps; each becomes `initializing`. */
+  readonly claimNext: (request: ClaimRequest) => E<ReadonlyArray<Build>>
+  /** Extends the lease of a claimed build from the storage's clock; the build shows any cancel request. */
+  readonly heartbeat: (id: BuildId, fence: Fence, leaseMs: number) => E<Build, NotFound | LeaseLost>
+  /** Applies an event with compare-and-set on the stored phase and fence. */
+  readonly transition: (id: BuildId, event: BuildEvent) => E<Build, NotFound | InvalidTransition | LeaseLost>
+  /**
+   * Cancels a queued build at once, or records the request on a claimed one for its owner to act on.
+   * `accepted` is false when the build had already stopped.
+   */
+  readonly requestCancel: (
+    access: Access,
+    id: BuildId,
+    reason: string | null
+  ) => E<{ readonly build: Build; readonly accepted: boolean }, NotFound>
+  /** Stops every claimed build whose lease has expired: `lost`, or `cancelled` if a cancel was pending. */
+  readonly reapExpired: () => E<ReadonlyArray<Build>>
+
+  /** Inserts or replaces the step with the same index; fenced like every owner write. */
+  readonly recordStep: (id: BuildId, fence: Fence, step: BuildStep) => E<void, NotFound | LeaseLost>
+  /**
+   * Appends lines in seq order, continuing the build's sequence. Lines already stored are skipped, so a
+   * retried batch is a no-op; fenced like every owner write.
+   */
+  readonly appendLogs: (
+    id: BuildId,
+    fence: Fence,
+    lines: ReadonlyArray<LogLine>
+  ) => E<void, NotFound | LeaseLost | LogSequenceGap>
+  /** Lines with seq after `afterSeq`, in order, at most `limit`, with the truncation line where lines were dropped. */
+  readonly readLogs: (access: Access, id: BuildId, afterSeq: number, limit: number) => E<LogPage, NotFound>
+
+  /**
+   * Subscribes to wake-up hints for builds and logs changed through this storage (or, for a shared
+   * database, by any process). The subscription is live once this succeeds, so a caller can subscribe,
+   * then read what is stored, then follow the stream without missing a change in between.
+   */
+  readonly changes: Effect.Effect<Stream.Stream<Change>, StorageError, Scope.Scope>
+}
+
+export class Storage extends Context.Service<Storage, StorageShape>()("@kiln/core/Storage") {
+  /** The in-memory reference implementation: every conformance suite passes against it. */
+  static readonly layerMemory = (options: StorageOptions = {}): Layer.Layer<Storage> =>
+    Layer.effect(Storage, makeMemoryStorage(options))
+}

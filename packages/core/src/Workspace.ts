@@ -1,0 +1,25 @@
+/**
+ * A workspace is the tenant: every other row belongs to exactly one, and access is granted per workspace.
+ */
+import { type DateTime, Schema } from "effect"
+import { WorkspaceId } from "./Id.ts"
+
+export const Name = Schema.Trimmed.check(Schema.isNonEmpty(), Schema.isMaxLength(200))
+
+export const Workspace = Schema.Struct({
+  id: WorkspaceId,
+  name: Name,
+  createdAt: Schema.DateTimeUtc,
+  updatedAt: Schema.DateTimeUtc
+})
+export type Workspace = typeof Workspace.Type
+
+export const NewWorkspace = Schema.Struct({ name: Name })
+export type NewWorkspace = typeof NewWorkspace.Type
+
+export const make = (id: WorkspaceId, input: NewWorkspace, now: DateTime.Utc): Workspace => ({
+  id,
+  name: input.name,
+  createdAt: now,
+  updatedAt: now
+})

@@ -1,0 +1,404 @@
+/**
+ * The in-memory reference Storage. Every operation reads the clock first and then does all of its
+ * reading and writing in one synchronous step, so concurrent fibers see each operation as atomic, the
+ * way a transaction would make them.
+ */
+import { Clock, DateTime, Effect, Option, PubSub, Result, Semaphore, Stream } from "effect"
+import * as Access from "../Access.ts"
+import * as ApiToken from "../ApiToken.ts"
+import * as App from "../App.ts"
+import * as AppVersion from "../AppVersion.ts"
+import * as Build from "../Build.ts"
+import * as BuildState from "../BuildState.ts"
+import * as Claim from "../Claim.ts"
+import * as Id from "../Id.ts"
+import * as LogBudget from "../LogBudget.ts"
+import { byteLength, type LogLine } from "../LogLine.ts"
+import * as SourceEvent from "../SourceEvent.ts"
+import type { Change, PageRequest, StorageOptions, StorageShape } from "../Storage.ts"
+import { Conflict, NotFound } from "../StorageError.ts"
+import * as Workspace from "../Workspace.ts"
+
+interface BuildLog {
+  lines: Array<LogLine>
+  stats: LogBudget.Stats
+}
+
+interface Owned {
+  readonly workspaceId: Id.WorkspaceId
+  readonly createdAt: DateTime.Utc
+  readonly id: string
+}
+
+/** Newest first by `(createdAt, id)`, after the keyset boundary, within the caller's workspaces. */
+const pageOf = <A extends Owned>(
+  rows: Iterable<A>,
+  access: Access.Access,
+  page: PageRequest
+): ReadonlyArray<A> => {
+  const newestFirst = (a: Owned, b: Owned) =>
+    DateTime.toEpochMillis(b.createdAt) - DateTime.toEpochMillis(a.createdAt) ||
+    (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)
+  const after = page.after
+  return Array.from(rows)
+    .filter((row) => Access.allows(access, row.workspaceId))
+    .filter((row) => after === undefined || newestFirst({ ...after, workspaceId: row.workspaceId }, row) < 0)
+    .sort(newestFirst)
+    .slice(0, page.limit)
+}
+
+export const makeMemoryStorage = (options: StorageOptions) =>
+  Effect.gen(function* () {
+    const budget = options.logBudget ?? LogBudget.defaultBudget
+    const changes = yield* PubSub.unbounded<Change>()
+    // Writes are serialized, as a database transaction would serialize them.
+    const serial = (yield* Semaphore.make(1)).withPermits(1)
+
+    const workspaces = new Map<Id.WorkspaceId, Workspace.Workspace>()
+    const apps = new Map<Id.AppId, App.App>()
+    const appSequences = new Map<Id.AppId, number>()
+    const versions = new Map<Id.AppVersionId, AppVersion.AppVersion>()
+    const events = new Map<Id.SourceEventId, SourceEvent.SourceEvent>()
+    const tokens = new Map<Id.TokenId, { token: ApiToken.ApiToken; hash: string }>()
+    const builds = new Map<Id.BuildId, Build.Build>()
+    const steps = new Map<Id.BuildId, Array<Build.BuildStep>>()
+    const logs = new Map<Id.BuildId, BuildLog>()
+
+    const now = Clock.currentTimeMillis.pipe(Effect.map((ms) => DateTime.makeUnsafe(ms)))
+    const publish = (change: Change) => PubSub.publish(changes, change)
+    const buildChanged = (build: Build.Build): Change => ({
+      _tag: "BuildChanged",
+      buildId: build.id,
+      workspaceId: build.workspaceId,
+      phase: build.phase,
+      cancelRequested: build.cancelRequestedAt !== null
+    })
+
+    const visible = <A extends { readonly workspaceId: Id.WorkspaceId }>(
+      map: ReadonlyMap<string, A>,
+      access: Access.Access,
+      entity: string,
+      id: string
+    ): Result.Result<A, NotFound> => {
+      const row = map.get(id)
+      return row !== undefined && Access.allows(access, row.workspaceId)
+        ? Result.succeed(row)
+        : Result.fail(NotFound.of(entity, id))
+    }
+
+    /** Applies an event to a stored build, the way a compare-and-set write would. */
+    const applyEvent = (
+      id: Id.BuildId,
+      event: BuildState.BuildEvent
+    ): Result.Result<Build.Build, NotFound | BuildState.InvalidTransition | BuildState.LeaseLost> => {
+      const build = builds.get(id)
+      if (build === undefined) return Result.fail(NotFound.of("build", id))
+      return Result.map(BuildState.transition(build, event), (next) => {
+        builds.set(id, next)
+        return next
+      })
+    }
+
+    const fenced = (
+      id: Id.BuildId,
+      fence: BuildState.Fence
+    ): Result.Result<Build.Build, NotFound | BuildState.LeaseLost> => {
+      const build = builds.get(id)
+      return build === undefined ? Result.fail(NotFound.of("build", id)) : BuildState.checkFence(build, fence)
+    }
+
+    const storage: StorageShape = {
+      createWorkspace: Effect.fnUntraced(function* (input) {
+        const at = yield* now
+        const workspace = Workspace.make(yield* Id.generate("wsp"), input, at)
+        workspaces.set(workspace.id, workspace)
+        return workspace
+      }, serial),
+      getWorkspace: (access, id) =>
+        Effect.suspend(() =>
+          Access.allows(access, id) && workspaces.has(id)
+            ? Effect.succeed(workspaces.get(id)!)
+            : Effect.fail(NotFound.of("workspace", id))
+        ),
+      listWorkspaces: (access, page) =>
+        Effect.sync(() =>
+          pageOf(
+            Array.from(workspaces.values(), (w) => ({ ...w, workspaceId: w.id })),
+            access,
+            page
+          ).map(({ workspaceId: _, ...workspace }) => workspace)
+        ),
+
+      createApp: Effect.fnUntraced(function* (access, input) {
+        const at = yield* now
+        const id = yield* Id.generate("app")
+        if (!Access.allows(access, input.workspaceId) || !workspaces.has(input.workspaceId)) {
+          return yield* NotFound.of("workspace", input.workspaceId)
+        }
+        for (const app of apps.values()) {
+          if (app.workspaceId === input.workspaceId && app.handle === input.handle) {
+            return yield* new Conflict({ message: `an app with handle ${input.handle} already exists` })
+          }
+        }
+        const app = App.make(id, input, at)
+        apps.set(id, app)
+        appSequences.set(id, 0)
+        return app
+      }, serial),
+      getApp: (access, id) => Effect.fromResult(visible(apps, access, "app", id)),
+      listApps: (access, page) => Effect.sync(() => pageOf(apps.values(), access, page)),
+
+      createAppVersion: Effect.fnUntraced(function* (access, input) {
+        const at = yield* now
+        const id = yield* Id.generate("ver")
+        const app = yield* Effect.fromResult(visible(apps, access, "app", input.appId))
+        const version = AppVersion.make(id, app.workspaceId, input, at)
+        versions.set(id, version)
+        return version
+      }, serial),
+      resolveAppVersion: Effect.fnUntraced(function* (access, id, resolution) {
+        const at = yield* now
+        const version = yield* Effect.fromResult(visible(versions, access, "app version", id))
+        if (version.status !== "pending") {
+          return yield* new Conflict({ message: `app version ${id} is already ${version.status}` })
+        }
+        const resolved = AppVersion.resolve(version, resolution, at)
+        versions.set(id, resolved)
+        return resolved
+      }, serial),
+      getAppVersion: (access, id) => Effect.fromResult(visible(versions, access, "app version", id)),
+      listAppVersions: (access, page) => Effect.sync(() => pageOf(versions.values(), access, page)),
+
+      recordSourceEvent: Effect.fnUntraced(function* (access, input) {
+        const at = yield* now
+        const id = yield* Id.generate("evt")
+        if (!Access.allows(access, input.workspaceId) || !workspaces.has(input.workspaceId)) {
+          return yield* NotFound.of("workspace", input.workspaceId)
+        }
+        for (const event of events.values()) {
+          if (event.workspaceId === input.workspaceId && event.deliveryId === input.deliveryId) {
+            return { event, created: false }
+          }
+        }
+        const event = SourceEvent.make(id, input, at)
+        events.set(id, event)
+        return { event, created: true }
+      }, serial),
+      getSourceEvent: (access, id) => Effect.fromResult(visible(events, access, "source event", id)),
+
+      createToken: Effect.fnUntraced(function* (input) {
+        const at = yield* now
+        const id = yield* Id.generate("tok")
+        const missing =
+          input.workspaceIds === "*" ? undefined : input.workspaceIds.find((ws) => !workspaces.has(ws))
+        if (missing !== undefined) return yield* NotFound.of("workspace", missing)
+        const token = ApiToken.make(id, input, at)
+        tokens.set(id, { token, hash: input.tokenHash })
+        return token
+      }, serial),
+      findTokenByHash: (tokenHash) =>
+        Effect.sync(() => {
+          for (const entry of tokens.values()) if (entry.hash === tokenHash) return Option.some(entry.token)
+          return Option.none()
+        }),
+      getToken: (access, id) =>
+        Effect.suspend(() => {
+          const entry = tokens.get(id)
+          return entry !== undefined && ApiToken.visibleTo(access, entry.token)
+            ? Effect.succeed(entry.token)
+            : Effect.fail(NotFound.of("token", id))
+        }),
+      listTokens: (access, page) =>
+        Effect.sync(() =>
+          pageOf(
+            Array.from(tokens.values())
+              .map((entry) => entry.token)
+              .filter((token) => ApiToken.visibleTo(access, token))
+              .map((token) => ({ ...token, workspaceId: "" as Id.WorkspaceId })),
+            Access.all,
+            page
+          ).map(({ workspaceId: _, ...token }) => token)
+        ),
+      revokeToken: Effect.fnUntraced(function* (access, id) {
+        const at = yield* now
+        const entry = tokens.get(id)
+        if (entry === undefined || !ApiToken.visibleTo(access, entry.token))
+          return yield* NotFound.of("token", id)
+        const token = { ...entry.token, revokedAt: entry.token.revokedAt ?? at }
+        tokens.set(id, { token, hash: entry.hash })
+        return token
+      }, serial),
+
+      createBuild: Effect.fnUntraced(function* (access, input) {
+        const at = yield* now
+        const id = yield* Id.generate("bld")
+        const version = yield* Effect.fromResult(visible(versions, access, "app version", input.appVersionId))
+        if (version.status !== "ready") {
+          return yield* new Conflict({ message: `app version ${version.id} is ${version.status}, not ready` })
+        }
+        const key = input.idempotencyKey ?? null
+        const sourceEventId = input.sourceEventId ?? null
+        if (sourceEventId !== null) {
+          const event = events.get(sourceEventId)
+          if (event === undefined || event.workspaceId !== version.workspaceId) {
+            return yield* NotFound.of("source event", sourceEventId)
+          }
+        }
+        for (const existing of builds.values()) {
+          if (
+            key !== null &&
+            existing.workspaceId === version.workspaceId &&
+            existing.idempotencyKey === key
+          ) {
+            if (existing.appVersionId !== version.id) {
+              return yield* new Conflict({
+                message: "the idempotency key was used for a different app version"
+              })
+            }
+            return existing
+          }
+          if (
+            sourceEventId !== null &&
+            existing.entityId === version.appId &&
+            existing.sourceEventId === sourceEventId
+          ) {
+            return existing
+          }
+        }
+        const sequenceNumber = (appSequences.get(version.appId) ?? 0) + 1
+        appSequences.set(version.appId, sequenceNumber)
+        const build = Build.make(id, version, sequenceNumber, input, at)
+        builds.set(id, build)
+        steps.set(id, [])
+        yield* publish(buildChanged(build))
+        return build
+      }, serial),
+      getBuild: (access, id) =>
+        Effect.map(Effect.fromResult(visible(builds, access, "build", id)), (build) => ({
+          ...build,
+          steps: steps.get(id) ?? []
+        })),
+      listBuilds: (access, page) => Effect.sync(() => pageOf(builds.values(), access, page)),
+
+      claimNext: Effect.fnUntraced(function* (request) {
+        const at = yield* now
+        const leaseExpiresAt = DateTime.add(at, { milliseconds: request.leaseMs })
+        const byWorkspace = new Map<string, number>()
+        const byApp = new Map<string, number>()
+        const queued: Array<Build.Build> = []
+        for (const build of builds.values()) {
+          if (build.phase === "queued") queued.push(build)
+          else if (BuildState.isActive(build.phase)) {
+            byWorkspace.set(build.workspaceId, (byWorkspace.get(build.workspaceId) ?? 0) + 1)
+            byApp.set(build.entityId, (byApp.get(build.entityId) ?? 0) + 1)
+          }
+        }
+        queued.sort(
+          (a, b) =>
+            DateTime.toEpochMillis(a.createdAt) - DateTime.toEpochMillis(b.createdAt) ||
+            (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+        )
+        const claimed: Array<Build.Build> = []
+        for (const candidate of Claim.select(queued, { byWorkspace, byApp }, request.max, request.limits)) {
+          const next = applyEvent(candidate.id, {
+            _tag: "Claim",
+            at,
+            owner: request.owner,
+            attempt: candidate.attempt + 1,
+            leaseExpiresAt
+          })
+          if (Result.isSuccess(next)) claimed.push(next.success)
+        }
+        yield* PubSub.publishAll(changes, claimed.map(buildChanged))
+        return claimed
+      }, serial),
+      heartbeat: Effect.fnUntraced(function* (id, fence, leaseMs) {
+        const at = yield* now
+        const build = yield* Effect.fromResult(fenced(id, fence))
+        const renewed = { ...build, leaseExpiresAt: DateTime.add(at, { milliseconds: leaseMs }) }
+        builds.set(id, renewed)
+        return renewed
+      }, serial),
+      transition: Effect.fnUntraced(function* (id, event) {
+        const build = yield* Effect.fromResult(applyEvent(id, event))
+        yield* publish(buildChanged(build))
+        return build
+      }, serial),
+      requestCancel: Effect.fnUntraced(function* (access, id, reason) {
+        const at = yield* now
+        const build = yield* Effect.fromResult(visible(builds, access, "build", id))
+        if (build.phase === "stopped") return { build, accepted: false }
+        const next = yield* Effect.fromResult(applyEvent(id, { _tag: "Cancel", at, reason })).pipe(
+          Effect.orDie
+        )
+        yield* publish(buildChanged(next))
+        return { build: next, accepted: true }
+      }, serial),
+      reapExpired: Effect.fnUntraced(function* () {
+        const at = yield* now
+        const reaped: Array<Build.Build> = []
+        for (const build of builds.values()) {
+          if (
+            BuildState.isActive(build.phase) &&
+            build.leaseExpiresAt !== null &&
+            !DateTime.isLessThan(at, build.leaseExpiresAt)
+          ) {
+            const next = applyEvent(build.id, { _tag: "LeaseExpired", at })
+            if (Result.isSuccess(next)) reaped.push(next.success)
+          }
+        }
+        yield* PubSub.publishAll(changes, reaped.map(buildChanged))
+        return reaped
+      }, serial),
+
+      recordStep: Effect.fnUntraced(function* (id, fence, step) {
+        yield* Effect.fromResult(fenced(id, fence))
+        const list = (steps.get(id) ?? []).filter((existing) => existing.index !== step.index)
+        list.push(step)
+        list.sort((a, b) => a.index - b.index)
+        steps.set(id, list)
+      }, serial),
+      appendLogs: Effect.fnUntraced(function* (id, fence, lines) {
+        const at = yield* now
+        const build = yield* Effect.fromResult(fenced(id, fence))
+        const log = logs.get(id) ?? { lines: [], stats: LogBudget.emptyStats }
+        const plan = LogBudget.planAppend(id, log.stats, lines, budget)
+        if (plan instanceof LogBudget.LogSequenceGap) return yield* plan
+        if (plan.fresh.length === 0) return
+        log.lines.push(...plan.fresh)
+        log.stats = plan.stats
+        const from = LogBudget.trimFromSeq(log.stats)
+        const start = log.lines.findIndex((line) => line.seq >= from)
+        const trim = LogBudget.planTrim(
+          log.stats,
+          plan.excessBytes,
+          log.lines.slice(start).map((line) => ({ seq: line.seq, bytes: byteLength(line.text) })),
+          at
+        )
+        if (trim !== undefined) {
+          log.lines = log.lines.filter((line) => line.seq < from || line.seq > trim.deleteThroughSeq)
+          log.stats = trim.stats
+        }
+        logs.set(id, log)
+        yield* publish({
+          _tag: "LogsAppended",
+          buildId: id,
+          workspaceId: build.workspaceId,
+          lastSeq: log.stats.lastSeq
+        })
+      }, serial),
+      readLogs: (access, id, afterSeq, limit) =>
+        Effect.map(Effect.fromResult(visible(builds, access, "build", id)), () => {
+          const log = logs.get(id) ?? { lines: [], stats: LogBudget.emptyStats }
+          const stored = log.lines.filter((line) => line.seq > afterSeq).slice(0, limit)
+          return {
+            lines: LogBudget.page(stored, log.stats, afterSeq, limit),
+            truncated: log.stats.droppedLines > 0,
+            lastSeq: log.stats.lastSeq
+          }
+        }),
+
+      changes: Effect.map(PubSub.subscribe(changes), Stream.fromSubscription)
+    }
+    return storage
+  })

@@ -1,0 +1,32 @@
+/**
+ * The storage conformance suites. An adapter proves itself by calling them with a function that makes a
+ * fresh, empty storage:
+ *
+ * ```ts
+ * import { StorageConformance } from "@kiln/core/testing"
+ * StorageConformance.all("sqlite (file)", (options) => SqliteStorage.layer({ filename: tempFile(), ...options }))
+ * ```
+ *
+ * Each suite is also exported on its own, so a suite can be run (or skipped, with a reason) by concern.
+ */
+import { builds } from "./storage/builds.ts"
+import { changes } from "./storage/changes.ts"
+import { claims } from "./storage/claims.ts"
+import { entities } from "./storage/entities.ts"
+import type { MakeStorage } from "./storage/fixtures.ts"
+import { leases } from "./storage/leases.ts"
+import { logs } from "./storage/logs.ts"
+import { transitions } from "./storage/transitions.ts"
+
+export type { MakeStorage } from "./storage/fixtures.ts"
+export { builds, changes, claims, entities, leases, logs, transitions }
+
+export const all = (name: string, make: MakeStorage): void => {
+  entities(name, make)
+  builds(name, make)
+  transitions(name, make)
+  claims(name, make)
+  leases(name, make)
+  logs(name, make)
+  changes(name, make)
+}

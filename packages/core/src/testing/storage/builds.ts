@@ -1,0 +1,201 @@
+import { describe, expect } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Access from "../../Access.ts"
+import { Storage } from "../../Storage.ts"
+import { assertValidBuild, type MakeStorage, queue, seed, sha, test } from "./fixtures.ts"
+
+/** Build creation: the fields it copies, per-app gapless sequence numbers, idempotency and skipping. */
+export const builds = (name: string, make: MakeStorage) =>
+  describe(`${name} › storage: build creation and sequence numbers`, () => {
+    const it = test(make)
+
+    it("creates a queued build of a ready version with the version's app, workspace and commit", () =>
+      Effect.gen(function* () {
+        const { storage, workspace, app, version } = yield* seed()
+        const build = yield* storage.createBuild(Access.all, {
+          appVersionId: version.id,
+          trigger: "manual",
+          createdBy: "user:ada",
+          metadata: { pr: 12, labels: ["a"], nested: { ok: true } }
+        })
+        assertValidBuild(build)
+        expect(build).toMatchObject({
+          workspaceId: workspace.id,
+          entityId: app.id,
+          appVersionId: version.id,
+          sequenceNumber: 1,
+          phase: "queued",
+          outcome: null,
+          status: "pending",
+          trigger: "manual",
+          createdBy: "user:ada",
+          commitSha: sha(1),
+          attempt: 0,
+          metadata: { pr: 12, labels: ["a"], nested: { ok: true } }
+        })
+        const read = yield* storage.getBuild(Access.all, build.id)
+        expect(read).toEqual({ ...build, steps: [] })
+      }))
+
+    it("refuses versions that are not ready, and versions the caller cannot see", () =>
+      Effect.gen(function* () {
+        const { storage, app, version } = yield* seed()
+        const pending = yield* storage.createAppVersion(Access.all, {
+          appId: app.id,
+          source: { type: "archive" }
+        })
+        const notReady = yield* Effect.flip(
+          storage.createBuild(Access.all, { appVersionId: pending.id, trigger: "manual", createdBy: null })
+        )
+        expect(notReady._tag).toBe("Conflict")
+        const other = yield* storage.createWorkspace({ name: "other" })
+        const hidden = yield* Effect.flip(
+          storage.createBuild(Access.workspaces([other.id]), {
+            appVersionId: version.id,
+            trigger: "manual",
+            createdBy: null
+          })
+        )
+        expect(hidden._tag).toBe("NotFound")
+        expect(yield* storage.listBuilds(Access.all, { limit: 10 })).toEqual([])
+      }))
+
+    it("numbers builds per app from 1 without gaps", () =>
+      Effect.gen(function* () {
+        const { storage, workspace, version } = yield* seed()
+        const api = yield* storage.createApp(Access.all, {
+          workspaceId: workspace.id,
+          handle: "api",
+          name: "Api",
+          kind: "app",
+          build: (yield* storage.getApp(Access.all, version.appId)).build
+        })
+        const apiVersion = yield* storage.createAppVersion(Access.all, {
+          appId: api.id,
+          source: { type: "git", url: "https://git.example.com/acme/api.git", commitSha: sha(2) }
+        })
+        const web = yield* queue(version, 3)
+        const apiBuilds = yield* queue(apiVersion, 2)
+        expect(web.map((b) => b.sequenceNumber)).toEqual([1, 2, 3])
+        expect(apiBuilds.map((b) => b.sequenceNumber)).toEqual([1, 2])
+      }))
+
+    it("gives 50 concurrent creations on one app the numbers 1..50, each once", () =>
+      Effect.gen(function* () {
+        const { version } = yield* seed()
+        const created = yield* Effect.all(
+          Array.from({ length: 50 }, () => queue(version)),
+          { concurrency: "unbounded" }
+        )
+        const numbers = created.flat().map((b) => b.sequenceNumber)
+        expect(numbers.toSorted((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1))
+        expect(new Set(created.flat().map((b) => b.id)).size).toBe(50)
+      }))
+
+    it("returns the first build for a repeated idempotency key, and refuses the key for another version", () =>
+      Effect.gen(function* () {
+        const { storage, workspace, app, version } = yield* seed()
+        const input = {
+          appVersionId: version.id,
+          trigger: "manual",
+          createdBy: null,
+          idempotencyKey: "k-1"
+        } as const
+        const first = yield* storage.createBuild(Access.all, input)
+        const again = yield* storage.createBuild(Access.all, input)
+        expect(again).toEqual(first)
+        const concurrent = yield* Effect.all(
+          Array.from({ length: 10 }, () =>
+            storage.createBuild(Access.all, { ...input, idempotencyKey: "k-2" })
+          ),
+          { concurrency: "unbounded" }
+        )
+        expect(new Set(concurrent.map((b) => b.id)).size).toBe(1)
+        const other = yield* storage.createAppVersion(Access.all, {
+          appId: app.id,
+          source: { type: "git", url: "https://git.example.com/acme/web.git", commitSha: sha(3) }
+        })
+        const reused = yield* Effect.flip(
+          storage.createBuild(Access.all, { ...input, appVersionId: other.id })
+        )
+        expect(reused._tag).toBe("Conflict")
+        const next = yield* storage.createBuild(Access.all, { ...input, idempotencyKey: "k-3" })
+        expect(next.sequenceNumber).toBe(3)
+        expect(workspace.id).toBe(next.workspaceId)
+      }))
+
+    it("returns the first build for a repeated (app, source event)", () =>
+      Effect.gen(function* () {
+        const { storage, workspace, version } = yield* seed()
+        const { event } = yield* storage.recordSourceEvent(Access.all, {
+          workspaceId: workspace.id,
+          deliveryId: "d-1",
+          kind: "push",
+          repository: "acme/web",
+          branch: "main",
+          commitSha: sha(1),
+          changedPaths: [],
+          author: null,
+          message: null
+        })
+        const input = {
+          appVersionId: version.id,
+          trigger: "auto",
+          createdBy: null,
+          sourceEventId: event.id
+        } as const
+        const first = yield* storage.createBuild(Access.all, input)
+        const again = yield* storage.createBuild(Access.all, input)
+        expect(again.id).toBe(first.id)
+        expect(first.sourceEventId).toBe(event.id)
+        expect((yield* storage.listBuilds(Access.all, { limit: 10 })).length).toBe(1)
+      }))
+
+    it("creates a skipped build stopped at once, with its reason and a sequence number", () =>
+      Effect.gen(function* () {
+        const { storage, version } = yield* seed()
+        const skipped = yield* storage.createBuild(Access.all, {
+          appVersionId: version.id,
+          trigger: "auto",
+          createdBy: null,
+          skipReason: "no changed path matches the trigger"
+        })
+        assertValidBuild(skipped)
+        expect(skipped).toMatchObject({
+          phase: "stopped",
+          outcome: "skipped",
+          status: "skipped",
+          skipReason: "no changed path matches the trigger",
+          sequenceNumber: 1
+        })
+        expect(skipped.completedAt).not.toBeNull()
+        expect(yield* storage.claimNext({ owner: "engine", leaseMs: 10_000, max: 10 })).toEqual([])
+      }))
+
+    it("lists builds newest first, within the caller's workspaces, continuing after a row", () =>
+      Effect.gen(function* () {
+        const { storage, version } = yield* seed()
+        const mine = yield* queue(version, 4)
+        const other = yield* seed({ name: "other" })
+        const theirs = yield* queue(other.version, 2)
+        const scoped = yield* storage.listBuilds(Access.workspaces([version.workspaceId]), { limit: 3 })
+        expect(scoped.map((b) => b.id)).toEqual([mine[3]!.id, mine[2]!.id, mine[1]!.id])
+        const rest = yield* storage.listBuilds(Access.workspaces([version.workspaceId]), {
+          limit: 3,
+          after: scoped[2]!
+        })
+        expect(rest.map((b) => b.id)).toEqual([mine[0]!.id])
+        const everything = yield* storage.listBuilds(Access.all, { limit: 10 })
+        expect(everything.map((b) => b.id)).toEqual([
+          theirs[1]!.id,
+          theirs[0]!.id,
+          ...mine.map((b) => b.id).reverse()
+        ])
+        everything.forEach(assertValidBuild)
+        const hidden = yield* Effect.flip(
+          storage.getBuild(Access.workspaces([other.workspace.id]), mine[0]!.id)
+        )
+        expect(hidden._tag).toBe("NotFound")
+        expect(yield* Storage.use((s) => s.getBuild(Access.all, theirs[0]!.id))).toMatchObject({ steps: [] })
+      }))
+  })
