@@ -9,7 +9,8 @@ import type { ApiToken, NewToken } from "./ApiToken.ts"
 import type { App, NewApp } from "./App.ts"
 import type { AppVersion, NewAppVersion, Resolution } from "./AppVersion.ts"
 import type { Build, BuildStep, BuildWithSteps, NewBuild } from "./Build.ts"
-import type { BuildEvent, Fence, InvalidTransition, LeaseLost, Phase } from "./BuildState.ts"
+import type { BuildEvent, Fence, InvalidTransition, LeaseLost } from "./BuildState.ts"
+import type { Change } from "./Change.ts"
 import type { ClaimRequest } from "./Claim.ts"
 import type { AppId, AppVersionId, BuildId, SourceEventId, TokenId, WorkspaceId } from "./Id.ts"
 import { makeMemoryStorage } from "./internal/memoryStorage.ts"
@@ -19,6 +20,7 @@ import type { NewSourceEvent, SourceEvent } from "./SourceEvent.ts"
 import type { Conflict, NotFound, StorageError } from "./StorageError.ts"
 import type { NewWorkspace, Workspace } from "./Workspace.ts"
 
+export { buildChanged, type Change } from "./Change.ts"
 export { Conflict, NotFound, StorageError, StorageErrorReason } from "./StorageError.ts"
 
 /** A simple keyset page over `(createdAt, id)`, newest first. */
@@ -27,22 +29,6 @@ export interface PageRequest {
   /** Continue after this row (the last one of the previous page). */
   readonly after?: { readonly createdAt: DateTime.Utc; readonly id: string } | undefined
 }
-
-/** A wake-up hint: something changed. Storage stays the truth; a missed change loses nothing. */
-export type Change =
-  | {
-      readonly _tag: "BuildChanged"
-      readonly buildId: BuildId
-      readonly workspaceId: WorkspaceId
-      readonly phase: Phase
-      readonly cancelRequested: boolean
-    }
-  | {
-      readonly _tag: "LogsAppended"
-      readonly buildId: BuildId
-      readonly workspaceId: WorkspaceId
-      readonly lastSeq: number
-    }
 
 export interface StorageOptions {
   readonly logBudget?: Budget | undefined

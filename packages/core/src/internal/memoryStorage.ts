@@ -10,12 +10,13 @@ import * as App from "../App.ts"
 import * as AppVersion from "../AppVersion.ts"
 import * as Build from "../Build.ts"
 import * as BuildState from "../BuildState.ts"
+import { buildChanged, type Change } from "../Change.ts"
 import * as Claim from "../Claim.ts"
 import * as Id from "../Id.ts"
 import * as LogBudget from "../LogBudget.ts"
 import { byteLength, type LogLine } from "../LogLine.ts"
 import * as SourceEvent from "../SourceEvent.ts"
-import type { Change, PageRequest, StorageOptions, StorageShape } from "../Storage.ts"
+import type { PageRequest, StorageOptions, StorageShape } from "../Storage.ts"
 import { Conflict, NotFound } from "../StorageError.ts"
 import * as Workspace from "../Workspace.ts"
 
@@ -66,13 +67,6 @@ export const makeMemoryStorage = (options: StorageOptions) =>
 
     const now = Clock.currentTimeMillis.pipe(Effect.map((ms) => DateTime.makeUnsafe(ms)))
     const publish = (change: Change) => PubSub.publish(changes, change)
-    const buildChanged = (build: Build.Build): Change => ({
-      _tag: "BuildChanged",
-      buildId: build.id,
-      workspaceId: build.workspaceId,
-      phase: build.phase,
-      cancelRequested: build.cancelRequestedAt !== null
-    })
 
     const visible = <A extends { readonly workspaceId: Id.WorkspaceId }>(
       map: ReadonlyMap<string, A>,
