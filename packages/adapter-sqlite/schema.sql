@@ -1,0 +1,167 @@
+-- Generated from the migrations by test/sqlite.test.ts; do not edit.
+
+CREATE TABLE kiln_migrations (
+  version INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  applied_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE workspaces (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX workspaces_list ON workspaces (created_at, id);
+
+CREATE TABLE apps (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+  handle TEXT NOT NULL,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  build_settings TEXT NOT NULL,
+  -- The last sequence number given to a build of this app. Incrementing it in the transaction that
+  -- inserts the build keeps the numbers gapless, across processes too.
+  build_sequence INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE (workspace_id, handle)
+) STRICT;
+
+CREATE INDEX apps_list_by_workspace ON apps (workspace_id, created_at, id);
+
+CREATE INDEX apps_list ON apps (created_at, id);
+
+CREATE TABLE app_versions (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+  app_id TEXT NOT NULL REFERENCES apps (id),
+  status TEXT NOT NULL,
+  source TEXT NOT NULL,
+  commit_sha TEXT,
+  error TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX app_versions_list_by_workspace ON app_versions (workspace_id, created_at, id);
+
+CREATE INDEX app_versions_list ON app_versions (created_at, id);
+
+CREATE TABLE source_events (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+  delivery_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  repository TEXT NOT NULL,
+  branch TEXT,
+  commit_sha TEXT,
+  changed_paths TEXT NOT NULL,
+  author TEXT,
+  message TEXT,
+  received_at INTEGER NOT NULL,
+  -- A redelivered push is the same event.
+  UNIQUE (workspace_id, delivery_id)
+) STRICT;
+
+CREATE TABLE api_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  -- JSON: the string "*" or an array of workspace ids.
+  workspace_ids TEXT NOT NULL,
+  role TEXT NOT NULL,
+  -- Only the SHA-256 of the secret is stored, and it is never read back out.
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  revoked_at INTEGER
+) STRICT;
+
+CREATE INDEX api_tokens_list ON api_tokens (created_at, id);
+
+CREATE TABLE builds (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+  entity_id TEXT NOT NULL REFERENCES apps (id),
+  app_version_id TEXT NOT NULL REFERENCES app_versions (id),
+  sequence_number INTEGER NOT NULL,
+  phase TEXT NOT NULL,
+  outcome TEXT,
+  -- Derived from phase and outcome, stored so that lists can filter on the canonical status.
+  status TEXT NOT NULL,
+  build_trigger TEXT NOT NULL,
+  source_event_id TEXT REFERENCES source_events (id),
+  idempotency_key TEXT,
+  error TEXT,
+  metadata TEXT NOT NULL,
+  created_by TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  started_at INTEGER,
+  running_at INTEGER,
+  completed_at INTEGER,
+  cancel_requested_at INTEGER,
+  cancel_reason TEXT,
+  skip_reason TEXT,
+  image_tag TEXT,
+  image_digest TEXT,
+  commit_sha TEXT,
+  trigger_metadata TEXT,
+  owner TEXT,
+  attempt INTEGER NOT NULL,
+  lease_expires_at INTEGER,
+  UNIQUE (entity_id, sequence_number),
+  -- NULLs are distinct in SQLite, so these constrain only builds that carry an event or a key.
+  UNIQUE (entity_id, source_event_id),
+  UNIQUE (workspace_id, idempotency_key)
+) STRICT;
+
+CREATE INDEX builds_queued ON builds (created_at, id) WHERE phase = 'queued';
+
+CREATE INDEX builds_active_by_workspace ON builds (workspace_id)
+  WHERE phase IN ('initializing', 'running');
+
+CREATE INDEX builds_active_by_app ON builds (entity_id) WHERE phase IN ('initializing', 'running');
+
+CREATE INDEX builds_active_by_lease ON builds (lease_expires_at)
+  WHERE phase IN ('initializing', 'running');
+
+CREATE INDEX builds_list_by_workspace ON builds (workspace_id, created_at, id);
+
+CREATE INDEX builds_list ON builds (created_at, id);
+
+CREATE TABLE build_steps (
+  build_id TEXT NOT NULL REFERENCES builds (id),
+  idx INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  status TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  completed_at INTEGER,
+  exit_code INTEGER,
+  error TEXT,
+  PRIMARY KEY (build_id, idx)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE log_lines (
+  build_id TEXT NOT NULL REFERENCES builds (id),
+  seq INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  stream TEXT NOT NULL,
+  step TEXT,
+  text TEXT NOT NULL,
+  PRIMARY KEY (build_id, seq)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE log_stats (
+  build_id TEXT PRIMARY KEY REFERENCES builds (id),
+  last_seq INTEGER NOT NULL,
+  head_bytes INTEGER NOT NULL,
+  head_last_seq INTEGER,
+  tail_bytes INTEGER NOT NULL,
+  dropped_lines INTEGER NOT NULL,
+  dropped_bytes INTEGER NOT NULL,
+  dropped_through_seq INTEGER NOT NULL,
+  truncated_at INTEGER
+) STRICT;

@@ -1,0 +1,74 @@
+/**
+ * Opening the database and running driver calls as Effects. better-sqlite3 is synchronous, so a
+ * transaction runs start to finish without yielding: within a process nothing interleaves with it, and
+ * across processes SQLite's file locks (waited on for `busy_timeout`) serialize writers.
+ */
+import type { StorageError } from "@kiln/core"
+import Database from "better-sqlite3"
+import { Effect, type Result, Schedule, type Scope } from "effect"
+import { classifyError } from "./classifyError.ts"
+
+export type Connection = Database.Database
+
+// The driver has already waited `busy_timeout` before reporting Busy; a few short, jittered retries of the
+// whole call ride out a writer that held the lock a little longer, without synchronizing the retriers.
+const busyRetry = {
+  schedule: Schedule.exponential("20 millis").pipe(Schedule.jittered),
+  times: 3,
+  while: (error: StorageError.StorageError) => error.reason === "Busy"
+}
+
+/** Runs driver calls, classifying whatever they throw; the whole call is retried while it is Busy. */
+export const attempt = <A>(run: () => A): Effect.Effect<A, StorageError.StorageError> =>
+  Effect.try({ try: run, catch: (cause) => classifyError(cause) }).pipe(Effect.retry(busyRetry))
+
+/**
+ * A write transaction. It begins IMMEDIATE, taking the write lock up front, so a concurrent writer waits
+ * for the lock instead of failing to upgrade a read lock (SQLITE_BUSY_SNAPSHOT in WAL mode, which the busy
+ * timeout does not cover). The body answers with a `Result`, and checks everything before it writes, so
+ * a domain failure commits nothing.
+ */
+export const immediate = <A, E>(
+  db: Connection,
+  body: () => Result.Result<A, E>
+): Effect.Effect<A, E | StorageError.StorageError> =>
+  Effect.flatMap(
+    attempt(() => db.transaction(body).immediate()),
+    (result) => Effect.fromResult(result)
+  )
+
+/** A read transaction: every statement in the body sees the same snapshot of the database. */
+export const snapshot = <A, E>(
+  db: Connection,
+  body: () => Result.Result<A, E>
+): Effect.Effect<A, E | StorageError.StorageError> =>
+  Effect.flatMap(
+    attempt(() => db.transaction(body).deferred()),
+    (result) => Effect.fromResult(result)
+  )
+
+/** Opens the database for the life of the scope and configures the connection. */
+export const open = (options: {
+  readonly filename: string
+  readonly busyTimeoutMs: number
+}): Effect.Effect<Connection, StorageError.StorageError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const db = yield* Effect.acquireRelease(
+      Effect.try({
+        // `timeout` is SQLite's busy_timeout; it is set as the connection opens, so that even switching
+        // the journal mode below waits for a process that is opening the same file.
+        try: () => new Database(options.filename, { timeout: options.busyTimeoutMs }),
+        catch: (cause) => classifyError(cause, { opening: true })
+      }),
+      (db) => Effect.sync(() => db.close())
+    )
+    yield* attempt(() => {
+      // WAL lets readers proceed while one writer commits; an in-memory database has no file to log to.
+      if (!db.memory) db.pragma("journal_mode = WAL")
+      // In WAL mode NORMAL only syncs at checkpoints: a power loss can drop the last commits, never
+      // corrupt the file.
+      db.pragma("synchronous = NORMAL")
+      db.pragma("foreign_keys = ON")
+    })
+    return db
+  })

@@ -1,0 +1,337 @@
+/**
+ * Every SQL statement the storage runs, prepared once when the storage is built. Values are always bound
+ * parameters; the only SQL assembled from pieces is the keyset page, from a fixed set of table names.
+ */
+import type { Access, Storage } from "@kiln/core"
+import { DateTime } from "effect"
+import type { Connection } from "./connection.ts"
+import type {
+  AppRow,
+  AppVersionRow,
+  BuildRow,
+  BuildStepRow,
+  LogLineRow,
+  LogStatsRow,
+  SourceEventRow,
+  TokenRow,
+  WorkspaceRow
+} from "./rows.ts"
+
+const buildColumns = [
+  "id",
+  "workspace_id",
+  "entity_id",
+  "app_version_id",
+  "sequence_number",
+  "phase",
+  "outcome",
+  "status",
+  "build_trigger",
+  "source_event_id",
+  "idempotency_key",
+  "error",
+  "metadata",
+  "created_by",
+  "created_at",
+  "updated_at",
+  "started_at",
+  "running_at",
+  "completed_at",
+  "cancel_requested_at",
+  "cancel_reason",
+  "skip_reason",
+  "image_tag",
+  "image_digest",
+  "commit_sha",
+  "trigger_metadata",
+  "owner",
+  "attempt",
+  "lease_expires_at"
+] as const satisfies ReadonlyArray<keyof BuildRow>
+
+// What a state change can touch: everything but the identity and what creation fixed.
+const buildStateColumns = [
+  "phase",
+  "outcome",
+  "status",
+  "error",
+  "updated_at",
+  "started_at",
+  "running_at",
+  "completed_at",
+  "cancel_requested_at",
+  "cancel_reason",
+  "skip_reason",
+  "image_tag",
+  "image_digest",
+  "owner",
+  "attempt",
+  "lease_expires_at"
+] as const satisfies ReadonlyArray<keyof BuildRow>
+
+const tokenColumns = "id, name, workspace_ids, role, created_at, expires_at, revoked_at"
+
+const insertInto = (table: string, columns: ReadonlyArray<string>): string =>
+  `INSERT INTO ${table} (${columns.join(", ")}) VALUES (${columns.map((c) => `@${c}`).join(", ")})`
+
+/** The part of a better-sqlite3 statement the storage uses; named parameters come as one object. */
+export interface Statement<Params extends Array<unknown>, Row = unknown> {
+  readonly source: string
+  readonly run: (...params: Params) => { readonly changes: number }
+  readonly get: (...params: Params) => Row | undefined
+  readonly all: (...params: Params) => Array<Row>
+  readonly iterate: (...params: Params) => IterableIterator<Row>
+}
+
+const prepare = <Params extends Array<unknown> = [], Row = unknown>(
+  db: Connection,
+  source: string
+): Statement<Params, Row> => db.prepare<Array<unknown>, Row>(source)
+
+interface PageParameters {
+  readonly workspace: string
+  readonly workspaces: string
+  readonly after_created_at: number
+  readonly after_id: string
+  readonly limit: number
+}
+
+// How the caller's workspaces narrow a page. One workspace, the usual caller, is read in order from the
+// (workspace_id, created_at, id) index; several arrive as one JSON array parameter, however many there
+// are, and SQLite sorts what it reads.
+const scopes = {
+  all: (): ReadonlyArray<string> => [],
+  one: (column: string) => [`${column} = @workspace`],
+  many: (column: string) => [`${column} IN (SELECT value FROM json_each(@workspaces))`]
+} as const
+
+/**
+ * A keyset page, newest first by `(created_at, id)`, within the caller's workspaces. Each shape (how the
+ * scope is given, first page or not) is its own statement so SQLite plans it on the list indexes: a
+ * continuation seeks to the boundary row instead of skipping the rows before it.
+ */
+const pageQuery = <Row>(
+  db: Connection,
+  table: string,
+  scopeColumn: string
+): ((access: Access.Access, page: Storage.PageRequest) => ReadonlyArray<Row>) => {
+  const variant = (scope: keyof typeof scopes, after: boolean) => {
+    const conditions = [
+      ...scopes[scope](scopeColumn),
+      ...(after ? ["(created_at, id) < (@after_created_at, @after_id)"] : [])
+    ]
+    const where = conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`
+    return prepare<[PageParameters], Row>(
+      db,
+      `SELECT * FROM ${table} ${where} ORDER BY created_at DESC, id DESC LIMIT @limit`
+    )
+  }
+  const statements = {
+    all: [variant("all", false), variant("all", true)],
+    one: [variant("one", false), variant("one", true)],
+    many: [variant("many", false), variant("many", true)]
+  } as const
+  return (access, page) => {
+    const ids = access._tag === "All" ? [] : [...access.ids]
+    const scope = access._tag === "All" ? "all" : ids.length === 1 ? "one" : "many"
+    return statements[scope][page.after === undefined ? 0 : 1].all({
+      workspace: ids[0] ?? "",
+      workspaces: JSON.stringify(ids),
+      after_created_at: page.after === undefined ? 0 : DateTime.toEpochMillis(page.after.createdAt),
+      after_id: page.after?.id ?? "",
+      // SQLite reads a negative LIMIT as "no limit".
+      limit: Math.max(0, page.limit)
+    })
+  }
+}
+
+export const prepareStatements = (db: Connection) => ({
+  insertWorkspace: prepare<[WorkspaceRow]>(
+    db,
+    insertInto("workspaces", ["id", "name", "created_at", "updated_at"])
+  ),
+  workspaceById: prepare<[string], WorkspaceRow>(db, "SELECT * FROM workspaces WHERE id = ?"),
+  listWorkspaces: pageQuery<WorkspaceRow>(db, "workspaces", "id"),
+
+  insertApp: prepare<[AppRow]>(
+    db,
+    insertInto("apps", [
+      "id",
+      "workspace_id",
+      "handle",
+      "name",
+      "kind",
+      "build_settings",
+      "created_at",
+      "updated_at"
+    ])
+  ),
+  appById: prepare<[string], AppRow>(db, "SELECT * FROM apps WHERE id = ?"),
+  appHandleTaken: prepare<[string, string], { readonly taken: 1 }>(
+    db,
+    "SELECT 1 AS taken FROM apps WHERE workspace_id = ? AND handle = ?"
+  ),
+  listApps: pageQuery<AppRow>(db, "apps", "workspace_id"),
+  // The next gapless sequence number, taken in the transaction that inserts the build.
+  nextBuildSequence: prepare<[string], { readonly build_sequence: number }>(
+    db,
+    "UPDATE apps SET build_sequence = build_sequence + 1 WHERE id = ? RETURNING build_sequence"
+  ),
+
+  insertAppVersion: prepare<[AppVersionRow]>(
+    db,
+    insertInto("app_versions", [
+      "id",
+      "workspace_id",
+      "app_id",
+      "status",
+      "source",
+      "commit_sha",
+      "error",
+      "created_at",
+      "updated_at"
+    ])
+  ),
+  appVersionById: prepare<[string], AppVersionRow>(db, "SELECT * FROM app_versions WHERE id = ?"),
+  // Compare-and-set on `pending`: a version resolves once.
+  resolveAppVersion: prepare<[AppVersionRow]>(
+    db,
+    `UPDATE app_versions SET status = @status, source = @source, commit_sha = @commit_sha, error = @error,
+       updated_at = @updated_at
+     WHERE id = @id AND status = 'pending'`
+  ),
+  listAppVersions: pageQuery<AppVersionRow>(db, "app_versions", "workspace_id"),
+
+  insertSourceEvent: prepare<[SourceEventRow]>(
+    db,
+    insertInto("source_events", [
+      "id",
+      "workspace_id",
+      "delivery_id",
+      "kind",
+      "repository",
+      "branch",
+      "commit_sha",
+      "changed_paths",
+      "author",
+      "message",
+      "received_at"
+    ])
+  ),
+  sourceEventById: prepare<[string], SourceEventRow>(db, "SELECT * FROM source_events WHERE id = ?"),
+  sourceEventByDelivery: prepare<[string, string], SourceEventRow>(
+    db,
+    "SELECT * FROM source_events WHERE workspace_id = ? AND delivery_id = ?"
+  ),
+
+  insertToken: prepare<[TokenRow & { readonly token_hash: string }]>(
+    db,
+    insertInto("api_tokens", [
+      "id",
+      "name",
+      "workspace_ids",
+      "role",
+      "token_hash",
+      "created_at",
+      "expires_at",
+      "revoked_at"
+    ])
+  ),
+  tokenById: prepare<[string], TokenRow>(db, `SELECT ${tokenColumns} FROM api_tokens WHERE id = ?`),
+  tokenByHash: prepare<[string], TokenRow>(db, `SELECT ${tokenColumns} FROM api_tokens WHERE token_hash = ?`),
+  revokeToken: prepare<[number, string]>(db, "UPDATE api_tokens SET revoked_at = ? WHERE id = ?"),
+  // Newest first, unlimited: which tokens a caller may see is decided per row (ApiToken.visibleTo), so
+  // the caller reads lazily until its page is full.
+  tokensNewestFirst: prepare<[], TokenRow>(
+    db,
+    `SELECT ${tokenColumns} FROM api_tokens ORDER BY created_at DESC, id DESC`
+  ),
+  tokensNewestFirstAfter: prepare<[number, string], TokenRow>(
+    db,
+    `SELECT ${tokenColumns} FROM api_tokens WHERE (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC`
+  ),
+
+  insertBuild: prepare<[BuildRow]>(db, insertInto("builds", buildColumns)),
+  buildById: prepare<[string], BuildRow>(db, "SELECT * FROM builds WHERE id = ?"),
+  buildWorkspace: prepare<[string], { readonly workspace_id: string }>(
+    db,
+    "SELECT workspace_id FROM builds WHERE id = ?"
+  ),
+  buildByIdempotencyKey: prepare<[string, string], BuildRow>(
+    db,
+    "SELECT * FROM builds WHERE workspace_id = ? AND idempotency_key = ?"
+  ),
+  buildBySourceEvent: prepare<[string, string], BuildRow>(
+    db,
+    "SELECT * FROM builds WHERE entity_id = ? AND source_event_id = ?"
+  ),
+  listBuilds: pageQuery<BuildRow>(db, "builds", "workspace_id"),
+  // Every state change is a compare-and-set on the phase and attempt the change was computed from.
+  writeBuildState: prepare<
+    [BuildRow & { readonly expected_phase: string; readonly expected_attempt: number }]
+  >(
+    db,
+    `UPDATE builds SET ${buildStateColumns.map((c) => `${c} = @${c}`).join(", ")}
+     WHERE id = @id AND phase = @expected_phase AND attempt = @expected_attempt`
+  ),
+  // Oldest first on the partial queue index; read lazily, so a claim reads only as far as it takes.
+  queuedOldestFirst: prepare<[], BuildRow>(
+    db,
+    "SELECT * FROM builds WHERE phase = 'queued' ORDER BY created_at, id"
+  ),
+  // Only for claims with caps; each count reads just the active builds, on its partial index.
+  activeByWorkspace: prepare<[], { readonly key: string; readonly active: number }>(
+    db,
+    `SELECT workspace_id AS key, count(*) AS active FROM builds
+     WHERE phase IN ('initializing', 'running') GROUP BY workspace_id`
+  ),
+  activeByApp: prepare<[], { readonly key: string; readonly active: number }>(
+    db,
+    `SELECT entity_id AS key, count(*) AS active FROM builds
+     WHERE phase IN ('initializing', 'running') GROUP BY entity_id`
+  ),
+  expiredLeases: prepare<[number], BuildRow>(
+    db,
+    "SELECT * FROM builds WHERE phase IN ('initializing', 'running') AND lease_expires_at <= ?"
+  ),
+
+  upsertStep: prepare<[BuildStepRow]>(
+    db,
+    `INSERT OR REPLACE INTO build_steps (build_id, idx, name, status, started_at, completed_at, exit_code, error)
+     VALUES (@build_id, @idx, @name, @status, @started_at, @completed_at, @exit_code, @error)`
+  ),
+  stepsOfBuild: prepare<[string], BuildStepRow>(
+    db,
+    "SELECT * FROM build_steps WHERE build_id = ? ORDER BY idx"
+  ),
+
+  logStats: prepare<[string], LogStatsRow>(db, "SELECT * FROM log_stats WHERE build_id = ?"),
+  upsertLogStats: prepare<[LogStatsRow]>(
+    db,
+    `INSERT OR REPLACE INTO log_stats (build_id, last_seq, head_bytes, head_last_seq, tail_bytes, dropped_lines,
+       dropped_bytes, dropped_through_seq, truncated_at)
+     VALUES (@build_id, @last_seq, @head_bytes, @head_last_seq, @tail_bytes, @dropped_lines, @dropped_bytes,
+       @dropped_through_seq, @truncated_at)`
+  ),
+  insertLogLine: prepare<[LogLineRow & { readonly build_id: string }]>(
+    db,
+    insertInto("log_lines", ["build_id", "seq", "ts", "stream", "step", "text"])
+  ),
+  // The sizes of the oldest tail lines, for LogBudget.planTrim to consume only as far as it needs. The
+  // budget counts UTF-8 bytes, which is what length() measures on a BLOB (on TEXT it counts characters).
+  tailLineSizes: prepare<[string, number], { readonly seq: number; readonly bytes: number }>(
+    db,
+    `SELECT seq, length(CAST(text AS BLOB)) AS bytes FROM log_lines
+     WHERE build_id = ? AND seq >= ? ORDER BY seq`
+  ),
+  deleteLogLines: prepare<[string, number, number]>(
+    db,
+    "DELETE FROM log_lines WHERE build_id = ? AND seq BETWEEN ? AND ?"
+  ),
+  logLinesAfter: prepare<[string, number, number], LogLineRow>(
+    db,
+    "SELECT seq, ts, stream, step, text FROM log_lines WHERE build_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+  )
+})
+
+export type Statements = ReturnType<typeof prepareStatements>

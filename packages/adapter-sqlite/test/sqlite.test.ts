@@ -1,0 +1,107 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { expect, it } from "@effect/vitest"
+import { Storage } from "@kiln/core"
+import Database from "better-sqlite3"
+import { Effect } from "effect"
+import { afterAll, describe } from "vitest"
+import { SqliteStorage } from "../src/index.ts"
+import { open } from "../src/internal/connection.ts"
+import { migrate } from "../src/internal/migrations.ts"
+import { prepareStatements } from "../src/internal/statements.ts"
+
+const dir = mkdtempSync(join(tmpdir(), "kiln-sqlite-"))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+let files = 0
+const tempFile = () => join(dir, `sqlite-${++files}.db`)
+
+const createWorkspace = Storage.Storage.use((storage) => storage.createWorkspace({ name: "w" }))
+
+describe("sqlite specifics", () => {
+  it.live("serves the hot paths from their partial indexes", () =>
+    Effect.gen(function* () {
+      const db = yield* open({ filename: ":memory:", busyTimeoutMs: 1000 })
+      yield* migrate(db, 0)
+      const sql = prepareStatements(db)
+      const plan = (source: string, ...params: Array<unknown>) =>
+        (db.prepare(`EXPLAIN QUERY PLAN ${source}`).all(...params) as Array<{ detail: string }>)
+          .map((row) => row.detail)
+          .join("\n")
+      expect(plan(sql.queuedOldestFirst.source)).toContain("USING INDEX builds_queued")
+      expect(plan(sql.queuedOldestFirst.source)).not.toContain("TEMP B-TREE")
+      expect(plan(sql.activeByWorkspace.source)).toContain("builds_active_by_workspace")
+      expect(plan(sql.activeByApp.source)).toContain("builds_active_by_app")
+      expect(plan(sql.expiredLeases.source, 0)).toContain("builds_active_by_lease")
+      expect(plan(sql.logLinesAfter.source, "bld", 0, 10)).toContain("PRIMARY KEY")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("matches the committed schema dump (run with KILN_UPDATE_SCHEMA=1 after adding a migration)", () =>
+    Effect.gen(function* () {
+      const db = yield* open({ filename: ":memory:", busyTimeoutMs: 1000 })
+      yield* migrate(db, 0)
+      const statements = db
+        .prepare<[], string>("SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY rowid")
+        .pluck()
+        .all()
+      const header = "-- Generated from the migrations by test/sqlite.test.ts; do not edit.\n\n"
+      const dump = header + statements.map((sql) => `${sql};\n`).join("\n")
+      const file = fileURLToPath(new URL("../schema.sql", import.meta.url))
+      if (process.env.KILN_UPDATE_SCHEMA === "1") writeFileSync(file, dump)
+      expect(dump).toBe(readFileSync(file, "utf8"))
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("keeps a file database in WAL mode with foreign keys on", () =>
+    Effect.gen(function* () {
+      const db = yield* open({ filename: tempFile(), busyTimeoutMs: 1000 })
+      expect(db.pragma("journal_mode", { simple: true })).toBe("wal")
+      expect(db.pragma("foreign_keys", { simple: true })).toBe(1)
+      expect(db.pragma("synchronous", { simple: true })).toBe(1)
+      expect(db.pragma("busy_timeout", { simple: true })).toBe(1000)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("reports a file that is not a database as Corrupt, and a missing directory as Unavailable", () =>
+    Effect.gen(function* () {
+      const garbage = tempFile()
+      writeFileSync(
+        garbage,
+        "this is not a SQLite database, it is just long enough to have a header".repeat(20)
+      )
+      const corrupt = yield* Effect.flip(
+        Effect.provide(createWorkspace, SqliteStorage.layer({ filename: garbage }))
+      )
+      expect(corrupt).toMatchObject({ _tag: "StorageError", reason: "Corrupt" })
+      const missing = yield* Effect.flip(
+        Effect.provide(createWorkspace, SqliteStorage.layer({ filename: join(dir, "no", "such", "dir.db") }))
+      )
+      expect(missing).toMatchObject({ _tag: "StorageError", reason: "Unavailable" })
+    })
+  )
+
+  it.live(
+    "retries a write while another connection holds the lock, and fails as Busy if it never lets go",
+    () => {
+      const filename = tempFile()
+      return Effect.gen(function* () {
+        const storage = yield* Storage.Storage
+        const other = yield* Effect.acquireRelease(
+          Effect.sync(() => new Database(filename)),
+          (db) => Effect.sync(() => db.close())
+        )
+        other.exec("BEGIN IMMEDIATE")
+        const blocked = yield* Effect.flip(storage.createWorkspace({ name: "blocked" }))
+        expect(blocked).toMatchObject({ _tag: "StorageError", reason: "Busy" })
+        expect(blocked.message).not.toMatch(/INSERT|workspaces|blocked/)
+
+        // The other connection lets go while the storage waits between retries: the write goes through.
+        setTimeout(() => other.exec("COMMIT"), 60)
+        expect((yield* storage.createWorkspace({ name: "patient" })).name).toBe("patient")
+      }).pipe(Effect.provide(SqliteStorage.layer({ filename, busyTimeoutMs: 50 })), Effect.scoped)
+    }
+  )
+})
