@@ -8,7 +8,7 @@
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
-import { Access, App, type BuildState, type LogLine, Storage } from "@kiln/core"
+import { Access, App, type BuildState, type LogLine, Query, Storage } from "@kiln/core"
 import { Clock, Console, DateTime, Effect } from "effect"
 
 const filename = process.env.KILN_DB ?? ".kiln/kiln.db"
@@ -17,7 +17,7 @@ const now = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.makeUnsafe(ms))
 /** The workspace and app this example builds, created on the first run and reused after. */
 const ensureApp = Effect.gen(function* () {
   const storage = yield* Storage.Storage
-  const [existing] = yield* storage.listApps(Access.all, { limit: 1 })
+  const [existing] = (yield* storage.listApps(Access.all, Query.first(1))).rows
   if (existing !== undefined) return existing
   const workspace = yield* storage.createWorkspace({ name: "Demo" })
   return yield* storage.createApp(Access.all, {
@@ -98,7 +98,7 @@ const program = Effect.gen(function* () {
   const { steps: recorded } = yield* storage.getBuild(Access.all, build.id)
   yield* Console.log(`\nsteps: ${recorded.map((s) => `${s.name}=${s.status}`).join(", ")}`)
 
-  const latest = yield* storage.listBuilds(Access.all, { limit: 5 })
+  const latest = (yield* storage.listBuilds(Access.all, Query.first(5))).rows
   yield* Console.log(`\nlatest builds in ${filename}:`)
   for (const b of latest) yield* Console.log(`  #${b.sequenceNumber} ${b.id} ${b.status}`)
 })

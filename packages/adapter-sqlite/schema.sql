@@ -44,7 +44,7 @@ CREATE TABLE app_versions (
   error TEXT,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
-) STRICT;
+, source_type TEXT NOT NULL DEFAULT 'git') STRICT;
 
 CREATE INDEX app_versions_list_by_workspace ON app_versions (workspace_id, created_at, id);
 
@@ -77,7 +77,7 @@ CREATE TABLE api_tokens (
   created_at INTEGER NOT NULL,
   expires_at INTEGER,
   revoked_at INTEGER
-) STRICT;
+, all_workspaces INTEGER NOT NULL DEFAULT 0) STRICT;
 
 CREATE INDEX api_tokens_list ON api_tokens (created_at, id);
 
@@ -165,3 +165,13 @@ CREATE TABLE log_stats (
   dropped_through_seq INTEGER NOT NULL,
   truncated_at INTEGER
 ) STRICT;
+
+CREATE INDEX app_versions_by_app ON app_versions (app_id, created_at, id);
+
+CREATE TABLE token_workspaces (
+  token_id TEXT NOT NULL REFERENCES api_tokens (id),
+  workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+  PRIMARY KEY (token_id, workspace_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX builds_by_app ON builds (entity_id, created_at, id);

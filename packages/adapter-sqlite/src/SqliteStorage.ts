@@ -17,18 +17,22 @@ import {
   Build,
   BuildState,
   Claim,
+  Fields,
   Id,
   LogBudget,
+  type Query,
   SourceEvent,
+  Sql,
   Storage,
   type StorageError,
   Workspace
 } from "@kiln/core"
+import type Database from "better-sqlite3"
 import { Clock, DateTime, Effect, Layer, Option, PubSub, Result, type Scope, Stream } from "effect"
 import { attempt, immediate, open, snapshot } from "./internal/connection.ts"
 import { migrate } from "./internal/migrations.ts"
 import * as rows from "./internal/rows.ts"
-import { prepareStatements } from "./internal/statements.ts"
+import { prepareStatements, tokenColumns } from "./internal/statements.ts"
 
 export interface Options {
   /** The database file, created if missing, or `:memory:` for a private in-memory database. */
@@ -101,6 +105,42 @@ export const make = (
 
     const publish = (change: Storage.Change) => PubSub.publish(changes, change)
 
+    // Compiled list statements, prepared once per distinct text: a page, its count and its neighbor probe
+    // share a text across requests of the same shape.
+    const compiled = new Map<string, Database.Statement<Array<unknown>, unknown>>()
+    const bound = (statement: Sql.Statement) => statement.params as Array<unknown>
+    const prepared = (text: string) => {
+      let statement = compiled.get(text)
+      if (statement === undefined) {
+        if (compiled.size >= 500) compiled.clear()
+        statement = db.prepare<Array<unknown>, unknown>(text)
+        compiled.set(text, statement)
+      }
+      return statement
+    }
+    const list = <Row, Raw>(
+      table: Fields.Table<Row>,
+      toDomain: (raw: Raw) => Row,
+      access: Access.Access,
+      query: Query.ListQuery,
+      options: Sql.CompileOptions = {}
+    ) =>
+      Sql.runList(
+        "sqlite",
+        table,
+        access,
+        query,
+        {
+          rows: (statement) =>
+            attempt(() => (prepared(statement.text).all(...bound(statement)) as Array<Raw>).map(toDomain)),
+          count: (statement) =>
+            attempt(() => (prepared(statement.text).get(...bound(statement)) as { readonly n: number }).n),
+          exists: (statement) =>
+            attempt(() => prepared(statement.text).get(...bound(statement)) !== undefined)
+        },
+        options
+      )
+
     const storage: Storage.StorageShape = {
       createWorkspace: Effect.fnUntraced(function* (input) {
         const workspace = Workspace.make(yield* Id.generate("wsp"), input, yield* now)
@@ -115,7 +155,7 @@ export const make = (
               ? Effect.succeed(rows.toWorkspace(row))
               : Effect.fail(Storage.NotFound.of("workspace", id))
         ),
-      listWorkspaces: (access, page) => attempt(() => sql.listWorkspaces(access, page).map(rows.toWorkspace)),
+      listWorkspaces: (access, query) => list(Fields.workspaces, rows.toWorkspace, access, query),
 
       createApp: Effect.fnUntraced(function* (access, input) {
         const app = App.make(yield* Id.generate("app"), input, yield* now)
@@ -140,7 +180,7 @@ export const make = (
           attempt(() => sql.appById.get(id)),
           (row) => Effect.fromResult(Result.map(visible(row, access, "app", id), rows.toApp))
         ),
-      listApps: (access, page) => attempt(() => sql.listApps(access, page).map(rows.toApp)),
+      listApps: (access, query) => list(Fields.apps, rows.toApp, access, query),
 
       createAppVersion: Effect.fnUntraced(function* (access, input) {
         const at = yield* now
@@ -174,8 +214,7 @@ export const make = (
           attempt(() => sql.appVersionById.get(id)),
           (row) => Effect.fromResult(Result.map(visible(row, access, "app version", id), rows.toAppVersion))
         ),
-      listAppVersions: (access, page) =>
-        attempt(() => sql.listAppVersions(access, page).map(rows.toAppVersion)),
+      listAppVersions: (access, query) => list(Fields.appVersions, rows.toAppVersion, access, query),
 
       recordSourceEvent: Effect.fnUntraced(function* (access, input) {
         const at = yield* now
@@ -210,6 +249,9 @@ export const make = (
               : input.workspaceIds.find((id) => sql.workspaceById.get(id) === undefined)
           if (missing !== undefined) return Result.fail(Storage.NotFound.of("workspace", missing))
           sql.insertToken.run(rows.fromToken(token, input.tokenHash))
+          if (input.workspaceIds !== "*") {
+            for (const workspaceId of input.workspaceIds) sql.grantTokenWorkspace.run(token.id, workspaceId)
+          }
           return Result.succeed(token)
         })
       }),
@@ -228,23 +270,9 @@ export const make = (
               : Effect.fail(Storage.NotFound.of("token", id))
           }
         ),
-      listTokens: (access, page) =>
-        attempt(() => {
-          const listed: Array<ApiToken.ApiToken> = []
-          if (page.limit <= 0) return listed
-          const newestFirst =
-            page.after === undefined
-              ? sql.tokensNewestFirst.iterate()
-              : sql.tokensNewestFirstAfter.iterate(
-                  DateTime.toEpochMillis(page.after.createdAt),
-                  page.after.id
-                )
-          for (const row of newestFirst) {
-            const token = rows.toToken(row)
-            if (ApiToken.visibleTo(access, token)) listed.push(token)
-            if (listed.length >= page.limit) break
-          }
-          return listed
+      listTokens: (access, query) =>
+        list(Fields.tokens, rows.toToken, access, query, {
+          select: tokenColumns.map((column) => `t0.${column}`).join(", ")
         }),
       revokeToken: Effect.fnUntraced(function* (access, id) {
         const at = yield* now
@@ -321,7 +349,7 @@ export const make = (
             steps: sql.stepsOfBuild.all(id).map(rows.toBuildStep)
           }))
         ),
-      listBuilds: (access, page) => attempt(() => sql.listBuilds(access, page).map(rows.toBuild)),
+      listBuilds: (access, query) => list(Fields.builds, rows.toBuild, access, query),
 
       claimNext: Effect.fnUntraced(function* (request) {
         const at = yield* now

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { expect, it } from "@effect/vitest"
-import { Access, App, Storage } from "@kiln/core"
+import { Access, App, Query, Storage } from "@kiln/core"
 import { Clock, Effect } from "effect"
 import { afterAll } from "vitest"
 import { SqliteStorage } from "../src/index.ts"
@@ -64,7 +64,7 @@ it.live(
       expect(claimed.length).toBe(builds)
       expect(new Set(claimed).size).toBe(builds)
 
-      const stored = yield* storage.listBuilds(Access.all, { limit: builds + 1 })
+      const { rows: stored } = yield* storage.listBuilds(Access.all, Query.first(builds + 1))
       expect(stored.length).toBe(builds)
       expect(stored.every((b) => b.phase === "initializing" && b.attempt === 1)).toBe(true)
       const owners = new Map(results.flatMap((r, i) => r.ids.map((id) => [id, `engine-${i + 1}`] as const)))

@@ -3,7 +3,7 @@
  * write time (DESIGN.md §3). Every adapter implements this one service and proves it with the
  * conformance suites in `@kiln/core/testing`; `Storage.layerMemory` is the reference.
  */
-import { Context, type DateTime, type Effect, Layer, type Option, type Scope, type Stream } from "effect"
+import { Context, type Effect, Layer, type Option, type Scope, type Stream } from "effect"
 import type { Access } from "./Access.ts"
 import type { ApiToken, NewToken } from "./ApiToken.ts"
 import type { App, NewApp } from "./App.ts"
@@ -16,6 +16,7 @@ import type { AppId, AppVersionId, BuildId, SourceEventId, TokenId, WorkspaceId 
 import { makeMemoryStorage } from "./internal/memoryStorage.ts"
 import type { Budget, LogSequenceGap } from "./LogBudget.ts"
 import type { LogLine, LogPage } from "./LogLine.ts"
+import type { ListQuery, ListResult } from "./Query.ts"
 import type { NewSourceEvent, SourceEvent } from "./SourceEvent.ts"
 import type { Conflict, NotFound, StorageError } from "./StorageError.ts"
 import type { NewWorkspace, Workspace } from "./Workspace.ts"
@@ -23,28 +24,24 @@ import type { NewWorkspace, Workspace } from "./Workspace.ts"
 export { buildChanged, type Change } from "./Change.ts"
 export { Conflict, NotFound, StorageError, StorageErrorReason } from "./StorageError.ts"
 
-/** A simple keyset page over `(createdAt, id)`, newest first. */
-export interface PageRequest {
-  readonly limit: number
-  /** Continue after this row (the last one of the previous page). */
-  readonly after?: { readonly createdAt: DateTime.Utc; readonly id: string } | undefined
-}
-
 export interface StorageOptions {
   readonly logBudget?: Budget | undefined
 }
 
 type E<A, Errors = never> = Effect.Effect<A, Errors | StorageError>
 
+// Lists answer a `ListQuery` (parsed and checked by `Query.fromParams`, or `Query.first(n)`) within the
+// caller's scope, with exact page information; `Query.toPage` then signs the cursors.
+
 export interface StorageShape {
   readonly createWorkspace: (input: NewWorkspace) => E<Workspace>
   readonly getWorkspace: (access: Access, id: WorkspaceId) => E<Workspace, NotFound>
-  readonly listWorkspaces: (access: Access, page: PageRequest) => E<ReadonlyArray<Workspace>>
+  readonly listWorkspaces: (access: Access, query: ListQuery) => E<ListResult<Workspace>>
 
   /** Fails with `Conflict` when the handle is taken in the workspace. */
   readonly createApp: (access: Access, input: NewApp) => E<App, NotFound | Conflict>
   readonly getApp: (access: Access, id: AppId) => E<App, NotFound>
-  readonly listApps: (access: Access, page: PageRequest) => E<ReadonlyArray<App>>
+  readonly listApps: (access: Access, query: ListQuery) => E<ListResult<App>>
 
   /** A git source with a `commitSha` is ready at once; a ref or an archive waits for `resolveAppVersion`. */
   readonly createAppVersion: (access: Access, input: NewAppVersion) => E<AppVersion, NotFound>
@@ -55,7 +52,7 @@ export interface StorageShape {
     resolution: Resolution
   ) => E<AppVersion, NotFound | Conflict>
   readonly getAppVersion: (access: Access, id: AppVersionId) => E<AppVersion, NotFound>
-  readonly listAppVersions: (access: Access, page: PageRequest) => E<ReadonlyArray<AppVersion>>
+  readonly listAppVersions: (access: Access, query: ListQuery) => E<ListResult<AppVersion>>
 
   /** Stores an event once per `(workspaceId, deliveryId)`; a redelivery returns the stored one. */
   readonly recordSourceEvent: (
@@ -69,7 +66,7 @@ export interface StorageShape {
   /** The token whose secret hashes to `tokenHash`, revoked or expired ones included. */
   readonly findTokenByHash: (tokenHash: string) => E<Option.Option<ApiToken>>
   readonly getToken: (access: Access, id: TokenId) => E<ApiToken, NotFound>
-  readonly listTokens: (access: Access, page: PageRequest) => E<ReadonlyArray<ApiToken>>
+  readonly listTokens: (access: Access, query: ListQuery) => E<ListResult<ApiToken>>
   /** Revoking twice keeps the first revocation time. */
   readonly revokeToken: (access: Access, id: TokenId) => E<ApiToken, NotFound>
 
@@ -80,7 +77,7 @@ export interface StorageShape {
    */
   readonly createBuild: (access: Access, input: NewBuild) => E<Build, NotFound | Conflict>
   readonly getBuild: (access: Access, id: BuildId) => E<BuildWithSteps, NotFound>
-  readonly listBuilds: (access: Access, page: PageRequest) => E<ReadonlyArray<Build>>
+  readonly listBuilds: (access: Access, query: ListQuery) => E<ListResult<Build>>
 
   /** Claims queued builds, oldest first, within the request's caps; each becomes `initializing`. */
   readonly claimNext: (request: ClaimRequest) => E<ReadonlyArray<Build>>

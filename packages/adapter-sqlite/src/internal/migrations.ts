@@ -179,7 +179,31 @@ CREATE TABLE log_stats (
 ) STRICT;
 `
 
-export const migrations: ReadonlyArray<Migration> = [{ version: 1, name: "create_schema", sql: createSchema }]
+// Filters and scope checks read plain columns (DESIGN.md §4): a version's source type, and a token's grants
+// as rows, so "every workspace the token grants is within the caller's scope" is one NOT EXISTS. The JSON
+// columns stay the record the rows are read from; these are written with them, in the same transaction.
+const queryColumns = `
+ALTER TABLE app_versions ADD COLUMN source_type TEXT NOT NULL DEFAULT 'git';
+UPDATE app_versions SET source_type = json_extract(source, '$.type');
+CREATE INDEX app_versions_by_app ON app_versions (app_id, created_at, id);
+
+ALTER TABLE api_tokens ADD COLUMN all_workspaces INTEGER NOT NULL DEFAULT 0;
+UPDATE api_tokens SET all_workspaces = (workspace_ids = '"*"');
+CREATE TABLE token_workspaces (
+  token_id TEXT NOT NULL REFERENCES api_tokens (id),
+  workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+  PRIMARY KEY (token_id, workspace_id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO token_workspaces (token_id, workspace_id)
+  SELECT t.id, j.value FROM api_tokens t, json_each(t.workspace_ids) j WHERE t.all_workspaces = 0;
+
+CREATE INDEX builds_by_app ON builds (entity_id, created_at, id);
+`
+
+export const migrations: ReadonlyArray<Migration> = [
+  { version: 1, name: "create_schema", sql: createSchema },
+  { version: 2, name: "query_columns", sql: queryColumns }
+]
 
 /**
  * Brings the schema up to date and answers the versions this call applied. Safe to run from several

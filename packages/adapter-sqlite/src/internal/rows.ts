@@ -83,6 +83,7 @@ export interface AppVersionRow {
   readonly app_id: string
   readonly status: string
   readonly source: string
+  readonly source_type: string
   readonly commit_sha: string | null
   readonly error: string | null
   readonly created_at: number
@@ -107,6 +108,7 @@ export const fromAppVersion = (version: AppVersion.AppVersion): AppVersionRow =>
   app_id: version.appId,
   status: version.status,
   source: JSON.stringify(version.source),
+  source_type: version.source.type,
   commit_sha: version.commitSha,
   error: version.error,
   created_at: millis(version.createdAt),
@@ -179,10 +181,11 @@ export const toToken = (row: TokenRow): ApiToken.ApiToken => ({
 export const fromToken = (
   token: ApiToken.ApiToken,
   tokenHash: string
-): TokenRow & { token_hash: string } => ({
+): TokenRow & { readonly token_hash: string; readonly all_workspaces: number } => ({
   id: token.id,
   name: token.name,
   workspace_ids: JSON.stringify(token.workspaceIds),
+  all_workspaces: token.workspaceIds === "*" ? 1 : 0,
   role: token.role,
   token_hash: tokenHash,
   created_at: millis(token.createdAt),

@@ -1,9 +1,7 @@
 /**
- * Every SQL statement the storage runs, prepared once when the storage is built. Values are always bound
- * parameters; the only SQL assembled from pieces is the keyset page, from a fixed set of table names.
+ * Every fixed SQL statement the storage runs, prepared once when the storage is built; lists are compiled
+ * by core's query compiler (`Sql.compileList`). Values are always bound parameters.
  */
-import type { Access, Storage } from "@kiln/core"
-import { DateTime } from "effect"
 import type { Connection } from "./connection.ts"
 import type {
   AppRow,
@@ -69,7 +67,8 @@ const buildStateColumns = [
   "lease_expires_at"
 ] as const satisfies ReadonlyArray<keyof BuildRow>
 
-const tokenColumns = "id, name, workspace_ids, role, created_at, expires_at, revoked_at"
+/** Every column of a token but its hash, which is never read back out. */
+export const tokenColumns = ["id", "name", "workspace_ids", "role", "created_at", "expires_at", "revoked_at"]
 
 const insertInto = (table: string, columns: ReadonlyArray<string>): string =>
   `INSERT INTO ${table} (${columns.join(", ")}) VALUES (${columns.map((c) => `@${c}`).join(", ")})`
@@ -88,70 +87,12 @@ const prepare = <Params extends Array<unknown> = [], Row = unknown>(
   source: string
 ): Statement<Params, Row> => db.prepare<Array<unknown>, Row>(source)
 
-interface PageParameters {
-  readonly workspace: string
-  readonly workspaces: string
-  readonly after_created_at: number
-  readonly after_id: string
-  readonly limit: number
-}
-
-// How the caller's workspaces narrow a page. One workspace, the usual caller, is read in order from the
-// (workspace_id, created_at, id) index; several arrive as one JSON array parameter, however many there
-// are, and SQLite sorts what it reads.
-const scopes = {
-  all: (): ReadonlyArray<string> => [],
-  one: (column: string) => [`${column} = @workspace`],
-  many: (column: string) => [`${column} IN (SELECT value FROM json_each(@workspaces))`]
-} as const
-
-/**
- * A keyset page, newest first by `(created_at, id)`, within the caller's workspaces. Each shape (how the
- * scope is given, first page or not) is its own statement so SQLite plans it on the list indexes: a
- * continuation seeks to the boundary row instead of skipping the rows before it.
- */
-const pageQuery = <Row>(
-  db: Connection,
-  table: string,
-  scopeColumn: string
-): ((access: Access.Access, page: Storage.PageRequest) => ReadonlyArray<Row>) => {
-  const variant = (scope: keyof typeof scopes, after: boolean) => {
-    const conditions = [
-      ...scopes[scope](scopeColumn),
-      ...(after ? ["(created_at, id) < (@after_created_at, @after_id)"] : [])
-    ]
-    const where = conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`
-    return prepare<[PageParameters], Row>(
-      db,
-      `SELECT * FROM ${table} ${where} ORDER BY created_at DESC, id DESC LIMIT @limit`
-    )
-  }
-  const statements = {
-    all: [variant("all", false), variant("all", true)],
-    one: [variant("one", false), variant("one", true)],
-    many: [variant("many", false), variant("many", true)]
-  } as const
-  return (access, page) => {
-    const ids = access._tag === "All" ? [] : [...access.ids]
-    const scope = access._tag === "All" ? "all" : ids.length === 1 ? "one" : "many"
-    return statements[scope][page.after === undefined ? 0 : 1].all({
-      workspace: ids[0] ?? "",
-      workspaces: JSON.stringify(ids),
-      after_created_at: page.after === undefined ? 0 : DateTime.toEpochMillis(page.after.createdAt),
-      after_id: page.after?.id ?? "",
-      // SQLite reads a negative LIMIT as "no limit".
-      limit: Math.max(0, page.limit)
-    })
-  }
-}
-
 export const prepareStatements = (db: Connection) => ({
   insertWorkspace: prepare<[WorkspaceRow]>(
     db,
     insertInto("workspaces", ["id", "name", "created_at", "updated_at"])
   ),
   workspaceById: prepare<[string], WorkspaceRow>(db, "SELECT * FROM workspaces WHERE id = ?"),
-  listWorkspaces: pageQuery<WorkspaceRow>(db, "workspaces", "id"),
 
   insertApp: prepare<[AppRow]>(
     db,
@@ -171,7 +112,6 @@ export const prepareStatements = (db: Connection) => ({
     db,
     "SELECT 1 AS taken FROM apps WHERE workspace_id = ? AND handle = ?"
   ),
-  listApps: pageQuery<AppRow>(db, "apps", "workspace_id"),
   // The next gapless sequence number, taken in the transaction that inserts the build.
   nextBuildSequence: prepare<[string], { readonly build_sequence: number }>(
     db,
@@ -186,6 +126,7 @@ export const prepareStatements = (db: Connection) => ({
       "app_id",
       "status",
       "source",
+      "source_type",
       "commit_sha",
       "error",
       "created_at",
@@ -200,7 +141,6 @@ export const prepareStatements = (db: Connection) => ({
        updated_at = @updated_at
      WHERE id = @id AND status = 'pending'`
   ),
-  listAppVersions: pageQuery<AppVersionRow>(db, "app_versions", "workspace_id"),
 
   insertSourceEvent: prepare<[SourceEventRow]>(
     db,
@@ -224,12 +164,13 @@ export const prepareStatements = (db: Connection) => ({
     "SELECT * FROM source_events WHERE workspace_id = ? AND delivery_id = ?"
   ),
 
-  insertToken: prepare<[TokenRow & { readonly token_hash: string }]>(
+  insertToken: prepare<[TokenRow & { readonly token_hash: string; readonly all_workspaces: number }]>(
     db,
     insertInto("api_tokens", [
       "id",
       "name",
       "workspace_ids",
+      "all_workspaces",
       "role",
       "token_hash",
       "created_at",
@@ -237,18 +178,18 @@ export const prepareStatements = (db: Connection) => ({
       "revoked_at"
     ])
   ),
-  tokenById: prepare<[string], TokenRow>(db, `SELECT ${tokenColumns} FROM api_tokens WHERE id = ?`),
-  tokenByHash: prepare<[string], TokenRow>(db, `SELECT ${tokenColumns} FROM api_tokens WHERE token_hash = ?`),
-  revokeToken: prepare<[number, string]>(db, "UPDATE api_tokens SET revoked_at = ? WHERE id = ?"),
-  // Newest first, unlimited: which tokens a caller may see is decided per row (ApiToken.visibleTo), so
-  // the caller reads lazily until its page is full.
-  tokensNewestFirst: prepare<[], TokenRow>(
+  tokenById: prepare<[string], TokenRow>(
     db,
-    `SELECT ${tokenColumns} FROM api_tokens ORDER BY created_at DESC, id DESC`
+    `SELECT ${tokenColumns.join(", ")} FROM api_tokens WHERE id = ?`
   ),
-  tokensNewestFirstAfter: prepare<[number, string], TokenRow>(
+  tokenByHash: prepare<[string], TokenRow>(
     db,
-    `SELECT ${tokenColumns} FROM api_tokens WHERE (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC`
+    `SELECT ${tokenColumns.join(", ")} FROM api_tokens WHERE token_hash = ?`
+  ),
+  revokeToken: prepare<[number, string]>(db, "UPDATE api_tokens SET revoked_at = ? WHERE id = ?"),
+  grantTokenWorkspace: prepare<[string, string]>(
+    db,
+    "INSERT INTO token_workspaces (token_id, workspace_id) VALUES (?, ?)"
   ),
 
   insertBuild: prepare<[BuildRow]>(db, insertInto("builds", buildColumns)),
@@ -265,7 +206,6 @@ export const prepareStatements = (db: Connection) => ({
     db,
     "SELECT * FROM builds WHERE entity_id = ? AND source_event_id = ?"
   ),
-  listBuilds: pageQuery<BuildRow>(db, "builds", "workspace_id"),
   // Every state change is a compare-and-set on the phase and attempt the change was computed from.
   writeBuildState: prepare<
     [BuildRow & { readonly expected_phase: string; readonly expected_attempt: number }]

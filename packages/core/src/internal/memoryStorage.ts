@@ -12,40 +12,20 @@ import * as Build from "../Build.ts"
 import * as BuildState from "../BuildState.ts"
 import { buildChanged, type Change } from "../Change.ts"
 import * as Claim from "../Claim.ts"
+import * as Evaluator from "../Evaluator.ts"
+import * as Fields from "../Fields.ts"
 import * as Id from "../Id.ts"
 import * as LogBudget from "../LogBudget.ts"
 import { byteLength, type LogLine } from "../LogLine.ts"
+import type { ListQuery } from "../Query.ts"
 import * as SourceEvent from "../SourceEvent.ts"
-import type { PageRequest, StorageOptions, StorageShape } from "../Storage.ts"
+import type { StorageOptions, StorageShape } from "../Storage.ts"
 import { Conflict, NotFound } from "../StorageError.ts"
 import * as Workspace from "../Workspace.ts"
 
 interface BuildLog {
   lines: Array<LogLine>
   stats: LogBudget.Stats
-}
-
-interface Owned {
-  readonly workspaceId: Id.WorkspaceId
-  readonly createdAt: DateTime.Utc
-  readonly id: string
-}
-
-/** Newest first by `(createdAt, id)`, after the keyset boundary, within the caller's workspaces. */
-const pageOf = <A extends Owned>(
-  rows: Iterable<A>,
-  access: Access.Access,
-  page: PageRequest
-): ReadonlyArray<A> => {
-  const newestFirst = (a: Owned, b: Owned) =>
-    DateTime.toEpochMillis(b.createdAt) - DateTime.toEpochMillis(a.createdAt) ||
-    (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)
-  const after = page.after
-  return Array.from(rows)
-    .filter((row) => Access.allows(access, row.workspaceId))
-    .filter((row) => after === undefined || newestFirst({ ...after, workspaceId: row.workspaceId }, row) < 0)
-    .sort(newestFirst)
-    .slice(0, page.limit)
 }
 
 export const makeMemoryStorage = (options: StorageOptions) =>
@@ -79,6 +59,25 @@ export const makeMemoryStorage = (options: StorageOptions) =>
         ? Result.succeed(row)
         : Result.fail(NotFound.of(entity, id))
     }
+
+    // Related rows for filters that traverse relations: to-one by the id the row holds, to-many (a
+    // build's steps) from the steps map.
+    const byEntity: Partial<Record<Fields.Entity, ReadonlyMap<string, unknown>>> = {
+      apps,
+      appVersions: versions
+    }
+    const resolve: Evaluator.Resolve = (table, name, row) => {
+      const relation = Fields.relationOf(table, name)!
+      if (relation.kind === "many") return steps.get((row as Build.Build).id) ?? []
+      const holder = Object.values(table.fields).find((field) => field.column === relation.column)!
+      return byEntity[relation.entity]?.get(holder.get(row) as string)
+    }
+    const list = <Row>(
+      table: Fields.Table<Row>,
+      rows: Iterable<Row>,
+      access: Access.Access,
+      query: ListQuery
+    ) => Effect.sync(() => Evaluator.list(table, rows, access, query, resolve))
 
     /** Applies an event to a stored build, the way a compare-and-set write would. */
     const applyEvent = (
@@ -114,14 +113,7 @@ export const makeMemoryStorage = (options: StorageOptions) =>
             ? Effect.succeed(workspaces.get(id)!)
             : Effect.fail(NotFound.of("workspace", id))
         ),
-      listWorkspaces: (access, page) =>
-        Effect.sync(() =>
-          pageOf(
-            Array.from(workspaces.values(), (w) => ({ ...w, workspaceId: w.id })),
-            access,
-            page
-          ).map(({ workspaceId: _, ...workspace }) => workspace)
-        ),
+      listWorkspaces: (access, query) => list(Fields.workspaces, workspaces.values(), access, query),
 
       createApp: Effect.fnUntraced(function* (access, input) {
         const at = yield* now
@@ -140,7 +132,7 @@ export const makeMemoryStorage = (options: StorageOptions) =>
         return app
       }, serial),
       getApp: (access, id) => Effect.fromResult(visible(apps, access, "app", id)),
-      listApps: (access, page) => Effect.sync(() => pageOf(apps.values(), access, page)),
+      listApps: (access, query) => list(Fields.apps, apps.values(), access, query),
 
       createAppVersion: Effect.fnUntraced(function* (access, input) {
         const at = yield* now
@@ -161,7 +153,7 @@ export const makeMemoryStorage = (options: StorageOptions) =>
         return resolved
       }, serial),
       getAppVersion: (access, id) => Effect.fromResult(visible(versions, access, "app version", id)),
-      listAppVersions: (access, page) => Effect.sync(() => pageOf(versions.values(), access, page)),
+      listAppVersions: (access, query) => list(Fields.appVersions, versions.values(), access, query),
 
       recordSourceEvent: Effect.fnUntraced(function* (access, input) {
         const at = yield* now
@@ -202,16 +194,12 @@ export const makeMemoryStorage = (options: StorageOptions) =>
             ? Effect.succeed(entry.token)
             : Effect.fail(NotFound.of("token", id))
         }),
-      listTokens: (access, page) =>
-        Effect.sync(() =>
-          pageOf(
-            Array.from(tokens.values())
-              .map((entry) => entry.token)
-              .filter((token) => ApiToken.visibleTo(access, token))
-              .map((token) => ({ ...token, workspaceId: "" as Id.WorkspaceId })),
-            Access.all,
-            page
-          ).map(({ workspaceId: _, ...token }) => token)
+      listTokens: (access, query) =>
+        list(
+          Fields.tokens,
+          Array.from(tokens.values(), (entry) => entry.token),
+          access,
+          query
         ),
       revokeToken: Effect.fnUntraced(function* (access, id) {
         const at = yield* now
@@ -272,7 +260,7 @@ export const makeMemoryStorage = (options: StorageOptions) =>
           ...build,
           steps: steps.get(id) ?? []
         })),
-      listBuilds: (access, page) => Effect.sync(() => pageOf(builds.values(), access, page)),
+      listBuilds: (access, query) => list(Fields.builds, builds.values(), access, query),
 
       claimNext: Effect.fnUntraced(function* (request) {
         const at = yield* now

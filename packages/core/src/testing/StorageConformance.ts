@@ -16,10 +16,11 @@ import { entities } from "./storage/entities.ts"
 import type { MakeStorage } from "./storage/fixtures.ts"
 import { leases } from "./storage/leases.ts"
 import { logs } from "./storage/logs.ts"
+import { queries } from "./storage/queries.ts"
 import { transitions } from "./storage/transitions.ts"
 
 export type { MakeStorage } from "./storage/fixtures.ts"
-export { builds, changes, claims, entities, leases, logs, transitions }
+export { builds, changes, claims, entities, leases, logs, queries, transitions }
 
 export const all = (name: string, make: MakeStorage): void => {
   entities(name, make)
@@ -29,4 +30,5 @@ export const all = (name: string, make: MakeStorage): void => {
   leases(name, make)
   logs(name, make)
   changes(name, make)
+  queries(name, make)
 }

@@ -1,8 +1,10 @@
 import { describe, expect } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Access from "../../Access.ts"
+import * as Fields from "../../Fields.ts"
+import * as Query from "../../Query.ts"
 import { Storage } from "../../Storage.ts"
-import { assertValidBuild, type MakeStorage, queue, seed, sha, test } from "./fixtures.ts"
+import { after, assertValidBuild, type MakeStorage, queue, seed, sha, test } from "./fixtures.ts"
 
 /** Build creation: the fields it copies, per-app gapless sequence numbers, idempotency and skipping. */
 export const builds = (name: string, make: MakeStorage) =>
@@ -57,7 +59,7 @@ export const builds = (name: string, make: MakeStorage) =>
           })
         )
         expect(hidden._tag).toBe("NotFound")
-        expect(yield* storage.listBuilds(Access.all, { limit: 10 })).toEqual([])
+        expect((yield* storage.listBuilds(Access.all, Query.first(10))).rows).toEqual([])
       }))
 
     it("numbers builds per app from 1 without gaps", () =>
@@ -148,7 +150,7 @@ export const builds = (name: string, make: MakeStorage) =>
         const again = yield* storage.createBuild(Access.all, input)
         expect(again.id).toBe(first.id)
         expect(first.sourceEventId).toBe(event.id)
-        expect((yield* storage.listBuilds(Access.all, { limit: 10 })).length).toBe(1)
+        expect((yield* storage.listBuilds(Access.all, Query.first(10))).total).toBe(1)
       }))
 
     it("creates a skipped build stopped at once, with its reason and a sequence number", () =>
@@ -178,20 +180,20 @@ export const builds = (name: string, make: MakeStorage) =>
         const mine = yield* queue(version, 4)
         const other = yield* seed({ name: "other" })
         const theirs = yield* queue(other.version, 2)
-        const scoped = yield* storage.listBuilds(Access.workspaces([version.workspaceId]), { limit: 3 })
-        expect(scoped.map((b) => b.id)).toEqual([mine[3]!.id, mine[2]!.id, mine[1]!.id])
-        const rest = yield* storage.listBuilds(Access.workspaces([version.workspaceId]), {
-          limit: 3,
-          after: scoped[2]!
-        })
-        expect(rest.map((b) => b.id)).toEqual([mine[0]!.id])
-        const everything = yield* storage.listBuilds(Access.all, { limit: 10 })
-        expect(everything.map((b) => b.id)).toEqual([
+        const scope = Access.workspaces([version.workspaceId])
+        const scoped = yield* storage.listBuilds(scope, Query.first(3))
+        expect(scoped.rows.map((b) => b.id)).toEqual([mine[3]!.id, mine[2]!.id, mine[1]!.id])
+        expect(scoped).toMatchObject({ total: 4, hasNextPage: true, hasPreviousPage: false })
+        const rest = yield* storage.listBuilds(scope, after(Fields.builds, Query.first(3), scoped.rows[2]!))
+        expect(rest.rows.map((b) => b.id)).toEqual([mine[0]!.id])
+        expect(rest).toMatchObject({ total: 4, hasNextPage: false, hasPreviousPage: true })
+        const everything = yield* storage.listBuilds(Access.all, Query.first(10))
+        expect(everything.rows.map((b) => b.id)).toEqual([
           theirs[1]!.id,
           theirs[0]!.id,
           ...mine.map((b) => b.id).reverse()
         ])
-        everything.forEach(assertValidBuild)
+        everything.rows.forEach(assertValidBuild)
         const hidden = yield* Effect.flip(
           storage.getBuild(Access.workspaces([other.workspace.id]), mine[0]!.id)
         )

@@ -3,6 +3,7 @@ import { Clock, DateTime, Effect } from "effect"
 import * as Access from "../../Access.ts"
 import * as App from "../../App.ts"
 import type { Build } from "../../Build.ts"
+import * as Query from "../../Query.ts"
 import { Storage } from "../../Storage.ts"
 import { assertValidBuild, type MakeStorage, queue, seed, sha, test } from "./fixtures.ts"
 
@@ -85,8 +86,8 @@ export const claims = (name: string, make: MakeStorage) =>
           const all = results.flat()
           expect(all.length).toBe(500)
           expect(new Set(all).size).toBe(500)
-          const stored = yield* storage.listBuilds(Access.all, { limit: 1000 })
-          expect(stored.every((b) => b.phase === "initializing" && b.attempt === 1)).toBe(true)
+          const stored = yield* storage.listBuilds(Access.all, Query.first(1000))
+          expect(stored.rows.every((b) => b.phase === "initializing" && b.attempt === 1)).toBe(true)
         }),
       { timeout: 120_000 }
     )

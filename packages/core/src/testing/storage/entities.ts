@@ -4,10 +4,12 @@ import * as Access from "../../Access.ts"
 import { ApiToken } from "../../ApiToken.ts"
 import * as App from "../../App.ts"
 import { AppVersion } from "../../AppVersion.ts"
+import * as Fields from "../../Fields.ts"
+import * as Query from "../../Query.ts"
 import { SourceEvent } from "../../SourceEvent.ts"
 import { Storage } from "../../Storage.ts"
 import { Workspace } from "../../Workspace.ts"
-import { type MakeStorage, seed, sha, test } from "./fixtures.ts"
+import { after, type MakeStorage, seed, sha, test } from "./fixtures.ts"
 
 const hash = (n: number) => n.toString(16).padStart(64, "0")
 
@@ -43,7 +45,7 @@ export const entities = (name: string, make: MakeStorage) =>
         expect(hidden._tag).toBe("NotFound")
         expect(missing._tag).toBe("NotFound")
         expect(
-          (yield* storage.listWorkspaces(Access.workspaces([b.id]), { limit: 10 })).map((w) => w.id)
+          (yield* storage.listWorkspaces(Access.workspaces([b.id]), Query.first(10))).rows.map((w) => w.id)
         ).toEqual([b.id])
       }))
 
@@ -53,11 +55,13 @@ export const entities = (name: string, make: MakeStorage) =>
         const created = yield* Effect.forEach(["1", "2", "3", "4", "5"], (n) =>
           storage.createWorkspace({ name: n })
         )
-        const first = yield* storage.listWorkspaces(Access.all, { limit: 2 })
-        expect(first.map((w) => w.name)).toEqual(["5", "4"])
-        const last = first[first.length - 1]!
-        const second = yield* storage.listWorkspaces(Access.all, { limit: 10, after: last })
-        expect(second.map((w) => w.name)).toEqual(["3", "2", "1"])
+        const first = yield* storage.listWorkspaces(Access.all, Query.first(2))
+        expect(first.rows.map((w) => w.name)).toEqual(["5", "4"])
+        const second = yield* storage.listWorkspaces(
+          Access.all,
+          after(Fields.workspaces, Query.first(10), first.rows[1]!)
+        )
+        expect(second.rows.map((w) => w.name)).toEqual(["3", "2", "1"])
         expect(created.length).toBe(5)
       }))
 
@@ -97,8 +101,8 @@ export const entities = (name: string, make: MakeStorage) =>
           })
         )
         expect(intoHidden._tag).toBe("NotFound")
-        const listed = yield* storage.listApps(Access.workspaces([other.id]), { limit: 10 })
-        expect(listed.map((a) => a.id)).toEqual([sameHandle.id])
+        const listed = yield* storage.listApps(Access.workspaces([other.id]), Query.first(10))
+        expect(listed.rows.map((a) => a.id)).toEqual([sameHandle.id])
       }))
 
     it("creates versions ready from a commit, pending from a ref or an archive, and resolves each once", () =>
@@ -155,8 +159,8 @@ export const entities = (name: string, make: MakeStorage) =>
         expect(failed).toMatchObject({ status: "failed", error: "not gzip", commitSha: null })
         expect(Schema.is(AppVersion)(failed)).toBe(true)
 
-        const listed = yield* storage.listAppVersions(Access.all, { limit: 10 })
-        expect(listed.map((v) => v.id)).toEqual([broken.id, archive.id, byRef.id, version.id])
+        const listed = yield* storage.listAppVersions(Access.all, Query.first(10))
+        expect(listed.rows.map((v) => v.id)).toEqual([broken.id, archive.id, byRef.id, version.id])
       }))
 
     it("hides versions, and the apps they belong to, from other workspaces", () =>
@@ -174,7 +178,7 @@ export const entities = (name: string, make: MakeStorage) =>
           (yield* Effect.flip(storage.resolveAppVersion(scope, version.id, { status: "failed", error: "x" })))
             ._tag
         ).toBe("NotFound")
-        expect(yield* storage.listAppVersions(scope, { limit: 10 })).toEqual([])
+        expect((yield* storage.listAppVersions(scope, Query.first(10))).rows).toEqual([])
       }))
 
     it("stores a source event once per delivery in a workspace", () =>
@@ -250,8 +254,8 @@ export const entities = (name: string, make: MakeStorage) =>
           expiresAt: null
         })
         const scope = Access.workspaces([workspace.id])
-        expect((yield* storage.listTokens(scope, { limit: 10 })).map((t) => t.id)).toEqual([mine.id])
-        expect((yield* storage.listTokens(Access.all, { limit: 10 })).map((t) => t.id)).toEqual([
+        expect((yield* storage.listTokens(scope, Query.first(10))).rows.map((t) => t.id)).toEqual([mine.id])
+        expect((yield* storage.listTokens(Access.all, Query.first(10))).rows.map((t) => t.id)).toEqual([
           everything.id,
           both.id,
           mine.id

@@ -9,6 +9,8 @@ import * as App from "../../App.ts"
 import type { AppVersion } from "../../AppVersion.ts"
 import * as Build from "../../Build.ts"
 import type { Fence } from "../../BuildState.ts"
+import type { Table } from "../../Fields.ts"
+import * as Query from "../../Query.ts"
 import { Storage, type StorageOptions } from "../../Storage.ts"
 
 /** Makes a fresh, empty storage each time it is called. */
@@ -72,3 +74,9 @@ export const assertValidBuild = (build: Build.Build): Build.Build => {
   }
   return build
 }
+
+/** The same query, continuing after `row`. */
+export const after = <Row>(table: Table<Row>, query: Query.ListQuery, row: Row): Query.ListQuery => ({
+  ...query,
+  cursor: { direction: "after", values: Query.positionOf(table, query.orderBy, row) }
+})

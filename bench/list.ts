@@ -1,0 +1,273 @@
+/**
+ * `npm run bench -- list`: keyset pagination on 1,000,000 builds in a SQLite file across 100 workspaces.
+ *
+ * For each case (the default order with and without a filter, and a mixed-direction order with nulls) it
+ * times the compiled page statement on page 1 and on a page ~500,000 rows deep by keyset, OFFSET at the
+ * same depth as the baseline, and `total`; then the whole `listBuilds` call (page + total + neighbor
+ * probe) for page 1 and the deep page. Medians of alternating runs. The last line is
+ * `list: deep/first=<worst case> offset/keyset=<least gain>`.
+ *
+ * The dataset is built once into `.kiln/bench/` (`KILN_BENCH_ROWS` changes its size) and reused.
+ */
+import { existsSync, mkdirSync, rmSync } from "node:fs"
+import { performance } from "node:perf_hooks"
+import { SqliteStorage } from "@kiln/adapter-sqlite"
+import { Access, App, Build, BuildState, Fields, Id, Query, Sql, Storage } from "@kiln/core"
+import Database from "better-sqlite3"
+import { DateTime, Effect, Result } from "effect"
+// The bench writes rows the way the adapter stores them, in bulk: far faster than a million API calls.
+import * as rows from "../packages/adapter-sqlite/src/internal/rows.ts"
+
+const total = Number(process.env.KILN_BENCH_ROWS ?? 1_000_000)
+const depth = Math.floor(total / 2)
+const workspaceCount = 100
+const runs = 15
+const file = `.kiln/bench/list-${total}.db`
+const datasetVersion = "2"
+
+const builds = Fields.builds as Fields.Table<unknown>
+const epoch = 1_735_689_600_000
+
+/** A small deterministic generator, so every machine builds the same dataset. */
+const random = (() => {
+  let state = 0x2545f491
+  return () => {
+    state ^= state << 13
+    state ^= state >>> 17
+    state ^= state << 5
+    return (state >>> 0) / 2 ** 32
+  }
+})()
+
+const uuidOf = (value: bigint) => {
+  const hex = value.toString(16).padStart(32, "0")
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
+const seed = Effect.gen(function* () {
+  rmSync(file, { force: true })
+  mkdirSync(".kiln/bench", { recursive: true })
+  console.log(`seeding ${total.toLocaleString()} builds into ${file} (once; reused by later runs)`)
+  const versions = yield* Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    return yield* Effect.forEach(Array.from({ length: workspaceCount }), (_, i) =>
+      Effect.gen(function* () {
+        const workspace = yield* storage.createWorkspace({ name: `workspace ${i}` })
+        const app = yield* storage.createApp(Access.all, {
+          workspaceId: workspace.id,
+          handle: `app-${i}`,
+          name: `App ${i}`,
+          kind: "app",
+          build: App.defaultBuildSettings
+        })
+        return yield* storage.createAppVersion(Access.all, {
+          appId: app.id,
+          source: {
+            type: "git",
+            url: `https://git.example.com/app-${i}.git`,
+            commitSha: i.toString(16).padStart(40, "a")
+          }
+        })
+      })
+    )
+  }).pipe(Effect.provide(SqliteStorage.layer({ filename: file })))
+
+  const db = new Database(file)
+  db.pragma("journal_mode = WAL")
+  db.pragma("synchronous = OFF")
+  const sample = rows.fromBuild(
+    Build.make(
+      Id.fromUuid("bld", uuidOf(1n))!,
+      versions[0]!,
+      1,
+      { appVersionId: versions[0]!.id, trigger: "manual", createdBy: null },
+      DateTime.makeUnsafe(epoch)
+    )
+  )
+  const columns = Object.keys(sample)
+  const insert = db.prepare(
+    `INSERT INTO builds (${columns.join(", ")}) VALUES (${columns.map((c) => `@${c}`).join(", ")})`
+  )
+  const generator = Id.makeGenerator(() => BigInt(Math.floor(random() * 2 ** 52)) * 4096n)
+  const sequences = new Array<number>(workspaceCount).fill(0)
+  const insertMany = db.transaction((batch: ReadonlyArray<rows.BuildRow>) => {
+    for (const row of batch) insert.run(row)
+  })
+  const started = performance.now()
+  let batch: Array<rows.BuildRow> = []
+  for (let i = 0; i < total; i++) {
+    const w = i % workspaceCount
+    const createdMillis = epoch + i * 10
+    const version = versions[w]!
+    const at = (offset: number) => DateTime.makeUnsafe(createdMillis + offset)
+    let build = Build.make(
+      Id.fromUuid("bld", uuidOf(generator.next(createdMillis)))!,
+      version,
+      ++sequences[w]!,
+      {
+        appVersionId: version.id,
+        trigger: (["manual", "auto", "redeploy"] as const)[i % 3]!,
+        createdBy: random() < 0.3 ? null : `user-${Math.floor(random() * 50)}`
+      },
+      at(0)
+    )
+    const fate = random()
+    const fence = { owner: "bench", attempt: 1 }
+    const apply = (event: BuildState.BuildEvent) => {
+      build = Result.getOrThrow(BuildState.transition(build, event))
+    }
+    if (fate < 0.1) apply({ _tag: "Cancel", at: at(500), reason: "not needed" })
+    else if (fate >= 0.3) {
+      apply({ _tag: "Claim", at: at(1_000), ...fence, leaseExpiresAt: at(60_000) })
+      apply({ _tag: "Started", at: at(2_000), ...fence })
+      // Whole seconds, so completion times tie across builds.
+      const done = at(1_000 * (3 + Math.floor(random() * 600)))
+      if (fate < 0.35) {
+        // Still running: no completion time.
+      } else if (fate < 0.5) apply({ _tag: "Failed", at: done, ...fence, error: "exit code 1" })
+      else
+        apply({
+          _tag: "Succeeded",
+          at: done,
+          ...fence,
+          imageTag: `registry.local/app-${w}:${i}`,
+          imageDigest: null
+        })
+    }
+    batch.push(rows.fromBuild(build))
+    if (batch.length === 20_000) {
+      insertMany(batch)
+      batch = []
+      if ((i + 1) % 200_000 === 0)
+        console.log(
+          `  ${(i + 1).toLocaleString()} builds (${((performance.now() - started) / 1000).toFixed(1)} s)`
+        )
+    }
+  }
+  insertMany(batch)
+  db.exec("ANALYZE")
+  db.exec("CREATE TABLE bench_meta (version TEXT NOT NULL)")
+  db.prepare("INSERT INTO bench_meta (version) VALUES (?)").run(datasetVersion)
+  db.close()
+  console.log(`seeded in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+})
+
+const isReady = (): boolean => {
+  if (!existsSync(file)) return false
+  const db = new Database(file, { readonly: true })
+  try {
+    return db.prepare("SELECT version FROM bench_meta").pluck().get() === datasetVersion
+  } catch {
+    return false
+  } finally {
+    db.close()
+  }
+}
+
+const median = (values: ReadonlyArray<number>) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+const ms = (value: number) => `${value.toFixed(2)}ms`
+
+const cases = [
+  { name: "createdAt desc", orderBy: undefined, filter: undefined },
+  {
+    name: "createdAt desc + filter status in (completed, failed)",
+    orderBy: undefined,
+    filter: '{"status":{"in":["completed","failed"]}}'
+  },
+  {
+    name: "completedAt desc_nulls_last, sequenceNumber asc",
+    orderBy: '[{"completedAt":"desc_nulls_last"},{"sequenceNumber":"asc"}]',
+    filter: undefined
+  }
+] as const
+
+const measure = Effect.gen(function* () {
+  const storage = yield* Storage.Storage
+  const db = new Database(file, { readonly: true })
+  const timed = (statement: Sql.Statement) => {
+    const prepared = db.prepare(statement.text)
+    return () => {
+      const start = performance.now()
+      prepared.all(...(statement.params as Array<unknown>))
+      return performance.now() - start
+    }
+  }
+  const deepRatios: Array<number> = []
+  const offsetRatios: Array<number> = []
+  for (const testCase of cases) {
+    const params = {
+      limit: "100",
+      ...(testCase.orderBy === undefined ? {} : { orderBy: testCase.orderBy }),
+      ...(testCase.filter === undefined ? {} : { filter: testCase.filter })
+    }
+    const query = yield* Query.fromParams(builds, Access.all, params)
+    const first = Sql.compileList("sqlite", builds, Access.all, query)
+    // OFFSET at the same depth: the baseline keyset pagination replaces.
+    const offset = {
+      text: first.page.text.replace(/LIMIT \?$/, "LIMIT ? OFFSET ?"),
+      params: [...first.page.params.slice(0, -1), query.limit + 1, depth]
+    }
+    const [boundary] = db
+      .prepare(offset.text)
+      .all(...offset.params.slice(0, -2), 1, depth - 1) as Array<rows.BuildRow>
+    const position = Query.positionOf(Fields.builds, query.orderBy, rows.toBuild(boundary!))
+    const deepQuery: Query.ListQuery = { ...query, cursor: { direction: "after", values: position } }
+    const deep = Sql.compileList("sqlite", builds, Access.all, deepQuery)
+    const runners = {
+      first: timed(first.page),
+      deep: timed(deep.page),
+      offset: timed(offset),
+      total: timed(first.count)
+    }
+    const samples = {
+      first: [] as Array<number>,
+      deep: [] as Array<number>,
+      offset: [] as Array<number>,
+      total: [] as Array<number>
+    }
+    for (let run = 0; run < runs; run++) {
+      for (const key of ["first", "deep", "offset", "total"] as const) samples[key].push(runners[key]())
+    }
+    const api = { first: [] as Array<number>, deep: [] as Array<number> }
+    for (let run = 0; run < 5; run++) {
+      for (const [key, q] of [
+        ["first", query],
+        ["deep", deepQuery]
+      ] as const) {
+        const start = performance.now()
+        yield* storage.listBuilds(Access.all, q)
+        api[key].push(performance.now() - start)
+      }
+    }
+    const [firstMs, deepMs, offsetMs, totalMs] = [
+      median(samples.first),
+      median(samples.deep),
+      median(samples.offset),
+      median(samples.total)
+    ]
+    deepRatios.push(deepMs / firstMs)
+    offsetRatios.push(offsetMs / deepMs)
+    console.log(
+      `list[${testCase.name}]: first=${ms(firstMs)} deep=${ms(deepMs)} offset=${ms(offsetMs)} total=${ms(totalMs)} ` +
+        `deep/first=${(deepMs / firstMs).toFixed(2)} offset/keyset=${(offsetMs / deepMs).toFixed(1)} ` +
+        `api_first=${ms(median(api.first))} api_deep=${ms(median(api.deep))}`
+    )
+  }
+  db.close()
+  console.log(
+    `list: deep/first=${Math.max(...deepRatios).toFixed(2)} offset/keyset=${Math.min(...offsetRatios).toFixed(1)}`
+  )
+}).pipe(Effect.provide(SqliteStorage.layer({ filename: file })))
+
+await Effect.runPromise(
+  Effect.gen(function* () {
+    if (!isReady()) yield* seed
+    console.log(
+      `${total.toLocaleString()} builds, ${workspaceCount} workspaces; pages of 100; deep = ${depth.toLocaleString()} rows in; medians of ${runs} runs`
+    )
+    yield* measure
+  })
+)

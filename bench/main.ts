@@ -1,0 +1,15 @@
+/**
+ * `npm run bench -- <name>`: runs one benchmark, which prints a line per case and a summary line last.
+ */
+const benchmarks: Record<string, () => Promise<unknown>> = {
+  list: () => import("./list.ts")
+}
+
+const name = process.argv[2]
+const run = name === undefined ? undefined : benchmarks[name]
+if (run === undefined) {
+  console.error(`usage: npm run bench -- <${Object.keys(benchmarks).join("|")}>`)
+  process.exitCode = 2
+} else {
+  await run()
+}

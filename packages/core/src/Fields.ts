@@ -1,0 +1,247 @@
+/**
+ * The closed field table of each listable entity: every field a client may filter or sort on, its type,
+ * its SQL column, whether it can be null, and the relations a filter may traverse. Parsing, the SQL
+ * compiler and the in-memory evaluator all read these tables, so adding a field is one line here.
+ */
+import { DateTime } from "effect"
+import type { ApiToken } from "./ApiToken.ts"
+import type { App } from "./App.ts"
+import type { AppVersion } from "./AppVersion.ts"
+import type { Build, BuildStep } from "./Build.ts"
+import type { Workspace } from "./Workspace.ts"
+
+export type FieldType = "string" | "number" | "timestamp" | "enum" | "boolean"
+
+/** A field's value as filters and cursors see it: timestamps are epoch milliseconds. */
+export type Scalar = string | number | boolean | null
+
+export interface Field<Row = never> {
+  readonly type: FieldType
+  readonly column: string
+  readonly nullable: boolean
+  readonly filter: boolean
+  readonly sort: boolean
+  /** The allowed values of an enum field. */
+  readonly values: ReadonlyArray<string>
+  readonly get: (row: Row) => Scalar
+}
+
+export type Relation =
+  /** This row's `column` holds the id of exactly one row of `entity`. */
+  | { readonly kind: "one"; readonly entity: Entity; readonly column: string }
+  /** Rows of `entity` whose `column` holds this row's id. */
+  | { readonly kind: "many"; readonly entity: Entity; readonly column: string }
+
+/** How a caller's workspaces narrow a table: by a workspace column, or (tokens) by the token's grants. */
+export type Scope =
+  | { readonly kind: "column"; readonly column: string }
+  | { readonly kind: "token" }
+  | { readonly kind: "none" }
+
+export interface Table<Row = never> {
+  readonly entity: Entity
+  /** The SQL table. */
+  readonly table: string
+  readonly fields: Readonly<Record<string, Field<Row>>>
+  readonly relations: Readonly<Record<string, Relation>>
+  readonly scope: Scope
+  /** Query parameters that are shorthand for `field eq value`, ANDed with the filter. */
+  readonly shorthands: Readonly<Record<string, string>>
+}
+
+export type Entity = "builds" | "apps" | "appVersions" | "workspaces" | "tokens" | "steps"
+
+// ---------------------------------------------------------------------------------------------------------
+// Field constructors: a field filters and sorts unless told otherwise.
+// ---------------------------------------------------------------------------------------------------------
+
+interface FieldOptions {
+  readonly nullable?: boolean
+  readonly filter?: boolean
+  readonly sort?: boolean
+}
+
+const field =
+  (type: FieldType, values: ReadonlyArray<string> = []) =>
+  <Row>(column: string, get: (row: Row) => Scalar, options: FieldOptions = {}): Field<Row> => ({
+    type,
+    column,
+    values,
+    get,
+    nullable: options.nullable ?? false,
+    filter: options.filter ?? true,
+    sort: options.sort ?? true
+  })
+
+const string = field("string")
+const number = field("number")
+const enumOf = (values: ReadonlyArray<string>) => field("enum", values)
+const timestamp = <Row>(
+  column: string,
+  get: (row: Row) => DateTime.Utc | null,
+  options: FieldOptions = {}
+): Field<Row> =>
+  field("timestamp")<Row>(
+    column,
+    (row) => {
+      const at = get(row)
+      return at === null ? null : DateTime.toEpochMillis(at)
+    },
+    options
+  )
+
+const nullable = { nullable: true } as const
+
+// ---------------------------------------------------------------------------------------------------------
+// The tables
+// ---------------------------------------------------------------------------------------------------------
+
+export const builds: Table<Build> = {
+  entity: "builds",
+  table: "builds",
+  scope: { kind: "column", column: "workspace_id" },
+  fields: {
+    id: string("id", (b) => b.id),
+    workspaceId: string("workspace_id", (b) => b.workspaceId),
+    entityId: string("entity_id", (b) => b.entityId),
+    appVersionId: string("app_version_id", (b) => b.appVersionId),
+    sequenceNumber: number("sequence_number", (b) => b.sequenceNumber),
+    status: enumOf(["pending", "running", "completed", "failed", "cancelled", "skipped"])(
+      "status",
+      (b) => b.status
+    ),
+    phase: enumOf(["queued", "initializing", "running", "stopped"])("phase", (b) => b.phase),
+    outcome: enumOf(["success", "failure", "cancelled", "timed_out", "lost", "skipped"])(
+      "outcome",
+      (b) => b.outcome,
+      nullable
+    ),
+    trigger: enumOf(["manual", "auto", "redeploy"])("build_trigger", (b) => b.trigger),
+    sourceEventId: string("source_event_id", (b) => b.sourceEventId, nullable),
+    error: string("error", (b) => b.error, nullable),
+    createdBy: string("created_by", (b) => b.createdBy, nullable),
+    commitSha: string("commit_sha", (b) => b.commitSha, nullable),
+    imageTag: string("image_tag", (b) => b.imageTag, nullable),
+    cancelReason: string("cancel_reason", (b) => b.cancelReason, nullable),
+    owner: string("owner", (b) => b.owner, nullable),
+    attempt: number("attempt", (b) => b.attempt),
+    createdAt: timestamp("created_at", (b) => b.createdAt),
+    updatedAt: timestamp("updated_at", (b) => b.updatedAt),
+    startedAt: timestamp("started_at", (b) => b.startedAt, nullable),
+    runningAt: timestamp("running_at", (b) => b.runningAt, nullable),
+    completedAt: timestamp("completed_at", (b) => b.completedAt, nullable),
+    cancelRequestedAt: timestamp("cancel_requested_at", (b) => b.cancelRequestedAt, nullable)
+  },
+  relations: {
+    app: { kind: "one", entity: "apps", column: "entity_id" },
+    appVersion: { kind: "one", entity: "appVersions", column: "app_version_id" },
+    steps: { kind: "many", entity: "steps", column: "build_id" }
+  },
+  shorthands: {
+    workspace_id: "workspaceId",
+    entity_id: "entityId",
+    app_id: "entityId",
+    status: "status",
+    trigger: "trigger",
+    created_by: "createdBy"
+  }
+}
+
+export const steps: Table<BuildStep> = {
+  entity: "steps",
+  table: "build_steps",
+  scope: { kind: "none" },
+  fields: {
+    index: number("idx", (s) => s.index),
+    name: string("name", (s) => s.name),
+    status: enumOf(["running", "succeeded", "failed", "cancelled"])("status", (s) => s.status),
+    exitCode: number("exit_code", (s) => s.exitCode, nullable),
+    error: string("error", (s) => s.error, nullable),
+    startedAt: timestamp("started_at", (s) => s.startedAt),
+    completedAt: timestamp("completed_at", (s) => s.completedAt, nullable)
+  },
+  relations: {},
+  shorthands: {}
+}
+
+export const apps: Table<App> = {
+  entity: "apps",
+  table: "apps",
+  scope: { kind: "column", column: "workspace_id" },
+  fields: {
+    id: string("id", (a) => a.id),
+    workspaceId: string("workspace_id", (a) => a.workspaceId),
+    handle: string("handle", (a) => a.handle),
+    name: string("name", (a) => a.name),
+    kind: string("kind", (a) => a.kind),
+    createdAt: timestamp("created_at", (a) => a.createdAt),
+    updatedAt: timestamp("updated_at", (a) => a.updatedAt)
+  },
+  relations: {},
+  shorthands: { workspace_id: "workspaceId" }
+}
+
+export const appVersions: Table<AppVersion> = {
+  entity: "appVersions",
+  table: "app_versions",
+  scope: { kind: "column", column: "workspace_id" },
+  fields: {
+    id: string("id", (v) => v.id),
+    workspaceId: string("workspace_id", (v) => v.workspaceId),
+    appId: string("app_id", (v) => v.appId),
+    status: enumOf(["pending", "ready", "failed"])("status", (v) => v.status),
+    sourceType: enumOf(["git", "archive"])("source_type", (v) => v.source.type),
+    commitSha: string("commit_sha", (v) => v.commitSha, nullable),
+    error: string("error", (v) => v.error, nullable),
+    createdAt: timestamp("created_at", (v) => v.createdAt),
+    updatedAt: timestamp("updated_at", (v) => v.updatedAt)
+  },
+  relations: { app: { kind: "one", entity: "apps", column: "app_id" } },
+  shorthands: { workspace_id: "workspaceId", app_id: "appId" }
+}
+
+export const workspaces: Table<Workspace> = {
+  entity: "workspaces",
+  table: "workspaces",
+  scope: { kind: "column", column: "id" },
+  fields: {
+    id: string("id", (w) => w.id),
+    name: string("name", (w) => w.name),
+    createdAt: timestamp("created_at", (w) => w.createdAt),
+    updatedAt: timestamp("updated_at", (w) => w.updatedAt)
+  },
+  relations: {},
+  shorthands: {}
+}
+
+export const tokens: Table<ApiToken> = {
+  entity: "tokens",
+  table: "api_tokens",
+  scope: { kind: "token" },
+  fields: {
+    id: string("id", (t) => t.id),
+    name: string("name", (t) => t.name),
+    role: enumOf(["read", "write", "admin"])("role", (t) => t.role),
+    createdAt: timestamp("created_at", (t) => t.createdAt),
+    expiresAt: timestamp("expires_at", (t) => t.expiresAt, nullable),
+    revokedAt: timestamp("revoked_at", (t) => t.revokedAt, nullable)
+  },
+  relations: {},
+  shorthands: {}
+}
+
+export const tables: { readonly [E in Entity]: Table<unknown> } = {
+  builds: builds as Table<unknown>,
+  steps: steps as Table<unknown>,
+  apps: apps as Table<unknown>,
+  appVersions: appVersions as Table<unknown>,
+  workspaces: workspaces as Table<unknown>,
+  tokens: tokens as Table<unknown>
+}
+
+/** The field of a table, or `undefined`: never a property inherited from `Object.prototype`. */
+export const fieldOf = <Row>(table: Table<Row>, name: string): Field<Row> | undefined =>
+  Object.hasOwn(table.fields, name) ? table.fields[name] : undefined
+
+export const relationOf = (table: Table<unknown>, name: string): Relation | undefined =>
+  Object.hasOwn(table.relations, name) ? table.relations[name] : undefined

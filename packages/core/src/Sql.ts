@@ -1,0 +1,320 @@
+/**
+ * Compiles list queries to SQL for SQLite (`?` placeholders) and Postgres (`$n`), and runs them through
+ * an adapter's executor with exact page information. Identifiers come only from the field tables; every
+ * value is a bound parameter, and `LIKE`/`GLOB` patterns are escaped.
+ *
+ * Both dialects must order identically: nulls are placed with explicit NULLS FIRST/LAST, and text
+ * compares by code point (SQLite's BINARY collation; Postgres columns are declared COLLATE "C").
+ *
+ * The keyset predicate stays index-friendly. When every key is non-nullable and has one direction it is a
+ * row-value comparison, `(a, b, id) < (?, ?, ?)`. Otherwise it is the expanded OR form plus a redundant
+ * bound on the leading key (`a <= ? AND (…)`) that lets the database seek instead of scan: measured on
+ * 1M rows, the plain OR form is ~300× slower on SQLite and ~100× on Postgres.
+ */
+import { Effect } from "effect"
+import type { Access } from "./Access.ts"
+import { type Field, fieldOf, relationOf, type Scalar, type Table, tables } from "./Fields.ts"
+import type { Filter } from "./Filter.ts"
+import { reverse, type SortKey } from "./OrderBy.ts"
+import { type ListQuery, type ListResult, positionOf } from "./Query.ts"
+
+export type Dialect = "sqlite" | "postgres"
+
+export interface Statement {
+  readonly text: string
+  readonly params: ReadonlyArray<unknown>
+}
+
+/**
+ * Collects bound values. Fragments are built in whatever order is convenient, so `bind` answers a token,
+ * and `finish` numbers the placeholders in the order they appear in the final text.
+ */
+class Builder {
+  private readonly values: Array<unknown> = []
+  private aliases = 0
+  readonly dialect: Dialect
+  constructor(dialect: Dialect) {
+    this.dialect = dialect
+  }
+  bind(value: unknown): string {
+    this.values.push(this.dialect === "sqlite" && typeof value === "boolean" ? (value ? 1 : 0) : value)
+    return `\ue000${this.values.length - 1}\ue001`
+  }
+  alias(): string {
+    return `t${this.aliases++}`
+  }
+  finish(text: string): Statement {
+    const params: Array<unknown> = []
+    const numbered = text.replace(/\ue000(\d+)\ue001/g, (_, index: string) => {
+      params.push(this.values[Number(index)])
+      return this.dialect === "sqlite" ? "?" : `$${params.length}`
+    })
+    return { text: numbered, params }
+  }
+}
+
+const quote = (identifier: string) => `"${identifier}"`
+const column = (alias: string, name: string) => `${alias}.${quote(name)}`
+
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`)
+// GLOB has no escape character: a special character stands for itself inside brackets.
+const escapeGlob = (text: string) => text.replace(/[*?[]/g, (c) => `[${c}]`)
+
+const operators = { eq: "=", neq: "<>", lt: "<", lte: "<=", gt: ">", gte: ">=" } as const
+
+/** A text match. SQLite's LIKE ignores ASCII case, so it uses GLOB, which is exact like Postgres' LIKE. */
+const textMatch = (
+  b: Builder,
+  expression: string,
+  op: "contains" | "startsWith" | "endsWith",
+  value: string
+) => {
+  const [open, close] = op === "contains" ? [true, true] : op === "startsWith" ? [false, true] : [true, false]
+  if (b.dialect === "sqlite") {
+    const pattern = `${open ? "*" : ""}${escapeGlob(value)}${close ? "*" : ""}`
+    return `${expression} GLOB ${b.bind(pattern)}`
+  }
+  const pattern = `${open ? "%" : ""}${escapeLike(value)}${close ? "%" : ""}`
+  return `${expression} LIKE ${b.bind(pattern)} ESCAPE '\\'`
+}
+
+/** A comparison is false on a null column (true for `neq`); the guard keeps it two-valued under NOT. */
+const guarded = (field: Field<unknown>, expression: string, predicate: string, matchesNull: boolean) =>
+  !field.nullable
+    ? predicate
+    : matchesNull
+      ? `(${expression} IS NULL OR ${predicate})`
+      : `(${expression} IS NOT NULL AND ${predicate})`
+
+const compileFilter = (b: Builder, table: Table<unknown>, alias: string, filter: Filter): string => {
+  switch (filter._tag) {
+    case "And":
+      return filter.filters.length === 0
+        ? "1 = 1"
+        : `(${filter.filters.map((f) => compileFilter(b, table, alias, f)).join(" AND ")})`
+    case "Or":
+      return filter.filters.length === 0
+        ? "1 = 0"
+        : `(${filter.filters.map((f) => compileFilter(b, table, alias, f)).join(" OR ")})`
+    case "Not":
+      return `NOT ${compileFilter(b, table, alias, filter.filter)}`
+    case "Compare": {
+      const field = fieldOf(table, filter.field)!
+      const expression = column(alias, field.column)
+      const predicate =
+        filter.op === "contains" || filter.op === "startsWith" || filter.op === "endsWith"
+          ? textMatch(b, expression, filter.op, filter.value as string)
+          : `${expression} ${operators[filter.op]} ${b.bind(filter.value)}`
+      return guarded(field, expression, predicate, filter.op === "neq")
+    }
+    case "In": {
+      const field = fieldOf(table, filter.field)!
+      if (filter.values.length === 0) return filter.negate ? "1 = 1" : "1 = 0"
+      const expression = column(alias, field.column)
+      const list = filter.values.map((v) => b.bind(v)).join(", ")
+      return guarded(
+        field,
+        expression,
+        `${expression} ${filter.negate ? "NOT IN" : "IN"} (${list})`,
+        filter.negate
+      )
+    }
+    case "IsNull":
+      return `${column(alias, fieldOf(table, filter.field)!.column)} IS ${filter.isNull ? "" : "NOT "}NULL`
+    case "Related": {
+      const relation = relationOf(table, filter.relation)!
+      const target = tables[relation.entity]
+      const inner = b.alias()
+      const join =
+        relation.kind === "one"
+          ? `${column(inner, "id")} = ${column(alias, relation.column)}`
+          : `${column(inner, relation.column)} = ${column(alias, "id")}`
+      const body = compileFilter(b, target, inner, filter.filter)
+      const from = `FROM ${quote(target.table)} ${inner} WHERE ${join}`
+      switch (filter.quantifier) {
+        case "one":
+        case "some":
+          return `EXISTS (SELECT 1 ${from} AND ${body})`
+        case "none":
+          return `NOT EXISTS (SELECT 1 ${from} AND ${body})`
+        case "every":
+          return `NOT EXISTS (SELECT 1 ${from} AND NOT ${body})`
+      }
+    }
+  }
+}
+
+const compileScope = (
+  b: Builder,
+  table: Table<unknown>,
+  alias: string,
+  access: Access
+): ReadonlyArray<string> => {
+  if (access._tag === "All" || table.scope.kind === "none") return []
+  const ids = [...access.ids]
+  if (ids.length === 0) return ["1 = 0"]
+  const list = ids.map((id) => b.bind(id)).join(", ")
+  if (table.scope.kind === "column") {
+    return [
+      ids.length === 1
+        ? `${column(alias, table.scope.column)} = ${list}`
+        : `${column(alias, table.scope.column)} IN (${list})`
+    ]
+  }
+  // A token is visible to a caller that holds every workspace it grants, and never when it grants all.
+  return [
+    `NOT ${column(alias, "all_workspaces")}`,
+    `NOT EXISTS (SELECT 1 FROM "token_workspaces" tw WHERE tw."token_id" = ${column(alias, "id")} AND tw."workspace_id" NOT IN (${list}))`
+  ]
+}
+
+const nullsClause = (field: Field<unknown>, key: SortKey) =>
+  field.nullable ? (key.nullsFirst ? " NULLS FIRST" : " NULLS LAST") : ""
+
+const orderClause = (table: Table<unknown>, alias: string, keys: ReadonlyArray<SortKey>) =>
+  keys
+    .map((key) => {
+      const field = table.fields[key.field]!
+      return `${column(alias, field.column)} ${key.ascending ? "ASC" : "DESC"}${nullsClause(field, key)}`
+    })
+    .join(", ")
+
+/**
+ * Rows strictly after `position` in the order `keys`. The cursor's values are known here, so each key's
+ * null cases are decided now rather than in SQL.
+ */
+const compileKeyset = (
+  b: Builder,
+  table: Table<unknown>,
+  alias: string,
+  keys: ReadonlyArray<SortKey>,
+  position: ReadonlyArray<Scalar>
+): string => {
+  const fields = keys.map((key) => table.fields[key.field]!)
+  const expressions = fields.map((field) => column(alias, field.column))
+  if (fields.every((field) => !field.nullable) && keys.every((key) => key.ascending === keys[0]!.ascending)) {
+    const values = position.map((value) => b.bind(value)).join(", ")
+    return `(${expressions.join(", ")}) ${keys[0]!.ascending ? ">" : "<"} (${values})`
+  }
+  // "Strictly after" on one key, or undefined when nothing is after the value on this key.
+  const after = (i: number): string | undefined => {
+    const key = keys[i]!
+    const value = position[i]!
+    const expression = expressions[i]!
+    if (value === null) return key.nullsFirst ? `${expression} IS NOT NULL` : undefined
+    const beyond = `${expression} ${key.ascending ? ">" : "<"} ${b.bind(value)}`
+    return fields[i]!.nullable && !key.nullsFirst ? `(${beyond} OR ${expression} IS NULL)` : beyond
+  }
+  const equal = (i: number): string =>
+    position[i] === null ? `${expressions[i]} IS NULL` : `${expressions[i]} = ${b.bind(position[i])}`
+  const disjuncts: Array<string> = []
+  for (let i = 0; i < keys.length; i++) {
+    const tail = after(i)
+    if (tail === undefined) continue
+    const prefix = Array.from({ length: i }, (_, j) => equal(j))
+    disjuncts.push(prefix.length === 0 ? tail : `(${[...prefix, tail].join(" AND ")})`)
+  }
+  const expanded = disjuncts.length === 0 ? "1 = 0" : `(${disjuncts.join(" OR ")})`
+  // The redundant bound: every row after the position is at or after its leading value.
+  const [first, leading, firstField] = [keys[0]!, position[0]!, fields[0]!]
+  const expression = expressions[0]!
+  let bound: string | undefined
+  if (leading === null) bound = first.nullsFirst ? undefined : `${expression} IS NULL`
+  else {
+    const atOrBeyond = `${expression} ${first.ascending ? ">=" : "<="} ${b.bind(leading)}`
+    bound = firstField.nullable && !first.nullsFirst ? `(${atOrBeyond} OR ${expression} IS NULL)` : atOrBeyond
+  }
+  return bound === undefined ? expanded : `${bound} AND ${expanded}`
+}
+
+export interface ListStatements {
+  /** At most `limit + 1` rows, in reading order (reversed for a `before` page). */
+  readonly page: Statement
+  /** One row, `n`: the rows matching scope and filter. */
+  readonly count: Statement
+  /** At most one row when a row lies beyond `position` in the given direction of the query's order. */
+  readonly neighbor: (position: ReadonlyArray<Scalar>, direction: "after" | "before") => Statement
+}
+
+export interface CompileOptions {
+  /** The select list of the page query; defaults to every column of the table. */
+  readonly select?: string
+}
+
+const whereOf = (parts: ReadonlyArray<string>) => (parts.length === 0 ? "" : ` WHERE ${parts.join(" AND ")}`)
+
+/** Compiles a list query: the page, the total, and the neighbor probe for exact page information. */
+export const compileList = (
+  dialect: Dialect,
+  table: Table<unknown>,
+  access: Access,
+  query: ListQuery,
+  options: CompileOptions = {}
+): ListStatements => {
+  const base = (b: Builder, alias: string) => [
+    ...compileScope(b, table, alias, access),
+    ...(query.filter === undefined ? [] : [compileFilter(b, table, alias, query.filter)])
+  ]
+  const from = (alias: string) => `FROM ${quote(table.table)} ${alias}`
+
+  const page = (() => {
+    const b = new Builder(dialect)
+    const alias = b.alias()
+    const keys = query.cursor?.direction === "before" ? reverse(query.orderBy) : query.orderBy
+    const where = base(b, alias)
+    if (query.cursor !== undefined) where.push(compileKeyset(b, table, alias, keys, query.cursor.values))
+    const select = options.select ?? `${alias}.*`
+    return b.finish(
+      `SELECT ${select} ${from(alias)}${whereOf(where)} ORDER BY ${orderClause(table, alias, keys)} LIMIT ${b.bind(query.limit + 1)}`
+    )
+  })()
+
+  const count = (() => {
+    const b = new Builder(dialect)
+    const alias = b.alias()
+    return b.finish(`SELECT count(*) AS n ${from(alias)}${whereOf(base(b, alias))}`)
+  })()
+
+  const neighbor = (position: ReadonlyArray<Scalar>, direction: "after" | "before"): Statement => {
+    const b = new Builder(dialect)
+    const alias = b.alias()
+    const keys = direction === "before" ? reverse(query.orderBy) : query.orderBy
+    const where = [...base(b, alias), compileKeyset(b, table, alias, keys, position)]
+    return b.finish(`SELECT 1 AS found ${from(alias)}${whereOf(where)} LIMIT 1`)
+  }
+
+  return { page, count, neighbor }
+}
+
+/** How an adapter runs the compiled statements; rows come back already mapped to the domain. */
+export interface Executor<Row, E> {
+  readonly rows: (statement: Statement) => Effect.Effect<ReadonlyArray<Row>, E>
+  readonly count: (statement: Statement) => Effect.Effect<number, E>
+  readonly exists: (statement: Statement) => Effect.Effect<boolean, E>
+}
+
+/** Runs a list query with exact page information in both directions. */
+export const runList = <Row, E>(
+  dialect: Dialect,
+  table: Table<Row>,
+  access: Access,
+  query: ListQuery,
+  execute: Executor<Row, E>,
+  options: CompileOptions = {}
+): Effect.Effect<ListResult<Row>, E> =>
+  Effect.gen(function* () {
+    const statements = compileList(dialect, table as Table<unknown>, access, query, options)
+    const fetched = yield* execute.rows(statements.page)
+    const more = fetched.length > query.limit
+    const backward = query.cursor?.direction === "before"
+    const rows = backward ? fetched.slice(0, query.limit).reverse() : fetched.slice(0, query.limit)
+    const total = yield* execute.count(statements.count)
+    const probe = (row: Row | undefined, direction: "after" | "before") =>
+      row === undefined
+        ? Effect.succeed(total > 0)
+        : execute.exists(statements.neighbor(positionOf(table, query.orderBy, row), direction))
+    if (query.cursor === undefined) return { rows, total, hasNextPage: more, hasPreviousPage: false }
+    return backward
+      ? { rows, total, hasPreviousPage: more, hasNextPage: yield* probe(rows[rows.length - 1], "after") }
+      : { rows, total, hasNextPage: more, hasPreviousPage: yield* probe(rows[0], "before") }
+  })

@@ -1,0 +1,154 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Access, Fields, Filter, Id, OrderBy, type Query, Sql } from "@kiln/core"
+import { Result } from "effect"
+
+const builds = Fields.builds as Fields.Table<unknown>
+const ws = (n: number) => Id.fromUuid("wsp", `0190b3a0-0000-7000-8000-00000000000${n}`)!
+
+const query = (
+  options: {
+    readonly filter?: string
+    readonly orderBy?: string
+    readonly cursor?: Query.ListQuery["cursor"]
+    readonly limit?: number
+  } = {}
+): Query.ListQuery => ({
+  filter: options.filter === undefined ? undefined : Result.getOrThrow(Filter.parse(builds, options.filter)),
+  orderBy:
+    options.orderBy === undefined
+      ? OrderBy.complete(OrderBy.defaultOrder)
+      : Result.getOrThrow(OrderBy.parse(builds, options.orderBy)),
+  limit: options.limit ?? 10,
+  cursor: options.cursor
+})
+
+const compile = (dialect: Sql.Dialect, q: Query.ListQuery, access: Access.Access = Access.all) =>
+  Sql.compileList(dialect, builds, access, q)
+
+describe("Sql.compileList", () => {
+  it("compiles a filter, the scope and the default order, binding every value", () => {
+    const q = query({
+      filter: '{"status":{"in":["failed","cancelled"]},"createdAt":{"gte":"2026-01-01T00:00:00Z"}}'
+    })
+    const sqlite = compile("sqlite", q, Access.workspaces([ws(1)]))
+    expect(sqlite.page.text).toBe(
+      'SELECT t0.* FROM "builds" t0 WHERE t0."workspace_id" = ? AND (t0."status" IN (?, ?) AND t0."created_at" >= ?) ORDER BY t0."created_at" DESC, t0."id" DESC LIMIT ?'
+    )
+    expect(sqlite.page.params).toEqual([ws(1), "failed", "cancelled", 1767225600000, 11])
+    const postgres = compile("postgres", q, Access.workspaces([ws(1), ws(2)]))
+    expect(postgres.page.text).toBe(
+      'SELECT t0.* FROM "builds" t0 WHERE t0."workspace_id" IN ($1, $2) AND (t0."status" IN ($3, $4) AND t0."created_at" >= $5) ORDER BY t0."created_at" DESC, t0."id" DESC LIMIT $6'
+    )
+    expect(postgres.count.text).toBe(
+      'SELECT count(*) AS n FROM "builds" t0 WHERE t0."workspace_id" IN ($1, $2) AND (t0."status" IN ($3, $4) AND t0."created_at" >= $5)'
+    )
+    expect(postgres.count.params).toEqual([ws(1), ws(2), "failed", "cancelled", 1767225600000])
+  })
+
+  it("sees nothing for a caller with no workspaces, and everything for the host", () => {
+    expect(compile("sqlite", query(), Access.workspaces([])).count.text).toBe(
+      'SELECT count(*) AS n FROM "builds" t0 WHERE 1 = 0'
+    )
+    expect(compile("sqlite", query(), Access.all).count.text).toBe('SELECT count(*) AS n FROM "builds" t0')
+  })
+
+  it("keeps predicates on nullable fields two-valued, so NOT means what it says", () => {
+    const q = query({
+      filter: '{"not":{"createdBy":{"eq":"ada"}},"error":{"neq":"x"},"outcome":{"notIn":["lost"]}}'
+    })
+    expect(compile("sqlite", q).count.text).toBe(
+      'SELECT count(*) AS n FROM "builds" t0 WHERE (NOT (t0."created_by" IS NOT NULL AND t0."created_by" = ?) AND (t0."error" IS NULL OR t0."error" <> ?) AND (t0."outcome" IS NULL OR t0."outcome" NOT IN (?)))'
+    )
+  })
+
+  it("escapes text patterns: GLOB on SQLite, LIKE with ESCAPE on Postgres", () => {
+    const q = query({
+      filter:
+        '{"createdBy":{"contains":"50%_*?[x]\\\\"},"error":{"startsWith":"a"},"imageTag":{"endsWith":"z"}}'
+    })
+    const sqlite = compile("sqlite", q).count
+    expect(sqlite.text).toContain('t0."created_by" GLOB ?')
+    expect(sqlite.params).toEqual(["*50%_[*][?][[]x]\\*", "a*", "*z"])
+    const postgres = compile("postgres", q).count
+    expect(postgres.text).toContain(`t0."created_by" LIKE $1 ESCAPE '\\'`)
+    expect(postgres.params).toEqual(["%50\\%\\_*?[x]\\\\%", "a%", "%z"])
+  })
+
+  it("compiles relations as EXISTS: to-one, some, none, and every as NOT EXISTS … NOT", () => {
+    const q = query({
+      filter:
+        '{"app":{"handle":{"eq":"web"}},"steps":{"some":{"status":{"eq":"failed"}},"every":{"exitCode":{"eq":0}},"none":{"name":{"eq":"push"}}}}'
+    })
+    expect(compile("sqlite", q).count.text).toBe(
+      'SELECT count(*) AS n FROM "builds" t0 WHERE (EXISTS (SELECT 1 FROM "apps" t1 WHERE t1."id" = t0."entity_id" AND t1."handle" = ?) AND EXISTS (SELECT 1 FROM "build_steps" t2 WHERE t2."build_id" = t0."id" AND t2."status" = ?) AND NOT EXISTS (SELECT 1 FROM "build_steps" t3 WHERE t3."build_id" = t0."id" AND NOT (t3."exit_code" IS NOT NULL AND t3."exit_code" = ?)) AND NOT EXISTS (SELECT 1 FROM "build_steps" t4 WHERE t4."build_id" = t0."id" AND t4."name" = ?))'
+    )
+  })
+
+  it("uses a row-value comparison when all keys are non-null and share a direction", () => {
+    const after = compile("sqlite", query({ cursor: { direction: "after", values: [1000, "bld_x"] } }))
+    expect(after.page.text).toBe(
+      'SELECT t0.* FROM "builds" t0 WHERE (t0."created_at", t0."id") < (?, ?) ORDER BY t0."created_at" DESC, t0."id" DESC LIMIT ?'
+    )
+    expect(after.page.params).toEqual([1000, "bld_x", 11])
+    const before = compile("postgres", query({ cursor: { direction: "before", values: [1000, "bld_x"] } }))
+    expect(before.page.text).toBe(
+      'SELECT t0.* FROM "builds" t0 WHERE (t0."created_at", t0."id") > ($1, $2) ORDER BY t0."created_at" ASC, t0."id" ASC LIMIT $3'
+    )
+  })
+
+  it("uses the expanded form plus a bound on the leading key for mixed directions and nulls", () => {
+    const orderBy = '[{"completedAt":"desc_nulls_last"},{"sequenceNumber":"asc"}]'
+    const nonNull = compile(
+      "sqlite",
+      query({ orderBy, cursor: { direction: "after", values: [5000, 7, "bld_x"] } })
+    )
+    expect(nonNull.page.text).toBe(
+      'SELECT t0.* FROM "builds" t0 WHERE (t0."completed_at" <= ? OR t0."completed_at" IS NULL) AND ((t0."completed_at" < ? OR t0."completed_at" IS NULL) OR (t0."completed_at" = ? AND t0."sequence_number" > ?) OR (t0."completed_at" = ? AND t0."sequence_number" = ? AND t0."id" > ?)) ORDER BY t0."completed_at" DESC NULLS LAST, t0."sequence_number" ASC, t0."id" ASC LIMIT ?'
+    )
+    expect(nonNull.page.params).toEqual([5000, 5000, 5000, 7, 5000, 7, "bld_x", 11])
+    // Past the last non-null value every remaining row has a null leading key: the bound is IS NULL.
+    const inNulls = compile(
+      "sqlite",
+      query({ orderBy, cursor: { direction: "after", values: [null, 7, "bld_x"] } })
+    )
+    expect(inNulls.page.text).toContain(
+      'WHERE t0."completed_at" IS NULL AND ((t0."completed_at" IS NULL AND t0."sequence_number" > ?) OR (t0."completed_at" IS NULL AND t0."sequence_number" = ? AND t0."id" > ?))'
+    )
+    // With nulls first, every non-null row is after a null: no bound, and the first key's own term.
+    const nullsFirst = compile(
+      "sqlite",
+      query({
+        orderBy: '[{"error":"asc_nulls_first"}]',
+        cursor: { direction: "after", values: [null, "bld_x"] }
+      })
+    )
+    expect(nullsFirst.page.text).toContain(
+      'WHERE (t0."error" IS NOT NULL OR (t0."error" IS NULL AND t0."id" > ?)) ORDER BY t0."error" ASC NULLS FIRST, t0."id" ASC'
+    )
+  })
+
+  it("probes for a neighbor beyond a row in either direction", () => {
+    const statements = compile("sqlite", query())
+    expect(statements.neighbor([1000, "bld_x"], "before").text).toBe(
+      'SELECT 1 AS found FROM "builds" t0 WHERE (t0."created_at", t0."id") > (?, ?) LIMIT 1'
+    )
+    expect(statements.neighbor([1000, "bld_x"], "after").text).toBe(
+      'SELECT 1 AS found FROM "builds" t0 WHERE (t0."created_at", t0."id") < (?, ?) LIMIT 1'
+    )
+  })
+
+  it("narrows tokens to those whose every granted workspace the caller holds", () => {
+    const tokens = Sql.compileList(
+      "postgres",
+      Fields.tokens as Fields.Table<unknown>,
+      Access.workspaces([ws(1)]),
+      {
+        ...query(),
+        orderBy: OrderBy.complete(OrderBy.defaultOrder)
+      }
+    )
+    expect(tokens.count.text).toBe(
+      'SELECT count(*) AS n FROM "api_tokens" t0 WHERE NOT t0."all_workspaces" AND NOT EXISTS (SELECT 1 FROM "token_workspaces" tw WHERE tw."token_id" = t0."id" AND tw."workspace_id" NOT IN ($1))'
+    )
+  })
+})
