@@ -143,7 +143,7 @@ export const extract = (tar: Uint8Array): Record<string, string> => {
 
 /** The entry names of a tar, as the tar CLI lists them, sorted. */
 export const list = (tar: Uint8Array): ReadonlyArray<string> =>
-  run("tar", ["-tf", "-"], undefined, tar)
+  run("tar", ["--quoting-style=literal", "-tf", "-"], undefined, tar)
     .toString("utf8")
     .split("\n")
     .filter((line) => line !== "")

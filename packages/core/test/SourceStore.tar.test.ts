@@ -106,7 +106,7 @@ describe("tar", () => {
         content: ""
       }
     ])
-    expect(run("tar", ["-tf", "-"], undefined, bytes).toString("utf8").split("\n")).toEqual([
+    expect(run("tar", ["--quoting-style=literal", "-tf", "-"], undefined, bytes).toString("utf8").split("\n")).toEqual([
       "dir/",
       long,
       "dir/link",
