@@ -2,7 +2,8 @@
  * `npm run bench -- <name>`: runs one benchmark, which prints a line per case and a summary line last.
  */
 const benchmarks: Record<string, () => Promise<unknown>> = {
-  list: () => import("./list.ts")
+  list: () => import("./list.ts"),
+  logs: () => import("./logs.ts")
 }
 
 const name = process.argv[2]

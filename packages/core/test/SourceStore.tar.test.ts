@@ -106,11 +106,8 @@ describe("tar", () => {
         content: ""
       }
     ])
-    expect(run("tar", ["--quoting-style=literal", "-tf", "-"], undefined, bytes).toString("utf8").split("\n")).toEqual([
-      "dir/",
-      long,
-      "dir/link",
-      ""
-    ])
+    expect(
+      run("tar", ["--quoting-style=literal", "-tf", "-"], undefined, bytes).toString("utf8").split("\n")
+    ).toEqual(["dir/", long, "dir/link", ""])
   })
 })

@@ -1,0 +1,57 @@
+/**
+ * The engine (DESIGN.md §3, §8): claims queued builds up to its concurrency, runs each with the Runner,
+ * batches its log lines into storage, heartbeats its leases, watches for cancel requests, enforces
+ * timeouts, reaps expired leases, sweeps what crashed processes left behind, and shuts down gracefully.
+ *
+ * Every write a build makes carries its claim's `(owner, attempt)` fence, so once a lease is lost — the
+ * process was paused, or a peer reaped it — nothing this process does can change the build again.
+ */
+import { Context, type Effect, Layer } from "effect"
+import type { App } from "./App.ts"
+import type { Build } from "./Build.ts"
+import type { Limits } from "./Claim.ts"
+import type { BuildId } from "./Id.ts"
+import { makeEngine } from "./internal/engine.ts"
+import type { EnvironmentVariable, Runner } from "./Runner.ts"
+import type { SourceStore } from "./SourceStore.ts"
+import type { Storage } from "./Storage.ts"
+
+export interface EngineOptions {
+  /** Names this process in claims and on containers; unique per process start. */
+  readonly owner?: string
+  /** How many builds this process runs at once. Default 2. */
+  readonly concurrency?: number
+  /** Per-workspace and per-app caps on active builds, across every process sharing the storage. */
+  readonly limits?: Limits
+  /** How long a claim lasts without a heartbeat; heartbeats come every third of it. Default 30 s. */
+  readonly leaseMs?: number
+  /** How often to look for queued builds when no change notification arrives. Default 1 s. */
+  readonly pollIntervalMs?: number
+  /** How often to look for cancel requests on running builds, besides notifications. Default 500 ms. */
+  readonly cancelPollMs?: number
+  /** How often to reap expired leases (and then sweep their leftovers). Default 5 s. */
+  readonly reapIntervalMs?: number
+  /** On shutdown, how long running builds may finish before they are cancelled. Default 30 s. */
+  readonly shutdownGraceMs?: number
+  /** The most log lines written to storage at once. Default 500. */
+  readonly logBatchLines?: number
+  /** Variables a build's commands get; secret values are redacted from its log. Default none. */
+  readonly environment?: (build: Build, app: App) => Effect.Effect<ReadonlyArray<EnvironmentVariable>>
+}
+
+export interface EngineShape {
+  readonly owner: string
+  /** The builds this process is running now. */
+  readonly running: Effect.Effect<ReadonlyArray<BuildId>>
+}
+
+export class Engine extends Context.Service<Engine, EngineShape>()("@kiln/core/Engine") {
+  /**
+   * Starts the engine for the life of the layer: closing the layer (SIGTERM under `NodeRuntime.runMain`)
+   * stops claiming, lets running builds finish within `shutdownGraceMs`, then cancels them with reason
+   * "shutdown".
+   */
+  static readonly layer = (
+    options: EngineOptions = {}
+  ): Layer.Layer<Engine, never, Storage | Runner | SourceStore> => Layer.effect(Engine, makeEngine(options))
+}

@@ -1,0 +1,73 @@
+/**
+ * A Runner turns a build's source into an artifact in a container (DESIGN.md §3, §7). `run` is a stream
+ * of events; interrupting it is how a build is cancelled or timed out, and must stop and remove
+ * whatever the run started before the interruption completes. `sweep` removes what a crashed process
+ * left behind, found by the labels every run puts on what it creates.
+ */
+import { Context, type Effect, Layer, type Stream } from "effect"
+import type { App } from "./App.ts"
+import type { AppVersion } from "./AppVersion.ts"
+import type { BuildId, WorkspaceId } from "./Id.ts"
+import { makeScriptedRunner } from "./internal/scriptedRunner.ts"
+import type { LogStream } from "./LogLine.ts"
+import type { RunnerError } from "./RunnerError.ts"
+import type { SourceError } from "./SourceError.ts"
+
+export interface EnvironmentVariable {
+  readonly name: string
+  readonly value: string
+  /** A secret's value is redacted from every log line, and never stored. */
+  readonly secret: boolean
+}
+
+export interface RunSpec {
+  readonly buildId: BuildId
+  readonly workspaceId: WorkspaceId
+  /** The claim: runners label what they create with it, so a sweep knows whose it is. */
+  readonly owner: string
+  readonly attempt: number
+  readonly app: App
+  readonly version: AppVersion
+  /** The build context: an uncompressed tar of the source tree, already rooted at the app's root directory. */
+  readonly context: Stream.Stream<Uint8Array, SourceError>
+  /** Variables for the `commands` strategy; secret values are redacted from the log. */
+  readonly environment: ReadonlyArray<EnvironmentVariable>
+}
+
+export type RunnerEvent =
+  | { readonly _tag: "StepStarted"; readonly index: number; readonly name: string }
+  | { readonly _tag: "Log"; readonly stream: LogStream; readonly step: string | null; readonly text: string }
+  | {
+      readonly _tag: "StepFinished"
+      readonly index: number
+      readonly name: string
+      readonly status: "succeeded" | "failed"
+      readonly exitCode: number | null
+    }
+  | { readonly _tag: "Artifact"; readonly imageTag: string; readonly imageDigest: string | null }
+
+export { RunnerError, RunnerErrorReason } from "./RunnerError.ts"
+
+/** Something a runner created for a build and has not removed yet. */
+export interface Resource {
+  readonly kind: "container" | "image"
+  readonly id: string
+  readonly buildId: string
+}
+
+export interface RunnerShape {
+  readonly run: (spec: RunSpec) => Stream.Stream<RunnerEvent, RunnerError>
+  /** What runs created and have not removed yet (labelled containers and untagged images). */
+  readonly resources: Effect.Effect<ReadonlyArray<Resource>, RunnerError>
+  /** Removes every resource whose build is not in `active`; answers what it removed. */
+  readonly sweep: (active: ReadonlySet<string>) => Effect.Effect<ReadonlyArray<Resource>, RunnerError>
+}
+
+export class Runner extends Context.Service<Runner, RunnerShape>()("@kiln/core/Runner") {
+  /**
+   * A scripted runner for deterministic tests, with no container engine: it runs the `commands`
+   * strategy's build and deploy commands as a tiny shell (`echo text`, `echo text >&2`, `sleep seconds`,
+   * `exit code`, `true`, `false`, separated by `;`, `&&` or newlines), one step each.
+   */
+  static readonly layerTest: Layer.Layer<Runner> = Layer.effect(Runner, makeScriptedRunner)
+}

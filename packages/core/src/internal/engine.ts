@@ -1,0 +1,481 @@
+/**
+ * The engine's loops: claim, run, heartbeat, cancel watch, reap, sweep, shutdown. See `Engine.ts`.
+ */
+import { hostname } from "node:os"
+import {
+  Cause,
+  Clock,
+  DateTime,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Option,
+  Queue,
+  Ref,
+  Schedule,
+  Stream
+} from "effect"
+import * as Access from "../Access.ts"
+import type { Build, BuildStep } from "../Build.ts"
+import type { BuildEvent, Fence } from "../BuildState.ts"
+import type { Change } from "../Change.ts"
+import type { EngineOptions, EngineShape } from "../Engine.ts"
+import type { BuildId } from "../Id.ts"
+import * as LogLine from "../LogLine.ts"
+import * as OrderBy from "../OrderBy.ts"
+import type { ListQuery } from "../Query.ts"
+import * as Redactor from "../Redactor.ts"
+import { Runner, type RunnerEvent } from "../Runner.ts"
+import type { RunnerError } from "../RunnerError.ts"
+import { SourceStore } from "../SourceStore.ts"
+import { Storage, type StorageShape } from "../Storage.ts"
+
+/** How a run ended, as decided by whichever came first. */
+type Outcome =
+  | {
+      readonly _tag: "Completed"
+      readonly artifact: { readonly imageTag: string; readonly imageDigest: string | null } | null
+    }
+  | { readonly _tag: "Failed"; readonly error: RunnerError | string }
+  | { readonly _tag: "Cancelled" }
+  | { readonly _tag: "TimedOut" }
+  | { readonly _tag: "LeaseLost" }
+
+interface Running {
+  readonly stop: Deferred.Deferred<Outcome>
+  readonly fiber: Fiber.Fiber<void>
+}
+
+/** Names a process in claims and on containers: unique per process start. */
+export const defaultOwner = (): string =>
+  `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
+
+const now = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.makeUnsafe(ms))
+
+const formatDuration = (ms: number) =>
+  ms % 60_000 === 0 ? `${ms / 60_000} min` : ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`
+
+// Storage writes a build cannot do without are retried while the storage says a retry can help.
+const retryTransient = Schedule.exponential("50 millis").pipe(Schedule.upTo({ times: 5 }))
+const whileRetryable = (error: { readonly _tag: string }) =>
+  error._tag === "StorageError" && (error as unknown as { readonly retryable: boolean }).retryable
+
+/** Active builds: claimed and not stopped, as a filter the query language understands. */
+const activeQuery = (ids?: ReadonlyArray<BuildId>): ListQuery => ({
+  filter: {
+    _tag: "And",
+    filters: [
+      { _tag: "In", field: "phase", values: ["initializing", "running"], negate: false },
+      ...(ids === undefined ? [] : [{ _tag: "In" as const, field: "id", values: ids, negate: false }])
+    ]
+  },
+  orderBy: OrderBy.complete(OrderBy.defaultOrder),
+  limit: 10_000,
+  cursor: undefined
+})
+
+/**
+ * The log of one build: lines get their seq as they arrive and are written in batches — as soon as the
+ * previous write returns, at most `batch` lines at a time — so a line waits for one write at most.
+ */
+const makeLogWriter = (
+  storage: StorageShape,
+  buildId: BuildId,
+  fence: Fence,
+  batch: number,
+  redactor: Redactor.Redactor,
+  onLeaseLost: Effect.Effect<void>,
+  onWriteFailed: Effect.Effect<void>
+) =>
+  Effect.gen(function* () {
+    const queue = yield* Queue.bounded<LogLine.LogLine, Cause.Done>(batch * 20)
+    let seq = 0
+    // A bounded queue takes what fits and answers the rest: offer again until every line is in.
+    const offerEvery = (lines: ReadonlyArray<LogLine.LogLine>): Effect.Effect<void> =>
+      Effect.flatMap(Queue.offerAll(queue, lines), (rest) =>
+        rest.length === 0 ? Effect.void : offerEvery(rest)
+      )
+    /** Numbers, redacts and splits a run of lines with one clock read, then queues them. */
+    const addAll = (
+      entries: ReadonlyArray<{
+        readonly stream: LogLine.LogStream
+        readonly step: string | null
+        readonly text: string
+      }>
+    ) =>
+      Effect.flatMap(now, (ts) => {
+        const numbered: Array<LogLine.LogLine> = []
+        for (const { stream, step, text } of entries) {
+          for (const piece of LogLine.split(redactor.redact(text))) {
+            numbered.push({ seq: ++seq, ts, stream, step, text: piece })
+          }
+        }
+        return offerEvery(numbered)
+      })
+    const add = (stream: LogLine.LogStream, step: string | null, text: string) =>
+      addAll([{ stream, step, text }])
+    const write = (lines: ReadonlyArray<LogLine.LogLine>) =>
+      storage.appendLogs(buildId, fence, lines).pipe(
+        Effect.retry({ schedule: retryTransient, while: whileRetryable }),
+        Effect.catchTag("LeaseLost", () => onLeaseLost),
+        // A log that cannot be stored whole fails the build rather than losing lines silently.
+        Effect.catch((error) =>
+          Effect.logError("could not store log lines", error).pipe(Effect.andThen(onWriteFailed))
+        )
+      )
+    // Runs until the queue is ended and drained: ending it, never interrupting, keeps a taken batch whole.
+    const drain = Effect.gen(function* () {
+      while (true) yield* write(yield* Queue.takeBetween(queue, 1, batch))
+    }).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
+    const writer = yield* Effect.forkScoped(drain)
+    /** Writes every queued line and stops: the final state is written only after the last line. */
+    const close = Effect.andThen(Queue.end(queue), Fiber.join(writer))
+    return { add, addAll, close }
+  })
+
+export const makeEngine = (options: EngineOptions) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage
+    const runner = yield* Runner
+    const sources = yield* SourceStore
+    const owner = options.owner ?? defaultOwner()
+    const concurrency = options.concurrency ?? 2
+    const leaseMs = options.leaseMs ?? 30_000
+    const batch = options.logBatchLines ?? 500
+    const environment = options.environment ?? (() => Effect.succeed([]))
+    const running = new Map<BuildId, Running>()
+    const stopping = yield* Ref.make(false)
+    const wake = yield* Queue.sliding<void>(1)
+    const progress = (message: string, build: Build, extra: Record<string, unknown> = {}) =>
+      Effect.logInfo(message).pipe(
+        Effect.annotateLogs({ buildId: build.id, appId: build.entityId, ...extra })
+      )
+
+    /** Sweeps what the runner holds for builds that are no longer active anywhere. */
+    const sweep = Effect.gen(function* () {
+      const active = yield* storage.listBuilds(Access.all, activeQuery())
+      const removed = yield* runner.sweep(new Set(active.rows.map((b) => b.id)))
+      if (removed.length > 0) {
+        yield* Effect.logInfo(`swept ${removed.length} leftovers`).pipe(
+          Effect.annotateLogs({ resources: removed.map((r) => `${r.kind}:${r.id.slice(0, 12)}`).join(" ") })
+        )
+      }
+    }).pipe(Effect.catch((error) => Effect.logWarning("sweep failed", error)))
+
+    // -----------------------------------------------------------------------------------------------
+    // One build
+    // -----------------------------------------------------------------------------------------------
+
+    const runBuild = (build: Build, stop: Deferred.Deferred<Outcome>) =>
+      Effect.gen(function* () {
+        const fence: Fence = { owner, attempt: build.attempt }
+        const leaseLost = Deferred.succeed(stop, { _tag: "LeaseLost" }).pipe(Effect.asVoid)
+        const app = yield* storage.getApp(Access.all, build.entityId)
+        const version = yield* storage.getAppVersion(Access.all, build.appVersionId)
+        const variables = yield* environment(build, app)
+        const redactor = Redactor.make(variables.filter((v) => v.secret).map((v) => v.value))
+        const log = yield* makeLogWriter(
+          storage,
+          build.id,
+          fence,
+          batch,
+          redactor,
+          leaseLost,
+          Deferred.succeed(stop, { _tag: "Failed", error: "the build log could not be stored" }).pipe(
+            Effect.asVoid
+          )
+        )
+        const steps = new Map<number, BuildStep>()
+        const started = yield* Ref.make(false)
+        let artifact: { imageTag: string; imageDigest: string | null } | null = null
+
+        const write = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<A, E>) =>
+          effect.pipe(
+            Effect.retry({ schedule: retryTransient, while: whileRetryable }),
+            Effect.catchTag("LeaseLost" as never, () => leaseLost),
+            Effect.catch((error) => Effect.logError("storage write failed", error))
+          )
+        const recordStep = (step: BuildStep) =>
+          Effect.sync(() => steps.set(step.index, step)).pipe(
+            Effect.andThen(write(storage.recordStep(build.id, fence, step)))
+          )
+
+        const onEvent = (event: Exclude<RunnerEvent, { readonly _tag: "Log" }>) =>
+          Effect.gen(function* () {
+            switch (event._tag) {
+              case "StepStarted":
+                yield* progress(`step ${event.name}`, build, { step: event.index })
+                return yield* recordStep({
+                  index: event.index,
+                  name: event.name,
+                  status: "running",
+                  startedAt: yield* now,
+                  completedAt: null,
+                  exitCode: null,
+                  error: null
+                })
+              case "StepFinished": {
+                const step = steps.get(event.index)
+                return yield* recordStep({
+                  index: event.index,
+                  name: event.name,
+                  status: event.status,
+                  startedAt: step?.startedAt ?? (yield* now),
+                  completedAt: yield* now,
+                  exitCode: event.exitCode,
+                  error: null
+                })
+              }
+              case "Artifact":
+                artifact = { imageTag: event.imageTag, imageDigest: event.imageDigest }
+                return
+            }
+          })
+
+        // Events arrive in chunks: runs of log lines are queued together, other events in order between them.
+        const onEvents = (events: ReadonlyArray<RunnerEvent>) =>
+          Effect.gen(function* () {
+            if (!(yield* Ref.getAndSet(started, true))) {
+              yield* write(storage.transition(build.id, { _tag: "Started", at: yield* now, ...fence }))
+            }
+            let lines: Array<Extract<RunnerEvent, { readonly _tag: "Log" }>> = []
+            for (const event of events) {
+              if (event._tag === "Log") {
+                lines.push(event)
+                continue
+              }
+              if (lines.length > 0) yield* log.addAll(lines)
+              lines = []
+              yield* onEvent(event)
+            }
+            if (lines.length > 0) yield* log.addAll(lines)
+          })
+
+        yield* log.add(
+          "system",
+          null,
+          `[kiln] build #${build.sequenceNumber} of ${app.handle} claimed by ${owner}`
+        )
+        yield* progress("build started", build, { owner })
+        const run = runner
+          .run({
+            buildId: build.id,
+            workspaceId: build.workspaceId,
+            owner,
+            attempt: build.attempt,
+            app,
+            version,
+            context: sources.context(version, app.build.rootDirectory),
+            environment: variables
+          })
+          .pipe(
+            Stream.runForEachArray(onEvents),
+            Effect.matchEffect({
+              onSuccess: () => Deferred.succeed(stop, { _tag: "Completed", artifact }),
+              onFailure: (error) => Deferred.succeed(stop, { _tag: "Failed", error })
+            })
+          )
+        const runFiber = yield* Effect.forkChild(run)
+        const timeoutMs = app.build.timeoutMs
+        const timer = yield* Effect.forkChild(
+          Effect.sleep(`${timeoutMs} millis`).pipe(
+            Effect.andThen(Deferred.succeed(stop, { _tag: "TimedOut" }))
+          )
+        )
+        const heartbeat = yield* Effect.forkChild(
+          Effect.gen(function* () {
+            const renewed = yield* storage.heartbeat(build.id, fence, leaseMs).pipe(
+              Effect.catchTag("LeaseLost", () => leaseLost.pipe(Effect.as(undefined))),
+              Effect.catch((error) => Effect.logWarning("heartbeat failed", error).pipe(Effect.as(undefined)))
+            )
+            if (renewed?.cancelRequestedAt !== null && renewed !== undefined) {
+              yield* Deferred.succeed(stop, { _tag: "Cancelled" })
+            }
+          }).pipe(Effect.repeat(Schedule.spaced(`${Math.max(50, Math.floor(leaseMs / 3))} millis`)))
+        )
+
+        const outcome = yield* Deferred.await(stop)
+        // Whatever ended the run, the runner stops and cleans up before anything else is written.
+        yield* Fiber.interrupt(runFiber)
+        yield* Fiber.interrupt(timer)
+        if (outcome._tag === "LeaseLost") {
+          yield* Fiber.interrupt(heartbeat)
+          return yield* Effect.logWarning("lease lost: stopped without writing").pipe(
+            Effect.annotateLogs({ buildId: build.id })
+          )
+        }
+
+        const at = yield* now
+        const closing: Record<Exclude<Outcome["_tag"], "LeaseLost">, BuildStep["status"]> = {
+          Completed: "succeeded",
+          Failed: "failed",
+          Cancelled: "cancelled",
+          TimedOut: "cancelled"
+        }
+        for (const step of steps.values()) {
+          if (step.status === "running") {
+            yield* recordStep({ ...step, status: closing[outcome._tag], completedAt: at })
+          }
+        }
+        let event: BuildEvent
+        switch (outcome._tag) {
+          case "Completed":
+            yield* log.add(
+              "system",
+              null,
+              `[kiln] completed${outcome.artifact ? `: ${outcome.artifact.imageTag}` : ""}`
+            )
+            event = {
+              _tag: "Succeeded",
+              at,
+              ...fence,
+              imageTag: outcome.artifact?.imageTag ?? null,
+              imageDigest: outcome.artifact?.imageDigest ?? null
+            }
+            break
+          case "Failed": {
+            const error = typeof outcome.error === "string" ? outcome.error : outcome.error.message
+            yield* log.add("system", null, `[kiln] failed: ${error}`)
+            event = { _tag: "Failed", at, ...fence, error }
+            break
+          }
+          case "TimedOut": {
+            const error = `timed out after ${formatDuration(timeoutMs)}`
+            yield* log.add("system", null, `[kiln] ${error}`)
+            event = { _tag: "TimedOut", at, ...fence, error }
+            break
+          }
+          case "Cancelled": {
+            const current = yield* storage.getBuild(Access.all, build.id).pipe(Effect.option)
+            const reason = Option.getOrUndefined(current)?.cancelReason
+            yield* log.add("system", null, `[kiln] cancelled${reason ? `: ${reason}` : ""}`)
+            event = { _tag: "Stopped", at, ...fence }
+            break
+          }
+        }
+        yield* log.close
+        yield* Fiber.interrupt(heartbeat)
+        yield* storage.transition(build.id, event).pipe(
+          Effect.retry({ schedule: retryTransient, while: whileRetryable }),
+          Effect.matchEffect({
+            onSuccess: (final) => progress(`build ${final.status}`, build),
+            // The lease lapses and a reaper records the build as lost: it never stays running.
+            onFailure: (error) => Effect.logError("could not write the final state", error)
+          })
+        )
+      }).pipe(
+        Effect.scoped,
+        Effect.catchCause((cause) =>
+          Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("build crashed in the engine", cause)
+        )
+      )
+
+    const start = (build: Build) =>
+      Effect.gen(function* () {
+        const stop = yield* Deferred.make<Outcome>()
+        const fiber = yield* Effect.forkDetach(
+          runBuild(build, stop).pipe(
+            Effect.ensuring(
+              Effect.sync(() => running.delete(build.id)).pipe(Effect.andThen(Queue.offer(wake, undefined)))
+            )
+          )
+        )
+        running.set(build.id, { stop, fiber })
+      })
+
+    // -----------------------------------------------------------------------------------------------
+    // Loops
+    // -----------------------------------------------------------------------------------------------
+
+    const claimLoop = Effect.gen(function* () {
+      while (!(yield* Ref.get(stopping))) {
+        const free = concurrency - running.size
+        let claimed: ReadonlyArray<Build> = []
+        if (free > 0) {
+          claimed = yield* storage
+            .claimNext({ owner, leaseMs, max: free, limits: options.limits })
+            .pipe(Effect.catch((error) => Effect.logWarning("claim failed", error).pipe(Effect.as([]))))
+          if (yield* Ref.get(stopping)) return
+          for (const build of claimed) yield* start(build)
+        }
+        // A full claim may leave more work queued: look again at once.
+        if (free > 0 && claimed.length === free) continue
+        yield* Queue.take(wake).pipe(
+          Effect.timeout(`${options.pollIntervalMs ?? 1000} millis`),
+          Effect.ignore
+        )
+      }
+    })
+
+    const onChange = (change: Change) =>
+      Effect.gen(function* () {
+        if (change._tag !== "BuildChanged") return
+        if (change.phase === "queued") yield* Queue.offer(wake, undefined)
+        const mine = running.get(change.buildId)
+        if (mine !== undefined && change.cancelRequested)
+          yield* Deferred.succeed(mine.stop, { _tag: "Cancelled" })
+      })
+
+    // Notifications are a hint; this poll is the truth for processes that share storage without them.
+    const cancelPoll = Effect.gen(function* () {
+      if (running.size === 0) return
+      const result = yield* storage.listBuilds(Access.all, activeQuery([...running.keys()]))
+      for (const build of result.rows) {
+        if (build.cancelRequestedAt !== null) {
+          const mine = running.get(build.id)
+          if (mine !== undefined) yield* Deferred.succeed(mine.stop, { _tag: "Cancelled" })
+        }
+      }
+    }).pipe(
+      Effect.catch((error) => Effect.logWarning("cancel poll failed", error)),
+      Effect.repeat(Schedule.spaced(`${options.cancelPollMs ?? 500} millis`))
+    )
+
+    const reapLoop = Effect.gen(function* () {
+      const reaped = yield* storage.reapExpired()
+      for (const build of reaped)
+        yield* progress(`build reaped: ${build.outcome}`, build, { owner: build.owner })
+      if (reaped.length > 0) yield* sweep
+    }).pipe(
+      Effect.catch((error) => Effect.logWarning("reap failed", error)),
+      Effect.repeat(Schedule.spaced(`${options.reapIntervalMs ?? 5000} millis`))
+    )
+
+    const shutdown = Effect.gen(function* () {
+      yield* Ref.set(stopping, true)
+      yield* Queue.offer(wake, undefined)
+      const fibers = [...running.values()].map((r) => r.fiber)
+      if (fibers.length === 0) return
+      yield* Effect.logInfo(`shutting down: waiting for ${fibers.length} running builds`)
+      const finished = yield* Fiber.awaitAll(fibers).pipe(
+        Effect.timeout(`${options.shutdownGraceMs ?? 30_000} millis`),
+        Effect.exit
+      )
+      if (Exit.isSuccess(finished)) return
+      for (const [id, build] of running) {
+        yield* storage.requestCancel(Access.all, id, "shutdown").pipe(Effect.ignore)
+        yield* Deferred.succeed(build.stop, { _tag: "Cancelled" })
+      }
+      yield* Fiber.awaitAll([...running.values()].map((r) => r.fiber))
+    })
+
+    yield* sweep
+    const changes = yield* storage.changes.pipe(
+      Effect.catch((error) =>
+        Effect.logWarning("no change notifications: polling only", error).pipe(Effect.as(Stream.empty))
+      )
+    )
+    yield* Effect.forkScoped(Stream.runForEach(changes, onChange))
+    yield* Effect.forkScoped(cancelPoll)
+    yield* Effect.forkScoped(reapLoop)
+    yield* Effect.forkScoped(claimLoop)
+    // Registered last, so it runs first when the layer closes: before the loops are interrupted.
+    yield* Effect.addFinalizer(() => shutdown)
+    yield* Effect.logInfo(`engine ${owner} started: concurrency ${concurrency}`)
+
+    return {
+      owner,
+      running: Effect.sync(() => [...running.keys()])
+    } satisfies EngineShape
+  })

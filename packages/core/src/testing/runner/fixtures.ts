@@ -1,0 +1,139 @@
+/**
+ * Shared setup for the runner suites: run specs for the `commands` strategy (the one every runner
+ * supports the same way), a source context, and helpers to follow a run's events.
+ */
+import { it } from "@effect/vitest"
+import { DateTime, Effect, type Fiber, type Layer, Queue, type Scope, Stream } from "effect"
+import * as App from "../../App.ts"
+import * as AppVersion from "../../AppVersion.ts"
+import * as Id from "../../Id.ts"
+import { encodeHeader, endOfArchive, padding } from "../../internal/tar.ts"
+import { type EnvironmentVariable, Runner, type RunnerEvent, type RunSpec } from "../../Runner.ts"
+import type { RunnerError } from "../../RunnerError.ts"
+import type { SourceError } from "../../SourceError.ts"
+
+export interface RunnerSuiteOptions {
+  /** The image the commands run in (a real runner pulls nothing: it must exist locally). */
+  readonly builderImage?: string
+  /** How long a run may take to stop and clean up once interrupted. */
+  readonly stopWithinMs?: number
+}
+
+export type MakeRunner = () => Layer.Layer<Runner, unknown>
+
+/** Registers a test that runs against a fresh runner, on the real clock. */
+export const test =
+  (make: MakeRunner) =>
+  (name: string, body: () => Effect.Effect<void, unknown, Runner | Scope.Scope>, timeout = 60_000) =>
+    it.live(name, () => Effect.provide(body(), make()), timeout)
+
+const encoder = new TextEncoder()
+
+/** An uncompressed tar of the given files, as a context stream. */
+export const contextOf = (
+  files: Readonly<Record<string, string>>
+): Stream.Stream<Uint8Array, SourceError> => {
+  const chunks: Array<Uint8Array> = []
+  for (const [path, text] of Object.entries(files)) {
+    const data = encoder.encode(text)
+    chunks.push(
+      encodeHeader({ path, type: "file", linkTarget: "", size: data.length, mode: 0o644, mtime: 0 })
+    )
+    chunks.push(data, padding(data.length))
+  }
+  chunks.push(endOfArchive())
+  return Stream.fromIterable(chunks)
+}
+
+let builds = 0
+
+/** A commands-strategy run of the given scripts, with a fresh build id. */
+export const specOf = (
+  options: RunnerSuiteOptions,
+  scripts: {
+    readonly build: string
+    readonly deploy?: string
+    readonly environment?: ReadonlyArray<EnvironmentVariable>
+    readonly context?: Stream.Stream<Uint8Array, SourceError>
+  }
+): RunSpec => {
+  const n = ++builds
+  const hex = (prefix: string) =>
+    `0190b3a0-0000-7000-8${prefix}-${Date.now().toString(16).padStart(12, "0").slice(-12)}`
+  const at = DateTime.makeUnsafe(0)
+  const workspaceId = Id.fromUuid("wsp", hex("001"))!
+  const app = App.make(
+    Id.fromUuid("app", hex("002"))!,
+    {
+      workspaceId,
+      handle: "conformance",
+      name: "Runner conformance",
+      kind: "app",
+      build: {
+        ...App.defaultBuildSettings,
+        strategy: "commands",
+        builderImage: options.builderImage ?? App.defaultBuildSettings.builderImage,
+        buildCommand: scripts.build,
+        deployCommand: scripts.deploy ?? null
+      }
+    },
+    at
+  )
+  const version = AppVersion.make(
+    Id.fromUuid("ver", hex("003"))!,
+    workspaceId,
+    {
+      appId: app.id,
+      source: { type: "git", url: "https://git.example.com/conformance.git", commitSha: "c".repeat(40) }
+    },
+    at
+  )
+  return {
+    buildId: Id.fromUuid("bld", hex(String(100 + (n % 900))))!,
+    workspaceId,
+    owner: `conformance-${process.pid}`,
+    attempt: 1,
+    app,
+    version,
+    context: scripts.context ?? contextOf({ "README.md": "hello from the source\n" }),
+    environment: scripts.environment ?? []
+  }
+}
+
+/** Every event of a run that ends, and how it ended. */
+export const runToEnd = (spec: RunSpec) =>
+  Effect.gen(function* () {
+    const runner = yield* Runner
+    const events: Array<RunnerEvent> = []
+    const exit = yield* runner.run(spec).pipe(
+      Stream.runForEach((event) => Effect.sync(() => events.push(event))),
+      Effect.exit
+    )
+    return { events, exit }
+  })
+
+/** Starts a run in the background; `waitFor` resolves at the first log line containing `text`. */
+export const runInBackground = (spec: RunSpec) =>
+  Effect.gen(function* () {
+    const runner = yield* Runner
+    const events = yield* Queue.unbounded<RunnerEvent>()
+    const fiber = yield* runner.run(spec).pipe(
+      Stream.runForEach((event) => Queue.offer(events, event)),
+      Effect.forkChild
+    )
+    const waitFor = (text: string) =>
+      Effect.gen(function* () {
+        while (true) {
+          const event = yield* Queue.take(events)
+          if (event._tag === "Log" && event.text.includes(text)) return event
+        }
+      }).pipe(Effect.timeout("60 seconds"))
+    return { fiber: fiber as Fiber.Fiber<void, RunnerError>, waitFor }
+  })
+
+export const logText = (events: ReadonlyArray<RunnerEvent>, step?: string) =>
+  events.flatMap((event) =>
+    event._tag === "Log" && event.stream !== "system" && (step === undefined || event.step === step)
+      ? [event.text]
+      : []
+  )

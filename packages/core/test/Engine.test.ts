@@ -1,0 +1,288 @@
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { gzipSync } from "node:zlib"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Access, App, type Build, Engine, Query, Runner, SourceStore, Storage } from "@kiln/core"
+import { RunnerConformance } from "@kiln/core/testing"
+import { type Duration, Effect, Layer, Scope, Stream } from "effect"
+
+const dir = mkdtempSync(join(tmpdir(), "kiln-engine-"))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+const tarOf = (files: Record<string, string>) =>
+  Stream.runCollect(RunnerConformance.contextOf(files)).pipe(
+    Effect.map((chunks) => gzipSync(Buffer.concat(chunks.map((c) => Buffer.from(c)))))
+  )
+
+/** Records the order of storage writes, and can stop notifications or heartbeats to test fallbacks. */
+interface Spy {
+  readonly calls: Array<string>
+  readonly appendSizes: Array<number>
+}
+
+const spying = (spy: Spy, options: { readonly silent?: boolean; readonly frozenHeartbeats?: boolean }) =>
+  Layer.effect(
+    Storage.Storage,
+    Effect.gen(function* () {
+      const inner = yield* Storage.Storage
+      return Storage.Storage.of({
+        ...inner,
+        appendLogs: (id, fence, lines) => {
+          spy.calls.push(`append:${lines.length}`)
+          spy.appendSizes.push(lines.length)
+          return inner.appendLogs(id, fence, lines)
+        },
+        transition: (id, event) => {
+          spy.calls.push(`transition:${event._tag}`)
+          return inner.transition(id, event)
+        },
+        heartbeat: (id, fence, leaseMs) =>
+          options.frozenHeartbeats ? Effect.never : inner.heartbeat(id, fence, leaseMs),
+        changes: options.silent ? Effect.succeed(Stream.empty) : inner.changes
+      })
+    })
+  )
+
+const setup = (
+  engine: Engine.EngineOptions = {},
+  spy?: Spy,
+  options: { silent?: boolean; frozenHeartbeats?: boolean } = {}
+) => {
+  const storage =
+    spy === undefined
+      ? Storage.Storage.layerMemory()
+      : spying(spy, options).pipe(Layer.provide(Storage.Storage.layerMemory()))
+  const base = Layer.mergeAll(
+    storage,
+    Runner.Runner.layerTest,
+    SourceStore.SourceStore.layer({ directory: dir })
+  )
+  return Engine.Engine.layer({ cancelPollMs: 100, reapIntervalMs: 100, pollIntervalMs: 100, ...engine }).pipe(
+    Layer.provideMerge(base)
+  )
+}
+
+/** A commands app with an archive version, ready to build. */
+const appWith = (build: string, settings: Partial<App.BuildSettings> = {}) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    const sources = yield* SourceStore.SourceStore
+    const workspace = yield* storage.createWorkspace({ name: "acme" })
+    const app = yield* storage.createApp(Access.all, {
+      workspaceId: workspace.id,
+      handle: `app-${Math.random().toString(36).slice(2, 8)}`,
+      name: "App",
+      kind: "app",
+      build: { ...App.defaultBuildSettings, strategy: "commands", buildCommand: build, ...settings }
+    })
+    const stored = yield* sources.putArchive(Stream.fromEffect(tarOf({ "README.md": "hello\n" })))
+    const version = yield* storage.createAppVersion(Access.all, {
+      appId: app.id,
+      source: { type: "archive" }
+    })
+    yield* storage.resolveAppVersion(Access.all, version.id, {
+      status: "ready",
+      commitSha: stored.sha256,
+      sizeBytes: stored.sizeBytes
+    })
+    const queue = (n = 1) =>
+      Effect.forEach(Array.from({ length: n }), () =>
+        storage.createBuild(Access.all, { appVersionId: version.id, trigger: "manual", createdBy: "test" })
+      )
+    return { storage, app, queue }
+  })
+
+const until = (
+  id: Build.Build["id"],
+  done: (build: Build.BuildWithSteps) => boolean,
+  timeout: Duration.Input = "20 seconds"
+) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    while (true) {
+      const build = yield* storage.getBuild(Access.all, id)
+      if (done(build)) return build
+      yield* Effect.sleep("20 millis")
+    }
+  }).pipe(Effect.timeout(timeout))
+
+const stopped = (id: Build.Build["id"], timeout?: Duration.Input) =>
+  until(id, (b) => b.phase === "stopped", timeout)
+const logOf = (id: Build.Build["id"]) =>
+  Storage.Storage.use((storage) => storage.readLogs(Access.all, id, 0, 100_000)).pipe(
+    Effect.map((page) => page.lines)
+  )
+
+describe("Engine", () => {
+  it.live("runs a queued build to completion: steps, a gapless log, then the final state", () =>
+    Effect.gen(function* () {
+      const { queue } = yield* appWith("echo hello; echo world", { deployCommand: "echo deployed" })
+      const [build] = yield* queue()
+      const done = yield* stopped(build!.id)
+      expect(done).toMatchObject({
+        status: "completed",
+        outcome: "success",
+        owner: "engine-test",
+        attempt: 1
+      })
+      expect(done.startedAt).not.toBeNull()
+      expect(done.runningAt).not.toBeNull()
+      expect(done.steps.map((s) => [s.name, s.status, s.exitCode])).toEqual([
+        ["build", "succeeded", 0],
+        ["deploy", "succeeded", 0]
+      ])
+      const lines = yield* logOf(build!.id)
+      expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => i + 1))
+      expect(lines.filter((l) => l.stream !== "system").map((l) => `${l.step}:${l.text}`)).toEqual([
+        "build:hello",
+        "build:world",
+        "deploy:deployed"
+      ])
+      expect(lines[0]!.text).toContain("claimed by engine-test")
+      expect(lines[lines.length - 1]!.text).toBe("[kiln] completed")
+    }).pipe(Effect.provide(setup({ owner: "engine-test" })))
+  )
+
+  it.live("fails a build whose command fails, with its exit code in the error", () =>
+    Effect.gen(function* () {
+      const { queue } = yield* appWith("echo before; exit 3")
+      const [build] = yield* queue()
+      const done = yield* stopped(build!.id)
+      expect(done).toMatchObject({
+        status: "failed",
+        outcome: "failure",
+        error: "build command failed with exit code 3"
+      })
+      expect(done.steps).toMatchObject([{ name: "build", status: "failed", exitCode: 3 }])
+      expect((yield* logOf(build!.id)).map((l) => l.text)).toContain(
+        "[kiln] failed: build command failed with exit code 3"
+      )
+    }).pipe(Effect.provide(setup()))
+  )
+
+  for (const silent of [false, true]) {
+    it.live(
+      `cancels a running build within a second, by ${silent ? "polling" : "notification"}, after cleanup`,
+      () =>
+        Effect.gen(function* () {
+          const { storage, queue } = yield* appWith("echo started; sleep 600")
+          const [build] = yield* queue()
+          yield* until(build!.id, (b) => b.phase === "running")
+          const runner = yield* Runner.Runner
+          expect((yield* runner.resources).length).toBe(1)
+          const before = Date.now()
+          yield* storage.requestCancel(Access.all, build!.id, "not needed")
+          const done = yield* stopped(build!.id)
+          expect(Date.now() - before).toBeLessThan(1_000)
+          expect(done).toMatchObject({ status: "cancelled", cancelReason: "not needed" })
+          expect(done.steps).toMatchObject([{ name: "build", status: "cancelled" }])
+          expect(yield* runner.resources).toEqual([])
+          expect((yield* logOf(build!.id)).map((l) => l.text)).toContain("[kiln] cancelled: not needed")
+        }).pipe(Effect.provide(setup({}, { calls: [], appendSizes: [] }, { silent })))
+    )
+  }
+
+  it.live("times a build out, cleaning up first", () =>
+    Effect.gen(function* () {
+      const { queue } = yield* appWith("echo started; sleep 600", { timeoutMs: 1_000 })
+      const [build] = yield* queue()
+      const done = yield* stopped(build!.id)
+      expect(done).toMatchObject({ status: "failed", outcome: "timed_out", error: "timed out after 1 s" })
+      expect(yield* Runner.Runner.use((r) => r.resources)).toEqual([])
+    }).pipe(Effect.provide(setup()))
+  )
+
+  it.live("runs at most `concurrency` builds at once, and all of them in the end", () =>
+    Effect.gen(function* () {
+      const { queue, storage } = yield* appWith("sleep 0.2; echo done")
+      const builds = yield* queue(6)
+      const engine = yield* Engine.Engine
+      let most = 0
+      while (true) {
+        most = Math.max(most, (yield* engine.running).length)
+        const page = yield* storage.listBuilds(Access.all, Query.first(10))
+        if (page.rows.every((b) => b.phase === "stopped")) break
+        yield* Effect.sleep("20 millis")
+      }
+      expect(most).toBe(2)
+      for (const build of builds) expect((yield* stopped(build.id)).status).toBe("completed")
+    }).pipe(Effect.provide(setup({ concurrency: 2 })))
+  )
+
+  it.live(
+    "writes logs in batches of at most 500 lines, and the final state only after the last batch",
+    () => {
+      const spy: Spy = { calls: [], appendSizes: [] }
+      return Effect.gen(function* () {
+        const script = Array.from({ length: 12_000 }, (_, i) => `echo line ${i}`).join("\n")
+        const { queue } = yield* appWith(script)
+        const [build] = yield* queue()
+        yield* stopped(build!.id)
+        const lines = (yield* logOf(build!.id)).filter((l) => l.stream !== "system")
+        expect(lines.map((l) => l.text)).toEqual(Array.from({ length: 12_000 }, (_, i) => `line ${i}`))
+        expect(Math.max(...spy.appendSizes)).toBeLessThanOrEqual(500)
+        expect(spy.appendSizes.length).toBeLessThan(12_000)
+        const lastAppend = spy.calls.map((c) => c.startsWith("append")).lastIndexOf(true)
+        expect(spy.calls.indexOf("transition:Succeeded")).toBeGreaterThan(lastAppend)
+      }).pipe(Effect.provide(setup({}, spy)))
+    }
+  )
+
+  it.live("never stores a secret value, even printed in pieces", () =>
+    Effect.gen(function* () {
+      const { queue } = yield* appWith("echo token=$TOKEN; echo -n sup3r-; sleep 0.1; echo s3cret-value")
+      const [build] = yield* queue()
+      yield* stopped(build!.id)
+      const text = (yield* logOf(build!.id)).map((l) => l.text).join("\n")
+      expect(text).toContain("token=***")
+      expect(text).not.toContain("s3cret")
+    }).pipe(
+      Effect.provide(
+        setup({
+          environment: () => Effect.succeed([{ name: "TOKEN", value: "sup3r-s3cret-value", secret: true }])
+        })
+      )
+    )
+  )
+
+  it.live("stops a build whose lease was lost, and never overwrites the reaper's verdict", () =>
+    Effect.gen(function* () {
+      const { queue } = yield* appWith(
+        "echo started; sleep 0.3; echo one; sleep 0.3; echo two; sleep 5; echo three"
+      )
+      const [build] = yield* queue()
+      const done = yield* stopped(build!.id)
+      expect(done).toMatchObject({ outcome: "lost", status: "failed" })
+      // The engine notices at its next fenced write and stops the runner.
+      yield* until(build!.id, () => true).pipe(Effect.delay("1500 millis"))
+      expect(yield* Runner.Runner.use((r) => r.resources)).toEqual([])
+      expect((yield* stopped(build!.id)).outcome).toBe("lost")
+      expect((yield* logOf(build!.id)).map((l) => l.text)).not.toContain("three")
+    }).pipe(
+      Effect.provide(setup({ leaseMs: 300 }, { calls: [], appendSizes: [] }, { frozenHeartbeats: true }))
+    )
+  )
+
+  it.live("on shutdown lets short builds finish, then cancels the rest with reason shutdown", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(setup({ concurrency: 2, shutdownGraceMs: 500 }), scope)
+      const run = <A, E>(effect: Effect.Effect<A, E, Storage.Storage | SourceStore.SourceStore>) =>
+        Effect.provide(effect, context)
+      const short = yield* run(appWith("echo quick; sleep 0.2"))
+      const long = yield* run(appWith("echo slow; sleep 600"))
+      const [quick] = yield* run(short.queue())
+      const [slow] = yield* run(long.queue())
+      yield* run(until(quick!.id, (b) => b.phase === "running"))
+      yield* run(until(slow!.id, (b) => b.phase === "running"))
+      const before = Date.now()
+      yield* Scope.close(scope, { _tag: "Success", value: undefined } as never)
+      expect(Date.now() - before).toBeLessThan(3_000)
+      const quickDone = yield* short.storage.getBuild(Access.all, quick!.id)
+      const slowDone = yield* long.storage.getBuild(Access.all, slow!.id)
+      expect(quickDone.status).toBe("completed")
+      expect(slowDone).toMatchObject({ status: "cancelled", cancelReason: "shutdown" })
+    })
+  )
+})
