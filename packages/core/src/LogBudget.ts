@@ -7,7 +7,7 @@
  * The bookkeeping is pure and shared by every storage: adapters persist `Stats` next to the lines and
  * supply the oldest stored tail lines when a trim is due.
  */
-import { DateTime, Schema } from "effect"
+import { ByteSize, DateTime, Schema } from "effect"
 import { BuildId } from "./Id.ts"
 import { byteLength, type LogLine } from "./LogLine.ts"
 
@@ -135,20 +135,13 @@ export const planTrim = (
   }
 }
 
-const formatBytes = (bytes: number): string =>
-  bytes < 1024
-    ? `${bytes} B`
-    : bytes < 1024 * 1024
-      ? `${(bytes / 1024).toFixed(1)} KiB`
-      : `${(bytes / 1024 / 1024).toFixed(1)} MiB`
-
 /** The system line a reader sees in place of the dropped lines; it takes the last dropped seq. */
 export const truncationLine = (stats: Stats): LogLine => ({
   seq: stats.droppedThroughSeq,
   ts: stats.truncatedAt ?? DateTime.makeUnsafe(0),
   stream: "system",
   step: null,
-  text: `[kiln] ${stats.droppedLines} lines (${formatBytes(stats.droppedBytes)}) dropped to stay within the log budget`
+  text: `[kiln] ${stats.droppedLines} lines (${ByteSize.format(ByteSize.bytes(stats.droppedBytes))}) dropped to stay within the log budget`
 })
 
 /**

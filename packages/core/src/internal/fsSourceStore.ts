@@ -6,13 +6,13 @@
 import { createHash, randomUUID } from "node:crypto"
 import { mkdir, open, rename, rm, stat } from "node:fs/promises"
 import { join, resolve } from "node:path"
-import { Duration, Effect, Schema, Stream } from "effect"
+import { ByteSize, Duration, Effect, Schema, Stream } from "effect"
 import { RelativePath } from "../App.ts"
 import type { AppVersion } from "../AppVersion.ts"
 import { SourceError } from "../SourceError.ts"
 import type { SourceStoreOptions, SourceStoreShape, StoredArchive } from "../SourceStore.ts"
 import * as Git from "./git.ts"
-import { formatBytes, gunzipFile, missingRoot, reroot, validate } from "./tarArchive.ts"
+import { gunzipFile, missingRoot, reroot, validate } from "./tarArchive.ts"
 
 const unavailable = (message: string) => (cause: unknown) =>
   new SourceError({ reason: "Unavailable", message, cause })
@@ -141,7 +141,7 @@ const receive = <E>(body: Stream.Stream<Uint8Array, E>, file: string, maxBytes: 
           return Effect.fail(
             new SourceError({
               reason: "TooLarge",
-              message: `archive is larger than ${formatBytes(maxBytes)}`
+              message: `archive is larger than ${ByteSize.format(ByteSize.bytes(maxBytes))}`
             })
           )
         hash.update(chunk)

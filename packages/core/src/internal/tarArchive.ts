@@ -6,7 +6,7 @@
 import { createReadStream } from "node:fs"
 import { pipeline } from "node:stream"
 import { createGunzip } from "node:zlib"
-import { Effect, Result, Stream } from "effect"
+import { ByteSize, Effect, Result, Stream } from "effect"
 import { SourceError } from "../SourceError.ts"
 import {
   type Event,
@@ -77,7 +77,7 @@ export const validate = (
           return Effect.fail(
             new SourceError({
               reason: "TooLarge",
-              message: `archive unpacks to more than ${formatBytes(limits.maxUnpackedBytes)}`
+              message: `archive unpacks to more than ${ByteSize.format(ByteSize.bytes(limits.maxUnpackedBytes))}`
             })
           )
         const events = reader.push(chunk)
@@ -385,12 +385,3 @@ class Reroot {
 }
 
 /** `268435456` → "256 MiB"; sizes that are not a whole number of units stay in bytes. */
-export const formatBytes = (bytes: number): string => {
-  for (const [unit, size] of [
-    ["GiB", 1024 ** 3],
-    ["MiB", 1024 ** 2],
-    ["KiB", 1024]
-  ] as const)
-    if (bytes >= size && bytes % size === 0) return `${bytes / size} ${unit}`
-  return `${bytes.toLocaleString("en-US")} bytes`
-}
