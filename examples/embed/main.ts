@@ -1,110 +1,155 @@
 /**
- * Embedding Kiln: `@kiln/core` with the SQLite adapter, no server. It queues a build of a git commit and
- * takes it through its lifecycle the way an engine does — claim, steps, log lines, the final fenced
- * write — then reads back its log, its steps and the latest builds.
+ * Embedding Kiln: `@kiln/core` with the SQLite storage and the Docker runner, no server. It builds
+ * `examples/hello-app` from this repository's current commit (or, with `--archive`, from an uploaded
+ * archive of it), and prints the build's log live under a one-line progress display.
  *
- * Run with `npm start`; the database lives in `.kiln/kiln.db` (or `KILN_DB`).
+ *   npm start                 # git source: this repository at HEAD
+ *   npm start -- --archive    # archive source: a .tar.gz of examples/hello-app
+ *
+ * State lives in `.kiln/` (`KILN_DB` moves the database); `KILN_REGISTRY=127.0.0.1:5000` also pushes.
  */
+import { spawn, spawnSync } from "node:child_process"
 import { mkdirSync } from "node:fs"
-import { dirname } from "node:path"
+import { dirname, resolve } from "node:path"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
-import { Access, App, type BuildState, type LogLine, Query, Storage } from "@kiln/core"
-import { Clock, Console, DateTime, Effect } from "effect"
+import { Access, App, type Build, Engine, Fields, Query, SourceStore, Storage } from "@kiln/core"
+import { DockerRunner } from "@kiln/runner-docker"
+import { DateTime, Effect, Fiber, Layer, References, Stream } from "effect"
 
-const filename = process.env.KILN_DB ?? ".kiln/kiln.db"
-const now = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.makeUnsafe(ms))
+const root = resolve(import.meta.dirname, "../..")
+const filename = process.env.KILN_DB ?? resolve(root, ".kiln/kiln.db")
+const useArchive = process.argv.includes("--archive")
+const registry = process.env.KILN_REGISTRY
+const tty = process.stdout.isTTY === true
 
-/** The workspace and app this example builds, created on the first run and reused after. */
+const git = (...args: Array<string>) => spawnSync("git", args, { cwd: root, encoding: "utf8" })
+
+/** The workspace and app this example builds, created on the first run and found after. */
 const ensureApp = Effect.gen(function* () {
   const storage = yield* Storage.Storage
-  const [existing] = (yield* storage.listApps(Access.all, Query.first(1))).rows
+  const query = yield* Query.fromParams(Fields.apps as Fields.Table<unknown>, Access.all, {
+    filter: JSON.stringify({ handle: { eq: "hello-app" } })
+  })
+  const [existing] = (yield* storage.listApps(Access.all, query)).rows
   if (existing !== undefined) return existing
-  const workspace = yield* storage.createWorkspace({ name: "Demo" })
+  const workspace = yield* storage.createWorkspace({ name: "Examples" })
   return yield* storage.createApp(Access.all, {
     workspaceId: workspace.id,
-    handle: "hello",
-    name: "Hello",
+    handle: "hello-app",
+    name: "Hello app",
     kind: "app",
-    build: App.defaultBuildSettings
+    build: { ...App.defaultBuildSettings, rootDirectory: "examples/hello-app", timeoutMs: 10 * 60 * 1000 }
   })
 })
+
+/** This repository at HEAD, or a .tar.gz of the app's directory uploaded to the source store. */
+const createVersion = (app: App.App) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    const head = git("rev-parse", "HEAD")
+    if (!useArchive && head.status === 0) {
+      console.log(`source: git ${root} @ ${head.stdout.trim().slice(0, 12)}`)
+      return yield* storage.createAppVersion(Access.all, {
+        appId: app.id,
+        source: { type: "git", url: root, commitSha: head.stdout.trim() }
+      })
+    }
+    const sources = yield* SourceStore.SourceStore
+    const tar = spawn("tar", ["-czf", "-", "-C", root, "examples/hello-app"])
+    const stored = yield* sources.putArchive(
+      Stream.fromAsyncIterable(tar.stdout as AsyncIterable<Uint8Array>, (cause) => new Error(String(cause)))
+    )
+    console.log(`source: archive ${stored.sha256.slice(0, 12)} (${stored.sizeBytes} bytes)`)
+    const version = yield* storage.createAppVersion(Access.all, {
+      appId: app.id,
+      source: { type: "archive" }
+    })
+    return yield* storage.resolveAppVersion(Access.all, version.id, {
+      status: "ready",
+      commitSha: stored.sha256,
+      sizeBytes: stored.sizeBytes
+    })
+  })
+
+/** One line at the bottom of a terminal, rewritten as the build moves; log lines scroll above it. */
+const progress = (() => {
+  let status = ""
+  const clear = () => (tty && status !== "" ? "\r\x1b[K" : "")
+  return {
+    print: (line: string) => process.stdout.write(`${clear()}${line}\n${tty ? status : ""}`),
+    set: (line: string) => {
+      if (!tty) return
+      process.stdout.write(`${clear()}${line}`)
+      status = line
+    },
+    done: () => process.stdout.write(clear())
+  }
+})()
+
+/** Follows a build: prints every log line once, in order, until it stops and its log is read to the end. */
+const follow = (build: Build.Build) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    // Subscribe first, then read: a change between the two cannot be missed.
+    const changes = yield* storage.changes
+    const wake = yield* Effect.forkChild(Stream.runDrain(changes))
+    const started = Date.now()
+    let seq = 0
+    let current = yield* storage.getBuild(Access.all, build.id)
+    while (true) {
+      const page = yield* storage.readLogs(Access.all, build.id, seq, 1000)
+      for (const line of page.lines) {
+        progress.print(line.stream === "system" ? `\x1b[2m${line.text}\x1b[0m` : line.text)
+        seq = line.seq
+      }
+      current = yield* storage.getBuild(Access.all, build.id)
+      const step = current.steps.at(-1)?.name ?? "waiting for the engine"
+      const elapsed = ((Date.now() - started) / 1000).toFixed(1)
+      progress.set(`⏳ ${current.status} · ${step} · ${seq} lines · ${elapsed}s`)
+      if (current.phase === "stopped" && page.lines.length === 0) break
+      yield* Effect.sleep("100 millis")
+    }
+    yield* Fiber.interrupt(wake)
+    progress.done()
+    return current
+  }).pipe(Effect.scoped)
 
 const program = Effect.gen(function* () {
   const storage = yield* Storage.Storage
   const app = yield* ensureApp
-  const version = yield* storage.createAppVersion(Access.all, {
-    appId: app.id,
-    source: {
-      type: "git",
-      url: "https://git.example.com/demo/hello.git",
-      commitSha: "c0ffee".padEnd(40, "0")
-    }
-  })
-  const queued = yield* storage.createBuild(Access.all, {
+  const version = yield* createVersion(app)
+  const build = yield* storage.createBuild(Access.all, {
     appVersionId: version.id,
     trigger: "manual",
     createdBy: "examples/embed"
   })
-  yield* Console.log(`queued   ${queued.id} (#${queued.sequenceNumber} of ${app.handle})`)
-
-  const [build] = yield* storage.claimNext({ owner: `embed-${process.pid}`, leaseMs: 30_000, max: 1 })
-  if (build === undefined) return yield* Effect.die("the build just queued was not claimable")
-  const fence: BuildState.Fence = { owner: build.owner!, attempt: build.attempt }
-  yield* Console.log(`claimed  by ${fence.owner}, attempt ${fence.attempt}`)
-  yield* storage.transition(build.id, { _tag: "Started", at: yield* now, ...fence })
-
-  let seq = 0
-  const steps = [
-    { name: "prepare", output: ["fetching source", `checked out ${version.commitSha?.slice(0, 8)}`] },
-    { name: "build", output: ["Step 1/2 : FROM busybox", "Step 2/2 : RUN echo hello", "hello"] }
-  ]
-  for (const [index, step] of steps.entries()) {
-    const startedAt = yield* now
-    yield* storage.recordStep(build.id, fence, {
-      index,
-      name: step.name,
-      status: "running",
-      startedAt,
-      completedAt: null,
-      exitCode: null,
-      error: null
-    })
-    const lines: Array<LogLine.LogLine> = []
-    for (const text of step.output)
-      lines.push({ seq: ++seq, ts: yield* now, stream: "stdout", step: step.name, text })
-    yield* storage.appendLogs(build.id, fence, lines)
-    yield* storage.recordStep(build.id, fence, {
-      index,
-      name: step.name,
-      status: "succeeded",
-      startedAt,
-      completedAt: yield* now,
-      exitCode: 0,
-      error: null
-    })
-  }
-  const done = yield* storage.transition(build.id, {
-    _tag: "Succeeded",
-    at: yield* now,
-    ...fence,
-    imageTag: `kiln.local/${app.handle}:${version.commitSha?.slice(0, 8)}`,
-    imageDigest: null
-  })
-  yield* Console.log(`finished ${done.status} (${done.outcome}), image ${done.imageTag}\n`)
-
-  const log = yield* storage.readLogs(Access.all, build.id, 0, 100)
-  for (const line of log.lines)
-    yield* Console.log(`  ${String(line.seq).padStart(3)} [${line.step}] ${line.text}`)
-  const { steps: recorded } = yield* storage.getBuild(Access.all, build.id)
-  yield* Console.log(`\nsteps: ${recorded.map((s) => `${s.name}=${s.status}`).join(", ")}`)
-
-  const latest = (yield* storage.listBuilds(Access.all, Query.first(5))).rows
-  yield* Console.log(`\nlatest builds in ${filename}:`)
-  for (const b of latest) yield* Console.log(`  #${b.sequenceNumber} ${b.id} ${b.status}`)
+  console.log(`queued ${build.id} (#${build.sequenceNumber} of ${app.handle})\n`)
+  const done = yield* follow(build)
+  const seconds =
+    done.completedAt !== null && done.startedAt !== null
+      ? (DateTime.toEpochMillis(done.completedAt) - DateTime.toEpochMillis(done.startedAt)) / 1000
+      : 0
+  console.log(`\n${done.status === "completed" ? "✔" : "✘"} ${done.status} in ${seconds.toFixed(1)}s`)
+  for (const step of done.steps) console.log(`  ${step.status.padEnd(9)} ${step.name}`)
+  if (done.imageTag !== null) console.log(`image: ${done.imageTag}  (docker run --rm ${done.imageTag})`)
+  if (done.error !== null) console.log(`error: ${done.error}`)
+  if (done.status !== "completed") process.exitCode = 1
 })
 
 mkdirSync(dirname(filename), { recursive: true })
-Effect.runPromise(program.pipe(Effect.provide(SqliteStorage.layer({ filename })))).catch((error) => {
+const layer = Engine.Engine.layer({ concurrency: 1 }).pipe(
+  Layer.provideMerge(
+    Layer.mergeAll(
+      SqliteStorage.layer({ filename }),
+      SourceStore.SourceStore.layer({ directory: resolve(root, ".kiln/sources") }),
+      DockerRunner.layer(registry === undefined ? {} : { registry: { host: registry } })
+    )
+  )
+)
+// The engine's own progress events are for operators; this example shows the build's log instead.
+const quiet = Layer.succeed(References.MinimumLogLevel, "Warn")
+Effect.runPromise(program.pipe(Effect.provide(layer), Effect.provide(quiet))).catch((error) => {
+  progress.done()
   console.error(error)
   process.exitCode = 1
 })

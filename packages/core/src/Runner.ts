@@ -4,7 +4,7 @@
  * whatever the run started before the interruption completes. `sweep` removes what a crashed process
  * left behind, found by the labels every run puts on what it creates.
  */
-import { Context, type Effect, Layer, type Stream } from "effect"
+import { Context, Effect, Layer, type Stream } from "effect"
 import type { App } from "./App.ts"
 import type { AppVersion } from "./AppVersion.ts"
 import type { BuildId, WorkspaceId } from "./Id.ts"
@@ -55,12 +55,25 @@ export interface Resource {
   readonly buildId: string
 }
 
+/** Which of these builds are still active (claimed and not stopped). */
+export type ActiveAmong = (buildIds: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>>
+
+/** An answer for tests and simple hosts: exactly these builds are active. */
+export const activeOnly =
+  (ids: Iterable<string>): ActiveAmong =>
+  () =>
+    Effect.succeed(new Set(ids))
+
 export interface RunnerShape {
   readonly run: (spec: RunSpec) => Stream.Stream<RunnerEvent, RunnerError>
   /** What runs created and have not removed yet (labelled containers and untagged images). */
   readonly resources: Effect.Effect<ReadonlyArray<Resource>, RunnerError>
-  /** Removes every resource whose build is not in `active`; answers what it removed. */
-  readonly sweep: (active: ReadonlySet<string>) => Effect.Effect<ReadonlyArray<Resource>, RunnerError>
+  /**
+   * Removes what no live build owns: lists its resources first, then asks `activeAmong` which of their
+   * builds are still active, and removes the rest. Asking after listing matters: a build is claimed
+   * before its container exists, so a container found by the listing belongs to a claim the answer sees.
+   */
+  readonly sweep: (activeAmong: ActiveAmong) => Effect.Effect<ReadonlyArray<Resource>, RunnerError>
 }
 
 export class Runner extends Context.Service<Runner, RunnerShape>()("@kiln/core/Runner") {

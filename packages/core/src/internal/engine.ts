@@ -154,8 +154,16 @@ export const makeEngine = (options: EngineOptions) =>
 
     /** Sweeps what the runner holds for builds that are no longer active anywhere. */
     const sweep = Effect.gen(function* () {
-      const active = yield* storage.listBuilds(Access.all, activeQuery())
-      const removed = yield* runner.sweep(new Set(active.rows.map((b) => b.id)))
+      // Asked after the runner has listed its resources, so a claim made meanwhile is seen.
+      const activeAmong = (ids: ReadonlyArray<string>) =>
+        ids.length === 0
+          ? Effect.succeed(new Set<string>())
+          : storage.listBuilds(Access.all, activeQuery(ids as ReadonlyArray<BuildId>)).pipe(
+              Effect.map((result) => new Set<string>([...result.rows.map((b) => b.id), ...running.keys()])),
+              // Unsure is active: a sweep that cannot ask removes nothing.
+              Effect.orElseSucceed(() => new Set(ids))
+            )
+      const removed = yield* runner.sweep(activeAmong)
       if (removed.length > 0) {
         yield* Effect.logInfo(`swept ${removed.length} leftovers`).pipe(
           Effect.annotateLogs({ resources: removed.map((r) => `${r.kind}:${r.id.slice(0, 12)}`).join(" ") })

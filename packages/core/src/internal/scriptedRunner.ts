@@ -7,7 +7,7 @@ import { Effect, Queue, Ref, Stream } from "effect"
 import * as LineBuffer from "../LineBuffer.ts"
 import type { LogStream } from "../LogLine.ts"
 import * as Redactor from "../Redactor.ts"
-import type { Resource, RunnerEvent, RunnerShape, RunSpec } from "../Runner.ts"
+import type { ActiveAmong, Resource, RunnerEvent, RunnerShape, RunSpec } from "../Runner.ts"
 import { RunnerError } from "../RunnerError.ts"
 
 interface Command {
@@ -140,10 +140,13 @@ export const makeScriptedRunner = Effect.gen(function* () {
       })
     )
 
-  const sweep = (active: ReadonlySet<string>) =>
-    Ref.modify(live, (resources) => {
-      const removed = resources.filter((r) => !active.has(r.buildId))
-      return [removed, resources.filter((r) => active.has(r.buildId))] as const
+  const sweep = (activeAmong: ActiveAmong) =>
+    Effect.gen(function* () {
+      const listed = yield* Ref.get(live)
+      const active = yield* activeAmong([...new Set(listed.map((r) => r.buildId))])
+      const removed = listed.filter((r) => !active.has(r.buildId))
+      yield* Ref.update(live, (resources) => resources.filter((r) => !removed.includes(r)))
+      return removed
     })
 
   return { run, resources: Ref.get(live), sweep } satisfies RunnerShape

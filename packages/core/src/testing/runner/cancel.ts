@@ -1,6 +1,6 @@
 import { describe, expect } from "@effect/vitest"
 import { Clock, Effect, Fiber, Stream } from "effect"
-import { Runner } from "../../Runner.ts"
+import { activeOnly, Runner } from "../../Runner.ts"
 import { type MakeRunner, type RunnerSuiteOptions, runInBackground, specOf, test } from "./fixtures.ts"
 
 /** Interruption is cancel and timeout: it stops the work and removes what the run created. */
@@ -53,9 +53,9 @@ export const cancel = (name: string, make: MakeRunner, options: RunnerSuiteOptio
           const spec = specOf(options, { build: "echo started; sleep 600" })
           const { fiber, waitFor } = yield* runInBackground(spec)
           yield* waitFor("started")
-          expect(yield* runner.sweep(new Set([spec.buildId]))).toEqual([])
+          expect(yield* runner.sweep(activeOnly([spec.buildId]))).toEqual([])
           expect((yield* runner.resources).some((r) => r.buildId === spec.buildId)).toBe(true)
-          const swept = yield* runner.sweep(new Set())
+          const swept = yield* runner.sweep(activeOnly([]))
           expect(swept.some((r) => r.buildId === spec.buildId)).toBe(true)
           yield* Fiber.interrupt(fiber)
           expect((yield* runner.resources).filter((r) => r.buildId === spec.buildId)).toEqual([])

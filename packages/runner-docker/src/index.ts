@@ -1,0 +1,1 @@
+export * as DockerRunner from "./DockerRunner.ts"
