@@ -2,43 +2,21 @@
  * Shared setup of the Docker tests: whether an engine is there (and what to do if not), run specs for both
  * strategies, a way to follow a run, and the docker CLI to check what a run left on the engine.
  */
-import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { describe, it } from "@effect/vitest"
 import { type App, Runner } from "@kiln/core"
 import { RunnerConformance } from "@kiln/core/testing"
-import { Cause, Effect, Exit, Fiber, Queue, Stream } from "effect"
-import * as DockerClient from "../src/internal/DockerClient.ts"
+import { Effect, Exit, Fiber, Queue, Stream } from "effect"
+import { builderImage } from "../src/testing.ts"
 
-export const builderImage = "busybox:latest"
-
-const probe = await Effect.runPromise(Effect.exit(DockerClient.make({}).inspectImage(builderImage)))
-
-/** Why the Docker tests cannot run here, if they cannot. */
-export const unavailable: string | undefined = Exit.isFailure(probe)
-  ? `no Docker engine: ${String(Cause.squash(probe.cause))}`
-  : probe.value._tag === "None"
-    ? `the engine has no ${builderImage} image, and the tests pull nothing`
-    : undefined
-
-/**
- * A describe block that needs the engine: skipped with a loud reason where there is none, or failed when
- * KILN_REQUIRE_DOCKER=1 (as CI sets it), so a missing engine can never pass unnoticed there.
- */
-export const describeDocker = (name: string, body: () => void, missing: string | undefined = unavailable) => {
-  if (missing !== undefined && process.env.KILN_REQUIRE_DOCKER === "1") {
-    describe(name, () => {
-      it("has what it needs (KILN_REQUIRE_DOCKER=1)", () => {
-        throw new Error(missing)
-      })
-    })
-    return
-  }
-  if (missing !== undefined) {
-    console.warn(`\n!!! SKIPPED "${name}": ${missing}. Set KILN_REQUIRE_DOCKER=1 to fail instead.\n`)
-  }
-  describe.skipIf(missing !== undefined)(name, body)
-}
+export {
+  builderImage,
+  describeDocker,
+  docker,
+  dockerLines,
+  exists,
+  removeNamespace,
+  unavailable
+} from "../src/testing.ts"
 
 /** A namespace of the test file's own, so parallel test files never sweep each other's containers. */
 export const namespaceOf = (file: string) => `kiln-test-${file}-${process.pid}`
@@ -47,35 +25,6 @@ export const hex = (digits: number) =>
   randomBytes(Math.ceil(digits / 2))
     .toString("hex")
     .slice(0, digits)
-
-/** Runs the docker CLI, for checks independent of the runner. */
-export const docker = (...args: ReadonlyArray<string>): string =>
-  execFileSync("docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim()
-
-export const dockerLines = (...args: ReadonlyArray<string>) =>
-  docker(...args)
-    .split("\n")
-    .filter((line) => line.length > 0)
-
-/** Whether a container or image with this id or name exists. */
-export const exists = (kind: "container" | "image", id: string) => {
-  try {
-    docker(kind, "inspect", id)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** Removes every container and image carrying the namespace's label (an image's untagged parents go with it). */
-export const removeNamespace = (namespace: string) => {
-  const filter = `label=dev.kiln.namespace=${namespace}`
-  const containers = dockerLines("ps", "-aq", "--filter", filter)
-  if (containers.length > 0) docker("rm", "-f", ...containers)
-  for (const image of new Set(dockerLines("images", "-q", "--filter", filter))) {
-    if (exists("image", image)) docker("rmi", "-f", image)
-  }
-}
 
 /** A `commands` run of busybox. */
 export const commandsSpec = (

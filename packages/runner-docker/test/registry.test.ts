@@ -1,12 +1,8 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { expect, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
 import { afterAll, beforeAll } from "vitest"
 import { DockerRunner } from "../src/index.ts"
+import { freePort, hasRegistryBinary, type LocalRegistry, startRegistry } from "../src/testing.ts"
 import {
   describeDocker,
   docker,
@@ -24,57 +20,20 @@ import {
 
 const namespace = namespaceOf("registry")
 
-const hasRegistry = (() => {
-  try {
-    execFileSync("docker-registry", ["--version"], { stdio: "ignore" })
-    return true
-  } catch {
-    return false
-  }
-})()
-
-/** A port nothing listens on right now. */
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject()))
-    })
-  })
-
-let registry: ChildProcess | undefined
-let dir: string | undefined
+let registry: LocalRegistry | undefined
 let host = ""
 let closedHost = ""
 
 beforeAll(async () => {
-  if (unavailable !== undefined || !hasRegistry) return
-  host = `127.0.0.1:${await freePort()}`
+  if (unavailable !== undefined || !hasRegistryBinary) return
+  registry = await startRegistry()
+  host = registry.host
   closedHost = `127.0.0.1:${await freePort()}`
-  dir = mkdtempSync(join(tmpdir(), "kiln-registry-"))
-  const config = join(dir, "config.yml")
-  writeFileSync(
-    config,
-    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "data")}\nhttp:\n  addr: ${host}\n`
-  )
-  registry = spawn("docker-registry", ["serve", config], { stdio: "ignore" })
-  for (let tries = 0; tries < 100; tries++) {
-    const up = await fetch(`http://${host}/v2/`).then(
-      (response) => response.ok,
-      () => false
-    )
-    if (up) return
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error(`the test registry did not start on ${host}`)
 })
 
 afterAll(() => {
-  registry?.kill()
+  registry?.stop()
   if (unavailable === undefined) removeNamespace(namespace)
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
 })
 
 describeDocker(
@@ -161,7 +120,7 @@ describeDocker(
     )
   },
   unavailable ??
-    (hasRegistry
+    (hasRegistryBinary
       ? undefined
       : "no docker-registry binary to serve a test registry (Debian package docker-registry)")
 )
