@@ -2,6 +2,7 @@
  * `npm run bench -- <name>`: runs one benchmark, which prints a line per case and a summary line last.
  */
 const benchmarks: Record<string, () => Promise<unknown>> = {
+  docker: () => import("./docker.ts"),
   list: () => import("./list.ts"),
   logs: () => import("./logs.ts")
 }

@@ -50,7 +50,7 @@ describeDocker("docker › dockerfile builds", () => {
           "dev.kiln.owner": spec.owner
         })
 
-        // The engine's own LABEL steps for Kiln's labels are not shown: three instructions, three steps.
+        // The LABEL step Kiln appends for its labels is not shown: three instructions, three steps.
         expect(stepNames(events)).toEqual([
           "1/3 : FROM busybox",
           "2/3 : RUN echo one",

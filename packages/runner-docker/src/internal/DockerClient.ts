@@ -50,7 +50,6 @@ export interface BuildOptions {
   readonly dockerfile: string
   readonly tag: string
   readonly caching: boolean
-  readonly labels: Labels
   readonly limits: App.Limits
 }
 
@@ -343,7 +342,6 @@ export const make = (connection: Connection): DockerClient => {
                 nocache: !options.caching,
                 rm: true,
                 forcerm: true,
-                labels: { ...options.labels },
                 memory: options.limits.memoryBytes,
                 cpuperiod: cpuPeriod,
                 cpuquota: Math.round(options.limits.cpus * cpuPeriod)

@@ -4,11 +4,13 @@
  * image is tagged `{registry/}{handle}:{short hash}` and, when a registry is configured, pushed in a final
  * `push` step. No environment variable is passed to the build (no build args), so secrets never reach it.
  *
- * The engine applies Kiln's labels as LABEL instructions of its own, one per label, after the Dockerfile's
- * last: those steps are Kiln's business, so they are not shown, and steps are numbered out of the
- * Dockerfile's own instructions ("1/3 : FROM busybox" for a three-instruction Dockerfile).
+ * Kiln's labels go on the image as one LABEL instruction appended to the Dockerfile on its way to the
+ * engine: the engine's own `labels` option adds one instruction per label, and on the classic builder each
+ * costs a step and an image commit (~60 ms each; five of them made a build 35% slower than the CLI's).
+ * That step is Kiln's business, so it is not shown, and steps are numbered out of the Dockerfile's own
+ * instructions ("1/3 : FROM busybox" for a three-instruction Dockerfile).
  */
-import { type LogLine, Redactor, type Runner, RunnerError } from "@kiln/core"
+import { BuildContext, type LogLine, Redactor, type Runner, RunnerError } from "@kiln/core"
 import { Effect, Exit, Option, Schedule, type Scope, Stream } from "effect"
 import type { DockerClient, ProgressMessage } from "./DockerClient.ts"
 import * as Labels from "./labels.ts"
@@ -73,9 +75,9 @@ export const run = (
           yield* flush("stderr")
           yield* finish("succeeded", null)
           const number = Number(started[1])
-          const total = Number(started[2]) - Object.keys(labels).length
+          const total = Number(started[2]) - 1
           if (number > total) {
-            // One of Kiln's labels: its lines stay out of the log, except the build's summary.
+            // Kiln's LABEL instruction: its lines stay out of the log, except the build's summary.
             step = undefined
             return
           }
@@ -107,13 +109,15 @@ export const run = (
     }
 
     yield* Stream.runForEach(
-      client.buildImage(spec.context, {
-        dockerfile: spec.app.build.dockerfilePath,
-        tag: image,
-        caching: spec.app.build.caching,
-        labels,
-        limits: spec.app.build.limits
-      }),
+      client.buildImage(
+        BuildContext.appendToFile(spec.context, spec.app.build.dockerfilePath, labelInstruction(labels)),
+        {
+          dockerfile: spec.app.build.dockerfilePath,
+          tag: image,
+          caching: spec.app.build.caching,
+          limits: spec.app.build.limits
+        }
+      ),
       onMessage
     ).pipe(
       Effect.catchTag("SourceError", (error) =>
@@ -154,6 +158,12 @@ export const run = (
     }
     yield* emit({ _tag: "Artifact", imageTag: image, imageDigest: digest ?? imageId })
   })
+
+/** One `LABEL "key"="value" …` instruction; keys and values are plain ASCII, so JSON quoting is Dockerfile quoting. */
+const labelInstruction = (labels: Readonly<Record<string, string>>) =>
+  `LABEL ${Object.entries(labels)
+    .map(([key, value]) => `${JSON.stringify(key)}=${JSON.stringify(value)}`)
+    .join(" ")}`
 
 // Step names are Docker's text ("1/3 : FROM busybox"), cut short: a RUN line can be very long.
 const maxStepName = 200
