@@ -2,6 +2,7 @@
  * Bearer tokens: a role over a set of workspaces (or all of them). Only the SHA-256 of the secret is
  * stored; the secret is shown once, when the token is created.
  */
+import { createHash, randomBytes } from "node:crypto"
 import { type DateTime, Schema } from "effect"
 import * as Access from "./Access.ts"
 import { TokenId, WorkspaceId } from "./Id.ts"
@@ -55,3 +56,9 @@ export const make = (id: TokenId, input: NewToken, now: DateTime.Utc): ApiToken 
 export const visibleTo = (access: Access.Access, token: ApiToken): boolean =>
   access._tag === "All" ||
   (token.workspaceIds !== "*" && token.workspaceIds.every((id) => Access.allows(access, id)))
+
+/** A token's secret: a recognizable prefix and 256 random bits, base64url. Shown once, never stored. */
+export const generateSecret = (): string => `kiln_pat_${randomBytes(32).toString("base64url")}`
+
+/** What storage keeps of a secret: its SHA-256, in hex. */
+export const hashSecret = (secret: string): string => createHash("sha256").update(secret).digest("hex")

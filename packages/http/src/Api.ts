@@ -1,0 +1,314 @@
+/**
+ * The canonical API (`/api/…`, the seed-000 contract) as an Effect HttpApi: one definition that the
+ * server implements, `KilnClient` calls, and OpenAPI documents. Shared by server and clients, so it holds
+ * no server code.
+ */
+
+import type { Authenticator } from "@kiln/core"
+import { ApiToken, App, AppVersion, Build, BuildState, LogLine, Workspace } from "@kiln/core"
+import { Context, Schema } from "effect"
+import {
+  HttpApi,
+  HttpApiEndpoint,
+  HttpApiGroup,
+  HttpApiMiddleware,
+  HttpApiSchema,
+  HttpApiSecurity,
+  OpenApi
+} from "effect/http-api"
+import { BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized } from "./ApiError.ts"
+
+// -----------------------------------------------------------------------------------------------------
+// Views: the domain as clients see it
+// -----------------------------------------------------------------------------------------------------
+
+/** A build as every list and response shows it; the claim's lease details stay inside. */
+export const BuildView = Build.Build.mapFields(
+  ({
+    owner: _owner,
+    attempt: _attempt,
+    leaseExpiresAt: _lease,
+    idempotencyKey: _key,
+    phase: _phase,
+    ...fields
+  }) => fields
+)
+export type BuildView = typeof BuildView.Type
+
+/** `GET /api/builds/{id}`: the build with its steps. */
+export const BuildDetailView = BuildView.mapFields((fields) => ({
+  ...fields,
+  steps: Schema.Array(Build.BuildStep)
+}))
+export type BuildDetailView = typeof BuildDetailView.Type
+
+export const WorkspaceView = Workspace.Workspace
+export const AppView = App.App
+export const AppVersionView = AppVersion.AppVersion
+export const TokenView = ApiToken.ApiToken
+/** A token as created: with its secret, shown this once. */
+export const CreatedTokenView = ApiToken.ApiToken.mapFields((fields) => ({ ...fields, token: Schema.String }))
+
+export const PageInfo = Schema.Struct({
+  total: Schema.Int,
+  hasNextPage: Schema.Boolean,
+  hasPreviousPage: Schema.Boolean,
+  startCursor: Schema.NullOr(Schema.String),
+  endCursor: Schema.NullOr(Schema.String)
+})
+
+const page = <S extends Schema.Top>(item: S) =>
+  Schema.Struct({ data: Schema.Array(item), pageInfo: PageInfo })
+
+export const LogLineView = LogLine.LogLine
+export const LogPageView = Schema.Struct({
+  data: Schema.Array(LogLineView),
+  /** Where to continue: pass it back as `cursor` here, or to the stream. */
+  cursor: Schema.String,
+  truncated: Schema.Boolean,
+  /** The build has stopped and there are no lines after these. */
+  complete: Schema.Boolean
+})
+
+/** A message of the log stream (`GET /api/builds/{id}/logs/stream`, a WebSocket). */
+export const LogStreamMessage = Schema.Union([
+  Schema.Struct({ type: Schema.Literal("line"), ...LogLine.LogLine.fields, cursor: Schema.String }),
+  Schema.Struct({ type: Schema.Literal("status"), status: BuildState.Status }),
+  /** The last message: the build has stopped and every line was sent. The server then closes normally. */
+  Schema.Struct({ type: Schema.Literal("end"), status: BuildState.Status, cursor: Schema.String })
+])
+export type LogStreamMessage = typeof LogStreamMessage.Type
+
+/** The subprotocol a log stream client offers; the server answers with it, so a token is never echoed. */
+export const logStreamProtocol = "kiln"
+/** Browsers cannot set headers on a WebSocket: they offer `bearer.<token>` as a subprotocol instead. */
+export const logStreamTokenProtocol = "bearer."
+
+// -----------------------------------------------------------------------------------------------------
+// Authentication
+// -----------------------------------------------------------------------------------------------------
+
+/** Who is calling: provided to every handler by the `Authorization` middleware. */
+export class CurrentPrincipal extends Context.Service<CurrentPrincipal, Authenticator.Principal>()(
+  "@kiln/http/CurrentPrincipal"
+) {}
+
+export class Authorization extends HttpApiMiddleware.Service<Authorization, { provides: CurrentPrincipal }>()(
+  "@kiln/http/Authorization",
+  { security: { bearer: HttpApiSecurity.bearer }, error: Unauthorized, requiredForClient: true }
+) {}
+
+/** Renders request decoding failures as `400 {"error": "invalid_request", …}` naming the path. */
+export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("@kiln/http/RequestErrors", {
+  error: BadRequest
+}) {}
+
+// -----------------------------------------------------------------------------------------------------
+// Endpoints
+// -----------------------------------------------------------------------------------------------------
+
+const Text = (max: number) => Schema.String.check(Schema.isMaxLength(max))
+const optionalText = (max: number, description: string) =>
+  Schema.optional(Text(max).annotate({ description }))
+
+/** The list contract every resource shares; values are parsed by `Query.fromParams`, which names the path. */
+const listQuery = {
+  limit: optionalText(8, "Page size, 1–100 (default 100)."),
+  after: optionalText(4096, "Cursor: the page after this row (next page)."),
+  before: optionalText(4096, "Cursor: the page before this row (previous page)."),
+  ids: optionalText(8192, "Comma-separated ids; narrows within the caller's scope."),
+  filter: optionalText(8192, "JSON filter expression: and/or/not, per-field operators, relations."),
+  orderBy: optionalText(1024, 'JSON array of {field: direction}, e.g. [{"completedAt":"desc_nulls_last"}].')
+}
+
+const idParam = { id: Text(100) }
+
+export class BuildsGroup extends HttpApiGroup.make("builds")
+  .add(
+    HttpApiEndpoint.get("list", "/builds", {
+      query: {
+        ...listQuery,
+        workspace_id: optionalText(100, "Builds of this workspace."),
+        entity_id: optionalText(100, "Builds of this entity (app, function, …)."),
+        app_id: optionalText(100, "Builds of this app."),
+        status: optionalText(20, "pending, running, completed, failed, cancelled or skipped."),
+        trigger: optionalText(20, "manual, auto or redeploy."),
+        created_by: optionalText(1024, "Builds created by this principal.")
+      },
+      success: page(BuildView),
+      error: BadRequest
+    }),
+    HttpApiEndpoint.post("create", "/builds", {
+      headers: { "idempotency-key": Schema.optional(Build.IdempotencyKey) },
+      payload: Schema.Struct({ appVersionId: Text(100), metadata: Schema.optionalKey(Build.Metadata) }),
+      success: BuildView.pipe(HttpApiSchema.status(201)),
+      error: [BadRequest, Forbidden, NotFound, Conflict]
+    }),
+    HttpApiEndpoint.get("get", "/builds/:id", { params: idParam, success: BuildDetailView, error: NotFound }),
+    HttpApiEndpoint.post("cancel", "/builds/:id/cancel", {
+      params: idParam,
+      payload: Schema.Struct({ reason: Schema.optionalKey(Text(1000)) }),
+      success: Schema.Struct({ success: Schema.Boolean }),
+      error: [Forbidden, NotFound]
+    }),
+    HttpApiEndpoint.get("logs", "/builds/:id/logs", {
+      params: idParam,
+      query: {
+        cursor: optionalText(100, "Continue after this log cursor."),
+        limit: optionalText(8, "Lines per page, 1–10000 (default 1000)."),
+        format: Schema.optional(Schema.Literals(["json", "text"]))
+      },
+      success: [LogPageView, Schema.String.pipe(HttpApiSchema.asText())],
+      error: [BadRequest, NotFound]
+    })
+  )
+  .middleware(Authorization)
+  .prefix("/api") {}
+
+export class WorkspacesGroup extends HttpApiGroup.make("workspaces")
+  .add(
+    HttpApiEndpoint.get("list", "/workspaces", {
+      query: listQuery,
+      success: page(WorkspaceView),
+      error: BadRequest
+    }),
+    HttpApiEndpoint.post("create", "/workspaces", {
+      payload: Schema.Struct({ name: Workspace.Name }),
+      success: WorkspaceView.pipe(HttpApiSchema.status(201)),
+      error: [Forbidden]
+    }),
+    HttpApiEndpoint.get("get", "/workspaces/:id", {
+      params: idParam,
+      success: WorkspaceView,
+      error: NotFound
+    })
+  )
+  .middleware(Authorization)
+  .prefix("/api") {}
+
+/** Build settings as a client gives them: every field optional, defaults filled in. */
+export const BuildSettingsInput = Schema.Struct({
+  strategy: Schema.optionalKey(App.Strategy),
+  dockerfilePath: Schema.optionalKey(App.RelativePath),
+  rootDirectory: Schema.optionalKey(App.RelativePath),
+  buildCommand: Schema.optionalKey(Schema.NullOr(Text(8192))),
+  deployCommand: Schema.optionalKey(Schema.NullOr(Text(8192))),
+  builderImage: Schema.optionalKey(Text(512)),
+  caching: Schema.optionalKey(Schema.Boolean),
+  timeoutMs: Schema.optionalKey(App.BuildSettings.fields.timeoutMs),
+  limits: Schema.optionalKey(
+    Schema.Struct({
+      memoryBytes: Schema.optionalKey(App.Limits.fields.memoryBytes),
+      cpus: Schema.optionalKey(App.Limits.fields.cpus),
+      pids: Schema.optionalKey(App.Limits.fields.pids)
+    })
+  )
+})
+
+export class AppsGroup extends HttpApiGroup.make("apps")
+  .add(
+    HttpApiEndpoint.get("list", "/apps", {
+      query: { ...listQuery, workspace_id: optionalText(100, "Apps of this workspace.") },
+      success: page(AppView),
+      error: BadRequest
+    }),
+    HttpApiEndpoint.post("create", "/apps", {
+      payload: Schema.Struct({
+        workspaceId: Text(100),
+        handle: App.Handle,
+        name: Workspace.Name,
+        kind: App.Kind,
+        build: Schema.optionalKey(BuildSettingsInput)
+      }),
+      success: AppView.pipe(HttpApiSchema.status(201)),
+      error: [BadRequest, Forbidden, NotFound, Conflict]
+    }),
+    HttpApiEndpoint.get("get", "/apps/:id", { params: idParam, success: AppView, error: NotFound })
+  )
+  .middleware(Authorization)
+  .prefix("/api") {}
+
+export class AppVersionsGroup extends HttpApiGroup.make("appVersions")
+  .add(
+    HttpApiEndpoint.get("list", "/app-versions", {
+      query: {
+        ...listQuery,
+        workspace_id: optionalText(100, "Versions of apps of this workspace."),
+        app_id: optionalText(100, "Versions of this app.")
+      },
+      success: page(AppVersionView),
+      error: BadRequest
+    }),
+    HttpApiEndpoint.post("create", "/app-versions", {
+      payload: Schema.Struct({ appId: Text(100), source: AppVersion.NewSource }),
+      success: AppVersionView.pipe(HttpApiSchema.status(201)),
+      error: [BadRequest, Forbidden, NotFound]
+    }),
+    HttpApiEndpoint.get("get", "/app-versions/:id", {
+      params: idParam,
+      success: AppVersionView,
+      error: NotFound
+    }),
+    HttpApiEndpoint.post("uploadArchive", "/app-versions/:id/archive", {
+      params: idParam,
+      // The source store caps the size (and answers 413 in the API's own words), so none is set here.
+      payload: [
+        HttpApiSchema.StreamUint8Array({
+          contentType: ["application/gzip", "application/x-gzip", "application/octet-stream"]
+        }),
+        Schema.Struct({}).pipe(HttpApiSchema.asMultipartStream())
+      ],
+      success: AppVersionView,
+      error: [BadRequest, Forbidden, NotFound, Conflict, PayloadTooLarge]
+    })
+  )
+  .middleware(Authorization)
+  .prefix("/api") {}
+
+export class TokensGroup extends HttpApiGroup.make("tokens")
+  .add(
+    HttpApiEndpoint.get("list", "/tokens", {
+      query: listQuery,
+      success: page(TokenView),
+      error: [BadRequest, Forbidden]
+    }),
+    HttpApiEndpoint.post("create", "/tokens", {
+      payload: Schema.Struct({
+        name: Workspace.Name,
+        workspaceIds: ApiToken.TokenWorkspaces,
+        role: ApiToken.Role,
+        expiresAt: Schema.optionalKey(Schema.NullOr(Schema.DateTimeUtc))
+      }),
+      success: CreatedTokenView.pipe(HttpApiSchema.status(201)),
+      error: [BadRequest, Forbidden, NotFound]
+    }),
+    HttpApiEndpoint.get("get", "/tokens/:id", {
+      params: idParam,
+      success: TokenView,
+      error: [Forbidden, NotFound]
+    }),
+    HttpApiEndpoint.delete("revoke", "/tokens/:id", {
+      params: idParam,
+      success: TokenView,
+      error: [Forbidden, NotFound]
+    })
+  )
+  .middleware(Authorization)
+  .prefix("/api") {}
+
+export class KilnApi extends HttpApi.make("kiln")
+  .add(BuildsGroup)
+  .add(WorkspacesGroup)
+  .add(AppsGroup)
+  .add(AppVersionsGroup)
+  .add(TokensGroup)
+  .middleware(RequestErrors)
+  .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error" })
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "Kiln",
+      version: "0.1.0",
+      description:
+        "Build orchestration: queue builds of your source, run them in containers, follow their logs, cancel them, and query them."
+    })
+  ) {}

@@ -1,0 +1,77 @@
+/**
+ * Every error the API answers has one body: `{"error": "<code>", "message": "<sentence>", "details"?: …}`.
+ * A 5xx says only `{"error": "internal", "requestId": "…"}`: never SQL, stacks or driver text.
+ */
+import { Schema } from "effect"
+
+const details = Schema.optionalKey(Schema.Unknown)
+
+export class BadRequest extends Schema.Error<BadRequest>("BadRequest")(
+  {
+    error: Schema.Literals([
+      "invalid_request",
+      "invalid_filter",
+      "invalid_order_by",
+      "invalid_parameter",
+      "invalid_cursor",
+      "invalid_archive"
+    ]),
+    message: Schema.String,
+    details
+  },
+  { httpApiStatus: 400 }
+) {}
+
+export class Unauthorized extends Schema.Error<Unauthorized>("Unauthorized")(
+  { error: Schema.Literal("unauthorized"), message: Schema.String },
+  { httpApiStatus: 401 }
+) {
+  static readonly instance = new Unauthorized({
+    error: "unauthorized",
+    message: "missing or invalid credentials"
+  })
+}
+
+export class Forbidden extends Schema.Error<Forbidden>("Forbidden")(
+  { error: Schema.Literal("forbidden"), message: Schema.String },
+  { httpApiStatus: 403 }
+) {
+  static of(message: string): Forbidden {
+    return new Forbidden({ error: "forbidden", message })
+  }
+}
+
+export class NotFound extends Schema.Error<NotFound>("NotFound")(
+  { error: Schema.Literal("not_found"), message: Schema.String },
+  { httpApiStatus: 404 }
+) {
+  static of(message: string): NotFound {
+    return new NotFound({ error: "not_found", message })
+  }
+}
+
+export class Conflict extends Schema.Error<Conflict>("Conflict")(
+  { error: Schema.Literal("conflict"), message: Schema.String },
+  { httpApiStatus: 409 }
+) {
+  static of(message: string): Conflict {
+    return new Conflict({ error: "conflict", message })
+  }
+}
+
+export class PayloadTooLarge extends Schema.Error<PayloadTooLarge>("PayloadTooLarge")(
+  { error: Schema.Literal("payload_too_large"), message: Schema.String },
+  { httpApiStatus: 413 }
+) {
+  static of(message: string): PayloadTooLarge {
+    return new PayloadTooLarge({ error: "payload_too_large", message })
+  }
+}
+
+export class InternalError extends Schema.Error<InternalError>("InternalError")(
+  { error: Schema.Literal("internal"), requestId: Schema.String },
+  { httpApiStatus: 500 }
+) {}
+
+export const badRequest = (error: BadRequest["error"], message: string, more?: unknown): BadRequest =>
+  new BadRequest(more === undefined ? { error, message } : { error, message, details: more })

@@ -1,0 +1,169 @@
+/**
+ * Kiln's HTTP surface, to mount three ways: as routes in an Effect `HttpRouter` (`layer`), as a
+ * web-standard `(Request) => Promise<Response>` handler (`toWebHandler`), or as a Node server of its own
+ * (`layerServer`). Each takes a path `prefix`, so a host can serve Kiln under `/ci` beside its own routes.
+ *
+ * Routes: the canonical API under `/api` (see `Api.ts`), the log stream WebSocket at
+ * `/api/builds/{id}/logs/stream`, `GET /api/openapi.json`, and a reference page at `/api/docs` that
+ * loads nothing from the network. Every response carries an `x-request-id`; a 5xx body carries only
+ * that id, the cause goes to the log.
+ */
+import { randomUUID } from "node:crypto"
+import { createServer } from "node:http"
+import { NodeHttpServer } from "@effect/platform-node"
+import type { Authenticator, SourceStore, Storage } from "@kiln/core"
+import { ByteSize, Cause, Effect, identity, Layer, type Types } from "effect"
+import {
+  HttpIncomingMessage,
+  HttpRouter,
+  HttpServer,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse
+} from "effect/http"
+import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { KilnApi, logStreamProtocol } from "./Api.ts"
+import * as Apps from "./internal/apps.ts"
+import * as AppVersions from "./internal/appVersions.ts"
+import * as Authorization from "./internal/authorization.ts"
+import * as Builds from "./internal/builds.ts"
+import * as LogStream from "./internal/logStream.ts"
+import * as RequestErrors from "./internal/requestErrors.ts"
+import * as Tokens from "./internal/tokens.ts"
+import * as Workspaces from "./internal/workspaces.ts"
+
+export interface Options {
+  /** Where Kiln's routes live in the host's URL space, e.g. `/ci`; default at the root. */
+  readonly prefix?: string | undefined
+}
+
+/** What the routes need from the host: Kiln's storage, its source store and an authenticator. */
+export type Requirements = Storage.Storage | SourceStore.SourceStore | Authenticator.Authenticator
+
+export const maxUrlLength = 8 * 1024
+/** JSON bodies; archive uploads stream to the source store, which has its own (larger) cap. */
+export const maxBodyBytes = 1024 * 1024
+
+const isArchiveUpload = (url: string) => /\/archive(\?|$)/.test(url)
+
+const reasonOf = (error: unknown) =>
+  error instanceof HttpServerError.HttpServerError ? error.reason : undefined
+
+/**
+ * Unknown routes, requests past the limits and defects, in the API's error body, and a request id on
+ * every response. Applied to the whole router, so it also covers routes the host adds.
+ */
+const guard = HttpRouter.middleware(
+  (httpEffect) =>
+    // Every failure becomes a response here, so the remaining error type is nominal.
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const requestId = randomUUID()
+      const answer = (status: number, body: object) => HttpServerResponse.jsonUnsafe(body, { status })
+      const tooLarge = () =>
+        answer(413, {
+          error: "payload_too_large",
+          message: `the request body is larger than ${maxBodyBytes} bytes`
+        })
+      const limited = !isArchiveUpload(request.url)
+      const response =
+        request.url.length > maxUrlLength
+          ? answer(414, { error: "uri_too_long", message: `the URL is longer than ${maxUrlLength} bytes` })
+          : limited && Number(request.headers["content-length"] ?? 0) > maxBodyBytes
+            ? tooLarge()
+            : yield* httpEffect.pipe(
+                limited
+                  ? Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes))
+                  : identity,
+                Effect.catchCause((cause) => {
+                  const failure = Cause.findErrorOption(cause)
+                  const reason = failure._tag === "Some" ? reasonOf(failure.value) : undefined
+                  if (reason?._tag === "RouteNotFound") {
+                    const path = request.url.split("?")[0]
+                    return Effect.succeed(
+                      answer(404, { error: "not_found", message: `no route for ${request.method} ${path}` })
+                    )
+                  }
+                  // A body sent without a length, that turned out too long.
+                  if (reason?._tag === "RequestParseError" && reason.reason === "BodyTooLarge") {
+                    return Effect.succeed(tooLarge())
+                  }
+                  return Effect.logError("request failed", cause).pipe(
+                    Effect.annotateLogs({ requestId, method: request.method, url: request.url }),
+                    Effect.as(answer(500, { error: "internal", requestId }))
+                  )
+                })
+              )
+      return HttpServerResponse.setHeader(response, "x-request-id", requestId)
+    }) as Effect.Effect<
+      HttpServerResponse.HttpServerResponse,
+      Types.unhandled,
+      HttpServerRequest.HttpServerRequest
+    >,
+  { global: true }
+)
+
+const handlers = Layer.mergeAll(
+  Builds.layer,
+  Workspaces.layer,
+  Apps.layer,
+  AppVersions.layer,
+  Tokens.layer
+).pipe(Layer.provide(Authorization.layer))
+
+const routes = Layer.mergeAll(
+  HttpApiBuilder.layer(KilnApi, { openapiPath: "/api/openapi.json" }).pipe(
+    Layer.provide(handlers),
+    Layer.provide(RequestErrors.layer)
+  ),
+  LogStream.route,
+  HttpApiScalar.layer(KilnApi, { path: "/api/docs" }),
+  guard
+)
+
+/** A router whose routes all live under `prefix`; handlers see their paths without it. */
+const prefixed = (prefix: string) =>
+  Layer.effect(
+    HttpRouter.HttpRouter,
+    Effect.map(Effect.service(HttpRouter.HttpRouter), (router) => router.prefixed(prefix))
+  )
+
+/** Kiln's routes, added to the `HttpRouter` in context (under `prefix`). */
+export const layer = (options: Options = {}) =>
+  options.prefix === undefined || options.prefix === "" || options.prefix === "/"
+    ? routes
+    : routes.pipe(Layer.provide(prefixed(options.prefix)))
+
+/**
+ * Kiln as a web-standard handler, for hosts that speak `Request`/`Response`. The log stream needs a
+ * server that can upgrade connections (`layerServer`, or your own Node server with `layer`).
+ */
+export const toWebHandler = <E>(services: Layer.Layer<Requirements, E>, options: Options = {}) =>
+  HttpRouter.toWebHandler(
+    layer(options).pipe(Layer.provide(services), Layer.provide(HttpServer.layerServices)),
+    { disableLogger: true }
+  )
+
+export interface ServerOptions extends Options {
+  readonly port?: number | undefined
+  readonly host?: string | undefined
+}
+
+/**
+ * Kiln on a Node HTTP server of its own. WebSocket clients that offer the `kiln` subprotocol (browsers
+ * pass their token as `bearer.<token>` beside it) get `kiln` back, so the token is never echoed.
+ */
+export const layerServer = (options: ServerOptions = {}) =>
+  HttpRouter.serve(layer(options), { disableLogger: true }).pipe(
+    // The server stays in the output, so a host that asked for port 0 can read the one it got.
+    Layer.provideMerge(
+      NodeHttpServer.layer(() => createServer({ maxHeaderSize: 16 * 1024 }), {
+        port: options.port ?? 8787,
+        host: options.host ?? "127.0.0.1",
+        websocket: {
+          handleProtocols: (offered: ReadonlySet<string>) =>
+            offered.has(logStreamProtocol) ? logStreamProtocol : (offered.values().next().value ?? false)
+        }
+      })
+    )
+  )

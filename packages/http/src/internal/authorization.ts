@@ -1,0 +1,35 @@
+/**
+ * The `Authorization` middleware: a bearer credential becomes the `CurrentPrincipal`, through whatever
+ * `Authenticator` the host provides. Any failure is the same 401, with no detail.
+ */
+import { type ApiToken, Authenticator } from "@kiln/core"
+import { Effect, Layer, Redacted } from "effect"
+import { Authorization, CurrentPrincipal } from "../Api.ts"
+import * as ApiError from "../ApiError.ts"
+
+export const layer = Layer.effect(
+  Authorization,
+  Effect.gen(function* () {
+    const authenticator = yield* Authenticator.Authenticator
+    return Authorization.of({
+      bearer: (httpEffect, { credential }) =>
+        authenticator.authenticate(Redacted.value(credential)).pipe(
+          Effect.catchTags({
+            Unauthenticated: () => Effect.fail(ApiError.Unauthorized.instance),
+            StorageError: Effect.die
+          }),
+          Effect.flatMap((principal) => Effect.provideService(httpEffect, CurrentPrincipal, principal))
+        )
+    })
+  })
+)
+
+const roleNames: Record<ApiToken.Role, string> = { read: "read", write: "write", admin: "admin" }
+
+/** The caller, when its role includes `role`; otherwise 403. */
+export const requireRole = (role: ApiToken.Role) =>
+  Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
+    Authenticator.hasRole(principal, role)
+      ? Effect.succeed(principal)
+      : Effect.fail(ApiError.Forbidden.of(`this needs a token with the ${roleNames[role]} role`))
+  )

@@ -1,0 +1,79 @@
+/**
+ * `/api/builds`: list, create (idempotent with `Idempotency-Key`), get with steps, cancel, and log pages.
+ */
+import { Fields, LogCursor, Storage } from "@kiln/core"
+import { Effect } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import { CurrentPrincipal, KilnApi } from "../Api.ts"
+import * as ApiError from "../ApiError.ts"
+import { requireRole } from "./authorization.ts"
+import { fromQuery, fromStorage } from "./errors.ts"
+import { list } from "./lists.ts"
+
+const maxLogLines = 10_000
+
+const logLimit = (text: string | undefined) => {
+  if (text === undefined) return Effect.succeed(1000)
+  const limit = /^\d{1,5}$/.test(text) ? Number(text) : 0
+  return limit >= 1 && limit <= maxLogLines
+    ? Effect.succeed(limit)
+    : Effect.fail(
+        ApiError.badRequest("invalid_parameter", `limit: expected an integer from 1 to ${maxLogLines}`)
+      )
+}
+
+export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    return handlers
+      .handle("list", ({ query }) => list(Fields.builds, query, storage.listBuilds))
+      .handle("create", ({ payload, headers }) =>
+        Effect.gen(function* () {
+          const principal = yield* requireRole("write")
+          return yield* fromStorage(
+            storage.createBuild(principal.access, {
+              appVersionId: payload.appVersionId as never,
+              trigger: "manual",
+              createdBy: principal.name,
+              metadata: payload.metadata ?? {},
+              idempotencyKey: headers["idempotency-key"] ?? null
+            })
+          )
+        })
+      )
+      .handle("get", ({ params }) =>
+        Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
+          fromStorage(storage.getBuild(principal.access, params.id as never))
+        )
+      )
+      .handle("cancel", ({ params, payload }) =>
+        Effect.gen(function* () {
+          const principal = yield* requireRole("write")
+          const { accepted } = yield* fromStorage(
+            storage.requestCancel(principal.access, params.id as never, payload.reason ?? null)
+          )
+          return { success: accepted }
+        })
+      )
+      .handle("logs", ({ params, query }) =>
+        Effect.gen(function* () {
+          const principal = yield* Effect.service(CurrentPrincipal)
+          const after = yield* fromQuery(Effect.fromResult(LogCursor.decode(query.cursor)))
+          const text = query.format === "text"
+          const limit = yield* logLimit(query.limit ?? (text ? String(maxLogLines) : undefined))
+          const page = yield* fromStorage(
+            storage.readLogs(principal.access, params.id as never, after, limit)
+          )
+          if (text) return page.lines.map((line) => `${line.text}\n`).join("")
+          const build = yield* fromStorage(storage.getBuild(principal.access, params.id as never))
+          const last = page.lines.at(-1)?.seq ?? after
+          return {
+            data: page.lines,
+            cursor: LogCursor.encode(last),
+            truncated: page.truncated,
+            complete: build.phase === "stopped" && last >= page.lastSeq
+          }
+        })
+      )
+  })
+)

@@ -1,0 +1,55 @@
+/**
+ * From core's typed errors to the API's bodies. Storage failures are defects here: the 500 they become
+ * carries only a request id, and the cause goes to the log.
+ */
+import type { Cursor, Filter, SourceStore, Storage } from "@kiln/core"
+import { Effect } from "effect"
+import * as ApiError from "../ApiError.ts"
+
+const codes: Record<string, ApiError.BadRequest["error"]> = {
+  filter: "invalid_filter",
+  orderBy: "invalid_order_by"
+}
+
+export const fromQuery = <A, R>(
+  effect: Effect.Effect<A, Filter.InvalidQuery | Cursor.InvalidCursor, R>
+): Effect.Effect<A, ApiError.BadRequest, R> =>
+  Effect.mapError(effect, (error) =>
+    error._tag === "InvalidCursor"
+      ? ApiError.badRequest("invalid_cursor", error.message)
+      : ApiError.badRequest(codes[error.parameter] ?? "invalid_parameter", error.message)
+  )
+
+type StorageFailure = Storage.NotFound | Storage.Conflict | Storage.StorageError
+
+type Mapped<E> =
+  | Exclude<E, StorageFailure>
+  | (Extract<E, Storage.NotFound> extends never ? never : ApiError.NotFound)
+  | (Extract<E, Storage.Conflict> extends never ? never : ApiError.Conflict)
+
+/** Not found and conflict keep their message; a storage failure is a defect (a 500 with a request id). */
+export const fromStorage = <A, E extends { readonly _tag: string }, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, Mapped<E>, R> =>
+  Effect.catch(effect, (error): Effect.Effect<never, Mapped<E>> => {
+    switch (error._tag) {
+      case "NotFound":
+        return Effect.fail(ApiError.NotFound.of((error as unknown as Storage.NotFound).message) as Mapped<E>)
+      case "Conflict":
+        return Effect.fail(ApiError.Conflict.of((error as unknown as Storage.Conflict).message) as Mapped<E>)
+      case "StorageError":
+        return Effect.die(error)
+      default:
+        return Effect.fail(error as Mapped<E>)
+    }
+  })
+
+/** An upload the source store refused: too large is 413, anything else about the archive is 400. */
+export const fromSource = (
+  error: SourceStore.SourceError
+): Effect.Effect<never, ApiError.BadRequest | ApiError.PayloadTooLarge> =>
+  error.reason === "TooLarge"
+    ? Effect.fail(ApiError.PayloadTooLarge.of(error.message))
+    : error.reason === "Unavailable"
+      ? Effect.die(error)
+      : Effect.fail(ApiError.badRequest("invalid_archive", error.message))

@@ -1,0 +1,116 @@
+/**
+ * `GET /api/builds/{id}/logs/stream?cursor=`: a build's log over a WebSocket (DESIGN.md §5).
+ *
+ * Messages are JSON: `{"type":"line", seq, ts, stream, step, text, cursor}` for each line,
+ * `{"type":"status", status}` when the status changes, then `{"type":"end", status, cursor}` before a
+ * normal close. It subscribes to storage changes first, then reads from the cursor, then reads again on
+ * every change (or once a second, as a fallback): lines come from storage in seq order, so a client that
+ * resumes from any cursor gets no gap and no duplicate.
+ *
+ * Browsers cannot set headers on a WebSocket: besides `Authorization`, the token may come as the
+ * subprotocol `bearer.<token>`. Refusals (401, 404, 400) are answered before the upgrade, in the API's
+ * error body.
+ */
+import { Authenticator, LogCursor, Storage } from "@kiln/core"
+import { Deferred, Effect, Queue, Schema, Stream } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Socket } from "effect/socket"
+import { LogStreamMessage, logStreamTokenProtocol } from "../Api.ts"
+import * as ApiError from "../ApiError.ts"
+import { respond } from "./responses.ts"
+
+/** The bearer credential of an upgrade request: the Authorization header, or a `bearer.<token>` subprotocol. */
+export const credentialOf = (headers: Readonly<Record<string, string | undefined>>): string | undefined => {
+  const authorization = headers.authorization
+  if (authorization !== undefined && /^Bearer /i.test(authorization)) return authorization.slice(7).trim()
+  return (headers["sec-websocket-protocol"] ?? "")
+    .split(",")
+    .map((offered) => offered.trim())
+    .find((offered) => offered.startsWith(logStreamTokenProtocol))
+    ?.slice(logStreamTokenProtocol.length)
+}
+
+const pageSize = 1000
+
+const encode = Schema.encodeSync(Schema.fromJsonString(LogStreamMessage))
+
+export const route = HttpRouter.add(
+  "GET",
+  "/api/builds/:id/logs/stream",
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const storage = yield* Storage.Storage
+    const authenticator = yield* Authenticator.Authenticator
+    const { id } = yield* HttpRouter.params
+    const credential = credentialOf(request.headers)
+    const principal = yield* credential === undefined
+      ? Effect.fail(ApiError.Unauthorized.instance)
+      : authenticator
+          .authenticate(credential)
+          .pipe(Effect.catchTag("Unauthenticated", () => Effect.fail(ApiError.Unauthorized.instance)))
+    const cursor = new URL(request.url, "http://kiln").searchParams.get("cursor") ?? undefined
+    let seq = yield* Effect.fromResult(LogCursor.decode(cursor)).pipe(
+      Effect.mapError((error) => ApiError.badRequest("invalid_cursor", error.message))
+    )
+    const buildId = id as never
+    let build = yield* storage
+      .getBuild(principal.access, buildId)
+      .pipe(Effect.catchTag("NotFound", (error) => Effect.fail(ApiError.NotFound.of(error.message))))
+
+    // Subscribe before the first read, so a line stored in between wakes the loop.
+    const wake = yield* Queue.sliding<void>(1)
+    const changes = yield* storage.changes
+    yield* Effect.forkScoped(
+      Stream.runForEach(changes, (change) =>
+        change.buildId === buildId ? Queue.offer(wake, undefined) : Effect.void
+      )
+    )
+
+    const socket = yield* request.upgrade
+    const { pull } = yield* socket.reader
+    const writer = yield* socket.writer
+    const send = (message: LogStreamMessage) => writer.write(encode(message))
+    // The client sends nothing; reading only tells when it has gone.
+    const gone = yield* Deferred.make<void>()
+    yield* Effect.forkScoped(
+      Effect.forever(pull).pipe(Effect.ignore, Effect.andThen(Deferred.succeed(gone, undefined)))
+    )
+
+    const follow = Effect.gen(function* () {
+      let status = build.status
+      yield* send({ type: "status", status })
+      while (true) {
+        const page = yield* storage.readLogs(principal.access, buildId, seq, pageSize)
+        for (const line of page.lines) {
+          seq = line.seq
+          yield* send({ type: "line", ...line, cursor: LogCursor.encode(line.seq) })
+        }
+        if (page.lines.length === pageSize) continue
+        build = yield* storage.getBuild(principal.access, buildId)
+        if (build.status !== status) {
+          status = build.status
+          yield* send({ type: "status", status })
+        }
+        if (build.phase === "stopped" && seq >= page.lastSeq) {
+          // Lines may have landed between the read and the stop: the loop reads once more first.
+          const tail = yield* storage.readLogs(principal.access, buildId, seq, 1)
+          if (tail.lines.length > 0) continue
+          yield* send({ type: "end", status, cursor: LogCursor.encode(seq) })
+          return yield* writer.write(new Socket.CloseEvent(1000, "end of log"))
+        }
+        yield* Queue.take(wake).pipe(Effect.timeout("1 second"), Effect.ignore)
+      }
+    })
+    yield* Effect.raceFirst(follow, Deferred.await(gone)).pipe(Effect.ignore)
+    return HttpServerResponse.empty()
+  }).pipe(
+    Effect.scoped,
+    Effect.catch((error) =>
+      error instanceof ApiError.Unauthorized ||
+      error instanceof ApiError.NotFound ||
+      error instanceof ApiError.BadRequest
+        ? respond(error)
+        : Effect.die(error)
+    )
+  )
+)

@@ -1,0 +1,59 @@
+/**
+ * `/api/tokens`, for admins. A token can grant only what its creator holds: no higher role, no
+ * workspace outside the creator's scope (such a workspace is not found, as everywhere), and all
+ * workspaces only from a token that has them all. The secret is in the creation response and nowhere else.
+ */
+import { Access, Authenticator, Fields, Storage } from "@kiln/core"
+import { Effect } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import { KilnApi } from "../Api.ts"
+import * as ApiError from "../ApiError.ts"
+import { requireRole } from "./authorization.ts"
+import { fromStorage } from "./errors.ts"
+import { list } from "./lists.ts"
+
+export const layer = HttpApiBuilder.group(KilnApi, "tokens", (handlers) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    return handlers
+      .handle("list", ({ query }) =>
+        Effect.andThen(requireRole("admin"), list(Fields.tokens, query, storage.listTokens))
+      )
+      .handle("create", ({ payload }) =>
+        Effect.gen(function* () {
+          const principal = yield* requireRole("admin")
+          if (!Authenticator.hasRole(principal, payload.role)) {
+            return yield* ApiError.Forbidden.of(
+              `a token cannot grant a role above its own (${principal.role})`
+            )
+          }
+          if (payload.workspaceIds === "*" && !principal.allWorkspaces) {
+            return yield* ApiError.Forbidden.of("only a token for all workspaces can grant all workspaces")
+          }
+          if (payload.workspaceIds !== "*") {
+            const outside = payload.workspaceIds.find((id) => !Access.allows(principal.access, id))
+            if (outside !== undefined) return yield* ApiError.NotFound.of(`workspace ${outside} not found`)
+          }
+          const { token, secret } = yield* fromStorage(
+            Authenticator.issueToken({
+              name: payload.name,
+              workspaceIds: payload.workspaceIds,
+              role: payload.role,
+              expiresAt: payload.expiresAt ?? null
+            })
+          )
+          return { ...token, token: secret }
+        })
+      )
+      .handle("get", ({ params }) =>
+        Effect.flatMap(requireRole("admin"), (principal) =>
+          fromStorage(storage.getToken(principal.access, params.id as never))
+        )
+      )
+      .handle("revoke", ({ params }) =>
+        Effect.flatMap(requireRole("admin"), (principal) =>
+          fromStorage(storage.revokeToken(principal.access, params.id as never))
+        )
+      )
+  })
+)

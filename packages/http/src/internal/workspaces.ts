@@ -1,0 +1,36 @@
+/**
+ * `/api/workspaces`. Creating one needs an admin token for all workspaces: a token scoped to some could
+ * not see the workspace it made.
+ */
+import { Fields, Storage } from "@kiln/core"
+import { Effect } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import { CurrentPrincipal, KilnApi } from "../Api.ts"
+import * as ApiError from "../ApiError.ts"
+import { requireRole } from "./authorization.ts"
+import { fromStorage } from "./errors.ts"
+import { list } from "./lists.ts"
+
+export const layer = HttpApiBuilder.group(KilnApi, "workspaces", (handlers) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    return handlers
+      .handle("list", ({ query }) => list(Fields.workspaces, query, storage.listWorkspaces))
+      .handle("create", ({ payload }) =>
+        Effect.gen(function* () {
+          const principal = yield* requireRole("admin")
+          if (!principal.allWorkspaces) {
+            return yield* ApiError.Forbidden.of(
+              "creating a workspace needs an admin token for all workspaces"
+            )
+          }
+          return yield* Effect.orDie(storage.createWorkspace(payload))
+        })
+      )
+      .handle("get", ({ params }) =>
+        Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
+          fromStorage(storage.getWorkspace(principal.access, params.id as never))
+        )
+      )
+  })
+)
