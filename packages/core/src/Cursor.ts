@@ -72,6 +72,9 @@ interface Payload {
   readonly v: ReadonlyArray<Scalar>
 }
 
+/** One answer for a forged cursor and another caller's: which of the two it is says something about theirs. */
+const notIssuedHere = "the cursor was altered, or issued to another caller or by another deployment"
+
 const tagOf = (secret: Uint8Array, body: string): Buffer => createHmac("sha256", secret).update(body).digest()
 
 /** The cursor of a row: its values for each sort key. */
@@ -122,7 +125,7 @@ export const decode = (
     const expected = tagOf(key.secret, body)
     const given = Buffer.from(tag, "base64url")
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return yield* invalid("the cursor was altered or issued by another deployment")
+      return yield* invalid(notIssuedHere)
     }
     let payload: Payload
     try {
@@ -133,7 +136,7 @@ export const decode = (
     if (payload.e !== table.entity)
       return yield* invalid(`the cursor is for ${payload.e}, not ${table.entity}`)
     if (payload.o !== signature(orderBy)) return yield* invalid("the cursor was issued for another orderBy")
-    if (payload.s !== scopeTag(access)) return yield* invalid("the cursor was issued to another caller")
+    if (payload.s !== scopeTag(access)) return yield* invalid(notIssuedHere)
     if (
       !Array.isArray(payload.v) ||
       payload.v.length !== orderBy.length ||

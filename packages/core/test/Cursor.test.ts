@@ -35,10 +35,10 @@ describe("Cursor", () => {
       const [body, tag] = cursor.split(".") as [string, string]
       const flipped = `${body.slice(0, 5)}${body[5] === "A" ? "B" : "A"}${body.slice(6)}.${tag}`
       expect(yield* reason(Cursor.decode(builds, order, scope, "after", flipped))).toBe(
-        "after: the cursor was altered or issued by another deployment"
+        "after: the cursor was altered, or issued to another caller or by another deployment"
       )
       expect(yield* reason(Cursor.decode(builds, order, scope, "after", cursor.slice(0, -3)))).toBe(
-        "after: the cursor was altered or issued by another deployment"
+        "after: the cursor was altered, or issued to another caller or by another deployment"
       )
       expect(yield* reason(Cursor.decode(builds, order, scope, "after", body))).toBe(
         "after: not a cursor this API issued"
@@ -50,10 +50,10 @@ describe("Cursor", () => {
         "after: the cursor was issued for another orderBy"
       )
       expect(yield* reason(Cursor.decode(builds, order, Access.workspaces([ws(2)]), "before", cursor))).toBe(
-        "before: the cursor was issued to another caller"
+        "before: the cursor was altered, or issued to another caller or by another deployment"
       )
       expect(yield* reason(Cursor.decode(builds, order, Access.all, "after", cursor))).toBe(
-        "after: the cursor was issued to another caller"
+        "after: the cursor was altered, or issued to another caller or by another deployment"
       )
       expect(yield* reason(Cursor.decode(apps, order, scope, "after", cursor))).toBe(
         "after: the cursor is for builds, not apps"
@@ -62,7 +62,7 @@ describe("Cursor", () => {
         Effect.provide(Cursor.layer("another-secret-of-at-least-32-bytes!!"))
       )
       expect(yield* reason(Cursor.decode(builds, order, scope, "after", foreign))).toBe(
-        "after: the cursor was altered or issued by another deployment"
+        "after: the cursor was altered, or issued to another caller or by another deployment"
       )
     }).pipe(keyed)
   )

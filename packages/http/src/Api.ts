@@ -147,7 +147,8 @@ export class BuildsGroup extends HttpApiGroup.make("builds")
     HttpApiEndpoint.get("get", "/builds/:id", { params: idParam, success: BuildDetailView, error: NotFound }),
     HttpApiEndpoint.post("cancel", "/builds/:id/cancel", {
       params: idParam,
-      payload: Schema.Struct({ reason: Schema.optionalKey(Text(1000)) }),
+      // The body is optional (read as null): `POST …/cancel` with none cancels without a reason.
+      payload: [Schema.Struct({ reason: Schema.optionalKey(Text(1000)) }), Schema.Null],
       success: Schema.Struct({ success: Schema.Boolean }),
       error: [Forbidden, NotFound]
     }),

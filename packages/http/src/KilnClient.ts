@@ -36,7 +36,7 @@ export class LogStreamError extends Schema.TaggedError<LogStreamError>()("LogStr
   message: Schema.String
 }) {}
 
-const decode = Schema.decodeUnknownEffect(Schema.fromJsonString(LogStreamMessage))
+const decode = Schema.decodeUnknownEffect(Schema.fromJsonString(Schema.toCodecJson(LogStreamMessage)))
 
 export const make = Effect.fnUntraced(function* (options: Options) {
   const token = Redacted.isRedacted(options.token) ? Redacted.value(options.token) : options.token

@@ -46,12 +46,26 @@ export const maxBodyBytes = 1024 * 1024
 
 const isArchiveUpload = (url: string) => /\/archive(\?|$)/.test(url)
 
-const reasonOf = (error: unknown) =>
-  error instanceof HttpServerError.HttpServerError ? error.reason : undefined
+/** The HTTP server's own error in a cause, failed or died (HttpApi reads bodies with `orDie`). */
+const serverErrorOf = (cause: Cause.Cause<unknown>) => {
+  for (const reason of cause.reasons) {
+    const error = Cause.isFailReason(reason)
+      ? reason.error
+      : Cause.isDieReason(reason)
+        ? reason.defect
+        : undefined
+    if (error instanceof HttpServerError.HttpServerError) return error.reason
+  }
+  return undefined
+}
+
+const isTooLarge = (reason: HttpServerError.RequestParseError) =>
+  reason.reason === "BodyTooLarge" ||
+  (reason.cause instanceof Error && (reason.cause as { _tag?: unknown })._tag === "MaxBytesError")
 
 /**
- * Unknown routes, requests past the limits and defects, in the API's error body, and a request id on
- * every response. Applied to the whole router, so it also covers routes the host adds.
+ * Unknown routes, requests past the limits, unreadable bodies and defects, in the API's error body, and a
+ * request id on every response. Applied to the whole router, so it also covers routes the host adds.
  */
 const guard = HttpRouter.middleware(
   (httpEffect) =>
@@ -75,18 +89,34 @@ const guard = HttpRouter.middleware(
                 limited
                   ? Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes))
                   : identity,
+                Effect.map((response) =>
+                  // HttpApi answers a body it has no decoder for in plain text.
+                  response.status === 415
+                    ? answer(415, {
+                        error: "unsupported_media_type",
+                        message: `content-type ${request.headers["content-type"] ?? "(none)"} is not accepted here`
+                      })
+                    : response
+                ),
                 Effect.catchCause((cause) => {
-                  const failure = Cause.findErrorOption(cause)
-                  const reason = failure._tag === "Some" ? reasonOf(failure.value) : undefined
+                  // The client went away (the server interrupts its request): nobody is left to answer.
+                  if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+                  const reason = serverErrorOf(cause)
                   if (reason?._tag === "RouteNotFound") {
                     const path = request.url.split("?")[0]
                     return Effect.succeed(
                       answer(404, { error: "not_found", message: `no route for ${request.method} ${path}` })
                     )
                   }
-                  // A body sent without a length, that turned out too long.
-                  if (reason?._tag === "RequestParseError" && reason.reason === "BodyTooLarge") {
-                    return Effect.succeed(tooLarge())
+                  if (reason?._tag === "RequestParseError") {
+                    return Effect.succeed(
+                      isTooLarge(reason)
+                        ? tooLarge()
+                        : answer(400, {
+                            error: "invalid_request",
+                            message: "the request body could not be read"
+                          })
+                    )
                   }
                   return Effect.logError("request failed", cause).pipe(
                     Effect.annotateLogs({ requestId, method: request.method, url: request.url }),
@@ -138,11 +168,16 @@ export const layer = (options: Options = {}) =>
  * Kiln as a web-standard handler, for hosts that speak `Request`/`Response`. The log stream needs a
  * server that can upgrade connections (`layerServer`, or your own Node server with `layer`).
  */
-export const toWebHandler = <E>(services: Layer.Layer<Requirements, E>, options: Options = {}) =>
-  HttpRouter.toWebHandler(
+export const toWebHandler = <E>(
+  services: Layer.Layer<Requirements, E>,
+  options: Options = {}
+): { readonly handler: (request: Request) => Promise<Response>; readonly dispose: () => Promise<void> } => {
+  const { handler, dispose } = HttpRouter.toWebHandler(
     layer(options).pipe(Layer.provide(services), Layer.provide(HttpServer.layerServices)),
     { disableLogger: true }
   )
+  return { handler: (request) => handler(request), dispose }
+}
 
 export interface ServerOptions extends Options {
   readonly port?: number | undefined

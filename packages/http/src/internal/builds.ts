@@ -50,7 +50,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
           const { accepted } = yield* fromStorage(
-            storage.requestCancel(principal.access, params.id as never, payload.reason ?? null)
+            storage.requestCancel(principal.access, params.id as never, payload?.reason ?? null)
           )
           return { success: accepted }
         })

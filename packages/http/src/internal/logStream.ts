@@ -32,15 +32,11 @@ export const credentialOf = (headers: Readonly<Record<string, string | undefined
 
 const pageSize = 1000
 
-const encode = Schema.encodeSync(Schema.fromJsonString(LogStreamMessage))
+const encode = Schema.encodeSync(Schema.fromJsonString(Schema.toCodecJson(LogStreamMessage)))
 
-export const route = HttpRouter.add(
-  "GET",
-  "/api/builds/:id/logs/stream",
+const follow = (storage: Storage.StorageShape, authenticator: Authenticator.AuthenticatorShape) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const storage = yield* Storage.Storage
-    const authenticator = yield* Authenticator.Authenticator
     const { id } = yield* HttpRouter.params
     const credential = credentialOf(request.headers)
     const principal = yield* credential === undefined
@@ -113,4 +109,11 @@ export const route = HttpRouter.add(
         : Effect.die(error)
     )
   )
+
+/** The route, with its services taken when it is added (so a web handler needs nothing per request). */
+export const route = HttpRouter.use((router) =>
+  Effect.gen(function* () {
+    const handler = follow(yield* Storage.Storage, yield* Authenticator.Authenticator)
+    yield* router.add("GET", "/api/builds/:id/logs/stream", handler)
+  })
 )

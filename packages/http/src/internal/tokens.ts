@@ -40,7 +40,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "tokens", (handlers) =>
               workspaceIds: payload.workspaceIds,
               role: payload.role,
               expiresAt: payload.expiresAt ?? null
-            })
+            }).pipe(Effect.provideService(Storage.Storage, storage))
           )
           return { ...token, token: secret }
         })

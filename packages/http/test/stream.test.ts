@@ -1,0 +1,210 @@
+/**
+ * The log stream WebSocket with a real client (`ws`) and the typed client: live lines, status changes
+ * and the final `end`; tokens by header or subprotocol; refusals before the upgrade; resuming from a
+ * cursor. The engine's part is played through storage, so every step of the build is under the test's
+ * control (the Docker end-to-end tests cover real builds).
+ */
+import { connect, createServer, type Socket } from "node:net"
+import { KilnClient } from "@kiln/http"
+import { Effect, Stream } from "effect"
+import { FetchHttpClient } from "effect/http"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import {
+  byHand,
+  call,
+  readyVersion,
+  startServer,
+  type TestServer,
+  workspaceWithApp
+} from "./fixtures/server.ts"
+import { openStream } from "./fixtures/websocket.ts"
+
+let server: TestServer
+beforeAll(async () => {
+  server = await startServer()
+})
+afterAll(() => server.close())
+
+const runningBuild = async () => {
+  const { app } = await workspaceWithApp(server)
+  const version = await readyVersion(server, app.id)
+  const build = (await call(server, "POST", "/api/builds", { body: { appVersionId: version.id } })).body
+  return { id: build.id as string, engine: await byHand(server, build.id) }
+}
+
+const until = async (check: () => boolean) => {
+  const deadline = Date.now() + 10_000
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting")
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+const streamPath = (id: string, cursor?: string) =>
+  `/api/builds/${id}/logs/stream${cursor === undefined ? "" : `?cursor=${cursor}`}`
+
+describe("http › log stream", () => {
+  it("sends the log live, then status changes, then end and a normal close", async () => {
+    const { id, engine } = await runningBuild()
+    await engine.log(3)
+    const outcome = await openStream(server.url, streamPath(id), { token: server.admin })
+    if (!("opened" in outcome)) throw new Error(outcome.refused.text)
+    const { messages, closed } = outcome.opened
+    await until(() => messages.length >= 4)
+    expect(messages[0]).toEqual({ type: "status", status: "running" })
+    expect(messages[1]).toEqual({
+      type: "line",
+      seq: 1,
+      ts: expect.any(String),
+      stream: "stdout",
+      step: null,
+      text: "line 1",
+      cursor: expect.any(String)
+    })
+    await engine.log(2)
+    await until(() => messages.length >= 6)
+    expect(messages.slice(4).map((m) => m.text)).toEqual(["line 4", "line 5"])
+    await engine.succeed()
+    expect(await closed).toBe(1000)
+    expect(messages.slice(6)).toEqual([
+      { type: "status", status: "completed" },
+      { type: "end", status: "completed", cursor: messages[5]!.cursor }
+    ])
+    // The stream's cursors are the log pages' cursors: both resume at the same place.
+    const page = await call(server, "GET", `/api/builds/${id}/logs?cursor=${messages[2]!.cursor}`)
+    expect(page.body.data.map((l: { seq: number }) => l.seq)).toEqual([3, 4, 5])
+  })
+
+  it("resumes after a cursor with no gap and no duplicate, and ends at once on a finished log", async () => {
+    const { id, engine } = await runningBuild()
+    await engine.log(50)
+    await engine.succeed()
+    const first = await openStream(server.url, streamPath(id), { token: server.admin })
+    if (!("opened" in first)) throw new Error(first.refused.text)
+    await first.opened.closed
+    const lines = first.opened.messages.filter((m) => m.type === "line")
+    expect(lines.map((m) => m.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1))
+    const resumed = await openStream(server.url, streamPath(id, lines[29]!.cursor as string), {
+      token: server.admin
+    })
+    if (!("opened" in resumed)) throw new Error(resumed.refused.text)
+    expect(await resumed.opened.closed).toBe(1000)
+    expect(resumed.opened.messages.filter((m) => m.type === "line").map((m) => m.seq)).toEqual(
+      Array.from({ length: 20 }, (_, i) => i + 31)
+    )
+    const atEnd = await openStream(server.url, streamPath(id, lines[49]!.cursor as string), {
+      token: server.admin
+    })
+    if (!("opened" in atEnd)) throw new Error(atEnd.refused.text)
+    await atEnd.opened.closed
+    expect(atEnd.opened.messages).toEqual([
+      { type: "status", status: "completed" },
+      { type: "end", status: "completed", cursor: lines[49]!.cursor }
+    ])
+  })
+
+  it("takes the token as the bearer.<token> subprotocol, answering kiln when offered or else the one given", async () => {
+    const { id, engine } = await runningBuild()
+    await engine.succeed()
+    const withKiln = await openStream(server.url, streamPath(id), {
+      token: server.admin,
+      asProtocol: true,
+      protocols: ["kiln"]
+    })
+    if (!("opened" in withKiln)) throw new Error(withKiln.refused.text)
+    expect(withKiln.opened.protocol).toBe("kiln")
+    await withKiln.opened.closed
+    expect(withKiln.opened.messages.at(-1)).toMatchObject({ type: "end" })
+    const alone = await openStream(server.url, streamPath(id), { token: server.admin, asProtocol: true })
+    if (!("opened" in alone)) throw new Error(alone.refused.text)
+    expect(alone.opened.protocol).toBe(`bearer.${server.admin}`)
+    await alone.opened.closed
+  })
+
+  it("refuses before the upgrade, in the API's error body: no token 401, bad cursor 400, unknown build 404", async () => {
+    const { id } = await runningBuild()
+    const refusals = [
+      [streamPath(id), undefined, 401, "unauthorized"],
+      [streamPath(id), "kiln_pat_nope", 401, "unauthorized"],
+      [streamPath(id, "garbage!"), server.admin, 400, "invalid_cursor"],
+      [streamPath("bld_01jz0000000000000000000000"), server.admin, 404, "not_found"]
+    ] as const
+    for (const [path, token, status, error] of refusals) {
+      const outcome = await openStream(server.url, path, { token })
+      if (!("refused" in outcome)) throw new Error(`${path} opened`)
+      expect([path, outcome.refused.status, outcome.refused.body.error]).toEqual([path, status, error])
+    }
+  })
+
+  it("is followed by the typed client's followLogs, from the start or from a cursor", async () => {
+    const { id, engine } = await runningBuild()
+    await engine.log(10)
+    const client = await server.client(server.admin)
+    const collected = Effect.runPromise(Stream.runCollect(client.followLogs(id)))
+    await engine.log(5)
+    await engine.succeed()
+    const messages = await collected
+    const lines = messages.filter((m) => m.type === "line")
+    expect(lines.map((m) => m.seq)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1))
+    expect(messages.at(-1)).toMatchObject({ type: "end", status: "completed" })
+    const rest = await Effect.runPromise(
+      Stream.runCollect(client.followLogs(id, { cursor: lines[11]!.cursor }))
+    )
+    expect(rest.filter((m) => m.type === "line").map((m) => m.seq)).toEqual([13, 14, 15])
+    const refused = await Effect.runPromise(
+      Effect.flip(Stream.runDrain(client.followLogs("bld_01jz0000000000000000000000")))
+    )
+    expect(refused.message).toMatch(/not found/)
+  })
+
+  it("resumes by itself in the typed client when the connection drops, from its last cursor", async () => {
+    const { id, engine } = await runningBuild()
+    await engine.log(100)
+    // A TCP proxy in front of the server whose connections the test can drop, as a network would.
+    const sockets = new Set<Socket>()
+    const target = new URL(server.url)
+    const proxy = createServer((inbound) => {
+      const outbound = connect(Number(target.port), target.hostname)
+      for (const socket of [inbound, outbound]) {
+        sockets.add(socket)
+        socket.on("close", () => sockets.delete(socket))
+        socket.on("error", () => socket.destroy())
+      }
+      inbound.pipe(outbound).pipe(inbound)
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve))
+    const port = (proxy.address() as { port: number }).port
+    try {
+      const client = await Effect.runPromise(
+        KilnClient.make({ baseUrl: `http://127.0.0.1:${port}`, token: server.admin }).pipe(
+          Effect.provide(FetchHttpClient.layer)
+        )
+      )
+      const seen: Array<number> = []
+      let drops = 0
+      const following = Effect.runPromise(
+        Stream.runForEach(client.followLogs(id), (message) =>
+          Effect.sync(() => {
+            if (message.type !== "line") return
+            seen.push(message.seq)
+            // Drop every connection after the 30th and the 120th line.
+            if (message.seq === 30 || message.seq === 120) {
+              drops++
+              for (const socket of sockets) socket.destroy()
+            }
+          })
+        )
+      )
+      await until(() => seen.length >= 100)
+      await engine.log(50)
+      await until(() => seen.length >= 150)
+      await engine.succeed()
+      await following
+      expect(drops).toBe(2)
+      expect(seen).toEqual(Array.from({ length: 150 }, (_, i) => i + 1))
+    } finally {
+      proxy.close()
+      for (const socket of sockets) socket.destroy()
+    }
+  })
+})

@@ -1,0 +1,214 @@
+/**
+ * The surface around the endpoints: limits, unknown routes, unreadable bodies and failures in the one
+ * error body; the request id; OpenAPI and the offline reference page; and the other two ways to mount
+ * Kiln (a web handler, routes in a host's router), under a prefix.
+ */
+
+import { mkdtempSync, rmSync } from "node:fs"
+import { request as httpRequest } from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Authenticator } from "@kiln/core"
+import { KilnHttp } from "@kiln/http"
+import Database from "better-sqlite3"
+import { Effect, Layer, ManagedRuntime } from "effect"
+import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { call, services, startServer, type TestServer } from "./fixtures/server.ts"
+
+let server: TestServer
+beforeAll(async () => {
+  server = await startServer()
+})
+afterAll(() => server.close())
+
+const errorBody = { error: expect.any(String), message: expect.any(String) }
+
+describe("http › limits and errors", () => {
+  it("answers an unknown route with 404 in the error body, with a request id like every response", async () => {
+    const reply = await call(server, "GET", "/api/nothing-here")
+    expect(reply.status).toBe(404)
+    expect(reply.body).toEqual({ error: "not_found", message: "no route for GET /api/nothing-here" })
+    expect(reply.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/)
+    expect((await call(server, "GET", "/api/builds")).headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/)
+  })
+
+  it("refuses a URL over 8 KiB (414), a body over 1 MiB with or without a length (413), and large headers (431)", async () => {
+    const longUrl = await call(server, "GET", `/api/builds?filter=${"a".repeat(9000)}`)
+    expect(longUrl.status).toBe(414)
+    expect(longUrl.body).toEqual({ error: "uri_too_long", message: expect.any(String) })
+    const body = JSON.stringify({ appVersionId: "x".repeat(1024 * 1024) })
+    const sized = await call(server, "POST", "/api/builds", {
+      body,
+      headers: { "content-type": "application/json" }
+    })
+    expect(sized.status).toBe(413)
+    expect(sized.body.error).toBe("payload_too_large")
+    const chunked = await fetch(`${server.url}/api/builds`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${server.admin}`, "content-type": "application/json" },
+      body: new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode(body))
+          controller.close()
+        }
+      }),
+      duplex: "half"
+    } as RequestInit)
+    expect(chunked.status).toBe(413)
+    expect(((await chunked.json()) as { error: string }).error).toBe("payload_too_large")
+    // Node refuses oversized headers itself, before any of Kiln's code runs.
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const url = new URL(`${server.url}/api/builds`)
+      httpRequest(url, { headers: { "x-padding": "p".repeat(20 * 1024) } }, (response) => {
+        response.resume()
+        resolve(response.statusCode)
+      })
+        .on("error", reject)
+        .end()
+    })
+    expect(status).toBe(431)
+  })
+
+  it("answers unreadable bodies, other media types and wrong methods in the error body", async () => {
+    const broken = await call(server, "POST", "/api/workspaces", {
+      body: "{",
+      headers: { "content-type": "application/json" }
+    })
+    expect(broken.status).toBe(400)
+    expect(broken.body).toMatchObject({
+      error: "invalid_request",
+      message: "payload: expected a valid JSON body"
+    })
+    const text = await call(server, "POST", "/api/workspaces", {
+      body: "name=x",
+      headers: { "content-type": "text/plain" }
+    })
+    expect(text.status).toBe(415)
+    expect(text.body).toEqual({ error: "unsupported_media_type", message: expect.any(String) })
+    const method = await call(server, "PUT", "/api/builds")
+    expect(method.status).toBe(404)
+    expect(method.body).toEqual(errorBody)
+  })
+
+  it("answers a storage failure with 500 and only a request id: no SQL, no stack, no driver text", async () => {
+    const broken = await startServer()
+    try {
+      // Break the database under the server: its next read fails inside the driver.
+      const db = new Database(join(broken.dir, "kiln.db"))
+      db.exec("DROP TABLE builds")
+      db.close()
+      const reply = await call(broken, "GET", "/api/builds")
+      expect(reply.status).toBe(500)
+      expect(reply.body).toEqual({ error: "internal", requestId: reply.headers.get("x-request-id") })
+      expect(reply.text).not.toMatch(/builds|sqlite|table|at /i)
+    } finally {
+      await broken.close()
+    }
+  })
+})
+
+describe("http › OpenAPI and the reference page", () => {
+  it("documents every endpoint in /api/openapi.json", async () => {
+    const reply = await fetch(`${server.url}/api/openapi.json`)
+    expect(reply.status).toBe(200)
+    // biome-ignore lint/suspicious/noExplicitAny: the document is checked by shape
+    const document = (await reply.json()) as any
+    expect(document.info).toMatchObject({ title: "Kiln", version: "0.1.0" })
+    const operations = Object.entries(document.paths as Record<string, Record<string, unknown>>).flatMap(
+      ([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`)
+    )
+    expect(operations.sort()).toEqual(
+      [
+        "GET /api/builds",
+        "POST /api/builds",
+        "GET /api/builds/{id}",
+        "POST /api/builds/{id}/cancel",
+        "GET /api/builds/{id}/logs",
+        "GET /api/workspaces",
+        "POST /api/workspaces",
+        "GET /api/workspaces/{id}",
+        "GET /api/apps",
+        "POST /api/apps",
+        "GET /api/apps/{id}",
+        "GET /api/app-versions",
+        "POST /api/app-versions",
+        "GET /api/app-versions/{id}",
+        "POST /api/app-versions/{id}/archive",
+        "GET /api/tokens",
+        "POST /api/tokens",
+        "GET /api/tokens/{id}",
+        "DELETE /api/tokens/{id}"
+      ].sort()
+    )
+    expect(Object.keys(document.components.securitySchemes)).toEqual(["bearer"])
+  })
+
+  it("serves a reference page that loads nothing from the network", async () => {
+    const reply = await fetch(`${server.url}/api/docs`)
+    expect(reply.status).toBe(200)
+    expect(reply.headers.get("content-type")).toMatch(/^text\/html/)
+    const html = await reply.text()
+    expect(html.length).toBeGreaterThan(100_000)
+    expect(html).not.toMatch(/<script[^>]+src=["']?https?:/i)
+    expect(html).not.toMatch(/<link[^>]+href=["']?https?:/i)
+  })
+})
+
+describe("http › mounting", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kiln-http-mount-"))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+  it("serves the API as a web-standard handler under a prefix", async () => {
+    const layer = services(dir)
+    const runtime = ManagedRuntime.make(layer)
+    const { secret } = await runtime.runPromise(
+      Authenticator.issueToken({ name: "web", role: "admin", workspaceIds: "*", expiresAt: null })
+    )
+    const { handler, dispose } = KilnHttp.toWebHandler(layer, { prefix: "/ci" })
+    try {
+      const auth = { authorization: `Bearer ${secret}` }
+      const created = await handler(
+        new Request("http://host/ci/api/workspaces", {
+          method: "POST",
+          headers: { ...auth, "content-type": "application/json" },
+          body: JSON.stringify({ name: "Mounted" })
+        })
+      )
+      expect(created.status).toBe(201)
+      const listed = await handler(new Request("http://host/ci/api/workspaces", { headers: auth }))
+      expect(((await listed.json()) as { data: Array<{ name: string }> }).data.map((w) => w.name)).toContain(
+        "Mounted"
+      )
+      expect((await handler(new Request("http://host/api/workspaces", { headers: auth }))).status).toBe(404)
+      expect((await handler(new Request("http://host/ci/api/openapi.json"))).status).toBe(200)
+    } finally {
+      await dispose()
+      await runtime.dispose()
+    }
+  })
+
+  it("adds its routes to a host's router beside the host's own, which the error handling covers too", async () => {
+    const own = HttpRouter.add("GET", "/health", Effect.succeed(HttpServerResponse.text("ok")))
+    const broken = HttpRouter.add("GET", "/broken", Effect.die(new Error("SELECT secret FROM somewhere")))
+    const { handler, dispose } = HttpRouter.toWebHandler(
+      Layer.mergeAll(own, broken, KilnHttp.layer({ prefix: "/ci" })).pipe(
+        Layer.provide(services(dir)),
+        Layer.provide(HttpServer.layerServices)
+      ),
+      { disableLogger: true }
+    )
+    try {
+      expect(await (await handler(new Request("http://host/health"))).text()).toBe("ok")
+      expect((await handler(new Request("http://host/ci/api/builds"))).status).toBe(401)
+      const failed = await handler(new Request("http://host/broken"))
+      expect(failed.status).toBe(500)
+      expect(await failed.json()).toEqual({
+        error: "internal",
+        requestId: failed.headers.get("x-request-id")
+      })
+    } finally {
+      await dispose()
+    }
+  })
+})
