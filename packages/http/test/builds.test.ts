@@ -298,7 +298,9 @@ describe("http › typed client", () => {
         const page = yield* client.builds.list({ query: { app_id: app.id, workspace_id: workspace.id } })
         const cancelled = yield* client.builds.cancel({ params: { id: build.id }, payload: null })
         const logs = yield* client.builds.logs({ params: { id: build.id }, query: {} })
-        const missing = yield* Effect.flip(client.builds.get({ params: { id: "bld_01jz0000000000000000000000" } }))
+        const missing = yield* Effect.flip(
+          client.builds.get({ params: { id: "bld_01jz0000000000000000000000" } })
+        )
         const invalid = yield* Effect.flip(client.builds.list({ query: { filter: "{" } }))
         return { build, again, got, page, cancelled, logs, missing, invalid }
       })
