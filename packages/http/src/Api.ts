@@ -103,6 +103,54 @@ export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("@
   error: BadRequest
 }) {}
 
+/**
+ * The log stream, for the OpenAPI document: HttpApi does not serve WebSockets, so the route lives
+ * beside it (`internal/logStream.ts`) and is described here by hand.
+ */
+const logStreamPath = (() => {
+  const refusal = (description: string) => ({
+    description,
+    content: {
+      "application/json": {
+        schema: {
+          type: "object",
+          properties: { error: { type: "string" }, message: { type: "string" } },
+          required: ["error", "message"]
+        }
+      }
+    }
+  })
+  return {
+    "/api/builds/{id}/logs/stream": {
+      get: {
+        tags: ["builds"],
+        operationId: "builds.logStream",
+        summary: "Follow a build's log over a WebSocket",
+        description:
+          "Upgrades to a WebSocket that sends JSON messages: `line` for each log line (with its cursor), `status` " +
+          "when the status changes, and `end` once the build has stopped and every line was sent; the server then " +
+          "closes with 1000. Reconnect with the last cursor to resume with no gap and no duplicate. Browsers, which " +
+          `cannot set headers here, offer the token as the subprotocol \`${logStreamTokenProtocol}<token>\` beside ` +
+          `\`${logStreamProtocol}\`, which the server answers with.`,
+        security: [{ bearer: [] }],
+        parameters: [
+          { name: "id", in: "path", required: true, schema: { type: "string" } },
+          { name: "cursor", in: "query", required: false, schema: { type: "string" } }
+        ],
+        responses: {
+          "101": {
+            description: "Switching to the WebSocket; each message is one of these.",
+            content: { "application/json": { schema: Schema.toJsonSchemaDocument(LogStreamMessage).schema } }
+          },
+          "400": refusal("The cursor is not a log cursor this API issued."),
+          "401": refusal("Missing or invalid credentials."),
+          "404": refusal("No such build, or not in the caller's workspaces.")
+        }
+      }
+    }
+  }
+})()
+
 // -----------------------------------------------------------------------------------------------------
 // Endpoints
 // -----------------------------------------------------------------------------------------------------
@@ -310,6 +358,7 @@ export class KilnApi extends HttpApi.make("kiln")
       title: "Kiln",
       version: "0.1.0",
       description:
-        "Build orchestration: queue builds of your source, run them in containers, follow their logs, cancel them, and query them."
+        "Build orchestration: queue builds of your source, run them in containers, follow their logs, cancel them, and query them.",
+      transform: (spec) => ({ ...spec, paths: { ...spec.paths, ...logStreamPath } })
     })
   ) {}

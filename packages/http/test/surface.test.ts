@@ -125,6 +125,7 @@ describe("http › OpenAPI and the reference page", () => {
         "GET /api/builds/{id}",
         "POST /api/builds/{id}/cancel",
         "GET /api/builds/{id}/logs",
+        "GET /api/builds/{id}/logs/stream",
         "GET /api/workspaces",
         "POST /api/workspaces",
         "GET /api/workspaces/{id}",
