@@ -32,7 +32,36 @@ export const BuildStep = Schema.Struct({
 )
 export type BuildStep = typeof BuildStep.Type
 
-export const Metadata = Schema.Record(Schema.String, Schema.Json)
+export const maxMetadataDepth = 32
+export const maxMetadataBytes = 64 * 1024
+
+/** How deep a JSON value nests, counted without recursion (a caller controls the nesting). */
+const depthOf = (value: unknown): number => {
+  let deepest = 0
+  const pending: Array<[unknown, number]> = [[value, 1]]
+  while (pending.length > 0) {
+    const [next, depth] = pending.pop()!
+    if (typeof next !== "object" || next === null) continue
+    deepest = Math.max(deepest, depth)
+    if (deepest > maxMetadataDepth) return deepest
+    for (const child of Object.values(next)) pending.push([child, depth + 1])
+  }
+  return deepest
+}
+
+/**
+ * A caller's own data on a build: a JSON object within bounds every store and client can hold (at most
+ * 32 levels deep and 64 KiB as JSON).
+ */
+export const Metadata = Schema.Record(Schema.String, Schema.Json).check(
+  Schema.makeFilter((metadata) =>
+    depthOf(metadata) > maxMetadataDepth
+      ? `metadata nests deeper than ${maxMetadataDepth} levels`
+      : Buffer.byteLength(JSON.stringify(metadata)) > maxMetadataBytes
+        ? `metadata is larger than ${maxMetadataBytes} bytes as JSON`
+        : undefined
+  )
+)
 export type Metadata = typeof Metadata.Type
 
 export const IdempotencyKey = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(255))

@@ -179,6 +179,31 @@ export const toWebHandler = <E>(
   return { handler: (request) => handler(request), dispose }
 }
 
+export const maxHeaderBytes = 16 * 1024
+
+/**
+ * Node's server, with its own refusals (a malformed request, headers past the limit) in the API's error
+ * body: Node answers those before any route runs.
+ */
+const makeNodeServer = () =>
+  createServer({ maxHeaderSize: maxHeaderBytes }).on(
+    "clientError",
+    (error: NodeJS.ErrnoException, socket) => {
+      if (error.code === "ECONNRESET" || !socket.writable) return socket.destroy()
+      const [status, body] =
+        error.code === "HPE_HEADER_OVERFLOW"
+          ? [
+              "431 Request Header Fields Too Large",
+              { error: "headers_too_large", message: `the headers are larger than ${maxHeaderBytes} bytes` }
+            ]
+          : ["400 Bad Request", { error: "invalid_request", message: "the request is not valid HTTP" }]
+      const json = JSON.stringify(body)
+      socket.end(
+        `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${json.length}\r\nConnection: close\r\n\r\n${json}`
+      )
+    }
+  )
+
 export interface ServerOptions extends Options {
   readonly port?: number | undefined
   readonly host?: string | undefined
@@ -192,7 +217,7 @@ export const layerServer = (options: ServerOptions = {}) =>
   HttpRouter.serve(layer(options), { disableLogger: true }).pipe(
     // The server stays in the output, so a host that asked for port 0 can read the one it got.
     Layer.provideMerge(
-      NodeHttpServer.layer(() => createServer({ maxHeaderSize: 16 * 1024 }), {
+      NodeHttpServer.layer(makeNodeServer, {
         port: options.port ?? 8787,
         host: options.host ?? "127.0.0.1",
         websocket: {

@@ -92,6 +92,20 @@ describe("http › builds › create and get", () => {
     expect(refused.body.error).toBe("forbidden")
   })
 
+  it("refuses metadata nested too deep or too large (400), before it reaches storage", async () => {
+    const { version } = await setup()
+    // Written out as text: nesting this deep is past what JSON.stringify itself can take.
+    const deep = `{"deep":${"[".repeat(5000)}1${"]".repeat(5000)}}`
+    for (const metadata of [deep, JSON.stringify({ big: "x".repeat(70_000) })]) {
+      const refused = await call(server, "POST", "/api/builds", {
+        body: `{"appVersionId":"${version.id}","metadata":${metadata}}`,
+        headers: { "content-type": "application/json" }
+      })
+      expect([refused.status, refused.body.error]).toEqual([400, "invalid_request"])
+      expect(refused.body.message).toMatch(/^payload\.metadata: metadata (nests deeper|is larger)/)
+    }
+  })
+
   it("answers an unknown build with 404", async () => {
     const missing = await call(server, "GET", "/api/builds/bld_01jxxxxxxxxxxxxxxxxxxxxxxx")
     expect(missing.status).toBe(404)

@@ -220,6 +220,20 @@ describe("http › app versions", () => {
     })
     expect(refused.status).toBe(400)
     expect(refused.body.error).toBe("invalid_archive")
+    // Multipart that cannot be parsed: no boundary, or cut off inside a part.
+    for (const [type, body] of [
+      ["multipart/form-data", "garbage"],
+      [
+        "multipart/form-data; boundary=x",
+        '--x\r\ncontent-disposition: form-data; name="archive"; filename="a.tgz"\r\n'
+      ]
+    ] as const) {
+      const broken = await call(server, "POST", `/api/app-versions/${other.body.id}/archive`, {
+        body,
+        headers: { "content-type": type }
+      })
+      expect([broken.status, broken.body.error]).toEqual([400, "invalid_archive"])
+    }
   })
 
   it("refuses bytes that are not a gzipped tar, and leaves the version pending", async () => {

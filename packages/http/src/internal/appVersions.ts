@@ -15,23 +15,29 @@ import { requireRole } from "./authorization.ts"
 import { fromSource, fromStorage } from "./errors.ts"
 import { list } from "./lists.ts"
 
+const unreadable = (what: string) => () => ApiError.badRequest("invalid_archive", `${what} could not be read`)
+
 /** The archive's bytes: the whole body, or the multipart file named `archive`. */
 const archiveBytes = (payload: Stream.Stream<unknown, unknown>) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     if (!(request.headers["content-type"] ?? "").startsWith("multipart/")) {
-      return Stream.orDie(payload) as Stream.Stream<Uint8Array>
+      return Stream.mapError(payload as Stream.Stream<Uint8Array, unknown>, unreadable("the request body"))
     }
+    const parts = Stream.mapError(
+      payload as Stream.Stream<MultipartPart.Part, unknown>,
+      unreadable("the multipart body")
+    )
     const part = yield* Stream.runHead(
-      Stream.filter(
-        Stream.orDie(payload as Stream.Stream<MultipartPart.Part, unknown>),
-        (part) => MultipartPart.isFile(part) && part.key === "archive"
-      )
+      Stream.filter(parts, (part) => MultipartPart.isFile(part) && part.key === "archive")
     )
     return yield* Option.match(part, {
       onNone: () =>
         Effect.fail(ApiError.badRequest("invalid_archive", "multipart body has no file part named archive")),
-      onSome: (file) => Effect.succeed(Stream.orDie((file as MultipartPart.File).content))
+      onSome: (file) =>
+        Effect.succeed(
+          Stream.mapError((file as MultipartPart.File).content, unreadable("the multipart body"))
+        )
     })
   })
 
@@ -86,7 +92,13 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
             )
           }
           const bytes = yield* archiveBytes(payload as Stream.Stream<unknown, unknown>)
-          const stored = yield* sources.putArchive(bytes).pipe(Effect.catch(fromSource))
+          const stored = yield* sources
+            .putArchive(bytes)
+            .pipe(
+              Effect.catch((error) =>
+                error instanceof ApiError.BadRequest ? Effect.fail(error) : fromSource(error)
+              )
+            )
           return yield* fromStorage(
             storage.resolveAppVersion(principal.access, version.id, {
               status: "ready",
