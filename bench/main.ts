@@ -3,6 +3,7 @@
  */
 const benchmarks: Record<string, () => Promise<unknown>> = {
   docker: () => import("./docker.ts"),
+  http: () => import("./http.ts"),
   list: () => import("./list.ts"),
   logs: () => import("./logs.ts")
 }
