@@ -20,9 +20,17 @@ export interface CursorKey {
   readonly configured: boolean
 }
 
-/** The signing key. Without configuration each process makes a random one, and warns when it first signs. */
+/**
+ * The signing key. Unless a layer sets it, `KILN_CURSOR_SECRET` from the environment, so every host gets
+ * it without wiring; without either, each process makes a random one and warns when it first signs.
+ */
 export const CursorKey = Context.Reference<CursorKey>("@kiln/core/Cursor/CursorKey", {
-  defaultValue: () => ({ secret: randomBytes(32), configured: false })
+  defaultValue: () => {
+    const secret = process.env.KILN_CURSOR_SECRET
+    return secret === undefined || secret === ""
+      ? { secret: randomBytes(32), configured: false }
+      : { secret: new TextEncoder().encode(secret), configured: true }
+  }
 })
 
 /** Uses this secret (at least 32 bytes of entropy) for every cursor; processes sharing one must share it. */
