@@ -1,0 +1,69 @@
+/**
+ * Kiln as a server (`npm start`): SQLite, the source store, the Docker runner and the engine, with the
+ * HTTP API, its log stream WebSocket and its docs on 127.0.0.1:8787. The first start on an empty
+ * database creates a workspace and an admin token, whose secret it writes to `.kiln/admin-token` (0600);
+ * later starts reuse both. Ctrl-C (or SIGTERM) stops it gracefully: running builds get 10 s to finish,
+ * then are cancelled.
+ *
+ * Environment: `KILN_PORT`, `KILN_HOST`; `KILN_DATA_DIR` (default `.kiln/`), `KILN_DB`;
+ * `KILN_CURSOR_SECRET` (default: a key kept in the data directory); `KILN_DOCKER_NAMESPACE`, `KILN_REGISTRY`.
+ */
+import { existsSync } from "node:fs"
+import { NodeRuntime } from "@effect/platform-node"
+import { KilnHttp } from "@kiln/http"
+import { Config, Console, Effect, Layer } from "effect"
+import { HttpServer } from "effect/http"
+import * as DataDir from "../shared/DataDir.ts"
+import * as LocalStack from "../shared/LocalStack.ts"
+
+const dataDir = DataDir.fromEnv()
+
+const welcome = Effect.gen(function* () {
+  const url = yield* HttpServer.addressFormattedWith(Effect.succeed)
+  const bootstrapped = yield* LocalStack.bootstrap(dataDir)
+  const tokenFile = DataDir.forDisplay(dataDir.adminToken)
+  const lines = [
+    `Kiln is listening on ${url}`,
+    `  API        ${url}/api`,
+    `  docs       ${url}/api/docs`,
+    `  database   ${DataDir.forDisplay(dataDir.database)}`,
+    ""
+  ]
+  if (bootstrapped._tag === "Issued") {
+    lines.push(
+      bootstrapped.createdWorkspace
+        ? `First start: created the workspace "${bootstrapped.workspace}" and an admin token for all workspaces.`
+        : "First start of the API on this database: issued an admin token for all workspaces.",
+      `Its secret is in ${tokenFile} (readable by you only). Try:`
+    )
+  } else if (existsSync(dataDir.adminToken)) {
+    lines.push(`Admin token: ${tokenFile} (issued on the first start). Try:`)
+  } else {
+    // The secret was shown only to that file: there is nothing to print.
+    lines.push(
+      `The database has ${bootstrapped.tokens} token(s), but ${tokenFile} is gone: use a token you kept,`,
+      `or remove ${DataDir.forDisplay(dataDir.dir)} to start over.`
+    )
+  }
+  if (existsSync(dataDir.adminToken)) {
+    lines.push("", `  curl -H "Authorization: Bearer $(cat ${tokenFile})" ${url}/api/workspaces`)
+  }
+  lines.push("", "Build examples/hello-app through the API, in a second terminal: npm run demo", "")
+  yield* Console.log(lines.join("\n"))
+  yield* Effect.addFinalizer(() => Console.log("Stopping: running builds get 10 s to finish."))
+})
+
+const server = Layer.unwrap(
+  Effect.gen(function* () {
+    const port = yield* Config.Port("KILN_PORT").pipe(Config.withDefault(8787))
+    const host = yield* Config.String("KILN_HOST").pipe(Config.withDefault("127.0.0.1"))
+    return Layer.effectDiscard(welcome).pipe(
+      Layer.provideMerge(KilnHttp.layerServer({ port, host })),
+      Layer.provideMerge(
+        LocalStack.layer(dataDir, { ...LocalStack.optionsFromEnv(), engine: { shutdownGraceMs: 10_000 } })
+      )
+    )
+  })
+)
+
+Layer.launch(server).pipe(NodeRuntime.runMain)

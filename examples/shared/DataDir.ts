@@ -1,0 +1,40 @@
+/**
+ * Where the examples keep their state: one directory (`.kiln/` at the repository root, or
+ * `KILN_DATA_DIR`) with the SQLite database, the source store, the admin token the server issues on its
+ * first start, and the key that signs its page cursors.
+ */
+import { isAbsolute, relative, resolve } from "node:path"
+
+export interface DataDir {
+  readonly dir: string
+  /** `KILN_DB` moves the database out of the directory. */
+  readonly database: string
+  readonly sources: string
+  /** The first admin token's secret (mode 0600), for the demo and for `curl`. */
+  readonly adminToken: string
+  readonly cursorSecret: string
+}
+
+export const root = resolve(import.meta.dirname, "../..")
+
+/** The data directory `dir`, with the database inside it unless `database` says otherwise. */
+export const at = (dir: string, database: string = resolve(dir, "kiln.db")): DataDir => ({
+  dir,
+  database,
+  sources: resolve(dir, "sources"),
+  adminToken: resolve(dir, "admin-token"),
+  cursorSecret: resolve(dir, "cursor-secret")
+})
+
+/** `KILN_DATA_DIR` (default `fallback`, else `.kiln/` in the repository), and `KILN_DB`. */
+export const fromEnv = (fallback: string = resolve(root, ".kiln")): DataDir =>
+  at(
+    resolve(process.env.KILN_DATA_DIR ?? fallback),
+    process.env.KILN_DB === undefined ? undefined : resolve(process.env.KILN_DB)
+  )
+
+/** A path as the user would type it from the working directory. */
+export const forDisplay = (path: string): string => {
+  const near = relative(process.cwd(), path)
+  return near.startsWith("..") || isAbsolute(near) ? path : near
+}

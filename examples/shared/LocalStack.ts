@@ -1,0 +1,120 @@
+/**
+ * A whole Kiln on this machine, over a data directory: SQLite, the source store, the Docker runner, the
+ * engine, Kiln's own tokens, and a page-cursor key that survives restarts. The server, mount and embed
+ * examples all run this; `bootstrap` gives an empty database its first workspace and admin token.
+ */
+import { randomBytes } from "node:crypto"
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { dirname } from "node:path"
+import { SqliteStorage } from "@kiln/adapter-sqlite"
+import {
+  Access,
+  Authenticator,
+  Cursor,
+  Engine,
+  Fields,
+  Query,
+  type Runner,
+  type SourceError,
+  SourceStore,
+  Storage,
+  type StorageError
+} from "@kiln/core"
+import { DockerRunner } from "@kiln/runner-docker"
+import { Effect, Layer } from "effect"
+import type { DataDir } from "./DataDir.ts"
+
+export interface Options {
+  /** Keeps this stack's containers and images apart from other Kiln processes on the engine. */
+  readonly namespace?: string | undefined
+  /** Tag images for this registry and push them, e.g. `127.0.0.1:5000`. */
+  readonly registry?: string | undefined
+  readonly engine?: Engine.EngineOptions | undefined
+}
+
+/** The options the environment gives: `KILN_DOCKER_NAMESPACE` (default `namespace`), `KILN_REGISTRY`. */
+export const optionsFromEnv = (namespace?: string): Options => ({
+  namespace: process.env.KILN_DOCKER_NAMESPACE ?? namespace,
+  registry: process.env.KILN_REGISTRY
+})
+
+/** Everything a Kiln process needs, for the life of the layer. */
+export type Services =
+  | Engine.Engine
+  | Authenticator.Authenticator
+  | Storage.Storage
+  | SourceStore.SourceStore
+  | Runner.Runner
+
+export const layer = (
+  dataDir: DataDir,
+  options: Options = {}
+): Layer.Layer<Services, StorageError.StorageError | SourceError.SourceError> =>
+  Layer.unwrap(
+    Effect.sync(() => {
+      mkdirSync(dataDir.dir, { recursive: true })
+      mkdirSync(dirname(dataDir.database), { recursive: true })
+      const services = Layer.mergeAll(
+        SqliteStorage.layer({ filename: dataDir.database }),
+        SourceStore.SourceStore.layer({ directory: dataDir.sources }),
+        DockerRunner.layer({
+          namespace: options.namespace,
+          registry: options.registry === undefined ? undefined : { host: options.registry }
+        })
+      )
+      return Layer.mergeAll(Engine.Engine.layer(options.engine), Authenticator.Authenticator.layer).pipe(
+        Layer.provideMerge(services),
+        Layer.provideMerge(Cursor.layer(cursorSecret(dataDir)))
+      )
+    })
+  )
+
+export type Bootstrapped =
+  /** The admin token was issued now, and the workspace created unless one existed. */
+  | { readonly _tag: "Issued"; readonly workspace: string; readonly createdWorkspace: boolean }
+  | { readonly _tag: "Existing"; readonly tokens: number }
+
+/**
+ * On a database without tokens: the first workspace (unless one exists) and an admin token over all
+ * workspaces, whose secret goes to the data directory's `admin-token` (0600) and nowhere else. Later
+ * starts find the tokens and change nothing.
+ */
+export const bootstrap = (
+  dataDir: DataDir
+): Effect.Effect<Bootstrapped, StorageError.StorageError | StorageError.NotFound, Storage.Storage> =>
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    // Fixed parameters: parsing them cannot fail.
+    const first = (table: Fields.Table<unknown>) =>
+      Query.fromParams(table, Access.all, { limit: "1" }).pipe(Effect.orDie)
+    const tokens = yield* storage.listTokens(Access.all, yield* first(Fields.tokens as Fields.Table<unknown>))
+    if (tokens.total > 0) return { _tag: "Existing", tokens: tokens.total } as const
+    const workspaces = yield* storage.listWorkspaces(
+      Access.all,
+      yield* first(Fields.workspaces as Fields.Table<unknown>)
+    )
+    const existing = workspaces.rows[0]
+    const workspace = existing ?? (yield* storage.createWorkspace({ name: "Default" }))
+    const { secret } = yield* Authenticator.issueToken({
+      name: "admin (first start)",
+      workspaceIds: "*",
+      role: "admin",
+      expiresAt: null
+    })
+    // Created fresh with 0600, so the secret is never readable by others, not even for a moment.
+    rmSync(dataDir.adminToken, { force: true })
+    writeFileSync(dataDir.adminToken, `${secret}\n`, { mode: 0o600, flag: "wx" })
+    return { _tag: "Issued", workspace: workspace.name, createdWorkspace: existing === undefined } as const
+  })
+
+/** `KILN_CURSOR_SECRET`, or a random key kept in the data directory (0600), made on the first start. */
+const cursorSecret = (dataDir: DataDir): string => {
+  const configured = process.env.KILN_CURSOR_SECRET
+  if (configured !== undefined && configured !== "") return configured
+  try {
+    writeFileSync(dataDir.cursorSecret, randomBytes(32).toString("base64url"), { mode: 0o600, flag: "wx" })
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+  }
+  return readFileSync(dataDir.cursorSecret, "utf8").trim()
+}

@@ -1,0 +1,171 @@
+/**
+ * The examples as a user runs them: `npm start`'s server as a child process over a scratch data directory
+ * and a free port, `npm run demo` against it (the image it builds must run), a graceful stop and a
+ * restart on the same database; and requests through the mount example's host, under `/ci`.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as DockerTesting from "@kiln/runner-docker/testing"
+import { afterAll, expect, it } from "vitest"
+import * as DataDir from "../shared/DataDir.ts"
+
+const namespace = `kiln-e2e-server-${process.pid}`
+const scratch = mkdtempSync(join(tmpdir(), "kiln-e2e-server-"))
+const children = new Set<ChildProcess>()
+afterAll(() => {
+  for (const child of children) child.kill("SIGKILL")
+  if (DockerTesting.unavailable === undefined) {
+    DockerTesting.removeNamespace(namespace)
+    DockerTesting.removeNamespace(`${namespace}-mount`)
+  }
+  rmSync(scratch, { recursive: true, force: true })
+})
+
+interface Run {
+  readonly child: ChildProcess
+  /** Everything it printed so far, stdout and stderr. */
+  readonly output: () => string
+  /** Resolves with the first match of `pattern` in its output; rejects if it exits first. */
+  readonly printed: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>
+  readonly exited: Promise<number | null>
+}
+
+// The examples read their settings from the environment: none of the developer's may leak in.
+const inherited = Object.fromEntries(
+  Object.entries(process.env).filter(([name]) => !name.startsWith("KILN_"))
+)
+
+/** Runs an example script the way its npm script does, from the repository root. */
+const run = (script: string, env: Record<string, string>): Run => {
+  const child = spawn(process.execPath, ["--conditions=@kiln/source", script], {
+    cwd: DataDir.root,
+    env: { ...inherited, ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  children.add(child)
+  let output = ""
+  const listeners = new Set<() => void>()
+  const append = (chunk: Buffer) => {
+    output += chunk.toString()
+    for (const listener of listeners) listener()
+  }
+  child.stdout!.on("data", append)
+  child.stderr!.on("data", append)
+  const exited = new Promise<number | null>((done) =>
+    child.once("exit", (code) => {
+      children.delete(child)
+      done(code)
+      for (const listener of listeners) listener()
+    })
+  )
+  const printed = (pattern: RegExp, timeoutMs = 30_000) =>
+    new Promise<RegExpMatchArray>((done, fail) => {
+      const timer = setTimeout(() => check(true), timeoutMs)
+      const check = (timedOut = false) => {
+        const match = output.match(pattern)
+        if (match === null && !timedOut && child.exitCode === null && child.signalCode === null) return
+        clearTimeout(timer)
+        listeners.delete(check)
+        if (match !== null) done(match)
+        else fail(new Error(`${script} did not print ${pattern}; it printed:\n${output}`))
+      }
+      listeners.add(check)
+      check()
+    })
+  return { child, output: () => output, printed, exited }
+}
+
+/** The rows of a list response. */
+const rows = async (response: Response) => ((await response.json()) as { readonly data: unknown }).data
+
+DockerTesting.describeDocker("e2e › examples/server and examples/demo", () => {
+  const dataDir = DataDir.at(join(scratch, "server"))
+  let env: Record<string, string>
+  let url: string
+  let cursor: string
+
+  const startServer = async () => {
+    const server = run("examples/server/main.ts", env)
+    url = (await server.printed(/Kiln is listening on (\S+)/))[1]!
+    return server
+  }
+
+  it("npm start issues an admin token (0600); npm run demo builds hello-app; SIGTERM stops it gracefully", async () => {
+    env = {
+      KILN_DATA_DIR: dataDir.dir,
+      KILN_PORT: String(await DockerTesting.freePort()),
+      KILN_DOCKER_NAMESPACE: namespace
+    }
+    const server = await startServer()
+    await server.printed(/npm run demo/)
+    expect(server.output()).toContain(`${url}/api/docs`)
+    expect(server.output()).toContain(`First start: created the workspace "Default"`)
+    expect(server.output()).toContain(`curl -H "Authorization: Bearer $(cat ${dataDir.adminToken})"`)
+    expect(statSync(dataDir.adminToken).mode & 0o777).toBe(0o600)
+    expect(statSync(dataDir.cursorSecret).mode & 0o777).toBe(0o600)
+    const token = readFileSync(dataDir.adminToken, "utf8").trim()
+    // The secret lives in the file only.
+    expect(server.output()).not.toContain(token)
+    const workspaces = await fetch(`${url}/api/workspaces`, { headers: { authorization: `Bearer ${token}` } })
+    expect(workspaces.status).toBe(200)
+    const page = (await workspaces.json()) as { data: unknown; pageInfo: { endCursor: string } }
+    expect(page.data).toEqual([expect.objectContaining({ name: "Default" })])
+    cursor = page.pageInfo.endCursor
+
+    const demo = run("examples/demo/main.ts", { KILN_URL: url, KILN_DATA_DIR: dataDir.dir })
+    const code = await demo.exited
+    expect(code, demo.output()).toBe(0)
+    expect(demo.output()).toContain("✔ completed")
+    const tag = demo.output().match(/docker run --rm (\S+)\)/)?.[1]
+    expect(tag).toMatch(/^hello-app:[0-9a-f]{8}$/)
+    expect(DockerTesting.docker("run", "--rm", tag!)).toBe("Hello from Kiln!")
+
+    // Graceful: the finalizers run, and the runtime exits as interrupted.
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(130)
+    expect(server.output()).toContain("Stopping")
+  }, 120_000)
+
+  it("a restart reuses the database, its token and its cursor key", async () => {
+    const token = readFileSync(dataDir.adminToken, "utf8").trim()
+    const server = await startServer()
+    await server.printed(/npm run demo/)
+    expect(server.output()).toContain(`Admin token: ${dataDir.adminToken}`)
+    expect(server.output()).not.toContain("First start")
+    expect(readFileSync(dataDir.adminToken, "utf8").trim()).toBe(token)
+    const builds = await fetch(`${url}/api/builds?limit=1`, { headers: { authorization: `Bearer ${token}` } })
+    expect(builds.status).toBe(200)
+    expect(await rows(builds)).toEqual([expect.objectContaining({ status: "completed" })])
+    const after = await fetch(`${url}/api/workspaces?after=${cursor}`, {
+      headers: { authorization: `Bearer ${token}` }
+    })
+    expect(after.status, await after.text()).toBe(200)
+    server.child.kill("SIGTERM")
+    await server.exited
+  }, 60_000)
+})
+
+DockerTesting.describeDocker("e2e › examples/mount", () => {
+  it("serves the host's routes and Kiln under /ci from one node:http server", async () => {
+    const Mount = await import("../mount/main.ts")
+    const dataDir = DataDir.at(join(scratch, "mount"))
+    const mounted = await Mount.start(dataDir, { port: 0, stack: { namespace: `${namespace}-mount` } })
+    try {
+      expect(mounted.bootstrapped._tag).toBe("Issued")
+      const health = await fetch(`${mounted.url}/health`)
+      expect(await health.json()).toEqual({ status: "ok" })
+      const token = readFileSync(dataDir.adminToken, "utf8").trim()
+      const workspaces = await fetch(`${mounted.url}/ci/api/workspaces`, {
+        headers: { authorization: `Bearer ${token}` }
+      })
+      expect(workspaces.status).toBe(200)
+      expect(await rows(workspaces)).toEqual([expect.objectContaining({ name: "Default" })])
+      expect((await fetch(`${mounted.url}/ci/api/workspaces`)).status).toBe(401)
+      expect((await fetch(`${mounted.url}/api/workspaces`)).status).toBe(404)
+    } finally {
+      await mounted.close()
+    }
+  })
+})
