@@ -343,11 +343,15 @@ export const make = (
         return build
       }),
       getBuild: (access, id) =>
-        read(() =>
-          Result.map(visible(sql.buildById.get(id), access, "build", id), (row) => ({
-            ...rows.toBuild(row),
-            steps: sql.stepsOfBuild.all(id).map(rows.toBuildStep)
-          }))
+        Effect.flatMap(
+          attempt(() => sql.buildWithSteps.get(id)),
+          (row) =>
+            Effect.fromResult(
+              Result.map(visible(row, access, "build", id), (row) => ({
+                ...rows.toBuild(row),
+                steps: (JSON.parse(row.steps) as Array<rows.BuildStepRow>).map(rows.toBuildStep)
+              }))
+            )
         ),
       listBuilds: (access, query) => list(Fields.builds, rows.toBuild, access, query),
 

@@ -22,6 +22,21 @@ const busyRetry = {
 export const attempt = <A>(run: () => A): Effect.Effect<A, StorageError.StorageError> =>
   Effect.try({ try: run, catch: (cause) => classifyError(cause) }).pipe(Effect.retry(busyRetry))
 
+type Transaction = Database.Transaction<(body: () => unknown) => unknown>
+
+// One transaction wrapper per connection: better-sqlite3 builds a new one (closures and all) per
+// `db.transaction` call, which shows up on every read of a busy server.
+const transactions = new WeakMap<Connection, Transaction>()
+
+const transactionOf = (db: Connection): Transaction => {
+  let transaction = transactions.get(db)
+  if (transaction === undefined) {
+    transaction = db.transaction((body: () => unknown) => body())
+    transactions.set(db, transaction)
+  }
+  return transaction
+}
+
 /**
  * A write transaction. It begins IMMEDIATE, taking the write lock up front, so a concurrent writer waits
  * for the lock instead of failing to upgrade a read lock (SQLITE_BUSY_SNAPSHOT in WAL mode, which the busy
@@ -33,7 +48,7 @@ export const immediate = <A, E>(
   body: () => Result.Result<A, E>
 ): Effect.Effect<A, E | StorageError.StorageError> =>
   Effect.flatMap(
-    attempt(() => db.transaction(body).immediate()),
+    attempt(() => transactionOf(db).immediate(body) as Result.Result<A, E>),
     (result) => Effect.fromResult(result)
   )
 
@@ -43,7 +58,7 @@ export const snapshot = <A, E>(
   body: () => Result.Result<A, E>
 ): Effect.Effect<A, E | StorageError.StorageError> =>
   Effect.flatMap(
-    attempt(() => db.transaction(body).deferred()),
+    attempt(() => transactionOf(db).deferred(body) as Result.Result<A, E>),
     (result) => Effect.fromResult(result)
   )
 

@@ -240,9 +240,16 @@ export const prepareStatements = (db: Connection) => ({
     `INSERT OR REPLACE INTO build_steps (build_id, idx, name, status, started_at, completed_at, exit_code, error)
      VALUES (@build_id, @idx, @name, @status, @started_at, @completed_at, @exit_code, @error)`
   ),
-  stepsOfBuild: prepare<[string], BuildStepRow>(
+  // One statement, so one snapshot without a transaction: the steps come as a JSON array of step rows.
+  buildWithSteps: prepare<[string], BuildRow & { readonly steps: string }>(
     db,
-    "SELECT * FROM build_steps WHERE build_id = ? ORDER BY idx"
+    `SELECT b.*, (
+       SELECT json_group_array(json_object(
+         'build_id', build_id, 'idx', idx, 'name', name, 'status', status, 'started_at', started_at,
+         'completed_at', completed_at, 'exit_code', exit_code, 'error', error) ORDER BY idx)
+       FROM build_steps WHERE build_id = b.id
+     ) AS steps
+     FROM builds b WHERE b.id = ?`
   ),
 
   logStats: prepare<[string], LogStatsRow>(db, "SELECT * FROM log_stats WHERE build_id = ?"),
