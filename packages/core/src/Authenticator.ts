@@ -27,6 +27,8 @@ export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unau
 
 export interface AuthenticatorShape {
   readonly authenticate: (credential: string) => Effect.Effect<Principal, Unauthenticated | StorageError>
+  /** Drops what is remembered about a token, so a revocation takes effect at once in this process. */
+  readonly forget: (tokenId: TokenId) => Effect.Effect<void>
 }
 
 const roleRank: Record<Role, number> = { read: 0, write: 1, admin: 2 }
@@ -45,31 +47,69 @@ export const principalOf = (token: ApiToken): Principal => ({
 
 const rejected = new Unauthenticated({ message: "missing or invalid credentials" })
 
+export interface Options {
+  /**
+   * How long a token, once checked, is taken on trust (default 1000 ms): the lookup it saves is most of
+   * what authenticating costs. A revocation elsewhere (another process) takes effect within this time;
+   * `forget` makes one in this process take effect at once. 0 checks storage on every request.
+   */
+  readonly cacheMs?: number | undefined
+  /** At most this many tokens are remembered (default 10,000); the oldest go first. */
+  readonly cacheSize?: number | undefined
+}
+
+const credentialPattern = /^kiln_pat_[A-Za-z0-9_-]{43}$/
+
+/** Kiln's own tokens, looked up by the SHA-256 of the secret. */
+export const make = (options: Options = {}): Effect.Effect<AuthenticatorShape, never, Storage> =>
+  Effect.gen(function* () {
+    const storage = yield* Storage
+    const cacheMs = options.cacheMs ?? 1000
+    const cacheSize = options.cacheSize ?? 10_000
+    // By the secret's hash, never the secret; unknown credentials are not remembered, so callers choosing
+    // them cannot fill it.
+    const trusted = new Map<string, { readonly principal: Principal; readonly until: number }>()
+
+    const lookup = (hash: string, now: number) =>
+      Effect.gen(function* () {
+        // Looked up by the secret's SHA-256: a caller choosing secrets cannot steer the digest's bytes, so
+        // how long the lookup takes says nothing about any stored token.
+        const found = yield* storage.findTokenByHash(hash)
+        if (Option.isNone(found)) return yield* rejected
+        const token = found.value
+        const expires =
+          token.expiresAt === null ? Number.POSITIVE_INFINITY : DateTime.toEpochMillis(token.expiresAt)
+        if (token.revokedAt !== null || now >= expires) return yield* rejected
+        const principal = principalOf(token)
+        if (cacheMs > 0) {
+          if (trusted.size >= cacheSize) trusted.delete(trusted.keys().next().value!)
+          trusted.set(hash, { principal, until: Math.min(now + cacheMs, expires) })
+        }
+        return principal
+      })
+
+    return {
+      authenticate: (credential) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          if (!credentialPattern.test(credential)) return Effect.fail(rejected)
+          const hash = hashSecret(credential)
+          const known = trusted.get(hash)
+          return known !== undefined && now < known.until
+            ? Effect.succeed(known.principal)
+            : lookup(hash, now)
+        }),
+      forget: (tokenId) =>
+        Effect.sync(() => {
+          for (const [hash, { principal }] of trusted) if (principal.tokenId === tokenId) trusted.delete(hash)
+        })
+    }
+  })
+
 export class Authenticator extends Context.Service<Authenticator, AuthenticatorShape>()(
   "@kiln/core/Authenticator"
 ) {
-  /** Kiln's own tokens, looked up by the SHA-256 of the secret. */
-  static readonly layer: Layer.Layer<Authenticator, never, Storage> = Layer.effect(
-    Authenticator,
-    Effect.gen(function* () {
-      const storage = yield* Storage
-      return {
-        authenticate: (credential) =>
-          Effect.gen(function* () {
-            if (!/^kiln_pat_[A-Za-z0-9_-]{43}$/.test(credential)) return yield* rejected
-            // Looked up by the secret's SHA-256: a caller choosing secrets cannot steer the digest's bytes, so
-            // how long the lookup takes says nothing about any stored token.
-            const found = yield* storage.findTokenByHash(hashSecret(credential))
-            if (Option.isNone(found)) return yield* rejected
-            const token = found.value
-            const now = DateTime.makeUnsafe(yield* Clock.currentTimeMillis)
-            if (token.revokedAt !== null) return yield* rejected
-            if (token.expiresAt !== null && !DateTime.isLessThan(now, token.expiresAt)) return yield* rejected
-            return principalOf(token)
-          })
-      }
-    })
-  )
+  /** Kiln's own tokens, with the default cache (see `Options`). */
+  static readonly layer: Layer.Layer<Authenticator, never, Storage> = Layer.effect(Authenticator, make())
 }
 
 /**

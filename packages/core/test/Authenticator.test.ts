@@ -72,4 +72,61 @@ describe("Authenticator", () => {
       expect(yield* refusal(expiring.secret)).toBe("Unauthenticated")
     }).pipe(Effect.provide(layer))
   )
+
+  it.effect(
+    "trusts a checked token for cacheMs: another process's revocation lands within it, forget at once",
+    () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage.Storage
+        const authenticator = yield* Authenticator.Authenticator
+        const issue = (name: string) =>
+          Authenticator.issueToken({ name, role: "read", workspaceIds: "*", expiresAt: null })
+        const elsewhere = yield* issue("revoked elsewhere")
+        const here = yield* issue("revoked here")
+        yield* authenticator.authenticate(elsewhere.secret)
+        yield* authenticator.authenticate(here.secret)
+        // Revoked in storage alone, as another process would: still trusted until the cache time passes.
+        yield* storage.revokeToken(Access.all, elsewhere.token.id)
+        yield* TestClock.adjust("999 millis")
+        expect((yield* authenticator.authenticate(elsewhere.secret)).name).toBe("revoked elsewhere")
+        yield* TestClock.adjust("1 millis")
+        expect(yield* refusal(elsewhere.secret)).toBe("Unauthenticated")
+        // Never trusted past its own expiry, however recently checked.
+        const soon = yield* Authenticator.issueToken({
+          name: "soon",
+          role: "read",
+          workspaceIds: "*",
+          expiresAt: DateTime.add(yield* DateTime.now, { milliseconds: 300 })
+        })
+        yield* authenticator.authenticate(soon.secret)
+        yield* TestClock.adjust("300 millis")
+        expect(yield* refusal(soon.secret)).toBe("Unauthenticated")
+        // Revoked here: forgotten with it, so refused at once.
+        yield* storage.revokeToken(Access.all, here.token.id)
+        yield* authenticator.forget(here.token.id)
+        expect(yield* refusal(here.secret)).toBe("Unauthenticated")
+      }).pipe(Effect.provide(layer))
+  )
+
+  it.effect("checks storage on every request with cacheMs 0", () =>
+    Effect.gen(function* () {
+      const storage = yield* Storage.Storage
+      const authenticator = yield* Authenticator.Authenticator
+      const { token, secret } = yield* Authenticator.issueToken({
+        name: "uncached",
+        role: "read",
+        workspaceIds: "*",
+        expiresAt: null
+      })
+      yield* authenticator.authenticate(secret)
+      yield* storage.revokeToken(Access.all, token.id)
+      expect(yield* refusal(secret)).toBe("Unauthenticated")
+    }).pipe(
+      Effect.provide(
+        Layer.effect(Authenticator.Authenticator, Authenticator.make({ cacheMs: 0 })).pipe(
+          Layer.provideMerge(Storage.Storage.layerMemory())
+        )
+      )
+    )
+  )
 })
