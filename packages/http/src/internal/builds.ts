@@ -3,12 +3,14 @@
  */
 import { Fields, LogCursor, Storage } from "@kiln/core"
 import { Effect } from "effect"
+import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
 import { fromQuery, fromStorage } from "./errors.ts"
 import { list } from "./lists.ts"
+import { buildDetailJson, buildPage } from "./views.ts"
 
 const maxLogLines = 10_000
 
@@ -26,7 +28,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
   Effect.gen(function* () {
     const storage = yield* Storage.Storage
     return handlers
-      .handle("list", ({ query }) => list(Fields.builds, query, storage.listBuilds))
+      .handle("list", ({ query }) => Effect.map(list(Fields.builds, query, storage.listBuilds), buildPage))
       .handle("create", ({ payload, headers }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
@@ -43,7 +45,9 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
       )
       .handle("get", ({ params }) =>
         Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
-          fromStorage(storage.getBuild(principal.access, params.id as never))
+          fromStorage(storage.getBuild(principal.access, params.id as never)).pipe(
+            Effect.map((build) => HttpServerResponse.jsonUnsafe(buildDetailJson(build)))
+          )
         )
       )
       .handle("cancel", ({ params, payload }) =>

@@ -15,6 +15,7 @@ import { list } from "./lists.ts"
 export const layer = HttpApiBuilder.group(KilnApi, "tokens", (handlers) =>
   Effect.gen(function* () {
     const storage = yield* Storage.Storage
+    const authenticator = yield* Authenticator.Authenticator
     return handlers
       .handle("list", ({ query }) =>
         Effect.andThen(requireRole("admin"), list(Fields.tokens, query, storage.listTokens))
@@ -52,7 +53,10 @@ export const layer = HttpApiBuilder.group(KilnApi, "tokens", (handlers) =>
       )
       .handle("revoke", ({ params }) =>
         Effect.flatMap(requireRole("admin"), (principal) =>
-          fromStorage(storage.revokeToken(principal.access, params.id as never))
+          fromStorage(storage.revokeToken(principal.access, params.id as never)).pipe(
+            // This process stops trusting it now; others within the authenticator's cache time.
+            Effect.tap((token) => authenticator.forget(token.id))
+          )
         )
       )
   })
