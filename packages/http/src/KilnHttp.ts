@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
 import type { Authenticator, SourceStore, Storage } from "@kiln/core"
-import { ByteSize, Cause, Effect, identity, Layer, type Types } from "effect"
+import { ByteSize, Cause, Effect, Layer, type Types } from "effect"
 import {
   HttpIncomingMessage,
   HttpRouter,
@@ -67,64 +67,85 @@ const isTooLarge = (reason: HttpServerError.RequestParseError) =>
  * Unknown routes, requests past the limits, unreadable bodies and defects, in the API's error body, and a
  * request id on every response. Applied to the whole router, so it also covers routes the host adds.
  */
+const answer = (status: number, body: object) => HttpServerResponse.jsonUnsafe(body, { status })
+const tooLarge = () =>
+  answer(413, {
+    error: "payload_too_large",
+    message: `the request body is larger than ${maxBodyBytes} bytes`
+  })
+const bodyLimit = ByteSize.bytes(maxBodyBytes)
+
+/** What a failed request answers: unknown route, unreadable body, or a 500 that carries only its id. */
+const failure = (
+  request: HttpServerRequest.HttpServerRequest,
+  requestId: string,
+  cause: Cause.Cause<unknown>
+) => {
+  // The client went away (the server interrupts its request): nobody is left to answer.
+  if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
+  const reason = serverErrorOf(cause)
+  if (reason?._tag === "RouteNotFound") {
+    const path = request.url.split("?")[0]
+    return Effect.succeed(
+      answer(404, { error: "not_found", message: `no route for ${request.method} ${path}` })
+    )
+  }
+  if (reason?._tag === "RequestParseError") {
+    return Effect.succeed(
+      isTooLarge(reason)
+        ? tooLarge()
+        : answer(400, { error: "invalid_request", message: "the request body could not be read" })
+    )
+  }
+  return Effect.logError("request failed", cause).pipe(
+    Effect.annotateLogs({ requestId, method: request.method, url: request.url }),
+    Effect.as(answer(500, { error: "internal", requestId }))
+  )
+}
+
+/**
+ * Unknown routes, requests past the limits, unreadable bodies and defects, in the API's error body, and a
+ * request id on every response. Applied to the whole router, so it also covers routes the host adds.
+ * Written without generators: it runs on every request.
+ */
 const guard = HttpRouter.middleware(
   (httpEffect) =>
     // Every failure becomes a response here, so the remaining error type is nominal.
-    Effect.gen(function* () {
-      const request = yield* HttpServerRequest.HttpServerRequest
+    HttpServerRequest.HttpServerRequest.use((request) => {
       const requestId = randomUUID()
-      const answer = (status: number, body: object) => HttpServerResponse.jsonUnsafe(body, { status })
-      const tooLarge = () =>
-        answer(413, {
-          error: "payload_too_large",
-          message: `the request body is larger than ${maxBodyBytes} bytes`
-        })
-      const limited = !isArchiveUpload(request.url)
-      const response =
-        request.url.length > maxUrlLength
-          ? answer(414, { error: "uri_too_long", message: `the URL is longer than ${maxUrlLength} bytes` })
-          : limited && Number(request.headers["content-length"] ?? 0) > maxBodyBytes
-            ? tooLarge()
-            : yield* httpEffect.pipe(
-                limited
-                  ? Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes))
-                  : identity,
-                Effect.map((response) =>
-                  // HttpApi answers a body it has no decoder for in plain text.
-                  response.status === 415
-                    ? answer(415, {
-                        error: "unsupported_media_type",
-                        message: `content-type ${request.headers["content-type"] ?? "(none)"} is not accepted here`
-                      })
-                    : response
-                ),
-                Effect.catchCause((cause) => {
-                  // The client went away (the server interrupts its request): nobody is left to answer.
-                  if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
-                  const reason = serverErrorOf(cause)
-                  if (reason?._tag === "RouteNotFound") {
-                    const path = request.url.split("?")[0]
-                    return Effect.succeed(
-                      answer(404, { error: "not_found", message: `no route for ${request.method} ${path}` })
-                    )
-                  }
-                  if (reason?._tag === "RequestParseError") {
-                    return Effect.succeed(
-                      isTooLarge(reason)
-                        ? tooLarge()
-                        : answer(400, {
-                            error: "invalid_request",
-                            message: "the request body could not be read"
-                          })
-                    )
-                  }
-                  return Effect.logError("request failed", cause).pipe(
-                    Effect.annotateLogs({ requestId, method: request.method, url: request.url }),
-                    Effect.as(answer(500, { error: "internal", requestId }))
-                  )
-                })
+      const withId = (response: HttpServerResponse.HttpServerResponse) =>
+        HttpServerResponse.setHeader(response, "x-request-id", requestId)
+      if (request.url.length > maxUrlLength) {
+        return Effect.succeed(
+          withId(
+            answer(414, { error: "uri_too_long", message: `the URL is longer than ${maxUrlLength} bytes` })
+          )
+        )
+      }
+      // A body's size is bounded here unless it is an archive, which the source store bounds itself.
+      const limited = request.method !== "GET" && request.method !== "HEAD" && !isArchiveUpload(request.url)
+      if (limited && Number(request.headers["content-length"] ?? 0) > maxBodyBytes) {
+        return Effect.succeed(withId(tooLarge()))
+      }
+      return (
+        limited ? Effect.provideService(httpEffect, HttpIncomingMessage.MaxBodySize, bodyLimit) : httpEffect
+      ).pipe(
+        Effect.matchCauseEffect({
+          onSuccess: (response) =>
+            Effect.succeed(
+              withId(
+                // HttpApi answers a body it has no decoder for in plain text.
+                response.status === 415
+                  ? answer(415, {
+                      error: "unsupported_media_type",
+                      message: `content-type ${request.headers["content-type"] ?? "(none)"} is not accepted here`
+                    })
+                  : response
               )
-      return HttpServerResponse.setHeader(response, "x-request-id", requestId)
+            ),
+          onFailure: (cause) => Effect.map(failure(request, requestId, cause), withId)
+        })
+      )
     }) as Effect.Effect<
       HttpServerResponse.HttpServerResponse,
       Types.unhandled,

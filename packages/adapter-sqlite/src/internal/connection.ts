@@ -18,9 +18,25 @@ const busyRetry = {
   while: (error: StorageError.StorageError) => error.reason === "Busy"
 }
 
-/** Runs driver calls, classifying whatever they throw; the whole call is retried while it is Busy. */
+// After a first try that was Busy: the driver waited already, so the next try comes at once.
+const retried = <A>(run: () => A): Effect.Effect<A, StorageError.StorageError> =>
+  Effect.try({ try: run, catch: (cause) => classifyError(cause) }).pipe(
+    Effect.retry({ ...busyRetry, times: busyRetry.times - 1 })
+  )
+
+/**
+ * Runs driver calls, classifying whatever they throw; the whole call is retried while it is Busy. The
+ * first try runs without the retry machinery: it is nearly always the only one, on every request's path.
+ */
 export const attempt = <A>(run: () => A): Effect.Effect<A, StorageError.StorageError> =>
-  Effect.try({ try: run, catch: (cause) => classifyError(cause) }).pipe(Effect.retry(busyRetry))
+  Effect.suspend(() => {
+    try {
+      return Effect.succeed(run())
+    } catch (cause) {
+      const error = classifyError(cause)
+      return busyRetry.while(error) ? retried(run) : Effect.fail(error)
+    }
+  })
 
 type Transaction = Database.Transaction<(body: () => unknown) => unknown>
 
