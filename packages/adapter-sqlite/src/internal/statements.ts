@@ -2,6 +2,7 @@
  * Every fixed SQL statement the storage runs, prepared once when the storage is built; lists are compiled
  * by core's query compiler (`Sql.compileList`). Values are always bound parameters.
  */
+import { SqlRows } from "@kiln/core"
 import type { Connection } from "./connection.ts"
 import type {
   AppRow,
@@ -15,60 +16,10 @@ import type {
   WorkspaceRow
 } from "./rows.ts"
 
-const buildColumns = [
-  "id",
-  "workspace_id",
-  "entity_id",
-  "app_version_id",
-  "sequence_number",
-  "phase",
-  "outcome",
-  "status",
-  "build_trigger",
-  "source_event_id",
-  "idempotency_key",
-  "error",
-  "metadata",
-  "created_by",
-  "created_at",
-  "updated_at",
-  "started_at",
-  "running_at",
-  "completed_at",
-  "cancel_requested_at",
-  "cancel_reason",
-  "skip_reason",
-  "image_tag",
-  "image_digest",
-  "commit_sha",
-  "trigger_metadata",
-  "owner",
-  "attempt",
-  "lease_expires_at"
-] as const satisfies ReadonlyArray<keyof BuildRow>
-
-// What a state change can touch: everything but the identity and what creation fixed.
-const buildStateColumns = [
-  "phase",
-  "outcome",
-  "status",
-  "error",
-  "updated_at",
-  "started_at",
-  "running_at",
-  "completed_at",
-  "cancel_requested_at",
-  "cancel_reason",
-  "skip_reason",
-  "image_tag",
-  "image_digest",
-  "owner",
-  "attempt",
-  "lease_expires_at"
-] as const satisfies ReadonlyArray<keyof BuildRow>
+const { buildColumns, buildStateColumns } = SqlRows
 
 /** Every column of a token but its hash, which is never read back out. */
-export const tokenColumns = ["id", "name", "workspace_ids", "role", "created_at", "expires_at", "revoked_at"]
+export const { tokenColumns } = SqlRows
 
 const insertInto = (table: string, columns: ReadonlyArray<string>): string =>
   `INSERT INTO ${table} (${columns.join(", ")}) VALUES (${columns.map((c) => `@${c}`).join(", ")})`
