@@ -1,0 +1,791 @@
+/**
+ * Kiln's Storage on PostgreSQL, through `pg`: many Kiln processes on one database (DESIGN.md §8).
+ *
+ * Reads are single statements, each one snapshot. A write that reads first runs in a transaction and
+ * locks the rows it read, so, as on SQLite, nothing changes between the read and the write. A build
+ * changes state only through `BuildState.transition` applied to the row as read, written back with
+ * compare-and-set on the phase and fence it was read with. The claim is the exception that proves the
+ * rule: one statement on the database clock (see `statements.claimOldest`).
+ *
+ * Leases are taken, renewed and reaped on the database's clock, so processes whose clocks disagree
+ * agree on them. `changes` hears this storage's writes at once, and every other process's through
+ * LISTEN/NOTIFY on a channel of the schema's own.
+ */
+import { randomUUID } from "node:crypto"
+import {
+  Access,
+  ApiToken,
+  App,
+  AppVersion,
+  Build,
+  BuildState,
+  Claim,
+  Fields,
+  Id,
+  LogBudget,
+  LogLine,
+  type Query,
+  SqlRows as rows,
+  SourceEvent,
+  Sql,
+  Storage,
+  StorageError,
+  Workspace
+} from "@kiln/core"
+import { Clock, DateTime, Effect, Layer, Option, PubSub, Result, type Scope, Stream } from "effect"
+import { makeBatcher } from "./internal/batcher.ts"
+import { clientConfig, lockKey, open, type Run } from "./internal/connection.ts"
+import { channelOf, listen, payload } from "./internal/listener.ts"
+import { migrate } from "./internal/migrations.ts"
+import {
+  appColumns,
+  appVersionColumns,
+  buildColumns,
+  buildStateColumns,
+  logStatsColumns,
+  sourceEventColumns,
+  statements,
+  stepColumns,
+  tokenColumns,
+  tokenInsertColumns,
+  valuesOf,
+  workspaceColumns
+} from "./internal/statements.ts"
+
+export interface Options {
+  /** `postgres://user:password@host:port/database` */
+  readonly connectionString: string
+  /** The schema Kiln's tables live in, created if missing (default `kiln`). */
+  readonly schema?: string | undefined
+  /** Connections in the pool (default 10); the change listener holds one more. */
+  readonly poolSize?: number | undefined
+  readonly logBudget?: LogBudget.Budget | undefined
+}
+
+/** Opens the pool and the listener for the life of the scope, migrates the schema and builds the service. */
+export const make = (
+  options: Options
+): Effect.Effect<Storage.StorageShape, StorageError.StorageError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const schema = options.schema ?? "kiln"
+    const connection = { connectionString: options.connectionString, schema }
+    const db = yield* open({ ...connection, poolSize: options.poolSize ?? 10 })
+    yield* migrate(db, schema)
+    const { run, transaction } = db
+    const budget = options.logBudget ?? LogBudget.defaultBudget
+    const changes = yield* PubSub.unbounded<Storage.Change>()
+    const channel = channelOf(schema)
+    // Tags this storage's notifications, so that it skips its own: it has published them already.
+    const source = randomUUID()
+    yield* listen({
+      config: clientConfig(connection),
+      channel,
+      source,
+      onChange: (change) => PubSub.publishUnsafe(changes, change)
+    })
+
+    const now = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.makeUnsafe(ms))
+    const publish = (change: Storage.Change) => PubSub.publish(changes, change)
+    /** The last two parameters of a statement that publishes a change: the channel and the payload. */
+    const notify = (change: Storage.Change) => [channel, payload(source, change)]
+
+    /** The row a caller may see, or `NotFound`: another workspace's row looks exactly like a missing one. */
+    const visible =
+      (access: Access.Access, entity: string, id: string) =>
+      <R extends { readonly workspace_id: string }>(
+        found: ReadonlyArray<R>
+      ): Effect.Effect<R, Storage.NotFound> => {
+        const row = found[0]
+        return row !== undefined && Access.allows(access, row.workspace_id as Id.WorkspaceId)
+          ? Effect.succeed(row)
+          : Effect.fail(Storage.NotFound.of(entity, id))
+      }
+
+    /** The build, locked until the transaction ends. */
+    const lockedBuild = (tx: Run, id: Id.BuildId) =>
+      Effect.flatMap(tx<rows.BuildRow>(statements.lockBuild, [id]), ([row]) =>
+        row === undefined ? Effect.fail(Storage.NotFound.of("build", id)) : Effect.succeed(rows.toBuild(row))
+      )
+
+    /**
+     * Writes a state change computed from `before`, publishing it on commit. The row is locked since it
+     * was read, so a miss means the database broke that promise: it fails as Busy (rolling back) and the
+     * retry recomputes the change from a fresh read.
+     */
+    const writeState = (tx: Run, before: Build.Build, after: Build.Build) =>
+      Effect.flatMap(
+        tx(statements.writeBuildState, [
+          after.id,
+          ...valuesOf(rows.fromBuild(after), buildStateColumns),
+          before.phase,
+          before.owner,
+          before.attempt,
+          ...notify(Storage.buildChanged(after))
+        ]),
+        (written) =>
+          written.length === 1
+            ? Effect.succeed(after)
+            : Effect.fail(
+                new StorageError.StorageError({
+                  reason: "Busy",
+                  message: `PostgreSQL storage: build ${before.id} changed while it was being written`
+                })
+              )
+      )
+
+    /**
+     * What this storage last knew of the builds it is driving: the state it wrote or read, and the log
+     * bookkeeping of the lines it stored. The engine's own transitions and appends start from these and
+     * are written as compare-and-set in batches (`statements.transitionBatch`, `appendBatch`); when a
+     * row changed meanwhile (a cancel, a reaper, another process) the write misses and takes the locking
+     * path. Forgotten when the build stops, and bounded in case a build never does here.
+     */
+    const known = new Map<Id.BuildId, Build.Build>()
+    const knownLogs = new Map<Id.BuildId, { readonly build: Build.Build; readonly stats: LogBudget.Stats }>()
+    const remember = <V>(map: Map<Id.BuildId, V>, id: Id.BuildId, value: V) => {
+      map.delete(id)
+      if (map.size >= 10_000) map.delete(map.keys().next().value!)
+      map.set(id, value)
+    }
+    const track = (build: Build.Build) => {
+      if (build.phase === "stopped") {
+        known.delete(build.id)
+        knownLogs.delete(build.id)
+      } else remember(known, build.id, build)
+    }
+
+    const changed = (build: Build.Build) =>
+      Effect.as(
+        Effect.andThen(
+          Effect.sync(() => track(build)),
+          publish(Storage.buildChanged(build))
+        ),
+        build
+      )
+
+    const stateOf = (build: Build.Build) => valuesOf(rows.fromBuild(build), buildStateColumns)
+    const writeTransitions = yield* makeBatcher({
+      max: 100,
+      workers: 2,
+      failed: false,
+      run: (batch: ReadonlyArray<{ readonly before: Build.Build; readonly after: Build.Build }>) =>
+        Effect.map(
+          run<{ readonly id: string }>(statements.transitionBatch, [
+            batch.map(({ after }) => after.id),
+            ...transpose(batch.map(({ after }) => stateOf(after))),
+            ...transpose(batch.map(({ before }) => stateOf(before))),
+            batch.map(({ after }) => payload(source, Storage.buildChanged(after))),
+            channel
+          ]),
+          (written) => {
+            const ids = new Set(written.map((row) => row.id))
+            return batch.map(({ after }) => ids.has(after.id))
+          }
+        )
+    })
+
+    interface Append {
+      readonly build: Build.Build
+      readonly expected: number
+      readonly stats: LogBudget.Stats
+      readonly lines: ReadonlyArray<LogLine.LogLine>
+      readonly change: Storage.Change
+    }
+    const writeAppends = yield* makeBatcher({
+      max: 100,
+      workers: 2,
+      failed: false,
+      run: (batch: ReadonlyArray<Append>) => {
+        const lines = batch.flatMap(({ build, lines }) =>
+          lines.map((line) => rows.fromLogLine(build.id, line))
+        )
+        return Effect.map(
+          run<{ readonly build_id: string }>(statements.appendBatch, [
+            batch.map(({ build }) => build.id),
+            batch.map(({ build }) => build.owner),
+            batch.map(({ build }) => build.attempt),
+            batch.map(({ expected }) => expected),
+            ...transpose(
+              batch.map(({ build, stats }) =>
+                valuesOf(rows.fromLogStats(build.id, stats), logStatsColumns).slice(1)
+              )
+            ),
+            batch.map(({ change }) => payload(source, change)),
+            lines.map((line) => line.build_id),
+            lines.map((line) => line.seq),
+            lines.map((line) => line.ts),
+            lines.map((line) => line.stream),
+            lines.map((line) => line.step),
+            lines.map((line) => line.text),
+            channel
+          ]),
+          (written) => {
+            const ids = new Set(written.map((row) => row.build_id))
+            return batch.map(({ build }) => ids.has(build.id))
+          }
+        )
+      }
+    })
+
+    /**
+     * An append started from what this storage knows, when it trims nothing: one batched statement.
+     * Answers whether it was stored; when not, the caller takes the locking path.
+     */
+    const appendKnown = (id: Id.BuildId, fence: BuildState.Fence, lines: ReadonlyArray<LogLine.LogLine>) =>
+      Effect.suspend(() => {
+        const entry = knownLogs.get(id)
+        if (entry === undefined || Result.isFailure(BuildState.checkFence(entry.build, fence))) {
+          return Effect.succeed(false)
+        }
+        const plan = LogBudget.planAppend(id, entry.stats, lines, budget)
+        if (plan instanceof LogBudget.LogSequenceGap || plan.fresh.length === 0 || plan.excessBytes > 0) {
+          return Effect.succeed(false)
+        }
+        const change: Storage.Change = {
+          _tag: "LogsAppended",
+          buildId: id,
+          workspaceId: entry.build.workspaceId,
+          lastSeq: plan.stats.lastSeq
+        }
+        return Effect.flatMap(
+          writeAppends({
+            build: entry.build,
+            expected: entry.stats.lastSeq,
+            stats: plan.stats,
+            lines: plan.fresh,
+            change
+          }),
+          (stored) =>
+            stored
+              ? Effect.as(
+                  Effect.andThen(
+                    Effect.sync(() => remember(knownLogs, id, { build: entry.build, stats: plan.stats })),
+                    publish(change)
+                  ),
+                  true
+                )
+              : Effect.succeed(false)
+        )
+      })
+
+    const list = <Row, Raw>(
+      table: Fields.Table<Row>,
+      toDomain: (raw: Raw) => Row,
+      access: Access.Access,
+      query: Query.ListQuery,
+      options: Sql.CompileOptions = {}
+    ) =>
+      Sql.runList(
+        "postgres",
+        table,
+        access,
+        query,
+        {
+          rows: (statement) =>
+            Effect.map(run<Raw>({ text: statement.text }, statement.params), (found) => found.map(toDomain)),
+          count: (statement) =>
+            Effect.map(
+              run<{ readonly n: number }>({ text: statement.text }, statement.params),
+              ([row]) => row!.n
+            ),
+          exists: (statement) =>
+            Effect.map(run({ text: statement.text }, statement.params), (found) => found.length > 0)
+        },
+        options
+      )
+
+    /**
+     * Chooses what a claim with caps takes. `Claim.select` reads candidates oldest first and stops at
+     * `max`; they come in growing batches, since the caps may thin a batch out below `max`. Choosing from
+     * a prefix of the queue picks what choosing from the whole queue would, so each batch starts over.
+     */
+    const choose = (tx: Run, request: Claim.ClaimRequest, active: Claim.ActiveCounts) =>
+      Effect.gen(function* () {
+        for (let batch = request.max * 4; ; batch *= 4) {
+          const queued = yield* tx<Claim.Candidate>(statements.queuedOldest, [batch])
+          const chosen = Claim.select(queued, active, request.max, request.limits)
+          if (chosen.length >= request.max || queued.length < batch) return chosen
+        }
+      })
+
+    /**
+     * Claims with caps take turns, on a transaction-scoped advisory lock of the schema: under it they count
+     * the active builds, choose, and claim, so two processes can never both count "0 active" for one app
+     * and both claim. (Claims without caps never wait for it.) SERIALIZABLE would abort and retry exactly
+     * when engines claim together; the lock queues them for the few milliseconds a claim takes.
+     */
+    const claimWithCaps = (request: Claim.ClaimRequest) =>
+      transaction((tx) =>
+        Effect.gen(function* () {
+          yield* tx(statements.lockClaims, [lockKey(schema, "claim")])
+          const byWorkspace = new Map<string, number>()
+          const byApp = new Map<string, number>()
+          const counted = yield* tx<{ workspace_id: string; entity_id: string; active: number }>(
+            statements.activeCounts
+          )
+          for (const { workspace_id, entity_id, active } of counted) {
+            byApp.set(entity_id, active)
+            byWorkspace.set(workspace_id, (byWorkspace.get(workspace_id) ?? 0) + active)
+          }
+          const chosen = yield* choose(tx, request, { byWorkspace, byApp })
+          if (chosen.length === 0) return []
+          return yield* tx<rows.BuildRow>(statements.claimChosen, [
+            request.owner,
+            request.leaseMs,
+            channel,
+            source,
+            chosen.map((candidate) => candidate.id)
+          ])
+        })
+      )
+
+    /**
+     * The oldest tail lines an append may trim, stored and then fresh, for `LogBudget.planTrim`. Stored
+     * lines come in growing batches until they cover the excess: planTrim reads only as far as it must.
+     */
+    const trimOf = (tx: Run, id: Id.BuildId, plan: LogBudget.AppendPlan, at: DateTime.Utc) =>
+      Effect.gen(function* () {
+        const from = LogBudget.trimFromSeq(plan.stats)
+        let stored: ReadonlyArray<{ readonly seq: number; readonly bytes: number }> = []
+        for (let batch = plan.fresh.length + 64; ; batch *= 4) {
+          stored = yield* tx<{ readonly seq: number; readonly bytes: number }>(statements.tailLineSizes, [
+            id,
+            from,
+            batch
+          ])
+          const bytes = stored.reduce((sum, line) => sum + line.bytes, 0)
+          if (stored.length < batch || bytes >= plan.excessBytes) break
+        }
+        const fresh = plan.fresh
+          .filter((line) => line.seq >= from)
+          .map((line) => ({ seq: line.seq, bytes: LogLine.byteLength(line.text) }))
+        return { from, trim: LogBudget.planTrim(plan.stats, plan.excessBytes, [...stored, ...fresh], at) }
+      })
+
+    /** A transition started from the state this storage knows: one batched compare-and-set, or nothing. */
+    const transitionKnown = (id: Id.BuildId, event: BuildState.BuildEvent) =>
+      Effect.suspend(() => {
+        const before = known.get(id)
+        const next = before === undefined ? undefined : BuildState.transition(before, event)
+        if (before === undefined || next === undefined || Result.isFailure(next)) {
+          return Effect.succeed(undefined)
+        }
+        return Effect.flatMap(writeTransitions({ before, after: next.success }), (written) =>
+          written ? changed(next.success) : Effect.succeed(undefined)
+        )
+      })
+
+    /** A transition applied to the build as read under its row lock: always the authoritative answer. */
+    const transitionLocked = (id: Id.BuildId, event: BuildState.BuildEvent) =>
+      Effect.flatMap(
+        transaction((tx) =>
+          Effect.flatMap(lockedBuild(tx, id), (build) =>
+            Effect.flatMap(Effect.fromResult(BuildState.transition(build, event)), (next) =>
+              writeState(tx, build, next)
+            )
+          )
+        ),
+        changed
+      )
+
+    const storage: Storage.StorageShape = {
+      createWorkspace: Effect.fnUntraced(function* (input) {
+        const workspace = Workspace.make(yield* Id.generate("wsp"), input, yield* now)
+        yield* run(statements.insertWorkspace, valuesOf(rows.fromWorkspace(workspace), workspaceColumns))
+        return workspace
+      }),
+      getWorkspace: (access, id) =>
+        Effect.flatMap(run<rows.WorkspaceRow>(statements.workspaceById, [id]), ([row]) =>
+          row !== undefined && Access.allows(access, id)
+            ? Effect.succeed(rows.toWorkspace(row))
+            : Effect.fail(Storage.NotFound.of("workspace", id))
+        ),
+      listWorkspaces: (access, query) => list(Fields.workspaces, rows.toWorkspace, access, query),
+
+      createApp: Effect.fnUntraced(function* (access, input) {
+        const app = App.make(yield* Id.generate("app"), input, yield* now)
+        if (!Access.allows(access, input.workspaceId)) {
+          return yield* Storage.NotFound.of("workspace", input.workspaceId)
+        }
+        const inserted = yield* run(statements.insertApp, valuesOf(rows.fromApp(app), appColumns))
+        if (inserted.length === 1) return app
+        const [workspace] = yield* run(statements.workspaceById, [input.workspaceId])
+        return yield* workspace === undefined
+          ? Storage.NotFound.of("workspace", input.workspaceId)
+          : new Storage.Conflict({ message: `an app with handle ${input.handle} already exists` })
+      }),
+      getApp: (access, id) =>
+        Effect.map(
+          Effect.flatMap(run<rows.AppRow>(statements.appById, [id]), visible(access, "app", id)),
+          rows.toApp
+        ),
+      listApps: (access, query) => list(Fields.apps, rows.toApp, access, query),
+
+      createAppVersion: Effect.fnUntraced(function* (access, input) {
+        const at = yield* now
+        const id = yield* Id.generate("ver")
+        const app = yield* Effect.flatMap(
+          run<rows.AppRow>(statements.appById, [input.appId]),
+          visible(access, "app", input.appId)
+        )
+        const version = AppVersion.make(id, app.workspace_id as Id.WorkspaceId, input, at)
+        yield* run(statements.insertAppVersion, valuesOf(rows.fromAppVersion(version), appVersionColumns))
+        return version
+      }),
+      resolveAppVersion: Effect.fnUntraced(function* (access, id, resolution) {
+        const at = yield* now
+        return yield* transaction((tx) =>
+          Effect.gen(function* () {
+            const row = yield* Effect.flatMap(
+              tx<rows.AppVersionRow>(statements.lockAppVersion, [id]),
+              visible(access, "app version", id)
+            )
+            const version = rows.toAppVersion(row)
+            if (version.status !== "pending") {
+              return yield* new Storage.Conflict({
+                message: `app version ${id} is already ${version.status}`
+              })
+            }
+            const resolved = rows.fromAppVersion(AppVersion.resolve(version, resolution, at))
+            yield* tx(statements.resolveAppVersion, [
+              id,
+              resolved.status,
+              resolved.source,
+              resolved.commit_sha,
+              resolved.error,
+              resolved.updated_at
+            ])
+            return rows.toAppVersion(resolved)
+          })
+        )
+      }),
+      getAppVersion: (access, id) =>
+        Effect.map(
+          Effect.flatMap(
+            run<rows.AppVersionRow>(statements.appVersionById, [id]),
+            visible(access, "app version", id)
+          ),
+          rows.toAppVersion
+        ),
+      listAppVersions: (access, query) => list(Fields.appVersions, rows.toAppVersion, access, query),
+
+      recordSourceEvent: Effect.fnUntraced(function* (access, input) {
+        const event = SourceEvent.make(yield* Id.generate("evt"), input, yield* now)
+        if (!Access.allows(access, input.workspaceId)) {
+          return yield* Storage.NotFound.of("workspace", input.workspaceId)
+        }
+        const inserted = yield* run(
+          statements.insertSourceEvent,
+          valuesOf(rows.fromSourceEvent(event), sourceEventColumns)
+        )
+        if (inserted.length === 1) return { event, created: true }
+        const [stored] = yield* run<rows.SourceEventRow>(statements.sourceEventByDelivery, [
+          input.workspaceId,
+          input.deliveryId
+        ])
+        return stored === undefined
+          ? yield* Storage.NotFound.of("workspace", input.workspaceId)
+          : { event: rows.toSourceEvent(stored), created: false }
+      }),
+      getSourceEvent: (access, id) =>
+        Effect.map(
+          Effect.flatMap(
+            run<rows.SourceEventRow>(statements.sourceEventById, [id]),
+            visible(access, "source event", id)
+          ),
+          rows.toSourceEvent
+        ),
+
+      createToken: Effect.fnUntraced(function* (input) {
+        const token = ApiToken.make(yield* Id.generate("tok"), input, yield* now)
+        const granted = input.workspaceIds === "*" ? [] : input.workspaceIds
+        return yield* transaction((tx) =>
+          Effect.gen(function* () {
+            const existing = yield* tx<{ readonly id: string }>(statements.existingWorkspaces, [granted])
+            const found = new Set(existing.map((row) => row.id))
+            const missing = granted.find((id) => !found.has(id))
+            if (missing !== undefined) return yield* Storage.NotFound.of("workspace", missing)
+            yield* tx(
+              statements.insertToken,
+              valuesOf(rows.fromToken(token, input.tokenHash), tokenInsertColumns)
+            )
+            if (granted.length > 0) yield* tx(statements.grantTokenWorkspaces, [token.id, granted])
+            return token
+          })
+        )
+      }),
+      findTokenByHash: (tokenHash) =>
+        Effect.map(run<rows.TokenRow>(statements.tokenByHash, [tokenHash]), ([row]) =>
+          row === undefined ? Option.none() : Option.some(rows.toToken(row))
+        ),
+      getToken: (access, id) =>
+        Effect.flatMap(run<rows.TokenRow>(statements.tokenById, [id]), ([row]) => {
+          const token = row === undefined ? undefined : rows.toToken(row)
+          return token !== undefined && ApiToken.visibleTo(access, token)
+            ? Effect.succeed(token)
+            : Effect.fail(Storage.NotFound.of("token", id))
+        }),
+      listTokens: (access, query) =>
+        list(Fields.tokens, rows.toToken, access, query, {
+          select: tokenColumns.map((column) => `t0.${column}`).join(", ")
+        }),
+      revokeToken: Effect.fnUntraced(function* (access, id) {
+        const at = yield* now
+        const token = yield* storage.getToken(access, id)
+        // A token's grants never change, so the check above still holds for the write.
+        const [revoked] = yield* run<rows.TokenRow>(statements.revokeToken, [
+          token.id,
+          DateTime.toEpochMillis(at)
+        ])
+        return rows.toToken(revoked!)
+      }),
+
+      createBuild: Effect.fnUntraced(function* (access, input) {
+        const at = yield* now
+        const id = yield* Id.generate("bld")
+        const key = input.idempotencyKey ?? null
+        const sourceEventId = input.sourceEventId ?? null
+        const { build, created } = yield* transaction((tx) =>
+          Effect.gen(function* () {
+            const row = yield* Effect.flatMap(
+              tx<rows.AppVersionRow>(statements.versionToBuild, [input.appVersionId]),
+              visible(access, "app version", input.appVersionId)
+            )
+            const version = rows.toAppVersion(row)
+            if (version.status !== "ready") {
+              return yield* new Storage.Conflict({
+                message: `app version ${version.id} is ${version.status}, not ready`
+              })
+            }
+            if (sourceEventId !== null) {
+              const [event] = yield* tx<rows.SourceEventRow>(statements.sourceEventById, [sourceEventId])
+              if (event === undefined || event.workspace_id !== version.workspaceId) {
+                return yield* Storage.NotFound.of("source event", sourceEventId)
+              }
+            }
+            if (key !== null) yield* tx(statements.lockWorkspace, [version.workspaceId])
+            const [existing] = yield* tx<rows.BuildRow>(statements.existingBuild, [
+              version.workspaceId,
+              key,
+              version.appId,
+              sourceEventId
+            ])
+            if (existing !== undefined) {
+              const stored = rows.toBuild(existing)
+              // A key names one request: reusing it for another version is a mistake, not a retry.
+              if (key !== null && stored.idempotencyKey === key && stored.appVersionId !== version.id) {
+                return yield* new Storage.Conflict({
+                  message: "the idempotency key was used for a different app version"
+                })
+              }
+              return { build: stored, created: false }
+            }
+            const [sequence] = yield* tx<{ readonly build_sequence: number }>(statements.nextBuildSequence, [
+              version.appId
+            ])
+            const build = Build.make(id, version, sequence!.build_sequence, input, at)
+            yield* tx(statements.insertBuild, [
+              ...valuesOf(rows.fromBuild(build), buildColumns),
+              ...notify(Storage.buildChanged(build))
+            ])
+            return { build, created: true }
+          })
+        )
+        return created ? yield* changed(build) : build
+      }),
+      getBuild: (access, id) =>
+        Effect.map(
+          Effect.flatMap(
+            run<rows.BuildRow & { readonly steps: ReadonlyArray<rows.BuildStepRow> }>(
+              statements.buildWithSteps,
+              [id]
+            ),
+            visible(access, "build", id)
+          ),
+          (row) => ({ ...rows.toBuild(row), steps: row.steps.map(rows.toBuildStep) })
+        ),
+      listBuilds: (access, query) => list(Fields.builds, rows.toBuild, access, query),
+
+      claimNext: Effect.fnUntraced(function* (request) {
+        if (request.max <= 0) return []
+        const claimed = Claim.hasCaps(request.limits)
+          ? yield* claimWithCaps(request)
+          : yield* run<rows.BuildRow>(statements.claimOldest, [
+              request.owner,
+              request.leaseMs,
+              channel,
+              source,
+              request.max
+            ])
+        const builds = claimed.map(rows.toBuild)
+        for (const build of builds) {
+          track(build)
+          // A build is claimed before any line of its log can be stored: its bookkeeping starts empty.
+          remember(knownLogs, build.id, { build, stats: LogBudget.emptyStats })
+        }
+        yield* PubSub.publishAll(changes, builds.map(Storage.buildChanged))
+        return builds
+      }),
+      heartbeat: (id, fence, leaseMs) =>
+        Effect.flatMap(
+          run<rows.BuildRow>(statements.heartbeat, [id, fence.owner, fence.attempt, leaseMs]),
+          ([renewed]) =>
+            renewed !== undefined
+              ? Effect.sync(() => {
+                  const build = rows.toBuild(renewed)
+                  track(build)
+                  return build
+                })
+              : // Nothing renewed: the build is missing, or the fence no longer holds it.
+                Effect.flatMap(run<rows.BuildRow>(statements.buildById, [id]), ([row]) =>
+                  row === undefined
+                    ? Effect.fail(Storage.NotFound.of("build", id))
+                    : Effect.flatMap(Effect.fromResult(BuildState.checkFence(rows.toBuild(row), fence)), () =>
+                        // The fence holds after all: the build changed in between; renew again.
+                        storage.heartbeat(id, fence, leaseMs)
+                      )
+                )
+        ),
+      transition: (id, event) =>
+        Effect.flatMap(transitionKnown(id, event), (done) =>
+          done !== undefined ? Effect.succeed(done) : transitionLocked(id, event)
+        ),
+
+      requestCancel: Effect.fnUntraced(function* (access, id, reason) {
+        const at = yield* now
+        const outcome = yield* transaction((tx) =>
+          Effect.gen(function* () {
+            const build = yield* lockedBuild(tx, id).pipe(
+              Effect.filterOrFail(
+                (build) => Access.allows(access, build.workspaceId),
+                () => Storage.NotFound.of("build", id)
+              )
+            )
+            if (build.phase === "stopped") return { build, accepted: false }
+            const next = yield* Effect.fromResult(
+              BuildState.transition(build, { _tag: "Cancel", at, reason })
+            )
+            return { build: yield* writeState(tx, build, next), accepted: true }
+          })
+        ).pipe(
+          // Any build that has not stopped accepts a cancel request.
+          Effect.catchTag(["InvalidTransition", "LeaseLost"], Effect.die)
+        )
+        if (outcome.accepted) yield* changed(outcome.build)
+        return outcome
+      }),
+      reapExpired: Effect.fnUntraced(function* () {
+        const reaped = yield* transaction((tx) =>
+          Effect.gen(function* () {
+            const expired = yield* tx<rows.BuildRow & { readonly now: number }>(statements.expiredLeases)
+            const stopped: Array<Build.Build> = []
+            for (const row of expired) {
+              const build = rows.toBuild(row)
+              const next = BuildState.transition(build, {
+                _tag: "LeaseExpired",
+                at: DateTime.makeUnsafe(row.now)
+              })
+              if (Result.isSuccess(next)) stopped.push(yield* writeState(tx, build, next.success))
+            }
+            return stopped
+          })
+        )
+        reaped.forEach(track)
+        yield* PubSub.publishAll(changes, reaped.map(Storage.buildChanged))
+        return reaped
+      }),
+
+      recordStep: (id, fence, step) =>
+        transaction((tx) =>
+          Effect.gen(function* () {
+            yield* Effect.fromResult(BuildState.checkFence(yield* lockedBuild(tx, id), fence))
+            yield* tx(statements.upsertStep, valuesOf(rows.fromBuildStep(id, step), stepColumns))
+          })
+        ),
+      appendLogs: Effect.fnUntraced(function* (id, fence, batch) {
+        const lines = batch.map(storable)
+        if (yield* appendKnown(id, fence, lines)) return
+        const at = yield* now
+        const appended = yield* transaction((tx) =>
+          Effect.gen(function* () {
+            const [row] = yield* tx<rows.BuildRow & { readonly stats: rows.LogStatsRow | null }>(
+              statements.lockBuildForLogs,
+              [id]
+            )
+            if (row === undefined) return yield* Storage.NotFound.of("build", id)
+            const build = yield* Effect.fromResult(BuildState.checkFence(rows.toBuild(row), fence))
+            const stored = row.stats === null ? LogBudget.emptyStats : rows.toLogStats(row.stats)
+            const plan = LogBudget.planAppend(id, stored, lines, budget)
+            if (plan instanceof LogBudget.LogSequenceGap) return yield* plan
+            if (plan.fresh.length === 0) return undefined
+            const { from, trim } =
+              plan.excessBytes > 0 ? yield* trimOf(tx, id, plan, at) : { from: 1, trim: undefined }
+            // Stored lines in [from, through] are deleted; fresh ones there are never written.
+            const through = trim?.deleteThroughSeq ?? 0
+            const written = plan.fresh
+              .filter((line) => line.seq < from || line.seq > through)
+              .map((line) => rows.fromLogLine(id, line))
+            const stats = trim?.stats ?? plan.stats
+            const change: Storage.Change = {
+              _tag: "LogsAppended",
+              buildId: id,
+              workspaceId: build.workspaceId,
+              lastSeq: stats.lastSeq
+            }
+            yield* tx(statements.writeLogs, [
+              id,
+              written.map((line) => line.seq),
+              written.map((line) => line.ts),
+              written.map((line) => line.stream),
+              written.map((line) => line.step),
+              written.map((line) => line.text),
+              from,
+              through,
+              ...valuesOf(rows.fromLogStats(id, stats), logStatsColumns).slice(1),
+              ...notify(change)
+            ])
+            remember(knownLogs, id, { build, stats })
+            return change
+          })
+        )
+        if (appended !== undefined) yield* publish(appended)
+      }),
+      readLogs: (access, id, afterSeq, limit) =>
+        Effect.map(
+          Effect.flatMap(
+            run<{
+              readonly workspace_id: string
+              readonly stats: rows.LogStatsRow | null
+              readonly lines: ReadonlyArray<rows.LogLineRow>
+            }>(statements.readLogs, [id, afterSeq, Math.max(0, limit)]),
+            visible(access, "build", id)
+          ),
+          (row) => {
+            const stats = row.stats === null ? LogBudget.emptyStats : rows.toLogStats(row.stats)
+            return {
+              lines: LogBudget.page(row.lines.map(rows.toLogLine), stats, afterSeq, limit),
+              truncated: stats.droppedLines > 0,
+              lastSeq: stats.lastSeq
+            }
+          }
+        ),
+
+      changes: Effect.map(PubSub.subscribe(changes), Stream.fromSubscription)
+    }
+    return storage
+  })
+
+/** Columns of rows: the arrays a batched statement unnests. */
+const transpose = (table: ReadonlyArray<ReadonlyArray<unknown>>): Array<Array<unknown>> =>
+  table.length === 0 ? [] : table[0]!.map((_, column) => table.map((row) => row[column]))
+
+/** The Postgres storage as a layer; the pool and the listener are closed when the layer is released. */
+export const layer = (options: Options): Layer.Layer<Storage.Storage, StorageError.StorageError> =>
+  Layer.effect(Storage.Storage, make(options))
+
+/**
+ * A line as PostgreSQL can store it: text cannot hold NUL, so U+FFFD stands in for it, and the budget
+ * counts what is stored.
+ */
+const storable = (line: LogLine.LogLine): LogLine.LogLine =>
+  line.text.includes("\u0000") ? { ...line, text: line.text.replaceAll("\u0000", "\uFFFD") } : line

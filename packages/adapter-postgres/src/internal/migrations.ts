@@ -1,0 +1,238 @@
+/**
+ * The schema, as numbered, append-only migrations: a released migration never changes, a change is a
+ * new one. Each is recorded in `kiln_migrations`, inside the storage's schema, by the transaction that
+ * applies it.
+ *
+ * Conventions, shared with the SQLite storage so that core's compiled SQL and row mapping (`SqlRows`) fit
+ * both: the same table and column names; timestamps are BIGINT epoch milliseconds; JSON values are TEXT,
+ * exactly as written. Every text column is COLLATE "C", so text compares by code point as it does on
+ * SQLite and in the in-memory evaluator. The query language's numbers (`sequenceNumber`, `attempt`, a
+ * step's `index` and `exitCode`) are NUMERIC, so a filter may compare them with any finite number.
+ */
+import { StorageError } from "@kiln/core"
+import { Effect } from "effect"
+import { type Database, lockKey, quoteIdentifier } from "./connection.ts"
+import { databaseNow } from "./statements.ts"
+
+export interface Migration {
+  readonly version: number
+  /** Lowercase words and underscores: it is written into the migration's SQL as a literal. */
+  readonly name: string
+  readonly sql: string
+}
+
+const createSchema = `
+CREATE TABLE workspaces (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  name TEXT COLLATE "C" NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX workspaces_list ON workspaces (created_at, id);
+
+CREATE TABLE apps (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces (id),
+  handle TEXT COLLATE "C" NOT NULL,
+  name TEXT COLLATE "C" NOT NULL,
+  kind TEXT COLLATE "C" NOT NULL,
+  build_settings TEXT COLLATE "C" NOT NULL,
+  -- The last sequence number given to a build of this app. Incrementing it in the transaction that
+  -- inserts the build keeps the numbers gapless, across processes too.
+  build_sequence BIGINT NOT NULL DEFAULT 0,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  UNIQUE (workspace_id, handle)
+);
+CREATE INDEX apps_list_by_workspace ON apps (workspace_id, created_at, id);
+CREATE INDEX apps_list ON apps (created_at, id);
+
+CREATE TABLE app_versions (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces (id),
+  app_id TEXT COLLATE "C" NOT NULL REFERENCES apps (id),
+  status TEXT COLLATE "C" NOT NULL,
+  source TEXT COLLATE "C" NOT NULL,
+  -- The source's type as a plain column, for filters.
+  source_type TEXT COLLATE "C" NOT NULL,
+  commit_sha TEXT COLLATE "C",
+  error TEXT COLLATE "C",
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX app_versions_list_by_workspace ON app_versions (workspace_id, created_at, id);
+CREATE INDEX app_versions_list ON app_versions (created_at, id);
+CREATE INDEX app_versions_by_app ON app_versions (app_id, created_at, id);
+
+CREATE TABLE source_events (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces (id),
+  delivery_id TEXT COLLATE "C" NOT NULL,
+  kind TEXT COLLATE "C" NOT NULL,
+  repository TEXT COLLATE "C" NOT NULL,
+  branch TEXT COLLATE "C",
+  commit_sha TEXT COLLATE "C",
+  changed_paths TEXT COLLATE "C" NOT NULL,
+  author TEXT COLLATE "C",
+  message TEXT COLLATE "C",
+  received_at BIGINT NOT NULL,
+  -- A redelivered push is the same event.
+  UNIQUE (workspace_id, delivery_id)
+);
+
+CREATE TABLE api_tokens (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  name TEXT COLLATE "C" NOT NULL,
+  -- JSON: the string "*" or an array of workspace ids; the record the token is read from.
+  workspace_ids TEXT COLLATE "C" NOT NULL,
+  -- The grants again, for scope checks: "*" as a flag, the rest as token_workspaces rows.
+  all_workspaces BOOLEAN NOT NULL,
+  role TEXT COLLATE "C" NOT NULL,
+  -- Only the SHA-256 of the secret is stored, and it is never read back out.
+  token_hash TEXT COLLATE "C" NOT NULL UNIQUE,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  revoked_at BIGINT
+);
+CREATE INDEX api_tokens_list ON api_tokens (created_at, id);
+CREATE TABLE token_workspaces (
+  token_id TEXT COLLATE "C" NOT NULL REFERENCES api_tokens (id),
+  workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces (id),
+  PRIMARY KEY (token_id, workspace_id)
+);
+
+CREATE TABLE builds (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces (id),
+  entity_id TEXT COLLATE "C" NOT NULL REFERENCES apps (id),
+  app_version_id TEXT COLLATE "C" NOT NULL REFERENCES app_versions (id),
+  sequence_number NUMERIC NOT NULL,
+  phase TEXT COLLATE "C" NOT NULL,
+  outcome TEXT COLLATE "C",
+  -- Derived from phase and outcome, stored so that lists can filter on the canonical status.
+  status TEXT COLLATE "C" NOT NULL,
+  build_trigger TEXT COLLATE "C" NOT NULL,
+  source_event_id TEXT COLLATE "C" REFERENCES source_events (id),
+  idempotency_key TEXT COLLATE "C",
+  error TEXT COLLATE "C",
+  metadata TEXT COLLATE "C" NOT NULL,
+  created_by TEXT COLLATE "C",
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  started_at BIGINT,
+  running_at BIGINT,
+  completed_at BIGINT,
+  cancel_requested_at BIGINT,
+  cancel_reason TEXT COLLATE "C",
+  skip_reason TEXT COLLATE "C",
+  image_tag TEXT COLLATE "C",
+  image_digest TEXT COLLATE "C",
+  commit_sha TEXT COLLATE "C",
+  trigger_metadata TEXT COLLATE "C",
+  owner TEXT COLLATE "C",
+  attempt NUMERIC NOT NULL,
+  lease_expires_at BIGINT,
+  UNIQUE (entity_id, sequence_number),
+  -- NULLs are distinct, so these constrain only builds that carry an event or a key.
+  UNIQUE (entity_id, source_event_id),
+  UNIQUE (workspace_id, idempotency_key)
+);
+-- The claim takes queued builds oldest first. Partial, so it holds only the queue, not the history; a
+-- query uses it only when its WHERE repeats phase = 'queued' as a literal.
+CREATE INDEX builds_queued ON builds (created_at, id) WHERE phase = 'queued';
+-- Active builds (claimed, not stopped): counted per workspace and app for the claim caps, and scanned
+-- by lease expiry for the reaper. Partial for the same reason as the queue.
+CREATE INDEX builds_active ON builds (workspace_id, entity_id) WHERE phase IN ('initializing', 'running');
+CREATE INDEX builds_active_by_lease ON builds (lease_expires_at) WHERE phase IN ('initializing', 'running');
+-- Keyset pages, newest first: within a caller's workspaces, within an app, and across all of them.
+CREATE INDEX builds_list_by_workspace ON builds (workspace_id, created_at, id);
+CREATE INDEX builds_by_app ON builds (entity_id, created_at, id);
+CREATE INDEX builds_list ON builds (created_at, id);
+
+CREATE TABLE build_steps (
+  build_id TEXT COLLATE "C" NOT NULL REFERENCES builds (id),
+  idx NUMERIC NOT NULL,
+  name TEXT COLLATE "C" NOT NULL,
+  status TEXT COLLATE "C" NOT NULL,
+  started_at BIGINT NOT NULL,
+  completed_at BIGINT,
+  exit_code NUMERIC,
+  error TEXT COLLATE "C",
+  PRIMARY KEY (build_id, idx)
+);
+
+CREATE TABLE log_lines (
+  build_id TEXT COLLATE "C" NOT NULL REFERENCES builds (id),
+  seq BIGINT NOT NULL,
+  ts BIGINT NOT NULL,
+  stream TEXT COLLATE "C" NOT NULL,
+  step TEXT COLLATE "C",
+  text TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (build_id, seq)
+);
+
+-- The log budget's bookkeeping (LogBudget.Stats), one row per build that has logged. Appends to a
+-- build's log are serialized by locking the build's row.
+CREATE TABLE log_stats (
+  build_id TEXT COLLATE "C" PRIMARY KEY REFERENCES builds (id),
+  last_seq BIGINT NOT NULL,
+  head_bytes BIGINT NOT NULL,
+  head_last_seq BIGINT,
+  tail_bytes BIGINT NOT NULL,
+  dropped_lines BIGINT NOT NULL,
+  dropped_bytes BIGINT NOT NULL,
+  dropped_through_seq BIGINT NOT NULL,
+  truncated_at BIGINT
+)`
+
+export const migrations: ReadonlyArray<Migration> = [{ version: 1, name: "create_schema", sql: createSchema }]
+
+/**
+ * Brings the schema up to date and answers the versions this call applied: one transaction, two round
+ * trips. Safe when several processes start at once: each first takes a transaction-scoped advisory lock
+ * named after the schema, so the others wait, then find the migrations recorded and apply nothing. A
+ * schema already migrated past what this version knows is refused as `Corrupt`, rather than read with
+ * the wrong columns.
+ */
+export const migrate = (
+  db: Database,
+  schema: string,
+  known: ReadonlyArray<Migration> = migrations
+): Effect.Effect<ReadonlyArray<number>, StorageError.StorageError> =>
+  db.transaction((run) =>
+    Effect.gen(function* () {
+      // Creating the schema waits for the lock too: two concurrent CREATE SCHEMA IF NOT EXISTS can
+      // still collide on the catalog's unique index.
+      const recorded = yield* run<{ readonly version: number; readonly name: string }>({
+        text: `SELECT pg_advisory_xact_lock(${lockKey(schema, "migrate")});
+CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)};
+CREATE TABLE IF NOT EXISTS kiln_migrations (
+  version INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  applied_at BIGINT NOT NULL
+);
+SELECT version, name FROM kiln_migrations ORDER BY version`
+      })
+      const byVersion = new Map(known.map((migration) => [migration.version, migration.name]))
+      const foreign = recorded.find((row) => byVersion.get(row.version) !== row.name)
+      if (foreign !== undefined) {
+        return yield* new StorageError.StorageError({
+          reason: "Corrupt",
+          message: `PostgreSQL storage: the schema has migration ${foreign.version} (${foreign.name}), which this version of Kiln does not know`
+        })
+      }
+      const applied = new Set(recorded.map((row) => row.version))
+      const missing = known.filter((migration) => !applied.has(migration.version))
+      if (missing.length > 0) {
+        yield* run({
+          text: missing
+            .map(
+              (migration) =>
+                `${migration.sql};\nINSERT INTO kiln_migrations (version, name, applied_at) VALUES (${migration.version}, '${migration.name}', ${databaseNow})`
+            )
+            .join(";\n")
+        })
+      }
+      return missing.map((migration) => migration.version)
+    })
+  )

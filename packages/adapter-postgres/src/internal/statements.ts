@@ -1,0 +1,417 @@
+/**
+ * Every fixed SQL statement the storage runs. Each has a name, so a connection prepares it once and then
+ * only binds and executes it; lists are compiled by core's query compiler (`Sql.compileList`). Values are
+ * always bound parameters.
+ */
+import { BuildState, SqlRows } from "@kiln/core"
+import type { Statement } from "./connection.ts"
+
+const { buildColumns, buildStateColumns, tokenColumns } = SqlRows
+
+/**
+ * Now on the database's clock, in epoch milliseconds. Leases are taken, renewed and reaped on this one
+ * clock, so processes whose clocks disagree still agree on when a lease expires.
+ */
+export const databaseNow = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+
+const activePhases = `phase IN (${BuildState.activePhases.map((phase) => `'${phase}'`).join(", ")})`
+
+const prepared = (name: string, text: string): Statement => ({ name: `kiln_${name}`, text })
+
+const list = (columns: ReadonlyArray<string>, alias?: string) =>
+  columns.map((column) => (alias === undefined ? column : `${alias}.${column}`)).join(", ")
+
+const placeholders = (count: number, from = 1) =>
+  Array.from({ length: count }, (_, i) => `$${from + i}`).join(", ")
+
+const insertInto = (table: string, columns: ReadonlyArray<string>) =>
+  `INSERT INTO ${table} (${list(columns)}) VALUES (${placeholders(columns.length)})`
+
+/** A row's values in the order of `columns`, for the statements built from column lists. */
+export const valuesOf = <Row>(row: Row, columns: ReadonlyArray<keyof Row>): Array<unknown> =>
+  columns.map((column) => row[column])
+
+export const workspaceColumns = ["id", "name", "created_at", "updated_at"] as const
+export const appColumns = [
+  "id",
+  "workspace_id",
+  "handle",
+  "name",
+  "kind",
+  "build_settings",
+  "created_at",
+  "updated_at"
+] as const
+export const appVersionColumns = [
+  "id",
+  "workspace_id",
+  "app_id",
+  "status",
+  "source",
+  "source_type",
+  "commit_sha",
+  "error",
+  "created_at",
+  "updated_at"
+] as const
+export const sourceEventColumns = [
+  "id",
+  "workspace_id",
+  "delivery_id",
+  "kind",
+  "repository",
+  "branch",
+  "commit_sha",
+  "changed_paths",
+  "author",
+  "message",
+  "received_at"
+] as const
+export const tokenInsertColumns = [...tokenColumns, "all_workspaces", "token_hash"] as const
+export const stepColumns = [
+  "build_id",
+  "idx",
+  "name",
+  "status",
+  "started_at",
+  "completed_at",
+  "exit_code",
+  "error"
+] as const
+export const logStatsColumns = [
+  "build_id",
+  "last_seq",
+  "head_bytes",
+  "head_last_seq",
+  "tail_bytes",
+  "dropped_lines",
+  "dropped_bytes",
+  "dropped_through_seq",
+  "truncated_at"
+] as const
+export { buildColumns, buildStateColumns, tokenColumns }
+
+const builds = list(buildColumns)
+
+/**
+ * The change hint for a claimed build, as JSON built in SQL, since the claim is one statement: it must
+ * equal `Storage.buildChanged(build)` (the Postgres tests hold it to that).
+ */
+const buildChangedJson = `json_build_object('_tag', 'BuildChanged', 'buildId', id, 'workspaceId', workspace_id,
+  'phase', phase, 'cancelRequested', cancel_requested_at IS NOT NULL)`
+
+/**
+ * Claims the builds `pick` selects and locks, as one statement on the database clock, publishing each
+ * claim. This is the Claim event of `BuildState.transition` written in SQL (the Postgres tests hold the
+ * two to the same result): queued to initializing under the next attempt, started now, leased until now
+ * plus the lease. Parameters: $1 owner, $2 lease in milliseconds, $3 channel, $4 source, $5 what `pick`
+ * takes.
+ */
+const claim = (pick: string) => `WITH clock AS (SELECT ${databaseNow} AS now),
+picked AS MATERIALIZED (${pick}),
+claimed AS (
+  UPDATE builds b
+  SET phase = 'initializing', status = '${BuildState.toStatus({ phase: "initializing", outcome: null })}',
+    owner = $1, attempt = b.attempt + 1, started_at = clock.now, updated_at = clock.now,
+    lease_expires_at = clock.now + $2
+  FROM picked, clock
+  WHERE b.id = picked.id AND b.phase = 'queued'
+  RETURNING b.*
+)
+SELECT ${builds}, pg_notify($3, json_build_object('source', $4::text, 'change', ${buildChangedJson})::text)
+FROM claimed ORDER BY created_at, id`
+
+/** The SQL type of each build state column, for the arrays the batched writes unnest. */
+const buildStateTypes: Record<(typeof buildStateColumns)[number], string> = {
+  phase: "text",
+  outcome: "text",
+  status: "text",
+  error: "text",
+  updated_at: "bigint",
+  started_at: "bigint",
+  running_at: "bigint",
+  completed_at: "bigint",
+  cancel_requested_at: "bigint",
+  cancel_reason: "text",
+  skip_reason: "text",
+  image_tag: "text",
+  image_digest: "text",
+  owner: "text",
+  attempt: "numeric",
+  lease_expires_at: "bigint"
+}
+
+/** `unnest($from::type[], …) AS alias(name, …)` over the given columns, numbering parameters from `from`. */
+const unnestOf = (alias: string, columns: ReadonlyArray<readonly [name: string, type: string]>, from = 1) =>
+  `unnest(${columns.map(([, type], i) => `$${from + i}::${type}[]`).join(", ")}) AS ${alias}(${columns
+    .map(([name]) => name)
+    .join(", ")})`
+
+const stateColumnTypes = buildStateColumns.map((column) => [column, buildStateTypes[column]] as const)
+
+/**
+ * Many builds' state changes as one statement: each is a compare-and-set on every state column as it was
+ * read, so a row anyone changed since is left alone (and its caller takes the locking path). Rows are
+ * locked in id order, as the batched append locks them, so the two never deadlock. Parameters: $1 ids,
+ * then the new state's columns, then the old state's, then the payloads, then the channel; answers the
+ * ids written.
+ */
+const transitionBatch = (() => {
+  const count = buildStateColumns.length
+  const columns = [
+    ["id", "text"] as const,
+    ...stateColumnTypes.map(([column, type]) => [`new_${column}`, type] as const),
+    ...stateColumnTypes.map(([column, type]) => [`old_${column}`, type] as const),
+    ["payload", "text"] as const
+  ]
+  return `WITH v AS (SELECT * FROM ${unnestOf("v", columns)}),
+locked AS (SELECT b.id FROM builds b WHERE b.id IN (SELECT id FROM v) ORDER BY b.id FOR NO KEY UPDATE)
+UPDATE builds b SET ${buildStateColumns.map((column) => `${column} = v.new_${column}`).join(", ")}
+FROM v WHERE b.id = v.id AND b.id IN (SELECT id FROM locked)
+  AND (${list(buildStateColumns, "b")}) IS NOT DISTINCT FROM (${buildStateColumns.map((column) => `v.old_${column}`).join(", ")})
+RETURNING b.id, pg_notify($${2 * count + 3}, v.payload)`
+})()
+
+/**
+ * Many builds' log appends as one statement, for appends that trim nothing: each is applied only while
+ * its fence holds and the build's last stored seq is still the one its plan started from, so it stores
+ * exactly what the locking path would. Parameters: the appends ($1–$13: build, owner, attempt, the last
+ * seq expected, the new bookkeeping, the payload), the lines ($14–$19), the channel ($20); answers the
+ * builds appended to.
+ */
+const appendBatch = `WITH r AS (SELECT * FROM ${unnestOf("r", [
+  ["build_id", "text"],
+  ["owner", "text"],
+  ["attempt", "numeric"],
+  ["expected", "bigint"],
+  ...logStatsColumns.slice(1).map((column) => [column, "bigint"] as const),
+  ["payload", "text"]
+])}),
+ok AS MATERIALIZED (
+  SELECT r.* FROM r JOIN builds b ON b.id = r.build_id LEFT JOIN log_stats s ON s.build_id = r.build_id
+  WHERE b.owner = r.owner AND b.attempt = r.attempt AND b.${activePhases}
+    AND coalesce(s.last_seq, 0) = r.expected
+  ORDER BY b.id FOR NO KEY UPDATE OF b
+), inserted AS (
+  INSERT INTO log_lines (build_id, seq, ts, stream, step, text)
+  SELECT l.* FROM ${unnestOf(
+    "l",
+    [
+      ["build_id", "text"],
+      ["seq", "bigint"],
+      ["ts", "bigint"],
+      ["stream", "text"],
+      ["step", "text"],
+      ["text", "text"]
+    ],
+    14
+  )}
+  WHERE l.build_id IN (SELECT build_id FROM ok)
+), stats AS (
+  INSERT INTO log_stats (${list(logStatsColumns)}) SELECT ${list(logStatsColumns)} FROM ok
+  ON CONFLICT (build_id) DO UPDATE SET ${logStatsColumns
+    .slice(1)
+    .map((column) => `${column} = EXCLUDED.${column}`)
+    .join(", ")}
+)
+SELECT build_id, pg_notify($20, payload) FROM ok`
+
+export const statements = {
+  insertWorkspace: prepared("insert_workspace", insertInto("workspaces", workspaceColumns)),
+  workspaceById: prepared(
+    "workspace_by_id",
+    `SELECT ${list(workspaceColumns)} FROM workspaces WHERE id = $1`
+  ),
+  // Locks the workspace against other keyed build creations: an idempotency key is unique per workspace.
+  lockWorkspace: prepared("lock_workspace", "SELECT 1 FROM workspaces WHERE id = $1 FOR NO KEY UPDATE"),
+  existingWorkspaces: prepared("existing_workspaces", "SELECT id FROM workspaces WHERE id = ANY($1::text[])"),
+
+  // Inserts unless the workspace is missing or the handle taken; no row back means one of the two.
+  insertApp: prepared(
+    "insert_app",
+    `INSERT INTO apps (${list(appColumns)}) SELECT ${placeholders(appColumns.length)}
+     WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = $2)
+     ON CONFLICT (workspace_id, handle) DO NOTHING RETURNING id`
+  ),
+  appById: prepared("app_by_id", `SELECT ${list(appColumns)} FROM apps WHERE id = $1`),
+  // The next gapless sequence number, taken in the transaction that inserts the build.
+  nextBuildSequence: prepared(
+    "next_build_sequence",
+    "UPDATE apps SET build_sequence = build_sequence + 1 WHERE id = $1 RETURNING build_sequence"
+  ),
+
+  insertAppVersion: prepared("insert_app_version", insertInto("app_versions", appVersionColumns)),
+  appVersionById: prepared(
+    "app_version_by_id",
+    `SELECT ${list(appVersionColumns)} FROM app_versions WHERE id = $1`
+  ),
+  lockAppVersion: prepared(
+    "lock_app_version",
+    `SELECT ${list(appVersionColumns)} FROM app_versions WHERE id = $1 FOR NO KEY UPDATE`
+  ),
+  // The version to build, locking its app: creations of one app's builds take turns, so sequence numbers
+  // and the idempotency checks see every build created before.
+  versionToBuild: prepared(
+    "version_to_build",
+    `SELECT ${list(appVersionColumns, "v")} FROM app_versions v JOIN apps a ON a.id = v.app_id
+     WHERE v.id = $1 FOR NO KEY UPDATE OF a`
+  ),
+  resolveAppVersion: prepared(
+    "resolve_app_version",
+    "UPDATE app_versions SET status = $2, source = $3, commit_sha = $4, error = $5, updated_at = $6 WHERE id = $1"
+  ),
+
+  // Inserts unless the workspace is missing or the delivery recorded; no row back means one of the two.
+  insertSourceEvent: prepared(
+    "insert_source_event",
+    `INSERT INTO source_events (${list(sourceEventColumns)}) SELECT ${placeholders(sourceEventColumns.length)}
+     WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = $2)
+     ON CONFLICT (workspace_id, delivery_id) DO NOTHING RETURNING id`
+  ),
+  sourceEventById: prepared(
+    "source_event_by_id",
+    `SELECT ${list(sourceEventColumns)} FROM source_events WHERE id = $1`
+  ),
+  sourceEventByDelivery: prepared(
+    "source_event_by_delivery",
+    `SELECT ${list(sourceEventColumns)} FROM source_events WHERE workspace_id = $1 AND delivery_id = $2`
+  ),
+
+  insertToken: prepared("insert_token", insertInto("api_tokens", tokenInsertColumns)),
+  grantTokenWorkspaces: prepared(
+    "grant_token_workspaces",
+    "INSERT INTO token_workspaces (token_id, workspace_id) SELECT $1, unnest($2::text[])"
+  ),
+  tokenById: prepared("token_by_id", `SELECT ${list(tokenColumns)} FROM api_tokens WHERE id = $1`),
+  tokenByHash: prepared(
+    "token_by_hash",
+    `SELECT ${list(tokenColumns)} FROM api_tokens WHERE token_hash = $1`
+  ),
+  // Revoking twice keeps the first time.
+  revokeToken: prepared(
+    "revoke_token",
+    `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1 RETURNING ${list(tokenColumns)}`
+  ),
+
+  insertBuild: prepared(
+    "insert_build",
+    `${insertInto("builds", buildColumns)} RETURNING pg_notify($${buildColumns.length + 1}, $${buildColumns.length + 2})`
+  ),
+  buildById: prepared("build_by_id", `SELECT ${builds} FROM builds WHERE id = $1`),
+  // Fenced writes lock the build: they take turns with each other and with every state change.
+  lockBuild: prepared("lock_build", `SELECT ${builds} FROM builds WHERE id = $1 FOR NO KEY UPDATE`),
+  lockBuildForLogs: prepared(
+    "lock_build_for_logs",
+    `SELECT ${list(buildColumns, "b")}, row_to_json(s) AS stats
+     FROM builds b LEFT JOIN log_stats s ON s.build_id = b.id WHERE b.id = $1 FOR NO KEY UPDATE OF b`
+  ),
+  // A key and a source event may point at different builds; the one created first answers both.
+  existingBuild: prepared(
+    "existing_build",
+    `SELECT ${builds} FROM builds
+     WHERE (workspace_id = $1 AND idempotency_key = $2) OR (entity_id = $3 AND source_event_id = $4)
+     ORDER BY created_at, id LIMIT 1`
+  ),
+  // One statement, so one snapshot: the steps come as a JSON array of step rows.
+  buildWithSteps: prepared(
+    "build_with_steps",
+    `SELECT ${builds}, (
+       SELECT coalesce(json_agg(s ORDER BY s.idx), '[]') FROM build_steps s WHERE s.build_id = b.id
+     ) AS steps
+     FROM builds b WHERE b.id = $1`
+  ),
+  // Every state change is a compare-and-set on the phase and fence it was computed from, publishing the
+  // change in the same transaction.
+  writeBuildState: prepared(
+    "write_build_state",
+    `UPDATE builds SET ${buildStateColumns.map((column, i) => `${column} = $${i + 2}`).join(", ")}
+     WHERE id = $1 AND phase = $${buildStateColumns.length + 2}
+       AND owner IS NOT DISTINCT FROM $${buildStateColumns.length + 3} AND attempt = $${buildStateColumns.length + 4}
+     RETURNING pg_notify($${buildStateColumns.length + 5}, $${buildStateColumns.length + 6})`
+  ),
+  heartbeat: prepared(
+    "heartbeat",
+    `UPDATE builds SET lease_expires_at = ${databaseNow} + $4
+     WHERE id = $1 AND owner = $2 AND attempt = $3 AND ${activePhases} RETURNING ${builds}`
+  ),
+  // Oldest first on the partial queue index; a build another claimer holds is skipped, not waited for.
+  claimOldest: prepared(
+    "claim_oldest",
+    claim(
+      "SELECT id FROM builds WHERE phase = 'queued' ORDER BY created_at, id LIMIT $5 FOR UPDATE SKIP LOCKED"
+    )
+  ),
+  claimChosen: prepared(
+    "claim_chosen",
+    claim("SELECT id FROM builds WHERE id = ANY($5::text[]) AND phase = 'queued' FOR UPDATE SKIP LOCKED")
+  ),
+  // Serializes the claims that have caps; see `claimNext`.
+  lockClaims: prepared("lock_claims", "SELECT pg_advisory_xact_lock($1::bigint)"),
+  // Active builds per workspace and app, on their partial index.
+  activeCounts: prepared(
+    "active_counts",
+    `SELECT workspace_id, entity_id, count(*) AS active FROM builds WHERE ${activePhases}
+     GROUP BY workspace_id, entity_id`
+  ),
+  // Claim candidates, oldest first, as `Claim.select` reads them.
+  queuedOldest: prepared(
+    "queued_oldest",
+    `SELECT id, workspace_id AS "workspaceId", entity_id AS "entityId" FROM builds
+     WHERE phase = 'queued' ORDER BY created_at, id LIMIT $1`
+  ),
+  // Expired on the database clock, which the reaper's transition reads too; a build another
+  // transaction holds is left for the next round.
+  expiredLeases: prepared(
+    "expired_leases",
+    `WITH clock AS (SELECT ${databaseNow} AS now)
+     SELECT ${list(buildColumns, "b")}, clock.now FROM builds b, clock
+     WHERE b.${activePhases} AND b.lease_expires_at <= clock.now FOR NO KEY UPDATE OF b SKIP LOCKED`
+  ),
+
+  upsertStep: prepared(
+    "upsert_step",
+    `${insertInto("build_steps", stepColumns)} ON CONFLICT (build_id, idx) DO UPDATE SET
+     ${stepColumns
+       .slice(2)
+       .map((column) => `${column} = EXCLUDED.${column}`)
+       .join(", ")}`
+  ),
+
+  transitionBatch: prepared("transition_batch", transitionBatch),
+  appendBatch: prepared("append_batch", appendBatch),
+
+  // The sizes of the oldest tail lines, for LogBudget.planTrim; read in batches, as far as it needs.
+  tailLineSizes: prepared(
+    "tail_line_sizes",
+    `SELECT seq, octet_length(text) AS bytes FROM log_lines WHERE build_id = $1 AND seq >= $2
+     ORDER BY seq LIMIT $3`
+  ),
+  // An append's writes as one statement: the new lines, the trimmed ones deleted, the budget's
+  // bookkeeping, and the change published.
+  writeLogs: prepared(
+    "write_logs",
+    `WITH inserted AS (
+       INSERT INTO log_lines (build_id, seq, ts, stream, step, text)
+       SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+     ), trimmed AS (
+       DELETE FROM log_lines WHERE build_id = $1 AND seq BETWEEN $7 AND $8
+     ), stats AS (
+       INSERT INTO log_stats (${list(logStatsColumns)}) VALUES ($1, ${placeholders(logStatsColumns.length - 1, 9)})
+       ON CONFLICT (build_id) DO UPDATE SET ${logStatsColumns
+         .slice(1)
+         .map((column) => `${column} = EXCLUDED.${column}`)
+         .join(", ")}
+     )
+     SELECT pg_notify($17, $18)`
+  ),
+  // One statement, so one snapshot: the build's workspace, the budget's bookkeeping and a page of lines.
+  readLogs: prepared(
+    "read_logs",
+    `SELECT b.workspace_id,
+       (SELECT row_to_json(s) FROM log_stats s WHERE s.build_id = b.id) AS stats,
+       (SELECT coalesce(json_agg(l ORDER BY l.seq), '[]') FROM (
+          SELECT seq, ts, stream, step, text FROM log_lines WHERE build_id = b.id AND seq > $2 ORDER BY seq LIMIT $3
+        ) l) AS lines
+     FROM builds b WHERE b.id = $1`
+  )
+} satisfies Record<string, Statement>

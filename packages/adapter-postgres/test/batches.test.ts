@@ -1,0 +1,133 @@
+import { expect, it } from "@effect/vitest"
+import { Access, type Build, type LogLine } from "@kiln/core"
+import { DateTime, Effect } from "effect"
+import pg from "pg"
+import { describe } from "vitest"
+import { freshSchema, queue, seed, sql, storageOn } from "./fixtures.ts"
+
+const at = DateTime.makeUnsafe(1_700_000_000_000)
+
+const lines = (from: number, count: number): Array<LogLine.LogLine> =>
+  Array.from({ length: count }, (_, i) => ({
+    seq: from + i,
+    ts: at,
+    stream: "stdout" as const,
+    step: null,
+    text: `line ${from + i}`
+  }))
+
+const fenceOf = (build: Build.Build) => ({ owner: build.owner!, attempt: build.attempt })
+
+describe("postgres batched writes", () => {
+  it.live("drives 60 builds at once through start, logs and success, with every line and state stored", () =>
+    Effect.gen(function* () {
+      const schema = yield* freshSchema
+      const storage = yield* storageOn(schema)
+      const { versions } = yield* seed(storage)
+      yield* queue(storage, versions[0]!, 60)
+      const claimed = yield* storage.claimNext({ owner: "engine", leaseMs: 60_000, max: 60 })
+      expect(claimed.length).toBe(60)
+      yield* Effect.forEach(
+        claimed,
+        (build) =>
+          Effect.gen(function* () {
+            const fence = fenceOf(build)
+            yield* Effect.all(
+              [
+                storage.appendLogs(build.id, fence, lines(1, 3)),
+                storage.transition(build.id, { _tag: "Started", at, ...fence })
+              ],
+              { concurrency: 2 }
+            )
+            yield* storage.appendLogs(build.id, fence, lines(4, 2))
+            yield* storage.transition(build.id, {
+              _tag: "Succeeded",
+              at,
+              ...fence,
+              imageTag: null,
+              imageDigest: null
+            })
+          }),
+        { concurrency: "unbounded", discard: true }
+      )
+      const stored = yield* sql<{ id: string; status: string; lines: string; last_seq: string }>(
+        `SELECT b.id, b.status, (SELECT count(*) FROM ${pg.escapeIdentifier(schema)}.log_lines l WHERE l.build_id = b.id) AS lines,
+           s.last_seq FROM ${pg.escapeIdentifier(schema)}.builds b
+         JOIN ${pg.escapeIdentifier(schema)}.log_stats s ON s.build_id = b.id`
+      )
+      expect(stored.length).toBe(60)
+      for (const row of stored) {
+        expect(row).toMatchObject({ status: "completed" })
+        expect(Number(row.lines)).toBe(5)
+        expect(Number(row.last_seq)).toBe(5)
+      }
+      const page = yield* storage.readLogs(Access.all, claimed[7]!.id, 0, 10)
+      expect(page.lines.map((line) => line.text)).toEqual(lines(1, 5).map((line) => line.text))
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("keeps a cancel request another process made after this one last saw the build", () =>
+    Effect.gen(function* () {
+      const schema = yield* freshSchema
+      const engine = yield* storageOn(schema)
+      const api = yield* storageOn(schema)
+      const { versions } = yield* seed(engine)
+      yield* queue(engine, versions[0]!)
+      const [build] = yield* engine.claimNext({ owner: "engine", leaseMs: 60_000, max: 1 })
+      const fence = fenceOf(build!)
+      yield* api.requestCancel(Access.all, build!.id, "not needed")
+      // The engine's view still has no cancel request: its compare-and-set misses, the locking path
+      // reads the request and keeps it.
+      const started = yield* engine.transition(build!.id, { _tag: "Started", at, ...fence })
+      expect(started.cancelReason).toBe("not needed")
+      expect(started.cancelRequestedAt).not.toBeNull()
+      const stopped = yield* engine.transition(build!.id, { _tag: "Stopped", at, ...fence })
+      expect(stopped).toMatchObject({ status: "cancelled", cancelReason: "not needed" })
+      const [row] = yield* sql<{ cancel_reason: string }>(
+        `SELECT cancel_reason FROM ${pg.escapeIdentifier(schema)}.builds WHERE id = $1`,
+        [build!.id]
+      )
+      expect(row!.cancel_reason).toBe("not needed")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("fences out appends and transitions once a peer has reaped the build", () =>
+    Effect.gen(function* () {
+      const schema = yield* freshSchema
+      const engine = yield* storageOn(schema)
+      const peer = yield* storageOn(schema)
+      const { versions } = yield* seed(engine)
+      yield* queue(engine, versions[0]!)
+      const [build] = yield* engine.claimNext({ owner: "engine", leaseMs: 1, max: 1 })
+      const fence = fenceOf(build!)
+      yield* Effect.sleep("20 millis")
+      expect((yield* peer.reapExpired()).map((b) => b.id)).toEqual([build!.id])
+      expect((yield* Effect.flip(engine.appendLogs(build!.id, fence, lines(1, 2))))._tag).toBe("LeaseLost")
+      const failed = yield* Effect.flip(engine.transition(build!.id, { _tag: "Started", at, ...fence }))
+      expect(failed._tag).toBe("LeaseLost")
+      const [count] = yield* sql<{ n: string }>(
+        `SELECT count(*) AS n FROM ${pg.escapeIdentifier(schema)}.log_lines WHERE build_id = $1`,
+        [build!.id]
+      )
+      expect(Number(count!.n)).toBe(0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("stores a retried append once, and takes a gap as an error, after appends it batched", () =>
+    Effect.gen(function* () {
+      const schema = yield* freshSchema
+      const storage = yield* storageOn(schema)
+      const { versions } = yield* seed(storage)
+      yield* queue(storage, versions[0]!)
+      const [build] = yield* storage.claimNext({ owner: "engine", leaseMs: 60_000, max: 1 })
+      const fence = fenceOf(build!)
+      yield* storage.appendLogs(build!.id, fence, lines(1, 3))
+      yield* storage.appendLogs(build!.id, fence, lines(2, 4))
+      expect((yield* Effect.flip(storage.appendLogs(build!.id, fence, lines(9, 1))))._tag).toBe(
+        "LogSequenceGap"
+      )
+      const page = yield* storage.readLogs(Access.all, build!.id, 0, 100)
+      expect(page.lines.map((line) => line.seq)).toEqual([1, 2, 3, 4, 5])
+    }).pipe(Effect.scoped)
+  )
+})

@@ -1,0 +1,86 @@
+import { expect, it } from "@effect/vitest"
+import { Access, Fields, Query, Storage } from "@kiln/core"
+import { DateTime, Effect } from "effect"
+import pg from "pg"
+import { describe } from "vitest"
+import { statements } from "../src/internal/statements.ts"
+import * as PgStorage from "../src/PgStorage.ts"
+import * as PgTesting from "../src/testing.ts"
+import { freshSchema, queue, seed, storageOn } from "./fixtures.ts"
+
+/** The query plan of a statement on `schema`, with sequential scans priced out of reach. */
+const plan = (schema: string, text: string, values: ReadonlyArray<unknown>) =>
+  Effect.promise(async () => {
+    const client = new pg.Client({ connectionString: PgTesting.databaseUrl() })
+    await client.connect()
+    try {
+      await client.query(`SET search_path = ${pg.escapeIdentifier(schema)}; SET enable_seqscan = off`)
+      const { rows } = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`, [...values])
+      return rows.map((row) => row["QUERY PLAN"]).join("\n")
+    } finally {
+      await client.end()
+    }
+  })
+
+describe("postgres specifics", () => {
+  it.live("serves the claim, the caps and the reaper from their partial indexes", () =>
+    Effect.gen(function* () {
+      const schema = yield* freshSchema
+      yield* storageOn(schema)
+      expect(
+        yield* plan(schema, statements.claimOldest.text, ["engine", 1000, "channel", "source", 10])
+      ).toContain("builds_queued")
+      expect(yield* plan(schema, statements.queuedOldest.text, [10])).toContain("builds_queued")
+      expect(yield* plan(schema, statements.activeCounts.text, [])).toContain("builds_active")
+      expect(yield* plan(schema, statements.expiredLeases.text, [])).toContain("builds_active_by_lease")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("compares the query language's numbers with any finite number", () =>
+    Effect.gen(function* () {
+      const storage = yield* storageOn(yield* freshSchema)
+      const { versions } = yield* seed(storage)
+      yield* queue(storage, versions[0]!, 3)
+      yield* storage.claimNext({ owner: "engine", leaseMs: 60_000, max: 1 })
+      const total = (filter: object) =>
+        Effect.flatMap(
+          Query.fromParams(Fields.builds as Fields.Table<unknown>, Access.all, {
+            filter: JSON.stringify(filter)
+          }),
+          (query) => Effect.map(storage.listBuilds(Access.all, query), (result) => result.total)
+        )
+      expect(yield* total({ attempt: { gt: 0.5 } })).toBe(1)
+      expect(yield* total({ sequenceNumber: { eq: 1.5 } })).toBe(0)
+      expect(yield* total({ sequenceNumber: { lt: 1e300, gte: -1e300 } })).toBe(3)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("stores a log line holding NUL, which PostgreSQL text cannot, with U+FFFD in its place", () =>
+    Effect.gen(function* () {
+      const storage = yield* storageOn(yield* freshSchema)
+      const { versions } = yield* seed(storage)
+      yield* queue(storage, versions[0]!)
+      const [build] = yield* storage.claimNext({ owner: "engine", leaseMs: 60_000, max: 1 })
+      const ts = DateTime.makeUnsafe(Date.now())
+      yield* storage.appendLogs(build!.id, { owner: "engine", attempt: 1 }, [
+        { seq: 1, ts, stream: "stdout", step: null, text: "a\u0000b" }
+      ])
+      const read = yield* storage.readLogs(Access.all, build!.id, 0, 10)
+      expect(read.lines.map((line) => line.text)).toEqual(["a\uFFFDb"])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "fails to start as Unavailable when the server cannot be reached, without naming the password",
+    () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(
+          Storage.Storage.use((storage) => storage.createWorkspace({ name: "w" })).pipe(
+            Effect.provide(PgStorage.layer({ connectionString: "postgres://kiln:s3cret@127.0.0.1:1/kiln" }))
+          )
+        )
+        expect(error).toMatchObject({ _tag: "StorageError", reason: "Unavailable" })
+        expect(error.message).not.toContain("s3cret")
+      })
+  )
+})
