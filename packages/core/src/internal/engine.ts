@@ -3,10 +3,12 @@
  */
 import { hostname } from "node:os"
 import {
+  Cache,
   Cause,
   Clock,
   DateTime,
   Deferred,
+  Duration,
   Effect,
   Exit,
   Fiber,
@@ -21,7 +23,7 @@ import type { Build, BuildStep } from "../Build.ts"
 import type { BuildEvent, Fence } from "../BuildState.ts"
 import type { Change } from "../Change.ts"
 import type { EngineOptions, EngineShape } from "../Engine.ts"
-import type { BuildId } from "../Id.ts"
+import type { AppId, AppVersionId, BuildId } from "../Id.ts"
 import * as LogLine from "../LogLine.ts"
 import * as OrderBy from "../OrderBy.ts"
 import type { ListQuery } from "../Query.ts"
@@ -144,7 +146,22 @@ export const makeEngine = (options: EngineOptions) =>
     const leaseMs = options.leaseMs ?? 30_000
     const batch = options.logBatchLines ?? 500
     const environment = options.environment ?? (() => Effect.succeed([]))
+    // A build holds one of the `concurrency` slots while the runner has it; once the runner has stopped
+    // and cleaned up, it only writes its last log lines and final state, and its slot goes to the next.
     const running = new Map<BuildId, Running>()
+    const finishing = new Map<BuildId, Fiber.Fiber<void>>()
+    // Storage never changes an app, nor a version once it is ready to build: each is read once. A failed
+    // read is not kept, so the next build asks again.
+    const kept = (exit: Exit.Exit<unknown, unknown>) =>
+      Exit.isSuccess(exit) ? Duration.infinity : Duration.zero
+    const apps = yield* Cache.makeWith((id: AppId) => storage.getApp(Access.all, id), {
+      capacity: 1000,
+      timeToLive: kept
+    })
+    const versions = yield* Cache.makeWith((id: AppVersionId) => storage.getAppVersion(Access.all, id), {
+      capacity: 1000,
+      timeToLive: kept
+    })
     const stopping = yield* Ref.make(false)
     const wake = yield* Queue.sliding<void>(1)
     const progress = (message: string, build: Build, extra: Record<string, unknown> = {}) =>
@@ -175,12 +192,14 @@ export const makeEngine = (options: EngineOptions) =>
     // One build
     // -----------------------------------------------------------------------------------------------
 
-    const runBuild = (build: Build, stop: Deferred.Deferred<Outcome>) =>
+    const runBuild = (build: Build, stop: Deferred.Deferred<Outcome>, release: Effect.Effect<void>) =>
       Effect.gen(function* () {
         const fence: Fence = { owner, attempt: build.attempt }
         const leaseLost = Deferred.succeed(stop, { _tag: "LeaseLost" }).pipe(Effect.asVoid)
-        const app = yield* storage.getApp(Access.all, build.entityId)
-        const version = yield* storage.getAppVersion(Access.all, build.appVersionId)
+        const [app, version] = yield* Effect.all(
+          [Cache.get(apps, build.entityId), Cache.get(versions, build.appVersionId)],
+          { concurrency: 2 }
+        )
         const variables = yield* environment(build, app)
         const redactor = Redactor.make(variables.filter((v) => v.secret).map((v) => v.value))
         const log = yield* makeLogWriter(
@@ -300,13 +319,15 @@ export const makeEngine = (options: EngineOptions) =>
             if (renewed?.cancelRequestedAt !== null && renewed !== undefined) {
               yield* Deferred.succeed(stop, { _tag: "Cancelled" })
             }
-          }).pipe(Effect.repeat(Schedule.spaced(`${Math.max(50, Math.floor(leaseMs / 3))} millis`)))
+            // The claim has just taken the lease: the first renewal is due a third of the way through it.
+          }).pipe(Effect.delay(`${Math.max(50, Math.floor(leaseMs / 3))} millis`), Effect.forever)
         )
 
         const outcome = yield* Deferred.await(stop)
         // Whatever ended the run, the runner stops and cleans up before anything else is written.
         yield* Fiber.interrupt(runFiber)
         yield* Fiber.interrupt(timer)
+        yield* release
         if (outcome._tag === "LeaseLost") {
           yield* Fiber.interrupt(heartbeat)
           return yield* Effect.logWarning("lease lost: stopped without writing").pipe(
@@ -382,14 +403,22 @@ export const makeEngine = (options: EngineOptions) =>
     const start = (build: Build) =>
       Effect.gen(function* () {
         const stop = yield* Deferred.make<Outcome>()
+        // The build starts once it is registered, so its release always finds its entry.
+        const registered = yield* Deferred.make<void>()
+        const release = Effect.sync(() => {
+          const entry = running.get(build.id)
+          if (entry === undefined) return
+          running.delete(build.id)
+          finishing.set(build.id, entry.fiber)
+        }).pipe(Effect.andThen(Queue.offer(wake, undefined)))
         const fiber = yield* Effect.forkDetach(
-          runBuild(build, stop).pipe(
-            Effect.ensuring(
-              Effect.sync(() => running.delete(build.id)).pipe(Effect.andThen(Queue.offer(wake, undefined)))
-            )
+          Deferred.await(registered).pipe(
+            Effect.andThen(runBuild(build, stop, release)),
+            Effect.ensuring(release.pipe(Effect.andThen(Effect.sync(() => finishing.delete(build.id)))))
           )
         )
         running.set(build.id, { stop, fiber })
+        yield* Deferred.succeed(registered, undefined)
       })
 
     // -----------------------------------------------------------------------------------------------
@@ -453,7 +482,7 @@ export const makeEngine = (options: EngineOptions) =>
     const shutdown = Effect.gen(function* () {
       yield* Ref.set(stopping, true)
       yield* Queue.offer(wake, undefined)
-      const fibers = [...running.values()].map((r) => r.fiber)
+      const fibers = [...running.values()].map((r) => r.fiber).concat([...finishing.values()])
       if (fibers.length === 0) return
       yield* Effect.logInfo(`shutting down: waiting for ${fibers.length} running builds`)
       const finished = yield* Fiber.awaitAll(fibers).pipe(
@@ -465,7 +494,7 @@ export const makeEngine = (options: EngineOptions) =>
         yield* storage.requestCancel(Access.all, id, "shutdown").pipe(Effect.ignore)
         yield* Deferred.succeed(build.stop, { _tag: "Cancelled" })
       }
-      yield* Fiber.awaitAll([...running.values()].map((r) => r.fiber))
+      yield* Fiber.awaitAll([...running.values()].map((r) => r.fiber).concat([...finishing.values()]))
     })
 
     yield* sweep
