@@ -5,7 +5,8 @@
  * later starts reuse both. Ctrl-C (or SIGTERM) stops it gracefully: running builds get 10 s to finish,
  * then are cancelled.
  *
- * Environment: `KILN_PORT`, `KILN_HOST`; `KILN_DATA_DIR` (default `.kiln/`), `KILN_DB`;
+ * Environment: `KILN_PORT`, `KILN_HOST`; `KILN_DATA_DIR` (default `.kiln/`), `KILN_DB`, or `KILN_DATABASE_URL`
+ * for PostgreSQL (any number of servers may share one);
  * `KILN_CURSOR_SECRET` (default: a key kept in the data directory); `KILN_DOCKER_NAMESPACE`, `KILN_REGISTRY`.
  */
 import { existsSync } from "node:fs"
@@ -26,7 +27,7 @@ const welcome = Effect.gen(function* () {
     `Kiln is listening on ${url}`,
     `  API        ${url}/api`,
     `  docs       ${url}/api/docs`,
-    `  database   ${DataDir.forDisplay(dataDir.database)}`,
+    `  database   ${DataDir.databaseForDisplay(dataDir)}`,
     ""
   ]
   if (bootstrapped._tag === "Issued") {

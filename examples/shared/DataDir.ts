@@ -1,7 +1,8 @@
 /**
  * Where the examples keep their state: one directory (`.kiln/` at the repository root, or
  * `KILN_DATA_DIR`) with the SQLite database, the source store, the admin token the server issues on its
- * first start, and the key that signs its page cursors.
+ * first start, and the key that signs its page cursors. With `KILN_DATABASE_URL` the database is that
+ * PostgreSQL instead, shared by every process pointed at it.
  */
 import { isAbsolute, relative, resolve } from "node:path"
 
@@ -9,6 +10,8 @@ export interface DataDir {
   readonly dir: string
   /** `KILN_DB` moves the database out of the directory. */
   readonly database: string
+  /** `KILN_DATABASE_URL`: a PostgreSQL to use instead of the SQLite file. */
+  readonly postgres?: string | undefined
   readonly sources: string
   /** The first admin token's secret (mode 0600), for the demo and for `curl`. */
   readonly adminToken: string
@@ -26,12 +29,22 @@ export const at = (dir: string, database: string = resolve(dir, "kiln.db")): Dat
   cursorSecret: resolve(dir, "cursor-secret")
 })
 
-/** `KILN_DATA_DIR` (default `fallback`, else `.kiln/` in the repository), and `KILN_DB`. */
-export const fromEnv = (fallback: string = resolve(root, ".kiln")): DataDir =>
-  at(
+/** `KILN_DATA_DIR` (default `fallback`, else `.kiln/` in the repository), `KILN_DB` and `KILN_DATABASE_URL`. */
+export const fromEnv = (fallback: string = resolve(root, ".kiln")): DataDir => ({
+  ...at(
     resolve(process.env.KILN_DATA_DIR ?? fallback),
     process.env.KILN_DB === undefined ? undefined : resolve(process.env.KILN_DB)
-  )
+  ),
+  postgres: process.env.KILN_DATABASE_URL || undefined
+})
+
+/** The database as the user should see it: a path, or a PostgreSQL URL without its password. */
+export const databaseForDisplay = (dataDir: DataDir): string => {
+  if (dataDir.postgres === undefined) return forDisplay(dataDir.database)
+  const url = new URL(dataDir.postgres)
+  if (url.password !== "") url.password = "***"
+  return url.toString()
+}
 
 /** A path as the user would type it from the working directory. */
 export const forDisplay = (path: string): string => {

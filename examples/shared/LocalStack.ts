@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto"
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { dirname } from "node:path"
+import { PgStorage } from "@kiln/adapter-postgres"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
 import {
   Access,
@@ -54,8 +55,12 @@ export const layer = (
     Effect.sync(() => {
       mkdirSync(dataDir.dir, { recursive: true })
       mkdirSync(dirname(dataDir.database), { recursive: true })
+      const storage =
+        dataDir.postgres === undefined
+          ? SqliteStorage.layer({ filename: dataDir.database })
+          : PgStorage.layer({ connectionString: dataDir.postgres })
       const services = Layer.mergeAll(
-        SqliteStorage.layer({ filename: dataDir.database }),
+        storage,
         SourceStore.SourceStore.layer({ directory: dataDir.sources }),
         DockerRunner.layer({
           namespace: options.namespace,

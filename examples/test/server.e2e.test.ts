@@ -7,7 +7,9 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as PgTesting from "@kiln/adapter-postgres/testing"
 import * as DockerTesting from "@kiln/runner-docker/testing"
+import pg from "pg"
 import { afterAll, expect, it } from "vitest"
 import * as DataDir from "../shared/DataDir.ts"
 
@@ -145,6 +147,62 @@ DockerTesting.describeDocker("e2e › examples/server and examples/demo", () => 
     server.child.kill("SIGTERM")
     await server.exited
   }, 60_000)
+})
+
+DockerTesting.describeDocker("e2e › examples/server on PostgreSQL", () => {
+  it("KILN_DATABASE_URL keeps the state in PostgreSQL, where a second server finds it", async () => {
+    const database = `kiln_e2e_server_${process.pid}`
+    const admin = new pg.Client({ connectionString: PgTesting.databaseUrl() })
+    await admin.connect()
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`)
+    try {
+      const databaseUrl = Object.assign(new URL(PgTesting.databaseUrl()), { pathname: `/${database}` })
+      const start = async (name: string) => {
+        const dataDir = DataDir.at(join(scratch, name))
+        const server = run("examples/server/main.ts", {
+          KILN_DATA_DIR: dataDir.dir,
+          KILN_PORT: String(await DockerTesting.freePort()),
+          KILN_DOCKER_NAMESPACE: `${namespace}-pg`,
+          KILN_DATABASE_URL: databaseUrl.toString(),
+          KILN_CURSOR_SECRET: "shared by every server of this deployment"
+        })
+        const url = (await server.printed(/Kiln is listening on (\S+)/))[1]!
+        await server.printed(/npm run demo/)
+        return { dataDir, server, url }
+      }
+      const first = await start("pg-first")
+      expect(first.server.output()).toContain(
+        `database   postgres://postgres:***@127.0.0.1:${databaseUrl.port}/${database}`
+      )
+      expect(first.server.output()).toContain("First start")
+      const token = readFileSync(first.dataDir.adminToken, "utf8").trim()
+      const headers = { authorization: `Bearer ${token}` }
+      const page = (await (await fetch(`${first.url}/api/workspaces?limit=1`, { headers })).json()) as {
+        pageInfo: { endCursor: string }
+      }
+
+      const second = await start("pg-second")
+      expect(second.server.output()).not.toContain("First start")
+      const workspaces = await fetch(`${second.url}/api/workspaces`, { headers })
+      expect(workspaces.status).toBe(200)
+      expect(await rows(workspaces)).toEqual([expect.objectContaining({ name: "Default" })])
+      const after = await fetch(`${second.url}/api/workspaces?after=${page.pageInfo.endCursor}`, { headers })
+      expect(after.status, await after.text()).toBe(200)
+      // In the database itself, in the default schema.
+      const direct = new pg.Client({ connectionString: databaseUrl.toString() })
+      await direct.connect()
+      const stored = await direct.query<{ n: number }>("SELECT count(*)::int AS n FROM kiln.workspaces")
+      await direct.end()
+      expect(stored.rows[0]!.n).toBe(1)
+      for (const { server } of [first, second]) {
+        server.child.kill("SIGTERM")
+        await server.exited
+      }
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`)
+      await admin.end()
+    }
+  }, 120_000)
 })
 
 DockerTesting.describeDocker("e2e › examples/mount", () => {
