@@ -2,8 +2,10 @@
  * `npm run bench -- <name>`: runs one benchmark, which prints a line per case and a summary line last.
  */
 const benchmarks: Record<string, () => Promise<unknown>> = {
+  dispatch: () => import("./dispatch.ts"),
   docker: () => import("./docker.ts"),
   http: () => import("./http.ts"),
+  latency: () => import("./latency.ts"),
   list: () => import("./list.ts"),
   logs: () => import("./logs.ts")
 }
