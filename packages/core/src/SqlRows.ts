@@ -447,3 +447,64 @@ export const fromLogStats = (buildId: Id.BuildId, stats: LogBudget.Stats): LogSt
   dropped_through_seq: stats.droppedThroughSeq,
   truncated_at: millisOrNull(stats.truncatedAt)
 })
+
+/** Each table's columns in one order, for the statements both SQL storages build from column lists. */
+export const workspaceColumns = ["id", "name", "created_at", "updated_at"] as const satisfies ReadonlyArray<
+  keyof WorkspaceRow
+>
+export const appColumns = [
+  "id",
+  "workspace_id",
+  "handle",
+  "name",
+  "kind",
+  "build_settings",
+  "created_at",
+  "updated_at"
+] as const satisfies ReadonlyArray<keyof AppRow>
+export const appVersionColumns = [
+  "id",
+  "workspace_id",
+  "app_id",
+  "status",
+  "source",
+  "source_type",
+  "commit_sha",
+  "error",
+  "created_at",
+  "updated_at"
+] as const satisfies ReadonlyArray<keyof AppVersionRow>
+export const sourceEventColumns = [
+  "id",
+  "workspace_id",
+  "delivery_id",
+  "kind",
+  "repository",
+  "branch",
+  "commit_sha",
+  "changed_paths",
+  "author",
+  "message",
+  "received_at"
+] as const satisfies ReadonlyArray<keyof SourceEventRow>
+export const stepColumns = [
+  "build_id",
+  "idx",
+  "name",
+  "status",
+  "started_at",
+  "completed_at",
+  "exit_code",
+  "error"
+] as const satisfies ReadonlyArray<keyof BuildStepRow>
+export const logStatsColumns = [
+  "build_id",
+  "last_seq",
+  "head_bytes",
+  "head_last_seq",
+  "tail_bytes",
+  "dropped_lines",
+  "dropped_bytes",
+  "dropped_through_seq",
+  "truncated_at"
+] as const satisfies ReadonlyArray<keyof LogStatsRow>

@@ -6,7 +6,17 @@
 import { BuildState, SqlRows } from "@kiln/core"
 import type { Statement } from "./connection.ts"
 
-const { buildColumns, buildStateColumns, tokenColumns } = SqlRows
+const {
+  appColumns,
+  appVersionColumns,
+  buildColumns,
+  buildStateColumns,
+  logStatsColumns,
+  sourceEventColumns,
+  stepColumns,
+  tokenColumns,
+  workspaceColumns
+} = SqlRows
 
 /**
  * Now on the database's clock, in epoch milliseconds. Leases are taken, renewed and reaped on this one
@@ -31,65 +41,18 @@ const insertInto = (table: string, columns: ReadonlyArray<string>) =>
 export const valuesOf = <Row>(row: Row, columns: ReadonlyArray<keyof Row>): Array<unknown> =>
   columns.map((column) => row[column])
 
-export const workspaceColumns = ["id", "name", "created_at", "updated_at"] as const
-export const appColumns = [
-  "id",
-  "workspace_id",
-  "handle",
-  "name",
-  "kind",
-  "build_settings",
-  "created_at",
-  "updated_at"
-] as const
-export const appVersionColumns = [
-  "id",
-  "workspace_id",
-  "app_id",
-  "status",
-  "source",
-  "source_type",
-  "commit_sha",
-  "error",
-  "created_at",
-  "updated_at"
-] as const
-export const sourceEventColumns = [
-  "id",
-  "workspace_id",
-  "delivery_id",
-  "kind",
-  "repository",
-  "branch",
-  "commit_sha",
-  "changed_paths",
-  "author",
-  "message",
-  "received_at"
-] as const
 export const tokenInsertColumns = [...tokenColumns, "all_workspaces", "token_hash"] as const
-export const stepColumns = [
-  "build_id",
-  "idx",
-  "name",
-  "status",
-  "started_at",
-  "completed_at",
-  "exit_code",
-  "error"
-] as const
-export const logStatsColumns = [
-  "build_id",
-  "last_seq",
-  "head_bytes",
-  "head_last_seq",
-  "tail_bytes",
-  "dropped_lines",
-  "dropped_bytes",
-  "dropped_through_seq",
-  "truncated_at"
-] as const
-export { buildColumns, buildStateColumns, tokenColumns }
+export {
+  appColumns,
+  appVersionColumns,
+  buildColumns,
+  buildStateColumns,
+  logStatsColumns,
+  sourceEventColumns,
+  stepColumns,
+  tokenColumns,
+  workspaceColumns
+}
 
 const builds = list(buildColumns)
 

@@ -16,7 +16,14 @@ import type {
   WorkspaceRow
 } from "./rows.ts"
 
-const { buildColumns, buildStateColumns } = SqlRows
+const {
+  appColumns,
+  appVersionColumns,
+  buildColumns,
+  buildStateColumns,
+  sourceEventColumns,
+  workspaceColumns
+} = SqlRows
 
 /** Every column of a token but its hash, which is never read back out. */
 export const { tokenColumns } = SqlRows
@@ -39,25 +46,10 @@ const prepare = <Params extends Array<unknown> = [], Row = unknown>(
 ): Statement<Params, Row> => db.prepare<Array<unknown>, Row>(source)
 
 export const prepareStatements = (db: Connection) => ({
-  insertWorkspace: prepare<[WorkspaceRow]>(
-    db,
-    insertInto("workspaces", ["id", "name", "created_at", "updated_at"])
-  ),
+  insertWorkspace: prepare<[WorkspaceRow]>(db, insertInto("workspaces", workspaceColumns)),
   workspaceById: prepare<[string], WorkspaceRow>(db, "SELECT * FROM workspaces WHERE id = ?"),
 
-  insertApp: prepare<[AppRow]>(
-    db,
-    insertInto("apps", [
-      "id",
-      "workspace_id",
-      "handle",
-      "name",
-      "kind",
-      "build_settings",
-      "created_at",
-      "updated_at"
-    ])
-  ),
+  insertApp: prepare<[AppRow]>(db, insertInto("apps", appColumns)),
   appById: prepare<[string], AppRow>(db, "SELECT * FROM apps WHERE id = ?"),
   appHandleTaken: prepare<[string, string], { readonly taken: 1 }>(
     db,
@@ -69,21 +61,7 @@ export const prepareStatements = (db: Connection) => ({
     "UPDATE apps SET build_sequence = build_sequence + 1 WHERE id = ? RETURNING build_sequence"
   ),
 
-  insertAppVersion: prepare<[AppVersionRow]>(
-    db,
-    insertInto("app_versions", [
-      "id",
-      "workspace_id",
-      "app_id",
-      "status",
-      "source",
-      "source_type",
-      "commit_sha",
-      "error",
-      "created_at",
-      "updated_at"
-    ])
-  ),
+  insertAppVersion: prepare<[AppVersionRow]>(db, insertInto("app_versions", appVersionColumns)),
   appVersionById: prepare<[string], AppVersionRow>(db, "SELECT * FROM app_versions WHERE id = ?"),
   // Compare-and-set on `pending`: a version resolves once.
   resolveAppVersion: prepare<[AppVersionRow]>(
@@ -93,22 +71,7 @@ export const prepareStatements = (db: Connection) => ({
      WHERE id = @id AND status = 'pending'`
   ),
 
-  insertSourceEvent: prepare<[SourceEventRow]>(
-    db,
-    insertInto("source_events", [
-      "id",
-      "workspace_id",
-      "delivery_id",
-      "kind",
-      "repository",
-      "branch",
-      "commit_sha",
-      "changed_paths",
-      "author",
-      "message",
-      "received_at"
-    ])
-  ),
+  insertSourceEvent: prepare<[SourceEventRow]>(db, insertInto("source_events", sourceEventColumns)),
   sourceEventById: prepare<[string], SourceEventRow>(db, "SELECT * FROM source_events WHERE id = ?"),
   sourceEventByDelivery: prepare<[string, string], SourceEventRow>(
     db,
