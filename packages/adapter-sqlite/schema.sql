@@ -175,3 +175,25 @@ CREATE TABLE token_workspaces (
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX builds_by_app ON builds (entity_id, created_at, id);
+
+CREATE TABLE triggers (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+  app_id TEXT NOT NULL REFERENCES apps (id),
+  name TEXT NOT NULL,
+  repository TEXT,
+  branch_includes TEXT NOT NULL,
+  branch_excludes TEXT NOT NULL,
+  path_includes TEXT NOT NULL,
+  path_excludes TEXT NOT NULL,
+  build_command TEXT,
+  deploy_command TEXT,
+  root_directory TEXT,
+  caching_enabled INTEGER NOT NULL,
+  environment TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  deleted_at INTEGER
+) STRICT;
+
+CREATE INDEX triggers_live ON triggers (workspace_id, created_at, id) WHERE deleted_at IS NULL;

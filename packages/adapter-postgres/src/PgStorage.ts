@@ -30,6 +30,7 @@ import {
   Sql,
   Storage,
   StorageError,
+  Trigger,
   Workspace
 } from "@kiln/core"
 import { Clock, DateTime, Effect, Layer, Option, PubSub, Result, type Scope, Stream } from "effect"
@@ -48,6 +49,8 @@ import {
   stepColumns,
   tokenColumns,
   tokenInsertColumns,
+  triggerColumns,
+  triggerWriteColumns,
   valuesOf,
   workspaceColumns
 } from "./internal/statements.ts"
@@ -468,6 +471,72 @@ export const make = (
           rows.toAppVersion
         ),
       listAppVersions: (access, query) => list(Fields.appVersions, rows.toAppVersion, access, query),
+
+      createTrigger: Effect.fnUntraced(function* (access, input) {
+        const at = yield* now
+        const id = yield* Id.generate("trg")
+        const app = yield* Effect.flatMap(
+          run<rows.AppRow>(statements.appById, [input.appId]),
+          visible(access, "app", input.appId)
+        )
+        const trigger = Trigger.make(id, app.workspace_id as Id.WorkspaceId, input, at)
+        yield* run(statements.insertTrigger, valuesOf(rows.fromTrigger(trigger), triggerColumns))
+        return trigger
+      }),
+      getTrigger: (access, id) =>
+        Effect.map(
+          Effect.flatMap(run<rows.TriggerRow>(statements.triggerById, [id]), visible(access, "trigger", id)),
+          rows.toTrigger
+        ),
+      listTriggers: (access, query) => list(Fields.triggers, rows.toTrigger, access, query),
+      updateTrigger: Effect.fnUntraced(function* (access, id, patch) {
+        const at = yield* now
+        return yield* transaction((tx) =>
+          Effect.gen(function* () {
+            const trigger = rows.toTrigger(
+              yield* Effect.flatMap(
+                tx<rows.TriggerRow>(statements.lockTrigger, [id]),
+                visible(access, "trigger", id)
+              )
+            )
+            if (trigger.deletedAt !== null) {
+              return yield* new Storage.Conflict({ message: `trigger ${id} is deleted` })
+            }
+            const updated = Trigger.update(trigger, patch, at)
+            yield* tx(statements.writeTrigger, [
+              id,
+              ...valuesOf(rows.fromTrigger(updated), triggerWriteColumns)
+            ])
+            return updated
+          })
+        )
+      }),
+      deleteTrigger: Effect.fnUntraced(function* (access, id) {
+        const at = yield* now
+        return yield* transaction((tx) =>
+          Effect.gen(function* () {
+            const trigger = rows.toTrigger(
+              yield* Effect.flatMap(
+                tx<rows.TriggerRow>(statements.lockTrigger, [id]),
+                visible(access, "trigger", id)
+              )
+            )
+            if (trigger.deletedAt !== null) return trigger
+            const deleted = Trigger.remove(trigger, at)
+            yield* tx(statements.writeTrigger, [
+              id,
+              ...valuesOf(rows.fromTrigger(deleted), triggerWriteColumns)
+            ])
+            return deleted
+          })
+        )
+      }),
+      activeTriggers: (access, workspaceId) =>
+        Access.allows(access, workspaceId)
+          ? Effect.map(run<rows.TriggerRow>(statements.activeTriggers, [workspaceId]), (found) =>
+              found.map(rows.toTrigger)
+            )
+          : Effect.succeed([]),
 
       recordSourceEvent: Effect.fnUntraced(function* (access, input) {
         const event = SourceEvent.make(yield* Id.generate("evt"), input, yield* now)

@@ -25,6 +25,7 @@ import {
   Sql,
   Storage,
   type StorageError,
+  Trigger,
   Workspace
 } from "@kiln/core"
 import type Database from "better-sqlite3"
@@ -215,6 +216,54 @@ export const make = (
           (row) => Effect.fromResult(Result.map(visible(row, access, "app version", id), rows.toAppVersion))
         ),
       listAppVersions: (access, query) => list(Fields.appVersions, rows.toAppVersion, access, query),
+
+      createTrigger: Effect.fnUntraced(function* (access, input) {
+        const at = yield* now
+        const id = yield* Id.generate("trg")
+        return yield* write(() =>
+          Result.map(visible(sql.appById.get(input.appId), access, "app", input.appId), (app) => {
+            const trigger = Trigger.make(id, app.workspace_id as Id.WorkspaceId, input, at)
+            sql.insertTrigger.run(rows.fromTrigger(trigger))
+            return trigger
+          })
+        )
+      }),
+      getTrigger: (access, id) =>
+        Effect.flatMap(
+          attempt(() => sql.triggerById.get(id)),
+          (row) => Effect.fromResult(Result.map(visible(row, access, "trigger", id), rows.toTrigger))
+        ),
+      listTriggers: (access, query) => list(Fields.triggers, rows.toTrigger, access, query),
+      updateTrigger: Effect.fnUntraced(function* (access, id, patch) {
+        const at = yield* now
+        return yield* write((): Result.Result<Trigger.Trigger, Storage.NotFound | Storage.Conflict> => {
+          const row = visible(sql.triggerById.get(id), access, "trigger", id)
+          if (Result.isFailure(row)) return Result.fail(row.failure)
+          const trigger = rows.toTrigger(row.success)
+          if (trigger.deletedAt !== null) {
+            return Result.fail(new Storage.Conflict({ message: `trigger ${id} is deleted` }))
+          }
+          const updated = Trigger.update(trigger, patch, at)
+          sql.writeTrigger.run(rows.fromTrigger(updated))
+          return Result.succeed(updated)
+        })
+      }),
+      deleteTrigger: Effect.fnUntraced(function* (access, id) {
+        const at = yield* now
+        return yield* write(() =>
+          Result.map(visible(sql.triggerById.get(id), access, "trigger", id), (row) => {
+            const trigger = rows.toTrigger(row)
+            if (trigger.deletedAt !== null) return trigger
+            const deleted = Trigger.remove(trigger, at)
+            sql.writeTrigger.run(rows.fromTrigger(deleted))
+            return deleted
+          })
+        )
+      }),
+      activeTriggers: (access, workspaceId) =>
+        Access.allows(access, workspaceId)
+          ? attempt(() => sql.activeTriggers.all(workspaceId).map(rows.toTrigger))
+          : Effect.succeed([]),
 
       recordSourceEvent: Effect.fnUntraced(function* (access, input) {
         const at = yield* now

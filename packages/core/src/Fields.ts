@@ -8,6 +8,7 @@ import type { ApiToken } from "./ApiToken.ts"
 import type { App } from "./App.ts"
 import type { AppVersion } from "./AppVersion.ts"
 import type { Build, BuildStep } from "./Build.ts"
+import type { Trigger } from "./Trigger.ts"
 import type { Workspace } from "./Workspace.ts"
 
 export type FieldType = "string" | "number" | "timestamp" | "enum" | "boolean"
@@ -49,7 +50,7 @@ export interface Table<Row = never> {
   readonly shorthands: Readonly<Record<string, string>>
 }
 
-export type Entity = "builds" | "apps" | "appVersions" | "workspaces" | "tokens" | "steps"
+export type Entity = "builds" | "apps" | "appVersions" | "workspaces" | "tokens" | "steps" | "triggers"
 
 // ---------------------------------------------------------------------------------------------------------
 // Field constructors: a field filters and sorts unless told otherwise.
@@ -230,13 +231,33 @@ export const tokens: Table<ApiToken> = {
   shorthands: {}
 }
 
+export const triggers: Table<Trigger> = {
+  entity: "triggers",
+  table: "triggers",
+  scope: { kind: "column", column: "workspace_id" },
+  fields: {
+    id: string("id", (t) => t.id),
+    workspaceId: string("workspace_id", (t) => t.workspaceId),
+    appId: string("app_id", (t) => t.appId),
+    name: string("name", (t) => t.name),
+    repository: string("repository", (t) => t.repository, nullable),
+    cachingEnabled: field("boolean")("caching_enabled", (t) => t.cachingEnabled, { sort: false }),
+    createdAt: timestamp("created_at", (t) => t.createdAt),
+    updatedAt: timestamp("updated_at", (t) => t.updatedAt),
+    deletedAt: timestamp("deleted_at", (t) => t.deletedAt, nullable)
+  },
+  relations: { app: { kind: "one", entity: "apps", column: "app_id" } },
+  shorthands: { workspace_id: "workspaceId", app_id: "appId" }
+}
+
 export const tables: { readonly [E in Entity]: Table<unknown> } = {
   builds: builds as Table<unknown>,
   steps: steps as Table<unknown>,
   apps: apps as Table<unknown>,
   appVersions: appVersions as Table<unknown>,
   workspaces: workspaces as Table<unknown>,
-  tokens: tokens as Table<unknown>
+  tokens: tokens as Table<unknown>,
+  triggers: triggers as Table<unknown>
 }
 
 /** The field of a table, or `undefined`: never a property inherited from `Object.prototype`. */

@@ -12,13 +12,14 @@ import type { Build, BuildStep, BuildWithSteps, NewBuild } from "./Build.ts"
 import type { BuildEvent, Fence, InvalidTransition, LeaseLost } from "./BuildState.ts"
 import type { Change } from "./Change.ts"
 import type { ClaimRequest } from "./Claim.ts"
-import type { AppId, AppVersionId, BuildId, SourceEventId, TokenId, WorkspaceId } from "./Id.ts"
+import type { AppId, AppVersionId, BuildId, SourceEventId, TokenId, TriggerId, WorkspaceId } from "./Id.ts"
 import { makeMemoryStorage } from "./internal/memoryStorage.ts"
 import type { Budget, LogSequenceGap } from "./LogBudget.ts"
 import type { LogLine, LogPage } from "./LogLine.ts"
 import type { ListQuery, ListResult } from "./Query.ts"
 import type { NewSourceEvent, SourceEvent } from "./SourceEvent.ts"
 import type { Conflict, NotFound, StorageError } from "./StorageError.ts"
+import type { NewTrigger, Trigger, TriggerPatch } from "./Trigger.ts"
 import type { NewWorkspace, Workspace } from "./Workspace.ts"
 
 export { buildChanged, type Change } from "./Change.ts"
@@ -53,6 +54,22 @@ export interface StorageShape {
   ) => E<AppVersion, NotFound | Conflict>
   readonly getAppVersion: (access: Access, id: AppVersionId) => E<AppVersion, NotFound>
   readonly listAppVersions: (access: Access, query: ListQuery) => E<ListResult<AppVersion>>
+
+  /** A trigger of an app, in the app's workspace. */
+  readonly createTrigger: (access: Access, input: NewTrigger) => E<Trigger, NotFound>
+  /** Deleted triggers too: the builds they made still show them. */
+  readonly getTrigger: (access: Access, id: TriggerId) => E<Trigger, NotFound>
+  readonly listTriggers: (access: Access, query: ListQuery) => E<ListResult<Trigger>>
+  /** Changes the given fields; a deleted trigger is a `Conflict`. */
+  readonly updateTrigger: (
+    access: Access,
+    id: TriggerId,
+    patch: TriggerPatch
+  ) => E<Trigger, NotFound | Conflict>
+  /** Marks the trigger deleted (it never matches again); deleting twice keeps the first time. */
+  readonly deleteTrigger: (access: Access, id: TriggerId) => E<Trigger, NotFound>
+  /** The live triggers of a workspace, for evaluating a push: every one, oldest first. */
+  readonly activeTriggers: (access: Access, workspaceId: WorkspaceId) => E<ReadonlyArray<Trigger>>
 
   /** Stores an event once per `(workspaceId, deliveryId)`; a redelivery returns the stored one. */
   readonly recordSourceEvent: (

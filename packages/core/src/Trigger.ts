@@ -3,8 +3,9 @@
  * (checked first) and includes (default `["*"]`), and the commands and settings its builds use.
  * Environment variable values are not part of the entity: secret ones are never returned.
  */
-import { Schema } from "effect"
+import { type DateTime, Schema } from "effect"
 import { RelativePath } from "./App.ts"
+import * as Glob from "./Glob.ts"
 import { AppId, TriggerId, WorkspaceId } from "./Id.ts"
 import { Name } from "./Workspace.ts"
 
@@ -38,3 +39,118 @@ export const Trigger = Schema.Struct({
   deletedAt: Schema.NullOr(Schema.DateTimeUtc)
 })
 export type Trigger = typeof Trigger.Type
+
+/** What of a push a trigger looks at. */
+export interface Push {
+  readonly repository: string
+  /** Null for a push that names no branch (a tag). */
+  readonly branch: string | null
+  /** Empty when the sender did not say which paths changed. */
+  readonly changedPaths: ReadonlyArray<string>
+}
+
+/** The rules of a trigger, as `evaluate` reads them. */
+export type Rules = Pick<
+  Trigger,
+  "repository" | "branchIncludes" | "branchExcludes" | "pathIncludes" | "pathExcludes" | "deletedAt"
+>
+
+/**
+ * What a push means for one trigger: a build; a build recorded as `skipped` with the reason (the branch
+ * is the trigger's but the paths are not); or nothing at all (not the trigger's repository or branch).
+ */
+export type Decision =
+  | { readonly _tag: "Build" }
+  | { readonly _tag: "Skip"; readonly reason: string }
+  | { readonly _tag: "Ignore"; readonly reason: string }
+
+/** The path includes when a trigger names none: every path. */
+export const defaultPathIncludes: ReadonlyArray<string> = ["*"]
+
+/**
+ * Evaluates a push against a trigger's rules (patterns as `Glob` reads them). Excludes always win:
+ *
+ * 1. A deleted trigger, another repository (when the trigger names one), or a branch that matches a
+ *    branch exclude, or none of the branch includes (when there are any), is ignored.
+ * 2. Changed paths that match a path exclude are set aside first. When that leaves none, the build is
+ *    skipped; when none of the rest matches a path include (default `["*"]`), it is skipped too.
+ * 3. A push that lists no changed paths builds: there is nothing to exclude it by.
+ */
+export const evaluate = (rules: Rules, push: Push): Decision => {
+  if (rules.deletedAt !== null) return { _tag: "Ignore", reason: "the trigger is deleted" }
+  if (rules.repository !== null && rules.repository !== push.repository) {
+    return { _tag: "Ignore", reason: `the push is to ${push.repository}, not ${rules.repository}` }
+  }
+  const branch = push.branch
+  const excludedBy = branch === null ? undefined : Glob.firstMatch(rules.branchExcludes, branch)
+  if (excludedBy !== undefined) {
+    return { _tag: "Ignore", reason: `branch ${branch} is excluded by "${excludedBy}"` }
+  }
+  if (
+    rules.branchIncludes.length > 0 &&
+    (branch === null || Glob.firstMatch(rules.branchIncludes, branch) === undefined)
+  ) {
+    return {
+      _tag: "Ignore",
+      reason: branch === null ? "the push names no branch" : `branch ${branch} is not included`
+    }
+  }
+  if (push.changedPaths.length === 0) return { _tag: "Build" }
+  const candidates = push.changedPaths.filter(
+    (path) => Glob.firstMatch(rules.pathExcludes, path) === undefined
+  )
+  if (candidates.length === 0) {
+    const count = push.changedPaths.length
+    return {
+      _tag: "Skip",
+      reason: `${count === 1 ? "the changed path is" : `all ${count} changed paths are`} excluded by the trigger's path excludes`
+    }
+  }
+  const includes = rules.pathIncludes.length > 0 ? rules.pathIncludes : defaultPathIncludes
+  return candidates.some((path) => Glob.firstMatch(includes, path) !== undefined)
+    ? { _tag: "Build" }
+    : { _tag: "Skip", reason: "no changed path matches the trigger's path includes" }
+}
+
+/** What a caller gives to create a trigger; the workspace is its app's. */
+export const NewTrigger = Trigger.mapFields(
+  ({
+    id: _id,
+    workspaceId: _workspace,
+    createdAt: _created,
+    updatedAt: _updated,
+    deletedAt: _deleted,
+    ...fields
+  }) => fields
+)
+export type NewTrigger = typeof NewTrigger.Type
+
+/** The fields an update may change; the app a trigger builds never changes. */
+export type TriggerPatch = Partial<Omit<NewTrigger, "appId">>
+
+export const make = (
+  id: TriggerId,
+  workspaceId: WorkspaceId,
+  input: NewTrigger,
+  now: DateTime.Utc
+): Trigger => ({
+  id,
+  workspaceId,
+  ...input,
+  createdAt: now,
+  updatedAt: now,
+  deletedAt: null
+})
+
+export const update = (trigger: Trigger, patch: TriggerPatch, now: DateTime.Utc): Trigger => ({
+  ...trigger,
+  ...Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined)),
+  updatedAt: now
+})
+
+/** A deleted trigger is kept, so the builds it made still show it, and never matches a push again. */
+export const remove = (trigger: Trigger, now: DateTime.Utc): Trigger => ({
+  ...trigger,
+  updatedAt: now,
+  deletedAt: now
+})

@@ -185,7 +185,34 @@ CREATE TABLE log_stats (
   truncated_at BIGINT
 )`
 
-export const migrations: ReadonlyArray<Migration> = [{ version: 1, name: "create_schema", sql: createSchema }]
+const triggers = `
+CREATE TABLE triggers (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces (id),
+  app_id TEXT COLLATE "C" NOT NULL REFERENCES apps (id),
+  name TEXT COLLATE "C" NOT NULL,
+  repository TEXT COLLATE "C",
+  branch_includes TEXT NOT NULL,
+  branch_excludes TEXT NOT NULL,
+  path_includes TEXT NOT NULL,
+  path_excludes TEXT NOT NULL,
+  build_command TEXT,
+  deploy_command TEXT,
+  root_directory TEXT,
+  caching_enabled BOOLEAN NOT NULL,
+  environment TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  deleted_at BIGINT
+);
+-- A push reads the live triggers of its workspace.
+CREATE INDEX triggers_live ON triggers (workspace_id, created_at, id) WHERE deleted_at IS NULL;
+`
+
+export const migrations: ReadonlyArray<Migration> = [
+  { version: 1, name: "create_schema", sql: createSchema },
+  { version: 2, name: "triggers", sql: triggers }
+]
 
 /**
  * Brings the schema up to date and answers the versions this call applied: one transaction, two round

@@ -15,6 +15,7 @@ const {
   sourceEventColumns,
   stepColumns,
   tokenColumns,
+  triggerColumns,
   workspaceColumns
 } = SqlRows
 
@@ -41,6 +42,10 @@ const insertInto = (table: string, columns: ReadonlyArray<string>) =>
 export const valuesOf = <Row>(row: Row, columns: ReadonlyArray<keyof Row>): Array<unknown> =>
   columns.map((column) => row[column])
 
+/** The columns of a trigger that change after it is created. */
+export const triggerWriteColumns = triggerColumns.filter(
+  (column) => !["id", "workspace_id", "app_id", "created_at"].includes(column)
+)
 export const tokenInsertColumns = [...tokenColumns, "all_workspaces", "token_hash"] as const
 export {
   appColumns,
@@ -51,6 +56,7 @@ export {
   sourceEventColumns,
   stepColumns,
   tokenColumns,
+  triggerColumns,
   workspaceColumns
 }
 
@@ -222,6 +228,23 @@ export const statements = {
   resolveAppVersion: prepared(
     "resolve_app_version",
     "UPDATE app_versions SET status = $2, source = $3, commit_sha = $4, error = $5, updated_at = $6 WHERE id = $1"
+  ),
+
+  insertTrigger: prepared("insert_trigger", insertInto("triggers", triggerColumns)),
+  triggerById: prepared("trigger_by_id", `SELECT ${list(triggerColumns)} FROM triggers WHERE id = $1`),
+  lockTrigger: prepared(
+    "lock_trigger",
+    `SELECT ${list(triggerColumns)} FROM triggers WHERE id = $1 FOR NO KEY UPDATE`
+  ),
+  // $1 the id, then every column an update or a deletion may change, in `triggerWriteColumns` order.
+  writeTrigger: prepared(
+    "write_trigger",
+    `UPDATE triggers SET ${triggerWriteColumns.map((column, i) => `${column} = $${i + 2}`).join(", ")} WHERE id = $1`
+  ),
+  activeTriggers: prepared(
+    "active_triggers",
+    `SELECT ${list(triggerColumns)} FROM triggers WHERE workspace_id = $1 AND deleted_at IS NULL
+     ORDER BY created_at, id`
   ),
 
   // Inserts unless the workspace is missing or the delivery recorded; no row back means one of the two.

@@ -200,9 +200,34 @@ INSERT INTO token_workspaces (token_id, workspace_id)
 CREATE INDEX builds_by_app ON builds (entity_id, created_at, id);
 `
 
+const triggers = `
+CREATE TABLE triggers (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+  app_id TEXT NOT NULL REFERENCES apps (id),
+  name TEXT NOT NULL,
+  repository TEXT,
+  branch_includes TEXT NOT NULL,
+  branch_excludes TEXT NOT NULL,
+  path_includes TEXT NOT NULL,
+  path_excludes TEXT NOT NULL,
+  build_command TEXT,
+  deploy_command TEXT,
+  root_directory TEXT,
+  caching_enabled INTEGER NOT NULL,
+  environment TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  deleted_at INTEGER
+) STRICT;
+-- A push reads the live triggers of its workspace.
+CREATE INDEX triggers_live ON triggers (workspace_id, created_at, id) WHERE deleted_at IS NULL;
+`
+
 export const migrations: ReadonlyArray<Migration> = [
   { version: 1, name: "create_schema", sql: createSchema },
-  { version: 2, name: "query_columns", sql: queryColumns }
+  { version: 2, name: "query_columns", sql: queryColumns },
+  { version: 3, name: "triggers", sql: triggers }
 ]
 
 /**

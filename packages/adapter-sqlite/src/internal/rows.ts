@@ -13,6 +13,7 @@ export type BuildRow = SqlRows.BuildRow
 export type BuildStepRow = SqlRows.BuildStepRow
 export type LogLineRow = SqlRows.LogLineRow
 export type LogStatsRow = SqlRows.LogStatsRow
+export type TriggerRow = SqlRows.TriggerRow
 
 export const {
   toWorkspace,
@@ -32,5 +33,7 @@ export const {
   toLogLine,
   fromLogLine,
   toLogStats,
-  fromLogStats
+  fromLogStats,
+  toTrigger,
+  fromTrigger
 } = SqlRows

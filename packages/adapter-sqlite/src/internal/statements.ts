@@ -13,6 +13,7 @@ import type {
   LogStatsRow,
   SourceEventRow,
   TokenRow,
+  TriggerRow,
   WorkspaceRow
 } from "./rows.ts"
 
@@ -22,6 +23,7 @@ const {
   buildColumns,
   buildStateColumns,
   sourceEventColumns,
+  triggerColumns,
   workspaceColumns
 } = SqlRows
 
@@ -69,6 +71,20 @@ export const prepareStatements = (db: Connection) => ({
     `UPDATE app_versions SET status = @status, source = @source, commit_sha = @commit_sha, error = @error,
        updated_at = @updated_at
      WHERE id = @id AND status = 'pending'`
+  ),
+
+  insertTrigger: prepare<[TriggerRow]>(db, insertInto("triggers", triggerColumns)),
+  triggerById: prepare<[string], TriggerRow>(db, "SELECT * FROM triggers WHERE id = ?"),
+  writeTrigger: prepare<[TriggerRow]>(
+    db,
+    `UPDATE triggers SET ${triggerColumns
+      .filter((column) => !["id", "workspace_id", "app_id", "created_at"].includes(column))
+      .map((column) => `${column} = @${column}`)
+      .join(", ")} WHERE id = @id`
+  ),
+  activeTriggers: prepare<[string], TriggerRow>(
+    db,
+    "SELECT * FROM triggers WHERE workspace_id = ? AND deleted_at IS NULL ORDER BY created_at, id"
   ),
 
   insertSourceEvent: prepare<[SourceEventRow]>(db, insertInto("source_events", sourceEventColumns)),

@@ -21,6 +21,7 @@ import type { ListQuery } from "../Query.ts"
 import * as SourceEvent from "../SourceEvent.ts"
 import type { StorageOptions, StorageShape } from "../Storage.ts"
 import { Conflict, NotFound } from "../StorageError.ts"
+import * as Trigger from "../Trigger.ts"
 import * as Workspace from "../Workspace.ts"
 
 interface BuildLog {
@@ -41,6 +42,7 @@ export const makeMemoryStorage = (options: StorageOptions) =>
     const versions = new Map<Id.AppVersionId, AppVersion.AppVersion>()
     const events = new Map<Id.SourceEventId, SourceEvent.SourceEvent>()
     const tokens = new Map<Id.TokenId, { token: ApiToken.ApiToken; hash: string }>()
+    const triggers = new Map<Id.TriggerId, Trigger.Trigger>()
     const builds = new Map<Id.BuildId, Build.Build>()
     const steps = new Map<Id.BuildId, Array<Build.BuildStep>>()
     const logs = new Map<Id.BuildId, BuildLog>()
@@ -154,6 +156,39 @@ export const makeMemoryStorage = (options: StorageOptions) =>
       }, serial),
       getAppVersion: (access, id) => Effect.fromResult(visible(versions, access, "app version", id)),
       listAppVersions: (access, query) => list(Fields.appVersions, versions.values(), access, query),
+
+      createTrigger: Effect.fnUntraced(function* (access, input) {
+        const at = yield* now
+        const id = yield* Id.generate("trg")
+        const app = yield* Effect.fromResult(visible(apps, access, "app", input.appId))
+        const trigger = Trigger.make(id, app.workspaceId, input, at)
+        triggers.set(id, trigger)
+        return trigger
+      }, serial),
+      getTrigger: (access, id) => Effect.fromResult(visible(triggers, access, "trigger", id)),
+      listTriggers: (access, query) => list(Fields.triggers, triggers.values(), access, query),
+      updateTrigger: Effect.fnUntraced(function* (access, id, patch) {
+        const at = yield* now
+        const trigger = yield* Effect.fromResult(visible(triggers, access, "trigger", id))
+        if (trigger.deletedAt !== null) return yield* new Conflict({ message: `trigger ${id} is deleted` })
+        const updated = Trigger.update(trigger, patch, at)
+        triggers.set(id, updated)
+        return updated
+      }, serial),
+      deleteTrigger: Effect.fnUntraced(function* (access, id) {
+        const at = yield* now
+        const trigger = yield* Effect.fromResult(visible(triggers, access, "trigger", id))
+        if (trigger.deletedAt !== null) return trigger
+        const deleted = Trigger.remove(trigger, at)
+        triggers.set(id, deleted)
+        return deleted
+      }, serial),
+      activeTriggers: (access, workspaceId) =>
+        Effect.sync(() =>
+          Access.allows(access, workspaceId)
+            ? [...triggers.values()].filter((t) => t.workspaceId === workspaceId && t.deletedAt === null)
+            : []
+        ),
 
       recordSourceEvent: Effect.fnUntraced(function* (access, input) {
         const at = yield* now

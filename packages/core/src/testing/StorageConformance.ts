@@ -18,9 +18,10 @@ import { leases } from "./storage/leases.ts"
 import { logs } from "./storage/logs.ts"
 import { queries } from "./storage/queries.ts"
 import { transitions } from "./storage/transitions.ts"
+import { triggers } from "./storage/triggers.ts"
 
 export type { MakeStorage } from "./storage/fixtures.ts"
-export { builds, changes, claims, entities, leases, logs, queries, transitions }
+export { builds, changes, claims, entities, leases, logs, queries, transitions, triggers }
 
 export const all = (name: string, make: MakeStorage): void => {
   entities(name, make)
@@ -31,4 +32,5 @@ export const all = (name: string, make: MakeStorage): void => {
   logs(name, make)
   changes(name, make)
   queries(name, make)
+  triggers(name, make)
 }
