@@ -4,7 +4,7 @@
  * Environment variable values are not part of the entity: secret ones are never returned.
  */
 import { type DateTime, Schema } from "effect"
-import { RelativePath } from "./App.ts"
+import { type BuildSettings, RelativePath } from "./App.ts"
 import * as Glob from "./Glob.ts"
 import { AppId, TriggerId, WorkspaceId } from "./Id.ts"
 import { Name } from "./Workspace.ts"
@@ -154,3 +154,62 @@ export const remove = (trigger: Trigger, now: DateTime.Utc): Trigger => ({
   updatedAt: now,
   deletedAt: now
 })
+
+/**
+ * What a build made by a trigger records about it and about the push (`Build.triggerMetadata`): enough to
+ * show the build's origin after the trigger changes or is deleted, and the settings it overrides.
+ */
+export interface BuildTriggerMetadata {
+  readonly triggerId: TriggerId | null
+  readonly triggerName: string | null
+  readonly source: "push" | "pull_request" | "manual" | "api"
+  readonly repository: string | null
+  readonly branch: string | null
+  readonly commitSha: string | null
+  readonly commitMessage: string | null
+  readonly author: string | null
+  readonly buildCommand: string | null
+  readonly deployCommand: string | null
+  readonly rootDirectory: string | null
+  readonly cachingEnabled: boolean | null
+  /** The names only: values never travel with a build's visible fields. */
+  readonly environmentVariables: ReadonlyArray<string>
+}
+
+export const metadataFor = (
+  trigger: Trigger,
+  origin: Pick<
+    BuildTriggerMetadata,
+    "source" | "repository" | "branch" | "commitSha" | "commitMessage" | "author"
+  >
+): BuildTriggerMetadata => ({
+  triggerId: trigger.id,
+  triggerName: trigger.name,
+  ...origin,
+  buildCommand: trigger.buildCommand,
+  deployCommand: trigger.deployCommand,
+  rootDirectory: trigger.rootDirectory,
+  cachingEnabled: trigger.cachingEnabled,
+  environmentVariables: trigger.environment.map((variable) => variable.name)
+})
+
+/**
+ * The build settings a build runs with: its app's, with what its trigger set in their place. A build
+ * without trigger metadata (or with a field the trigger left unset) keeps the app's.
+ */
+export const settingsFor = (
+  settings: BuildSettings,
+  metadata: Readonly<Record<string, unknown>> | null
+): BuildSettings => {
+  if (metadata === null) return settings
+  const text = (key: string) => (typeof metadata[key] === "string" ? (metadata[key] as string) : undefined)
+  const buildCommand = text("buildCommand")
+  return {
+    ...settings,
+    // A trigger's build command runs its builds with the commands strategy.
+    ...(buildCommand === undefined ? {} : { strategy: "commands" as const, buildCommand }),
+    deployCommand: text("deployCommand") ?? settings.deployCommand,
+    rootDirectory: text("rootDirectory") ?? settings.rootDirectory,
+    caching: typeof metadata.cachingEnabled === "boolean" ? metadata.cachingEnabled : settings.caching
+  }
+}

@@ -86,9 +86,14 @@ const appWith = (build: string, settings: Partial<App.BuildSettings> = {}) =>
       commitSha: stored.sha256,
       sizeBytes: stored.sizeBytes
     })
-    const queue = (n = 1) =>
+    const queue = (n = 1, triggerMetadata: Build.Metadata | null = null) =>
       Effect.forEach(Array.from({ length: n }), () =>
-        storage.createBuild(Access.all, { appVersionId: version.id, trigger: "manual", createdBy: "test" })
+        storage.createBuild(Access.all, {
+          appVersionId: version.id,
+          trigger: triggerMetadata === null ? "manual" : "auto",
+          createdBy: "test",
+          triggerMetadata
+        })
       )
     return { storage, app, queue }
   })
@@ -190,6 +195,20 @@ describe("Engine", () => {
       const done = yield* stopped(build!.id)
       expect(done).toMatchObject({ status: "failed", outcome: "timed_out", error: "timed out after 1 s" })
       expect(yield* Runner.Runner.use((r) => r.resources)).toEqual([])
+    }).pipe(Effect.provide(setup()))
+  )
+
+  it.live("runs a build a trigger made with the trigger's build and deploy commands", () =>
+    Effect.gen(function* () {
+      const { queue } = yield* appWith("echo from the app", { deployCommand: "echo app deploy" })
+      const [build] = yield* queue(1, {
+        triggerId: null,
+        buildCommand: "echo from the trigger",
+        deployCommand: "echo trigger deploy"
+      })
+      expect((yield* stopped(build!.id)).status).toBe("completed")
+      const texts = (yield* logOf(build!.id)).filter((l) => l.stream === "stdout").map((l) => l.text)
+      expect(texts).toEqual(["from the trigger", "trigger deploy"])
     }).pipe(Effect.provide(setup()))
   )
 

@@ -32,6 +32,7 @@ import { Runner, type RunnerEvent } from "../Runner.ts"
 import type { RunnerError } from "../RunnerError.ts"
 import { SourceStore } from "../SourceStore.ts"
 import { Storage, type StorageShape } from "../Storage.ts"
+import * as Trigger from "../Trigger.ts"
 
 /** How a run ended, as decided by whichever came first. */
 type Outcome =
@@ -196,10 +197,12 @@ export const makeEngine = (options: EngineOptions) =>
       Effect.gen(function* () {
         const fence: Fence = { owner, attempt: build.attempt }
         const leaseLost = Deferred.succeed(stop, { _tag: "LeaseLost" }).pipe(Effect.asVoid)
-        const [app, version] = yield* Effect.all(
+        const [stored, version] = yield* Effect.all(
           [Cache.get(apps, build.entityId), Cache.get(versions, build.appVersionId)],
           { concurrency: 2 }
         )
+        // A build made by a trigger runs with the trigger's commands, root directory and caching.
+        const app = { ...stored, build: Trigger.settingsFor(stored.build, build.triggerMetadata) }
         const variables = yield* environment(build, app)
         const redactor = Redactor.make(variables.filter((v) => v.secret).map((v) => v.value))
         const log = yield* makeLogWriter(
