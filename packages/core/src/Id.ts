@@ -46,7 +46,7 @@ export type SourceEventId = typeof SourceEventId.Type
 export const TokenId = idSchema("tok").pipe(Schema.brand("TokenId"))
 export type TokenId = typeof TokenId.Type
 
-interface IdTypes {
+export interface IdTypes {
   readonly wsp: WorkspaceId
   readonly app: AppId
   readonly ver: AppVersionId

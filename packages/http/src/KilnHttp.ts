@@ -22,7 +22,9 @@ import {
   HttpServerResponse
 } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import * as AccountsApi from "./AccountsApi.ts"
 import { KilnApi, logStreamProtocol } from "./Api.ts"
+import * as Accounts from "./internal/accounts.ts"
 import * as Apps from "./internal/apps.ts"
 import * as AppVersions from "./internal/appVersions.ts"
 import * as Authorization from "./internal/authorization.ts"
@@ -67,8 +69,26 @@ const isTooLarge = (reason: HttpServerError.RequestParseError) =>
  * Unknown routes, requests past the limits, unreadable bodies and defects, in the API's error body, and a
  * request id on every response. Applied to the whole router, so it also covers routes the host adds.
  */
-const answer = (status: number, body: object) => HttpServerResponse.jsonUnsafe(body, { status })
-const tooLarge = () =>
+/**
+ * An error answered outside HttpApi, in the body of the surface the request is for: the accounts dialect
+ * wraps every answer in its envelope, the other surfaces use `{error, message}`.
+ */
+type Answer = (
+  status: number,
+  body: { readonly error: string; readonly message?: string; readonly requestId?: string }
+) => HttpServerResponse.HttpServerResponse
+const answerFor = (url: string): Answer =>
+  /^(\/[^?]*)?\/accounts\//.test(url)
+    ? (status, body) =>
+        HttpServerResponse.jsonUnsafe(
+          AccountsApi.failureBody(
+            status,
+            body.message ?? `internal error; request id ${body.requestId ?? "unknown"}`
+          ),
+          { status }
+        )
+    : (status, body) => HttpServerResponse.jsonUnsafe(body, { status })
+const tooLarge = (answer: Answer) =>
   answer(413, {
     error: "payload_too_large",
     message: `the request body is larger than ${maxBodyBytes} bytes`
@@ -79,7 +99,8 @@ const bodyLimit = ByteSize.bytes(maxBodyBytes)
 const failure = (
   request: HttpServerRequest.HttpServerRequest,
   requestId: string,
-  cause: Cause.Cause<unknown>
+  cause: Cause.Cause<unknown>,
+  answer: Answer
 ) => {
   // The client went away (the server interrupts its request): nobody is left to answer.
   if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
@@ -93,7 +114,7 @@ const failure = (
   if (reason?._tag === "RequestParseError") {
     return Effect.succeed(
       isTooLarge(reason)
-        ? tooLarge()
+        ? tooLarge(answer)
         : answer(400, { error: "invalid_request", message: "the request body could not be read" })
     )
   }
@@ -113,6 +134,7 @@ const guard = HttpRouter.middleware(
     // Every failure becomes a response here, so the remaining error type is nominal.
     HttpServerRequest.HttpServerRequest.use((request) => {
       const requestId = randomUUID()
+      const answer = answerFor(request.url)
       const withId = (response: HttpServerResponse.HttpServerResponse) =>
         HttpServerResponse.setHeader(response, "x-request-id", requestId)
       if (request.url.length > maxUrlLength) {
@@ -125,7 +147,7 @@ const guard = HttpRouter.middleware(
       // A body's size is bounded here unless it is an archive, which the source store bounds itself.
       const limited = request.method !== "GET" && request.method !== "HEAD" && !isArchiveUpload(request.url)
       if (limited && Number(request.headers["content-length"] ?? 0) > maxBodyBytes) {
-        return Effect.succeed(withId(tooLarge()))
+        return Effect.succeed(withId(tooLarge(answer)))
       }
       return (
         limited ? Effect.provideService(httpEffect, HttpIncomingMessage.MaxBodySize, bodyLimit) : httpEffect
@@ -143,7 +165,7 @@ const guard = HttpRouter.middleware(
                   : response
               )
             ),
-          onFailure: (cause) => Effect.map(failure(request, requestId, cause), withId)
+          onFailure: (cause) => Effect.map(failure(request, requestId, cause, answer), withId)
         })
       )
     }) as Effect.Effect<
@@ -162,11 +184,23 @@ const handlers = Layer.mergeAll(
   Tokens.layer
 ).pipe(Layer.provide(Authorization.layer))
 
+const accounts = HttpApiBuilder.layer(AccountsApi.AccountsApi, {
+  openapiPath: "/accounts/openapi.json"
+}).pipe(
+  Layer.provide(
+    Layer.mergeAll(Accounts.buildsLayer, Accounts.triggersLayer).pipe(
+      Layer.provide(Accounts.authorizationLayer)
+    )
+  ),
+  Layer.provide(Accounts.requestErrorsLayer)
+)
+
 const routes = Layer.mergeAll(
   HttpApiBuilder.layer(KilnApi, { openapiPath: "/api/openapi.json" }).pipe(
     Layer.provide(handlers),
     Layer.provide(RequestErrors.layer)
   ),
+  accounts,
   LogStream.route,
   HttpApiScalar.layer(KilnApi, { path: "/api/docs" }),
   guard

@@ -1,3 +1,4 @@
+export * as AccountsApi from "./AccountsApi.ts"
 export * as Api from "./Api.ts"
 export * as ApiError from "./ApiError.ts"
 export * as KilnClient from "./KilnClient.ts"

@@ -4,6 +4,7 @@
  * stream and cancel — gets exactly what it gets for an object that does not exist. Nothing of B leaks,
  * and nothing of B changes.
  */
+import { Access, Id, Storage } from "@kiln/core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import {
   byHand,
@@ -42,8 +43,13 @@ const missing = {
   app: "app_01jz0000000000000000000000",
   version: "ver_01jz0000000000000000000000",
   build: "bld_01jz0000000000000000000000",
-  token: "tok_01jz0000000000000000000000"
+  token: "tok_01jz0000000000000000000000",
+  trigger: "trg_01jz0000000000000000000000"
 }
+
+/** The rows a 200 answered: a list's `data`, or the accounts dialect's id → build map. */
+const rowsOf = (body: any): ReadonlyArray<unknown> =>
+  Array.isArray(body?.data) ? body.data : Object.values(body?.result?.builds ?? { unknown: true })
 
 describe("http › workspace scope", () => {
   it("answers A's token on B's objects exactly as on missing ones, through every route and name", async () => {
@@ -87,7 +93,108 @@ describe("http › workspace scope", () => {
     }
     const each = <K extends keyof typeof missing>(kind: K, of: string) => [of, missing[kind]] as const
     const lists = ["workspaces", "apps", "app-versions", "builds", "tokens"] as const
+    const triggerB = await server.run(
+      Storage.Storage.use((storage) =>
+        storage.createTrigger(Access.all, {
+          appId: b.app.id as never,
+          name: "b's pushes",
+          repository: "https://git.example.com/b.git",
+          branchIncludes: [],
+          branchExcludes: [],
+          pathIncludes: [],
+          pathExcludes: [],
+          buildCommand: null,
+          deployCommand: null,
+          rootDirectory: null,
+          cachingEnabled: false,
+          environment: []
+        })
+      )
+    )
+    // The accounts dialect names everything by UUID, under A's account (or B's, which A cannot see).
+    const uuids = <K extends keyof typeof missing>(kind: K, of: string) =>
+      [Id.toUuid(of), Id.toUuid(missing[kind])] as const
+    const accountA = `/accounts/${Id.toUuid(a.workspace.id)}/builds`
+    const accounts: Array<Case> = [
+      {
+        route: "GET /accounts/{account}/builds/builds/{build}",
+        how: "account",
+        names: uuids("workspace", b.workspace.id),
+        send: (account) => as("GET", `/accounts/${account}/builds/builds/${Id.toUuid(runningB)}`)
+      },
+      ...[queuedB, runningB].flatMap(
+        (build): Array<Case> => [
+          {
+            route: "GET /accounts/{account}/builds/builds/{build}",
+            how: "path",
+            names: uuids("build", build),
+            send: (id) => as("GET", `${accountA}/builds/${id}`)
+          },
+          {
+            route: "PUT /accounts/{account}/builds/builds/{build}/cancel",
+            how: "cancel",
+            names: uuids("build", build),
+            send: (id) => as("PUT", `${accountA}/builds/${id}/cancel`)
+          },
+          {
+            route: "GET /accounts/{account}/builds/builds/{build}/logs",
+            how: "logs cursor",
+            names: uuids("build", build),
+            send: (id) => as("GET", `${accountA}/builds/${id}/logs?cursor=${logCursorB}`)
+          }
+        ]
+      ),
+      {
+        route: "GET /accounts/{account}/builds/builds",
+        how: "version_ids",
+        names: uuids("version", versionB.id),
+        send: (id) => as("GET", `${accountA}/builds?version_ids=${id}`)
+      },
+      {
+        route: "GET /accounts/{account}/builds/builds/latest",
+        how: "external_script_ids",
+        names: uuids("app", b.app.id),
+        send: (id) => as("GET", `${accountA}/builds/latest?external_script_ids=${id}`)
+      },
+      {
+        route: "GET /accounts/{account}/builds/workers/{script}/builds",
+        how: "path",
+        names: uuids("app", b.app.id),
+        send: (id) => as("GET", `${accountA}/workers/${id}/builds`)
+      },
+      {
+        route: "GET /accounts/{account}/builds/workers/{script}/triggers",
+        how: "path",
+        names: uuids("app", b.app.id),
+        send: (id) => as("GET", `${accountA}/workers/${id}/triggers`)
+      },
+      {
+        route: "POST /accounts/{account}/builds/triggers",
+        how: "body external_script_id",
+        names: uuids("app", b.app.id),
+        send: (id) => as("POST", `${accountA}/triggers`, { external_script_id: id, trigger_name: "intruder" })
+      },
+      {
+        route: "PATCH /accounts/{account}/builds/triggers/{trigger}",
+        how: "path",
+        names: uuids("trigger", triggerB.id),
+        send: (id) => as("PATCH", `${accountA}/triggers/${id}`, { trigger_name: "mine now" })
+      },
+      {
+        route: "DELETE /accounts/{account}/builds/triggers/{trigger}",
+        how: "path",
+        names: uuids("trigger", triggerB.id),
+        send: (id) => as("DELETE", `${accountA}/triggers/${id}`)
+      },
+      {
+        route: "POST /accounts/{account}/builds/triggers/{trigger}/builds",
+        how: "path",
+        names: uuids("trigger", triggerB.id),
+        send: (id) => as("POST", `${accountA}/triggers/${id}/builds`, { commit_hash: "f".repeat(40) })
+      }
+    ]
     const cases: Array<Case> = [
+      ...accounts,
       // Path ids.
       {
         route: "GET /api/workspaces/{id}",
@@ -313,7 +420,8 @@ describe("http › workspace scope", () => {
       const [replyB, replyMissing] = [await testCase.send(ofB), await testCase.send(ofNobody)]
       const label = `${testCase.route} by ${testCase.how}`
       statuses.set(replyB.status, (statuses.get(replyB.status) ?? 0) + 1)
-      if (replyB.status === 200 && replyB.body?.data?.length !== 0) failures.push(`${label}: listed B's rows`)
+      if (replyB.status === 200 && rowsOf(replyB.body).length !== 0)
+        failures.push(`${label}: listed B's rows`)
       if (replyB.status < 400 && replyB.status !== 200) failures.push(`${label}: ${replyB.status}`)
       if (JSON.stringify(normalized(replyB, ofB)) !== JSON.stringify(normalized(replyMissing, ofNobody))) {
         failures.push(
@@ -326,7 +434,7 @@ describe("http › workspace scope", () => {
       `scope matrix: ${cases.length} combinations of route × way to name an object (${byStatus}), each as for a missing object`
     )
     expect(failures).toEqual([])
-    expect(cases.length).toBeGreaterThanOrEqual(40)
+    expect(cases.length).toBeGreaterThanOrEqual(55)
 
     // Nothing of B changed: its builds were not cancelled, its token was not revoked, nothing was added.
     const queued = await call(server, "GET", `/api/builds/${queuedB}`, { token: tokenB })
@@ -344,6 +452,10 @@ describe("http › workspace scope", () => {
       (await call(server, "GET", `/api/builds?workspace_id=${b.workspace.id}`, { token: tokenB })).body
         .pageInfo.total
     ).toBe(2)
+    const stillB = await server.run(
+      Storage.Storage.use((storage) => storage.getTrigger(Access.all, triggerB.id))
+    )
+    expect(stillB).toEqual(triggerB)
     // And A's token still works on A: the refusals above were about scope, not a broken token.
     expect((await call(server, "GET", `/api/apps/${a.app.id}`, { token: tokenA })).status).toBe(200)
   })

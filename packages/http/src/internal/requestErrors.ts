@@ -10,12 +10,16 @@ import * as ApiError from "../ApiError.ts"
 
 const format = SchemaIssue.makeFormatterStandardSchemaV1()
 
-export const layer = HttpApiMiddleware.layerSchemaErrorTransform(RequestErrors, (error) => {
-  const root = error.kind.toLowerCase()
-  const issues = format(error.cause.issue).issues.map((issue) => ({
+/** Every problem of a decoding failure, each with the path to it from `root`. */
+export const issuesOf = (root: string, issue: SchemaIssue.Issue) =>
+  format(issue).issues.map((issue) => ({
     path: Filter.pathOf(root, (issue.path ?? []) as ReadonlyArray<PropertyKey>),
     message: issue.message.replace(/^Expected /, "expected ")
   }))
+
+export const layer = HttpApiMiddleware.layerSchemaErrorTransform(RequestErrors, (error) => {
+  const root = error.kind.toLowerCase()
+  const issues = issuesOf(root, error.cause.issue)
   const [first] = issues
   return Effect.fail(
     ApiError.badRequest(

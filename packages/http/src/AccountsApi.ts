@@ -1,0 +1,313 @@
+/**
+ * The accounts dialect (`/accounts/{account_id}/builds/…`, the seed-002 contract) as an HttpApi: builds by
+ * version and by script, a build by UUID with its trigger and trigger metadata, cancel, log pages, the
+ * triggers that make builds, and manual builds of a trigger. An account is a workspace, a script is an
+ * app, a version is an app version; every id is the UUID the Kiln id encodes (Kiln's prefixed ids are
+ * accepted too). Every response, errors included, is the envelope `{success, errors, messages, result}`.
+ */
+import type { Authenticator } from "@kiln/core"
+import { BuildState } from "@kiln/core"
+import { Context, Schema } from "effect"
+import {
+  HttpApi,
+  HttpApiEndpoint,
+  HttpApiGroup,
+  HttpApiMiddleware,
+  HttpApiSecurity,
+  OpenApi
+} from "effect/http-api"
+
+// -----------------------------------------------------------------------------------------------------
+// The envelope, and errors in it
+// -----------------------------------------------------------------------------------------------------
+
+export const Message = Schema.Struct({ code: Schema.Int, message: Schema.String })
+
+/** A successful answer: `result` in the envelope. */
+export const envelope = <S extends Schema.Top>(result: S) =>
+  Schema.Struct({
+    success: Schema.Literal(true),
+    errors: Schema.Array(Message),
+    messages: Schema.Array(Message),
+    result
+  })
+
+const errorFields = {
+  success: Schema.Literal(false),
+  errors: Schema.Array(Message),
+  messages: Schema.Array(Message),
+  result: Schema.Null
+}
+
+/** The envelope of a failure: `errors` holds one `{code, message}`, its code the HTTP status. */
+const failure = (status: number, message: string) => ({
+  success: false as const,
+  errors: [{ code: status, message }],
+  messages: [],
+  result: null
+})
+
+export class AccountsBadRequest extends Schema.Error<AccountsBadRequest>("AccountsBadRequest")(errorFields, {
+  httpApiStatus: 400
+}) {
+  static of(message: string) {
+    return new AccountsBadRequest(failure(400, message))
+  }
+}
+export class AccountsUnauthorized extends Schema.Error<AccountsUnauthorized>("AccountsUnauthorized")(
+  errorFields,
+  { httpApiStatus: 401 }
+) {
+  static readonly instance = new AccountsUnauthorized(failure(401, "missing or invalid credentials"))
+}
+export class AccountsForbidden extends Schema.Error<AccountsForbidden>("AccountsForbidden")(errorFields, {
+  httpApiStatus: 403
+}) {
+  static of(message: string) {
+    return new AccountsForbidden(failure(403, message))
+  }
+}
+export class AccountsNotFound extends Schema.Error<AccountsNotFound>("AccountsNotFound")(errorFields, {
+  httpApiStatus: 404
+}) {
+  static of(message: string) {
+    return new AccountsNotFound(failure(404, message))
+  }
+}
+export class AccountsConflict extends Schema.Error<AccountsConflict>("AccountsConflict")(errorFields, {
+  httpApiStatus: 409
+}) {
+  static of(message: string) {
+    return new AccountsConflict(failure(409, message))
+  }
+}
+
+/** The same failure envelope for answers made outside HttpApi (unknown routes, limits, 500s). */
+export const failureBody = failure
+
+// -----------------------------------------------------------------------------------------------------
+// Views
+// -----------------------------------------------------------------------------------------------------
+
+const Timestamp = Schema.NullOr(Schema.String)
+const Strings = Schema.Array(Schema.String)
+
+export const TriggerView = Schema.Struct({
+  trigger_uuid: Schema.String,
+  trigger_name: Schema.String,
+  external_script_id: Schema.String,
+  repo_connection: Schema.NullOr(Schema.Struct({ repo_name: Schema.String })),
+  branch_includes: Strings,
+  branch_excludes: Strings,
+  path_includes: Strings,
+  path_excludes: Strings,
+  build_command: Schema.NullOr(Schema.String),
+  deploy_command: Schema.NullOr(Schema.String),
+  root_directory: Schema.NullOr(Schema.String),
+  build_caching_enabled: Schema.Boolean,
+  environment_variables: Schema.Record(Schema.String, Schema.Struct({ is_secret: Schema.Boolean })),
+  created_on: Schema.String,
+  modified_on: Schema.String,
+  deleted_on: Timestamp
+})
+export type TriggerView = typeof TriggerView.Type
+
+export const BuildTriggerMetadataView = Schema.Struct({
+  build_trigger_source: Schema.Literals(["push", "pull_request", "manual", "api"]),
+  branch: Schema.NullOr(Schema.String),
+  commit_hash: Schema.NullOr(Schema.String),
+  commit_message: Schema.NullOr(Schema.String),
+  author: Schema.NullOr(Schema.String),
+  repo_name: Schema.NullOr(Schema.String),
+  build_command: Schema.NullOr(Schema.String),
+  deploy_command: Schema.NullOr(Schema.String),
+  root_directory: Schema.NullOr(Schema.String),
+  environment_variables: Schema.Record(Schema.String, Schema.Struct({ is_secret: Schema.Boolean })),
+  build_token_name: Schema.NullOr(Schema.String),
+  build_token_uuid: Schema.NullOr(Schema.String),
+  provider_type: Schema.NullOr(Schema.String),
+  provider_account_name: Schema.NullOr(Schema.String)
+})
+
+export const BuildView = Schema.Struct({
+  build_uuid: Schema.String,
+  status: BuildState.AccountsStatus,
+  build_outcome: Schema.NullOr(BuildState.AccountsOutcome),
+  created_on: Schema.String,
+  initializing_on: Timestamp,
+  running_on: Timestamp,
+  stopped_on: Timestamp,
+  modified_on: Schema.String,
+  build_trigger_metadata: BuildTriggerMetadataView,
+  pull_request: Schema.NullOr(Schema.Struct({ created_on: Schema.String, pull_request_url: Schema.String })),
+  trigger: Schema.NullOr(TriggerView)
+})
+export type BuildView = typeof BuildView.Type
+
+export const LogsView = Schema.Struct({
+  /** Pass back as `cursor` for the lines after these. */
+  cursor: Schema.String,
+  /** `[epoch milliseconds, text]` per line. */
+  lines: Schema.Array(Schema.Tuple([Schema.Number, Schema.String])),
+  truncated: Schema.Boolean
+})
+
+export const ResultInfo = Schema.Struct({
+  page: Schema.Int,
+  per_page: Schema.Int,
+  count: Schema.Int,
+  total_count: Schema.Int,
+  total_pages: Schema.Int
+})
+
+// -----------------------------------------------------------------------------------------------------
+// Authentication and request errors, in the envelope
+// -----------------------------------------------------------------------------------------------------
+
+export class AccountsPrincipal extends Context.Service<AccountsPrincipal, Authenticator.Principal>()(
+  "@kiln/http/AccountsPrincipal"
+) {}
+
+export class AccountsAuthorization extends HttpApiMiddleware.Service<
+  AccountsAuthorization,
+  { provides: AccountsPrincipal }
+>()("@kiln/http/AccountsAuthorization", {
+  security: { bearer: HttpApiSecurity.bearer },
+  error: AccountsUnauthorized,
+  requiredForClient: true
+}) {}
+
+export class AccountsRequestErrors extends HttpApiMiddleware.Service<AccountsRequestErrors>()(
+  "@kiln/http/AccountsRequestErrors",
+  { error: AccountsBadRequest }
+) {}
+
+// -----------------------------------------------------------------------------------------------------
+// Endpoints
+// -----------------------------------------------------------------------------------------------------
+
+const Id = Schema.String.check(Schema.isMaxLength(100))
+const Text = (max: number) => Schema.String.check(Schema.isMaxLength(max))
+const Patterns = Schema.Array(Text(1024)).check(Schema.isMaxLength(100))
+const account = { account_id: Id }
+const notFound = [AccountsBadRequest, AccountsNotFound] as const
+
+const TriggerInput = {
+  trigger_name: Text(256).check(Schema.isNonEmpty()),
+  repository: Schema.optionalKey(Schema.NullOr(Text(2048))),
+  branch_includes: Schema.optionalKey(Patterns),
+  branch_excludes: Schema.optionalKey(Patterns),
+  path_includes: Schema.optionalKey(Patterns),
+  path_excludes: Schema.optionalKey(Patterns),
+  build_command: Schema.optionalKey(Schema.NullOr(Text(8192))),
+  deploy_command: Schema.optionalKey(Schema.NullOr(Text(8192))),
+  root_directory: Schema.optionalKey(Schema.NullOr(Text(1024))),
+  build_caching_enabled: Schema.optionalKey(Schema.Boolean),
+  /** Names, and whether each is secret; values are set where builds run (the engine's `environment`). */
+  environment_variables: Schema.optionalKey(
+    Schema.Record(Text(255), Schema.Struct({ is_secret: Schema.Boolean })).check(
+      Schema.makeFilter((record) => Object.keys(record).length <= 200 || "at most 200 variables")
+    )
+  )
+}
+
+export class AccountsBuildsGroup extends HttpApiGroup.make("accountsBuilds")
+  .add(
+    HttpApiEndpoint.get("byVersions", "/accounts/:account_id/builds/builds", {
+      params: account,
+      query: { version_ids: Text(4096) },
+      success: envelope(Schema.Struct({ builds: Schema.Record(Schema.String, BuildView) })),
+      error: notFound
+    }),
+    HttpApiEndpoint.get("latest", "/accounts/:account_id/builds/builds/latest", {
+      params: account,
+      query: { external_script_ids: Text(4096) },
+      success: envelope(Schema.Struct({ builds: Schema.Record(Schema.String, BuildView) })),
+      error: notFound
+    }),
+    HttpApiEndpoint.get("get", "/accounts/:account_id/builds/builds/:build_uuid", {
+      params: { ...account, build_uuid: Id },
+      success: envelope(BuildView),
+      error: notFound
+    }),
+    HttpApiEndpoint.put("cancel", "/accounts/:account_id/builds/builds/:build_uuid/cancel", {
+      params: { ...account, build_uuid: Id },
+      success: envelope(
+        Schema.Struct({
+          build_uuid: Schema.String,
+          build_outcome: Schema.NullOr(BuildState.AccountsOutcome),
+          stopped_on: Timestamp
+        })
+      ),
+      error: [...notFound, AccountsForbidden]
+    }),
+    HttpApiEndpoint.get("logs", "/accounts/:account_id/builds/builds/:build_uuid/logs", {
+      params: { ...account, build_uuid: Id },
+      query: { cursor: Schema.optional(Text(100)) },
+      success: envelope(LogsView),
+      error: notFound
+    }),
+    HttpApiEndpoint.get("byScript", "/accounts/:account_id/builds/workers/:external_script_id/builds", {
+      params: { ...account, external_script_id: Id },
+      query: { page: Schema.optional(Text(8)), per_page: Schema.optional(Text(8)) },
+      success: Schema.Struct({
+        ...envelope(Schema.Array(BuildView)).fields,
+        result_info: ResultInfo
+      }),
+      error: notFound
+    })
+  )
+  .middleware(AccountsAuthorization) {}
+
+export class AccountsTriggersGroup extends HttpApiGroup.make("accountsTriggers")
+  .add(
+    HttpApiEndpoint.post("create", "/accounts/:account_id/builds/triggers", {
+      params: account,
+      payload: Schema.Struct({ external_script_id: Id, ...TriggerInput }),
+      success: envelope(TriggerView),
+      error: [...notFound, AccountsForbidden]
+    }),
+    HttpApiEndpoint.patch("update", "/accounts/:account_id/builds/triggers/:trigger_uuid", {
+      params: { ...account, trigger_uuid: Id },
+      payload: Schema.Struct({
+        ...TriggerInput,
+        trigger_name: Schema.optionalKey(TriggerInput.trigger_name)
+      }),
+      success: envelope(TriggerView),
+      error: [...notFound, AccountsForbidden, AccountsConflict]
+    }),
+    HttpApiEndpoint.delete("delete", "/accounts/:account_id/builds/triggers/:trigger_uuid", {
+      params: { ...account, trigger_uuid: Id },
+      success: envelope(TriggerView),
+      error: [...notFound, AccountsForbidden]
+    }),
+    HttpApiEndpoint.get("list", "/accounts/:account_id/builds/workers/:external_script_id/triggers", {
+      params: { ...account, external_script_id: Id },
+      success: envelope(Schema.Array(TriggerView)),
+      error: notFound
+    }),
+    HttpApiEndpoint.post("build", "/accounts/:account_id/builds/triggers/:trigger_uuid/builds", {
+      params: { ...account, trigger_uuid: Id },
+      payload: Schema.Struct({
+        branch: Schema.optionalKey(Text(255)),
+        commit_hash: Schema.optionalKey(Text(64))
+      }),
+      success: envelope(BuildView),
+      error: [...notFound, AccountsForbidden, AccountsConflict]
+    })
+  )
+  .middleware(AccountsAuthorization) {}
+
+export class AccountsApi extends HttpApi.make("kiln-accounts")
+  .add(AccountsBuildsGroup)
+  .add(AccountsTriggersGroup)
+  .middleware(AccountsRequestErrors)
+  .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error" })
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "Kiln — accounts dialect",
+      version: "0.1.0",
+      description:
+        "Builds and triggers in the accounts dialect: every answer in the {success, errors, messages, result} envelope."
+    })
+  ) {}

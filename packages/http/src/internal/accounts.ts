@@ -1,0 +1,551 @@
+/**
+ * The accounts dialect's handlers (see `AccountsApi.ts`). Every lookup is scoped twice: to the caller's
+ * workspaces, and to the account in the path, so an object of another account is a 404 exactly like a
+ * missing one. Statuses come from core's mapping (`BuildState.toAccounts`).
+ */
+import {
+  Access,
+  AppVersion,
+  Authenticator,
+  type Build,
+  BuildState,
+  Fields,
+  Id,
+  LogCursor,
+  Query,
+  SourceStore,
+  Storage,
+  Trigger
+} from "@kiln/core"
+import { DateTime, Effect, Layer, Redacted, Schema, type SchemaIssue } from "effect"
+import { HttpApiBuilder, HttpApiMiddleware } from "effect/http-api"
+import {
+  AccountsApi,
+  AccountsAuthorization,
+  AccountsBadRequest,
+  AccountsConflict,
+  AccountsForbidden,
+  AccountsNotFound,
+  AccountsPrincipal,
+  AccountsRequestErrors,
+  AccountsUnauthorized,
+  type BuildView,
+  type TriggerView
+} from "../AccountsApi.ts"
+import { issuesOf } from "./requestErrors.ts"
+
+const ok = <A>(result: A) => ({ success: true as const, errors: [], messages: [], result })
+const iso = (at: DateTime.Utc | null) => (at === null ? null : DateTime.formatIso(at))
+
+/** A Kiln id from the UUID it encodes, or the prefixed id itself; anything else names nothing. */
+const idOf = <P extends Id.Prefix>(prefix: P, text: string): Id.IdTypes[P] | undefined =>
+  text.startsWith(`${prefix}_`) ? (text as Id.IdTypes[P]) : Id.fromUuid(prefix, text)
+
+const maxIds = 20
+
+const decodeSource = Schema.decodeUnknownResult(AppVersion.NewSource)
+
+/** A comma-separated id list of at most 20. */
+const idList = (parameter: string, text: string) => {
+  const ids = text
+    .split(",")
+    .map((id) => id.trim())
+    .filter((id) => id !== "")
+  return ids.length === 0 || ids.length > maxIds
+    ? Effect.fail(AccountsBadRequest.of(`${parameter}: expected 1 to ${maxIds} comma-separated ids`))
+    : Effect.succeed(ids)
+}
+
+const variablesOf = (names: ReadonlyArray<{ readonly name: string; readonly secret: boolean }>) =>
+  Object.fromEntries(names.map((variable) => [variable.name, { is_secret: variable.secret }]))
+
+export const triggerView = (trigger: Trigger.Trigger): TriggerView => ({
+  trigger_uuid: Id.toUuid(trigger.id),
+  trigger_name: trigger.name,
+  external_script_id: Id.toUuid(trigger.appId),
+  repo_connection: trigger.repository === null ? null : { repo_name: trigger.repository },
+  branch_includes: trigger.branchIncludes,
+  branch_excludes: trigger.branchExcludes,
+  path_includes: trigger.pathIncludes.length > 0 ? trigger.pathIncludes : Trigger.defaultPathIncludes,
+  path_excludes: trigger.pathExcludes,
+  build_command: trigger.buildCommand,
+  deploy_command: trigger.deployCommand,
+  root_directory: trigger.rootDirectory,
+  build_caching_enabled: trigger.cachingEnabled,
+  environment_variables: variablesOf(trigger.environment),
+  created_on: DateTime.formatIso(trigger.createdAt),
+  modified_on: DateTime.formatIso(trigger.updatedAt),
+  deleted_on: iso(trigger.deletedAt)
+})
+
+/** Where a build came from, when no trigger recorded it: `auto` builds come from pushes. */
+const sourceOf = (build: Build.Build): BuildView["build_trigger_metadata"]["build_trigger_source"] =>
+  build.trigger === "auto"
+    ? "push"
+    : build.trigger === "manual" && build.triggerMetadata !== null
+      ? "manual"
+      : "api"
+
+export const buildView = (build: Build.Build, trigger: Trigger.Trigger | null): BuildView => {
+  const metadata = (build.triggerMetadata ?? {}) as Partial<Trigger.BuildTriggerMetadata>
+  const text = (value: string | null | undefined) => value ?? null
+  const { status, buildOutcome } = BuildState.toAccounts(build as BuildState.State)
+  return {
+    build_uuid: Id.toUuid(build.id),
+    status,
+    build_outcome: buildOutcome,
+    created_on: DateTime.formatIso(build.createdAt),
+    initializing_on: iso(build.startedAt),
+    running_on: iso(build.runningAt),
+    stopped_on: iso(build.completedAt),
+    modified_on: DateTime.formatIso(build.updatedAt),
+    build_trigger_metadata: {
+      build_trigger_source: metadata.source ?? sourceOf(build),
+      branch: text(metadata.branch),
+      commit_hash: text(metadata.commitSha) ?? build.commitSha,
+      commit_message: text(metadata.commitMessage),
+      author: build.triggerMetadata === null ? build.createdBy : text(metadata.author),
+      repo_name: text(metadata.repository),
+      build_command: text(metadata.buildCommand),
+      deploy_command: text(metadata.deployCommand),
+      root_directory: text(metadata.rootDirectory),
+      environment_variables: Object.fromEntries(
+        (metadata.environmentVariables ?? []).map((name) => [
+          name,
+          { is_secret: trigger?.environment.find((v) => v.name === name)?.secret ?? true }
+        ])
+      ),
+      build_token_name: null,
+      build_token_uuid: null,
+      provider_type: metadata.repository === undefined || metadata.repository === null ? null : "git",
+      provider_account_name: null
+    },
+    pull_request: null,
+    trigger: trigger === null ? null : triggerView(trigger)
+  }
+}
+
+/** `AccountsAuthorization`: the same authentication as the canonical API, failing in the envelope. */
+export const authorizationLayer = Layer.effect(
+  AccountsAuthorization,
+  Effect.gen(function* () {
+    const authenticator = yield* Authenticator.Authenticator
+    return AccountsAuthorization.of({
+      bearer: (httpEffect, { credential }) =>
+        authenticator.authenticate(Redacted.value(credential)).pipe(
+          Effect.catchTags({
+            Unauthenticated: () => Effect.fail(AccountsUnauthorized.instance),
+            StorageError: Effect.die
+          }),
+          Effect.flatMap((principal) => Effect.provideService(httpEffect, AccountsPrincipal, principal))
+        )
+    })
+  })
+)
+
+/** The first problem of a decoding failure, as a 400 in the envelope. */
+const badRequestOf = (root: string, issue: SchemaIssue.Issue) => {
+  const [first] = issuesOf(root, issue)
+  return AccountsBadRequest.of(first === undefined ? `${root}: invalid` : `${first.path}: ${first.message}`)
+}
+
+export const requestErrorsLayer = HttpApiMiddleware.layerSchemaErrorTransform(
+  AccountsRequestErrors,
+  (error) => Effect.fail(badRequestOf(error.kind.toLowerCase(), error.cause.issue))
+)
+
+const decodeTrigger = Schema.decodeUnknownResult(Trigger.NewTrigger)
+
+/** A trigger as the API names its fields, checked whole (variable names, root directory, sizes). */
+const checkedTrigger = (input: Trigger.NewTrigger) =>
+  Effect.fromResult(decodeTrigger(input)).pipe(
+    Effect.mapError((error) => badRequestOf("payload", error.issue))
+  )
+
+const writer = Effect.flatMap(Effect.service(AccountsPrincipal), (principal) =>
+  Authenticator.hasRole(principal, "write")
+    ? Effect.succeed(principal)
+    : Effect.fail(AccountsForbidden.of("this needs a token with the write role"))
+)
+
+/** Storage's NotFound under the dialect's own words for the missing thing. */
+const notFoundAs = <A, E extends { readonly _tag: string; readonly message: string }, R>(
+  message: string,
+  effect: Effect.Effect<A, E, R>
+) =>
+  Effect.catchIf(
+    effect,
+    (error) => error._tag === "NotFound",
+    () => Effect.fail(AccountsNotFound.of(message))
+  )
+
+type StorageFailure = Storage.NotFound | Storage.Conflict | Storage.StorageError
+
+/** Storage's NotFound and Conflict in the envelope; a storage failure is a defect (a 500). */
+const fromStorage = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, Exclude<E, StorageFailure> | AccountsNotFound | AccountsConflict, R> =>
+  Effect.catch(
+    effect,
+    (error): Effect.Effect<never, Exclude<E, StorageFailure> | AccountsNotFound | AccountsConflict> => {
+      const tag = (error as { readonly _tag?: unknown })._tag
+      const message = (error as { readonly message?: unknown }).message as string
+      return tag === "NotFound"
+        ? Effect.fail(AccountsNotFound.of(message))
+        : tag === "Conflict"
+          ? Effect.fail(AccountsConflict.of(message))
+          : tag === "StorageError"
+            ? Effect.die(error)
+            : Effect.fail(error as Exclude<E, StorageFailure>)
+    }
+  )
+
+/** The caller's view of one account: a workspace it may see, or 404. */
+const accountOf = (storage: Storage.StorageShape, accountId: string) =>
+  Effect.gen(function* () {
+    const principal = yield* Effect.service(AccountsPrincipal)
+    const id = idOf("wsp", accountId)
+    if (id === undefined) return yield* AccountsNotFound.of("Account not found")
+    const workspace = yield* fromStorage(
+      notFoundAs("Account not found", storage.getWorkspace(principal.access, id))
+    )
+    return { principal, access: Access.workspaces([workspace.id]) }
+  })
+
+export const buildsLayer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (handlers) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+
+    const triggerOf = (access: Access.Access, build: Build.Build) => {
+      const id = (build.triggerMetadata as { triggerId?: unknown } | null)?.triggerId
+      return typeof id === "string"
+        ? storage.getTrigger(access, id as Id.TriggerId).pipe(
+            Effect.option,
+            Effect.map((o) => (o._tag === "Some" ? o.value : null))
+          )
+        : Effect.succeed(null)
+    }
+    const view = (access: Access.Access, build: Build.Build) =>
+      Effect.map(Effect.orDie(triggerOf(access, build)), (trigger) => buildView(build, trigger))
+
+    const buildOf = (access: Access.Access, text: string) =>
+      Effect.gen(function* () {
+        const id = idOf("bld", text)
+        if (id === undefined) return yield* AccountsNotFound.of("Build not found")
+        return yield* fromStorage(notFoundAs("Build not found", storage.getBuild(access, id)))
+      })
+
+    /** The newest build whose `field` is `value`, in the account. */
+    const latestWhere = (access: Access.Access, field: "appVersionId" | "entityId", value: string) =>
+      Effect.gen(function* () {
+        const query = yield* Query.fromParams(Fields.builds as Fields.Table<unknown>, access, {
+          filter: JSON.stringify({ [field]: { eq: value } }),
+          limit: "1"
+        }).pipe(Effect.orDie)
+        return (yield* Effect.orDie(storage.listBuilds(access, query))).rows[0]
+      })
+
+    /** Builds by id list: each id that has one maps to its newest build; ids with none are left out. */
+    const newestBy = (
+      access: Access.Access,
+      prefix: "ver" | "app",
+      field: "appVersionId" | "entityId",
+      ids: ReadonlyArray<string>
+    ) =>
+      Effect.gen(function* () {
+        const builds: Record<string, BuildView> = {}
+        for (const text of ids) {
+          const id = idOf(prefix, text)
+          const build = id === undefined ? undefined : yield* latestWhere(access, field, id)
+          if (build !== undefined) builds[text] = yield* view(access, build)
+        }
+        return ok({ builds })
+      })
+
+    return handlers
+      .handle("byVersions", ({ params, query }) =>
+        Effect.gen(function* () {
+          const { access } = yield* accountOf(storage, params.account_id)
+          return yield* newestBy(
+            access,
+            "ver",
+            "appVersionId",
+            yield* idList("version_ids", query.version_ids)
+          )
+        })
+      )
+      .handle("latest", ({ params, query }) =>
+        Effect.gen(function* () {
+          const { access } = yield* accountOf(storage, params.account_id)
+          const ids = yield* idList("external_script_ids", query.external_script_ids)
+          return yield* newestBy(access, "app", "entityId", ids)
+        })
+      )
+      .handle("get", ({ params }) =>
+        Effect.gen(function* () {
+          const { access } = yield* accountOf(storage, params.account_id)
+          return ok(yield* view(access, yield* buildOf(access, params.build_uuid)))
+        })
+      )
+      .handle("cancel", ({ params }) =>
+        Effect.gen(function* () {
+          const { access, principal } = yield* accountOf(storage, params.account_id)
+          yield* writer
+          const build = yield* buildOf(access, params.build_uuid)
+          const { build: after } = yield* fromStorage(
+            notFoundAs(
+              "Build not found",
+              storage.requestCancel(access, build.id, `cancelled by ${principal.name}`)
+            )
+          )
+          return ok({
+            build_uuid: Id.toUuid(after.id),
+            build_outcome: BuildState.toAccounts(after as BuildState.State).buildOutcome,
+            stopped_on: iso(after.completedAt)
+          })
+        })
+      )
+      .handle("logs", ({ params, query }) =>
+        Effect.gen(function* () {
+          const { access } = yield* accountOf(storage, params.account_id)
+          const build = yield* buildOf(access, params.build_uuid)
+          const after = yield* Effect.fromResult(LogCursor.decode(query.cursor)).pipe(
+            Effect.mapError((error) => AccountsBadRequest.of(`cursor: ${error.message}`))
+          )
+          const page = yield* Effect.orDie(storage.readLogs(access, build.id, after, 1000))
+          const last = page.lines.at(-1)?.seq ?? after
+          return ok({
+            cursor: LogCursor.encode(last),
+            lines: page.lines.map((line) => [DateTime.toEpochMillis(line.ts), line.text] as const),
+            truncated: page.truncated
+          })
+        })
+      )
+      .handle("byScript", ({ params, query }) =>
+        Effect.gen(function* () {
+          const { access } = yield* accountOf(storage, params.account_id)
+          const page = yield* positive("page", query.page, 1, Number.MAX_SAFE_INTEGER)
+          const perPage = yield* positive("per_page", query.per_page, 25, 200)
+          const app = idOf("app", params.external_script_id)
+          if (app === undefined) return yield* AccountsNotFound.of("Script not found")
+          yield* fromStorage(notFoundAs("Script not found", storage.getApp(access, app)))
+          if (page * perPage > maxPagedRows) {
+            return yield* AccountsBadRequest.of(`page: at most ${maxPagedRows} builds can be paged through`)
+          }
+          const listed = yield* Query.fromParams(Fields.builds as Fields.Table<unknown>, access, {
+            app_id: app
+          }).pipe(Effect.orDie)
+          const result = yield* Effect.orDie(storage.listBuilds(access, { ...listed, limit: page * perPage }))
+          const rows = result.rows.slice((page - 1) * perPage)
+          return {
+            ...ok(yield* Effect.forEach(rows, (build) => view(access, build))),
+            result_info: {
+              page,
+              per_page: perPage,
+              count: rows.length,
+              total_count: result.total,
+              total_pages: Math.ceil(result.total / perPage)
+            }
+          }
+        })
+      )
+  })
+)
+
+/** Pages are read from the newest build on: the deepest page a request may ask for ends here. */
+const maxPagedRows = 10_000
+
+const positive = (parameter: string, text: string | undefined, fallback: number, max: number) => {
+  if (text === undefined) return Effect.succeed(fallback)
+  const value = /^\d{1,8}$/.test(text) ? Number(text) : 0
+  return value >= 1 && value <= max
+    ? Effect.succeed(value)
+    : Effect.fail(AccountsBadRequest.of(`${parameter}: expected an integer from 1 to ${max}`))
+}
+
+export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers", (handlers) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    const sources = yield* SourceStore.SourceStore
+
+    const triggerOf = (access: Access.Access, text: string) => {
+      const id = idOf("trg", text)
+      return id === undefined
+        ? Effect.fail(AccountsNotFound.of("Trigger not found"))
+        : fromStorage(notFoundAs("Trigger not found", storage.getTrigger(access, id)))
+    }
+
+    type Input = Partial<{
+      readonly trigger_name: string
+      readonly repository: string | null
+      readonly branch_includes: ReadonlyArray<string>
+      readonly branch_excludes: ReadonlyArray<string>
+      readonly path_includes: ReadonlyArray<string>
+      readonly path_excludes: ReadonlyArray<string>
+      readonly build_command: string | null
+      readonly deploy_command: string | null
+      readonly root_directory: string | null
+      readonly build_caching_enabled: boolean
+      readonly environment_variables: Readonly<Record<string, { readonly is_secret: boolean }>>
+    }>
+    /** The fields given, in Kiln's names; a field left out stays as it is. */
+    const patchOf = (input: Input): Trigger.TriggerPatch => {
+      const fields: Record<string, unknown> = {
+        name: input.trigger_name,
+        repository: input.repository,
+        branchIncludes: input.branch_includes,
+        branchExcludes: input.branch_excludes,
+        pathIncludes: input.path_includes,
+        pathExcludes: input.path_excludes,
+        buildCommand: input.build_command,
+        deployCommand: input.deploy_command,
+        rootDirectory: input.root_directory,
+        cachingEnabled: input.build_caching_enabled,
+        environment:
+          input.environment_variables === undefined
+            ? undefined
+            : Object.entries(input.environment_variables).map(([name, { is_secret }]) => ({
+                name,
+                secret: is_secret
+              }))
+      }
+      return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined))
+    }
+    return handlers
+      .handle("create", ({ params, payload }) =>
+        Effect.gen(function* () {
+          const { access } = yield* accountOf(storage, params.account_id)
+          yield* writer
+          const appId = idOf("app", payload.external_script_id)
+          if (appId === undefined) return yield* AccountsNotFound.of("Script not found")
+          const patch = patchOf(payload)
+          const input = yield* checkedTrigger({
+            appId,
+            name: payload.trigger_name,
+            repository: patch.repository ?? null,
+            branchIncludes: patch.branchIncludes ?? [],
+            branchExcludes: patch.branchExcludes ?? [],
+            pathIncludes: patch.pathIncludes ?? [],
+            pathExcludes: patch.pathExcludes ?? [],
+            buildCommand: patch.buildCommand ?? null,
+            deployCommand: patch.deployCommand ?? null,
+            rootDirectory: patch.rootDirectory ?? null,
+            cachingEnabled: patch.cachingEnabled ?? false,
+            environment: patch.environment ?? []
+          })
+          const trigger = yield* fromStorage(
+            notFoundAs("Script not found", storage.createTrigger(access, input))
+          )
+          return ok(triggerView(trigger))
+        })
+      )
+      .handle("update", ({ params, payload }) =>
+        Effect.gen(function* () {
+          const { access } = yield* accountOf(storage, params.account_id)
+          yield* writer
+          const trigger = yield* triggerOf(access, params.trigger_uuid)
+          const patch = patchOf(payload)
+          // The patched trigger must still be a valid one.
+          const {
+            id: _id,
+            workspaceId: _ws,
+            createdAt: _c,
+            updatedAt: _u,
+            deletedAt: _d,
+            ...patched
+          } = Trigger.update(trigger, patch, trigger.updatedAt)
+          yield* checkedTrigger(patched)
+          return ok(triggerView(yield* fromStorage(storage.updateTrigger(access, trigger.id, patch))))
+        })
+      )
+      .handle("delete", ({ params }) =>
+        Effect.gen(function* () {
+          const { access } = yield* accountOf(storage, params.account_id)
+          yield* writer
+          const trigger = yield* triggerOf(access, params.trigger_uuid)
+          return ok(triggerView(yield* fromStorage(storage.deleteTrigger(access, trigger.id))))
+        })
+      )
+      .handle("list", ({ params }) =>
+        Effect.gen(function* () {
+          const { access } = yield* accountOf(storage, params.account_id)
+          const appId = idOf("app", params.external_script_id)
+          if (appId === undefined) return yield* AccountsNotFound.of("Script not found")
+          yield* fromStorage(notFoundAs("Script not found", storage.getApp(access, appId)))
+          const query = yield* Query.fromParams(Fields.triggers as Fields.Table<unknown>, access, {
+            app_id: appId,
+            filter: JSON.stringify({ deletedAt: { isNull: true } }),
+            orderBy: JSON.stringify([{ createdAt: "asc" }])
+          }).pipe(Effect.orDie)
+          const result = yield* Effect.orDie(storage.listTriggers(access, query))
+          return ok(result.rows.map(triggerView))
+        })
+      )
+      .handle("build", ({ params, payload }) =>
+        Effect.gen(function* () {
+          const { access, principal } = yield* accountOf(storage, params.account_id)
+          yield* writer
+          const trigger = yield* triggerOf(access, params.trigger_uuid)
+          if (trigger.deletedAt !== null) return yield* AccountsConflict.of("the trigger is deleted")
+          if (trigger.repository === null) {
+            return yield* AccountsConflict.of("the trigger names no repository to build from")
+          }
+          if ((payload.branch === undefined) === (payload.commit_hash === undefined)) {
+            return yield* AccountsBadRequest.of("give exactly one of branch and commit_hash")
+          }
+          const source =
+            payload.commit_hash !== undefined
+              ? { type: "git" as const, url: trigger.repository, commitSha: payload.commit_hash }
+              : { type: "git" as const, url: trigger.repository, ref: payload.branch! }
+          const valid = yield* Effect.fromResult(decodeSource(source)).pipe(
+            Effect.mapError((error) => badRequestOf("payload", error.issue))
+          )
+          const version = yield* fromStorage(
+            storage.createAppVersion(access, { appId: trigger.appId, source: valid })
+          )
+          const ready =
+            version.status === "ready"
+              ? version
+              : yield* sources.resolveGit(trigger.repository, payload.branch!).pipe(
+                  Effect.matchEffect({
+                    onSuccess: (commit) =>
+                      fromStorage(
+                        storage.resolveAppVersion(access, version.id, { status: "ready", ...commit })
+                      ),
+                    onFailure: (error) =>
+                      error.reason === "Unavailable"
+                        ? Effect.die(error)
+                        : fromStorage(
+                            storage.resolveAppVersion(access, version.id, {
+                              status: "failed",
+                              error: error.message
+                            })
+                          ).pipe(
+                            Effect.andThen(
+                              Effect.fail(AccountsConflict.of(`branch ${payload.branch}: ${error.message}`))
+                            )
+                          )
+                  })
+                )
+          const build = yield* fromStorage(
+            storage.createBuild(access, {
+              appVersionId: ready.id,
+              trigger: "manual",
+              createdBy: principal.name,
+              triggerMetadata: {
+                ...Trigger.metadataFor(trigger, {
+                  source: "manual",
+                  repository: trigger.repository,
+                  branch: payload.branch ?? null,
+                  commitSha: ready.commitSha,
+                  commitMessage: ready.source.type === "git" ? ready.source.message : null,
+                  author: ready.source.type === "git" ? ready.source.author : null
+                })
+              }
+            })
+          )
+          return ok(buildView(build, trigger))
+        })
+      )
+  })
+)
