@@ -7,7 +7,7 @@ import { Access, App, Id, type LogLine, Storage } from "@kiln/core"
 import { AccountsApi } from "@kiln/http"
 import { DateTime, Effect, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { startServer, type TestServer } from "./fixtures/server.ts"
+import { type Reply, call as request, startServer, type TestServer } from "./fixtures/server.ts"
 
 let server: TestServer
 beforeAll(async () => {
@@ -48,19 +48,11 @@ const account = async (name: string) => {
   }
 }
 
-const call = async (token: string, method: string, url: string, body?: unknown) => {
-  const response = await fetch(url, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" })
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  return { status: response.status, body: (await response.json()) as any }
-}
+/** A request as `token`, to a full URL of this server. */
+const call = (token: string, method: string, url: string, body?: unknown) =>
+  request(server, method, url.slice(server.url.length), { token, body })
 
-const isEnvelope = (body: any, success: boolean) => {
+const isEnvelope = (body: Reply["body"], success: boolean) => {
   expect(Object.keys(body).sort()).toEqual(
     success && "result_info" in body
       ? ["errors", "messages", "result", "result_info", "success"]
@@ -143,7 +135,9 @@ describe("http › accounts dialect", () => {
       trigger_name: "main"
     })
     const listed = await call(a.token, "GET", `${a.base}/workers/${a.script}/triggers`)
-    expect(listed.body.result.map((t: any) => t.trigger_uuid)).toEqual([trigger.trigger_uuid])
+    expect(listed.body.result.map((t: { trigger_uuid: string }) => t.trigger_uuid)).toEqual([
+      trigger.trigger_uuid
+    ])
     const deleted = await call(a.token, "DELETE", `${a.base}/triggers/${trigger.trigger_uuid}`)
     expect(deleted.body.result.deleted_on).toMatch(iso)
     expect((await call(a.token, "GET", `${a.base}/workers/${a.script}/triggers`)).body.result).toEqual([])
@@ -269,7 +263,7 @@ describe("http › accounts dialect", () => {
     const page2 = await call(a.token, "GET", `${a.base}/workers/${a.script}/builds?page=2&per_page=3`)
     expect(page2.status).toBe(200)
     isEnvelope(page2.body, true)
-    expect(page2.body.result.map((b: any) => b.build_uuid)).toEqual(
+    expect(page2.body.result.map((b: { build_uuid: string }) => b.build_uuid)).toEqual(
       builds
         .slice()
         .reverse()

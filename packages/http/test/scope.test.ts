@@ -48,7 +48,7 @@ const missing = {
 }
 
 /** The rows a 200 answered: a list's `data`, or the accounts dialect's id → build map. */
-const rowsOf = (body: any): ReadonlyArray<unknown> =>
+const rowsOf = (body: Reply["body"]): ReadonlyArray<unknown> =>
   Array.isArray(body?.data) ? body.data : Object.values(body?.result?.builds ?? { unknown: true })
 
 describe("http › workspace scope", () => {
