@@ -151,6 +151,50 @@ const logStreamPath = (() => {
   }
 })()
 
+/** A push event (`POST /api/events/push`), as a source host sends it. */
+export const PushPayload = Schema.Struct({
+  workspaceId: Schema.String.check(Schema.isMaxLength(100)),
+  deliveryId: Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(255)),
+  repository: Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(2048)),
+  branch: Schema.optionalKey(Schema.NullOr(Schema.String.check(Schema.isMaxLength(255)))),
+  commit: Schema.optionalKey(Schema.NullOr(AppVersion.CommitSha)),
+  changedPaths: Schema.optionalKey(
+    Schema.Array(Schema.String.check(Schema.isMaxLength(4096))).check(Schema.isMaxLength(10_000))
+  ),
+  author: Schema.optionalKey(Schema.NullOr(Schema.String.check(Schema.isMaxLength(4096)))),
+  message: Schema.optionalKey(Schema.NullOr(Schema.String.check(Schema.isMaxLength(4096))))
+})
+
+/** The push route lives beside the HttpApi too (it reads the raw body to check its signature). */
+const pushPath = {
+  "/api/events/push": {
+    post: {
+      tags: ["events"],
+      operationId: "events.push",
+      summary: "Report a push",
+      description:
+        "Stores the push once per deliveryId and builds what the workspace's triggers say. Not authenticated " +
+        "with a token: sign the raw body with the workspace's push secret (GET /api/workspaces/{id}/push-secret) " +
+        "and send `X-Kiln-Signature: sha256=<hex HMAC-SHA256(secret, body)>`. Answers 201 with the builds made " +
+        "(200 with the same for a redelivery), 400 for a body that is not a push, 401 for a bad signature, 404 " +
+        "for an unknown workspace, 503 when the server has no push key (KILN_PUSH_SECRET).",
+      parameters: [{ name: "x-kiln-signature", in: "header", required: true, schema: { type: "string" } }],
+      requestBody: {
+        required: true,
+        content: { "application/json": { schema: Schema.toJsonSchemaDocument(PushPayload).schema } }
+      },
+      responses: {
+        "200": { description: "A redelivery: what the first delivery made." },
+        "201": { description: "Stored: `{eventId, redelivered, builds, ignored}`." },
+        "400": { description: "Not a push." },
+        "401": { description: "Missing or invalid signature." },
+        "404": { description: "No such workspace." },
+        "503": { description: "Push events are not configured on this server." }
+      }
+    }
+  }
+}
+
 // -----------------------------------------------------------------------------------------------------
 // Endpoints
 // -----------------------------------------------------------------------------------------------------
@@ -230,6 +274,16 @@ export class WorkspacesGroup extends HttpApiGroup.make("workspaces")
       params: idParam,
       success: WorkspaceView,
       error: NotFound
+    }),
+    HttpApiEndpoint.get("pushSecret", "/workspaces/:id/push-secret", {
+      params: idParam,
+      success: Schema.Struct({
+        /** Sign each push's raw body with this: `X-Kiln-Signature: sha256=<hex HMAC-SHA256(secret, body)>`. */
+        secret: Schema.String,
+        header: Schema.String,
+        url: Schema.String
+      }),
+      error: [Forbidden, NotFound, Conflict]
     })
   )
   .middleware(Authorization)
@@ -359,6 +413,6 @@ export class KilnApi extends HttpApi.make("kiln")
       version: "0.1.0",
       description:
         "Build orchestration: queue builds of your source, run them in containers, follow their logs, cancel them, and query them.",
-      transform: (spec) => ({ ...spec, paths: { ...spec.paths, ...logStreamPath } })
+      transform: (spec) => ({ ...spec, paths: { ...spec.paths, ...logStreamPath, ...pushPath } })
     })
   ) {}

@@ -30,6 +30,7 @@ import * as AppVersions from "./internal/appVersions.ts"
 import * as Authorization from "./internal/authorization.ts"
 import * as Builds from "./internal/builds.ts"
 import * as LogStream from "./internal/logStream.ts"
+import * as Push from "./internal/pushEvents.ts"
 import * as RequestErrors from "./internal/requestErrors.ts"
 import * as Tokens from "./internal/tokens.ts"
 import * as Workspaces from "./internal/workspaces.ts"
@@ -202,6 +203,7 @@ const routes = Layer.mergeAll(
   ),
   accounts,
   LogStream.route,
+  Push.route,
   HttpApiScalar.layer(KilnApi, { path: "/api/docs" }),
   guard
 )

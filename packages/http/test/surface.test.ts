@@ -133,6 +133,8 @@ describe("http › OpenAPI and the reference page", () => {
         "GET /api/workspaces",
         "POST /api/workspaces",
         "GET /api/workspaces/{id}",
+        "GET /api/workspaces/{id}/push-secret",
+        "POST /api/events/push",
         "GET /api/apps",
         "POST /api/apps",
         "GET /api/apps/{id}",

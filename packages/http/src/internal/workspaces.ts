@@ -2,7 +2,7 @@
  * `/api/workspaces`. Creating one needs an admin token for all workspaces: a token scoped to some could
  * not see the workspace it made.
  */
-import { Fields, Storage } from "@kiln/core"
+import { Fields, PushSignature, Storage } from "@kiln/core"
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { CurrentPrincipal, KilnApi } from "../Api.ts"
@@ -31,6 +31,23 @@ export const layer = HttpApiBuilder.group(KilnApi, "workspaces", (handlers) =>
         Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
           fromStorage(storage.getWorkspace(principal.access, params.id as never))
         )
+      )
+      .handle("pushSecret", ({ params }) =>
+        Effect.gen(function* () {
+          const principal = yield* requireRole("admin")
+          const workspace = yield* fromStorage(storage.getWorkspace(principal.access, params.id as never))
+          const key = (yield* PushSignature.PushKey).secret
+          if (key === undefined) {
+            return yield* ApiError.Conflict.of(
+              "push events are not configured on this server: set KILN_PUSH_SECRET"
+            )
+          }
+          return {
+            secret: PushSignature.secretFor(key, workspace.id),
+            header: PushSignature.header,
+            url: "/api/events/push"
+          }
+        })
       )
   })
 )

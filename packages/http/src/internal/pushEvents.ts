@@ -1,0 +1,101 @@
+/**
+ * `POST /api/events/push`: a source host reports a push. No bearer token: the raw body is signed with the
+ * workspace's push secret (`PushSignature`), checked in constant time before anything is stored. The
+ * event is stored once per `deliveryId` and evaluated against the workspace's triggers (`PushEvents`);
+ * a redelivery answers what the first delivery made and creates nothing.
+ *
+ * Body: `{workspaceId, deliveryId, repository, branch?, commit?, changedPaths?, author?, message?}`;
+ * unknown fields are refused. Answers 201 with `{eventId, redelivered, builds, ignored}` (200 for a
+ * redelivery), 400 for a body that is not such a push, 401 for a bad signature, 404 for an unknown
+ * workspace, 503 when the server has no push key.
+ */
+import { Access, Id, PushEvents, PushSignature, Storage } from "@kiln/core"
+import { Effect, Schema } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { PushPayload } from "../Api.ts"
+import * as ApiError from "../ApiError.ts"
+import { issuesOf } from "./requestErrors.ts"
+import { respond } from "./responses.ts"
+import { buildJson } from "./views.ts"
+
+const decode = Schema.decodeUnknownResult(PushPayload, { onExcessProperty: "error" })
+
+const answer = (status: number, body: object) =>
+  Effect.succeed(HttpServerResponse.jsonUnsafe(body, { status }))
+
+const receive = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const key = (yield* PushSignature.PushKey).secret
+  if (key === undefined) {
+    return yield* answer(503, {
+      error: "not_configured",
+      message: "push events are not configured on this server: set KILN_PUSH_SECRET"
+    })
+  }
+  const body = yield* request.text
+  let json: unknown
+  try {
+    json = JSON.parse(body)
+  } catch {
+    return yield* respond(ApiError.badRequest("invalid_request", "the body is not JSON"))
+  }
+  const claimed = (json as { readonly workspaceId?: unknown } | null)?.workspaceId
+  const workspaceId =
+    typeof claimed !== "string"
+      ? undefined
+      : claimed.startsWith("wsp_")
+        ? (claimed as Id.WorkspaceId)
+        : Id.fromUuid("wsp", claimed)
+  // The signature is checked before the body is believed any further.
+  if (
+    workspaceId === undefined ||
+    !PushSignature.verify(key, workspaceId, body, request.headers[PushSignature.header])
+  ) {
+    return yield* answer(401, {
+      error: "unauthorized",
+      message: `missing or invalid ${PushSignature.header}: sign the raw body with the workspace's push secret`
+    })
+  }
+  const payload = decode(json)
+  if (payload._tag === "Failure") {
+    const [first] = issuesOf("payload", payload.failure.issue)
+    return yield* respond(
+      ApiError.badRequest(
+        "invalid_request",
+        first === undefined ? "payload: invalid" : `${first.path}: ${first.message}`
+      )
+    )
+  }
+  const push = payload.success
+  const received = yield* PushEvents.receive(
+    // The signature proves the sender holds this workspace's secret: it acts within that workspace only.
+    Access.workspaces([workspaceId]),
+    {
+      workspaceId,
+      deliveryId: push.deliveryId,
+      repository: push.repository,
+      branch: push.branch ?? null,
+      commitSha: push.commit ?? null,
+      changedPaths: push.changedPaths ?? [],
+      author: push.author ?? null,
+      message: push.message ?? null
+    }
+  ).pipe(
+    Effect.catchTag("NotFound", () => Effect.fail(ApiError.NotFound.of("Workspace not found"))),
+    Effect.catchTag("StorageError", Effect.die)
+  )
+  return yield* answer(received.redelivered ? 200 : 201, {
+    eventId: received.event.id,
+    redelivered: received.redelivered,
+    builds: received.builds.map(buildJson),
+    ignored: received.ignored
+  })
+}).pipe(Effect.catch((error) => (error instanceof ApiError.NotFound ? respond(error) : Effect.die(error))))
+
+/** The route, with its services taken when it is added. */
+export const route = HttpRouter.use((router) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    yield* router.add("POST", "/api/events/push", Effect.provideService(receive, Storage.Storage, storage))
+  })
+)
