@@ -151,6 +151,30 @@ const logStreamPath = (() => {
   }
 })()
 
+/** The deployments dialect's log stream, also a WebSocket beside the HttpApi. */
+const deploymentLogStreamPath = {
+  "/api/v1/deployments/{deployment_id}/builds/{build_id}/logs/stream": {
+    get: {
+      tags: ["deployments"],
+      operationId: "deployments.logStream",
+      summary: "Follow a deployment build's log over a WebSocket",
+      description:
+        "Upgrades to a WebSocket that sends each log line's text, as it is produced, then closes with 1000 once " +
+        "the build has stopped and every line was sent. Refusals come before the upgrade, as on the canonical stream.",
+      security: [{ bearer: [] }],
+      parameters: [
+        { name: "deployment_id", in: "path", required: true, schema: { type: "string" } },
+        { name: "build_id", in: "path", required: true, schema: { type: "string" } }
+      ],
+      responses: {
+        "101": { description: "Switching to the WebSocket; each message is one line of text." },
+        "401": { description: "Missing or invalid credentials." },
+        "404": { description: "No such build of this deployment." }
+      }
+    }
+  }
+}
+
 /** A push event (`POST /api/events/push`), as a source host sends it. */
 export const PushPayload = Schema.Struct({
   workspaceId: Schema.String.check(Schema.isMaxLength(100)),
@@ -399,12 +423,99 @@ export class TokensGroup extends HttpApiGroup.make("tokens")
   .middleware(Authorization)
   .prefix("/api") {}
 
+// -----------------------------------------------------------------------------------------------------
+// The deployments dialect (`/api/v1/deployments`, the seed-001 contract)
+// -----------------------------------------------------------------------------------------------------
+
+/** A deployment is an app: its subdomain is the app's handle, its id the UUID the app id encodes. */
+export const DeploymentView = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  subdomain: Schema.String,
+  repo_url: Schema.NullOr(Schema.String),
+  branch: Schema.NullOr(Schema.String),
+  dockerfile_path: Schema.String,
+  source_type: Schema.Literals(["git", "archive"]),
+  /** The status of its newest build, or `created` before the first. */
+  status: Schema.Literals(["created", ...BuildState.DeploymentStatus.literals]),
+  created_at: Schema.String,
+  updated_at: Schema.String
+})
+export type DeploymentView = typeof DeploymentView.Type
+
+export const DeploymentBuildView = Schema.Struct({
+  id: Schema.String,
+  deployment_id: Schema.String,
+  status: BuildState.DeploymentStatus,
+  /** The git commit, or the archive's SHA-256. */
+  commit_sha: Schema.NullOr(Schema.String),
+  /** `{registry}/{subdomain}:{short_hash}`; null until built. */
+  image_tag: Schema.NullOr(Schema.String),
+  started_at: Schema.NullOr(Schema.String),
+  finished_at: Schema.NullOr(Schema.String)
+})
+export type DeploymentBuildView = typeof DeploymentBuildView.Type
+
+const deployment = { deployment_id: Text(100) }
+
+export class DeploymentsGroup extends HttpApiGroup.make("deployments")
+  .add(
+    HttpApiEndpoint.get("list", "/deployments", { success: Schema.Array(DeploymentView) }),
+    HttpApiEndpoint.post("create", "/deployments", {
+      payload: Schema.Struct({
+        name: Workspace.Name,
+        subdomain: App.Handle,
+        repo_url: Schema.optionalKey(Schema.NullOr(Text(2048))),
+        branch: Schema.optionalKey(Schema.NullOr(Text(255))),
+        dockerfile_path: Schema.optionalKey(App.RelativePath),
+        /** Which workspace, when the token covers more than one. */
+        workspace_id: Schema.optionalKey(Text(100))
+      }),
+      success: DeploymentView.pipe(HttpApiSchema.status(201)),
+      error: [BadRequest, Forbidden, NotFound, Conflict]
+    }),
+    HttpApiEndpoint.get("get", "/deployments/:deployment_id", {
+      params: deployment,
+      success: DeploymentView,
+      error: NotFound
+    }),
+    HttpApiEndpoint.post("upload", "/deployments/:deployment_id/upload", {
+      params: deployment,
+      payload: Schema.Struct({}).pipe(HttpApiSchema.asMultipartStream()),
+      success: Schema.Struct({ status: Schema.Literal("uploaded"), size: Schema.Int }),
+      error: [BadRequest, Forbidden, NotFound, Conflict, PayloadTooLarge]
+    }),
+    HttpApiEndpoint.post("deploy", "/deployments/:deployment_id/deploy", {
+      params: deployment,
+      success: DeploymentBuildView.pipe(HttpApiSchema.status(201)),
+      error: [Forbidden, NotFound, Conflict]
+    }),
+    HttpApiEndpoint.get("builds", "/deployments/:deployment_id/builds", {
+      params: deployment,
+      success: Schema.Array(DeploymentBuildView),
+      error: NotFound
+    }),
+    HttpApiEndpoint.get("build", "/deployments/:deployment_id/builds/:build_id", {
+      params: { ...deployment, build_id: Text(100) },
+      success: DeploymentBuildView,
+      error: NotFound
+    }),
+    HttpApiEndpoint.get("logs", "/deployments/:deployment_id/builds/:build_id/logs", {
+      params: { ...deployment, build_id: Text(100) },
+      success: Schema.String.pipe(HttpApiSchema.asText()),
+      error: NotFound
+    })
+  )
+  .middleware(Authorization)
+  .prefix("/api/v1") {}
+
 export class KilnApi extends HttpApi.make("kiln")
   .add(BuildsGroup)
   .add(WorkspacesGroup)
   .add(AppsGroup)
   .add(AppVersionsGroup)
   .add(TokensGroup)
+  .add(DeploymentsGroup)
   .middleware(RequestErrors)
   .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error" })
   .annotateMerge(
@@ -413,6 +524,9 @@ export class KilnApi extends HttpApi.make("kiln")
       version: "0.1.0",
       description:
         "Build orchestration: queue builds of your source, run them in containers, follow their logs, cancel them, and query them.",
-      transform: (spec) => ({ ...spec, paths: { ...spec.paths, ...logStreamPath, ...pushPath } })
+      transform: (spec) => ({
+        ...spec,
+        paths: { ...spec.paths, ...logStreamPath, ...deploymentLogStreamPath, ...pushPath }
+      })
     })
   ) {}

@@ -29,6 +29,7 @@ import * as Apps from "./internal/apps.ts"
 import * as AppVersions from "./internal/appVersions.ts"
 import * as Authorization from "./internal/authorization.ts"
 import * as Builds from "./internal/builds.ts"
+import * as Deployments from "./internal/deployments.ts"
 import * as LogStream from "./internal/logStream.ts"
 import * as Push from "./internal/pushEvents.ts"
 import * as RequestErrors from "./internal/requestErrors.ts"
@@ -179,6 +180,7 @@ const guard = HttpRouter.middleware(
 
 const handlers = Layer.mergeAll(
   Builds.layer,
+  Deployments.layer,
   Workspaces.layer,
   Apps.layer,
   AppVersions.layer,

@@ -193,8 +193,59 @@ describe("http › workspace scope", () => {
         send: (id) => as("POST", `${accountA}/triggers/${id}/builds`, { commit_hash: "f".repeat(40) })
       }
     ]
+    // The deployments dialect: B's app is a deployment, named by UUID.
+    const deploymentB = Id.toUuid(b.app.id)
+    const deployments: Array<Case> = [
+      ...(
+        [
+          ["GET", ""],
+          ["GET", "/builds"],
+          ["POST", "/deploy"]
+        ] as const
+      ).map(
+        ([method, rest]): Case => ({
+          route: `${method} /api/v1/deployments/{deployment}${rest}`,
+          how: "path",
+          names: uuids("app", b.app.id),
+          send: (id) => as(method, `/api/v1/deployments/${id}${rest}`)
+        })
+      ),
+      {
+        route: "POST /api/v1/deployments/{deployment}/upload",
+        how: "path",
+        names: uuids("app", b.app.id),
+        send: (id) => {
+          const form = new FormData()
+          form.append("archive", new Blob([new Uint8Array([31, 139, 8, 0])]), "a.tar.gz")
+          return call(server, "POST", `/api/v1/deployments/${id}/upload`, { token: tokenA, body: form })
+        }
+      },
+      ...[queuedB, runningB].flatMap(
+        (build): Array<Case> => [
+          {
+            route: "GET /api/v1/deployments/{deployment}/builds/{build}",
+            how: "path",
+            names: uuids("build", build),
+            send: (id) => as("GET", `/api/v1/deployments/${deploymentB}/builds/${id}`)
+          },
+          {
+            route: "GET /api/v1/deployments/{deployment}/builds/{build}/logs",
+            how: "logs",
+            names: uuids("build", build),
+            send: (id) => as("GET", `/api/v1/deployments/${deploymentB}/builds/${id}/logs`)
+          },
+          {
+            route: "WS /api/v1/deployments/{deployment}/builds/{build}/logs/stream",
+            how: "stream",
+            names: uuids("build", build),
+            send: (id) => stream(`/api/v1/deployments/${deploymentB}/builds/${id}/logs/stream`, false)
+          }
+        ]
+      )
+    ]
     const cases: Array<Case> = [
       ...accounts,
+      ...deployments,
       // Path ids.
       {
         route: "GET /api/workspaces/{id}",
@@ -434,7 +485,7 @@ describe("http › workspace scope", () => {
       `scope matrix: ${cases.length} combinations of route × way to name an object (${byStatus}), each as for a missing object`
     )
     expect(failures).toEqual([])
-    expect(cases.length).toBeGreaterThanOrEqual(55)
+    expect(cases.length).toBeGreaterThanOrEqual(67)
 
     // Nothing of B changed: its builds were not cancelled, its token was not revoked, nothing was added.
     const queued = await call(server, "GET", `/api/builds/${queuedB}`, { token: tokenB })

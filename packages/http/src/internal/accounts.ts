@@ -32,14 +32,11 @@ import {
   type BuildView,
   type TriggerView
 } from "../AccountsApi.ts"
+import { idOf } from "./ids.ts"
 import { issuesOf } from "./requestErrors.ts"
 
 const ok = <A>(result: A) => ({ success: true as const, errors: [], messages: [], result })
 const iso = (at: DateTime.Utc | null) => (at === null ? null : DateTime.formatIso(at))
-
-/** A Kiln id from the UUID it encodes, or the prefixed id itself; anything else names nothing. */
-const idOf = <P extends Id.Prefix>(prefix: P, text: string): Id.IdTypes[P] | undefined =>
-  text.startsWith(`${prefix}_`) ? (text as Id.IdTypes[P]) : Id.fromUuid(prefix, text)
 
 const maxIds = 20
 

@@ -11,12 +11,13 @@
  * subprotocol `bearer.<token>`. Refusals (401, 404, 400) are answered before the upgrade, in the API's
  * error body.
  */
-import { Authenticator, LogCursor, Storage } from "@kiln/core"
+import { Authenticator, type Build, LogCursor, Storage } from "@kiln/core"
 import { Deferred, Effect, Queue, Schema, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
 import { LogStreamMessage, logStreamTokenProtocol } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
+import { idOf } from "./ids.ts"
 import { respond } from "./responses.ts"
 
 /** The bearer credential of an upgrade request: the Authorization header, or a `bearer.<token>` subprotocol. */
@@ -34,10 +35,32 @@ const pageSize = 1000
 
 const encode = Schema.encodeSync(Schema.fromJsonString(Schema.toCodecJson(LogStreamMessage)))
 
-const follow = (storage: Storage.StorageShape, authenticator: Authenticator.AuthenticatorShape) =>
+/** How a surface names a build in the path, and what it sends for each message (nothing, to skip one). */
+export interface Dialect {
+  readonly buildId: (params: Readonly<Record<string, string | undefined>>) => string | undefined
+  /** Whether the build is the one the rest of the path names (the deployments dialect names its app too). */
+  readonly matches: (build: Build.Build, params: Readonly<Record<string, string | undefined>>) => boolean
+  readonly render: (message: LogStreamMessage) => string | undefined
+  /** The message of a 404, when the surface documents one; otherwise storage's. */
+  readonly notFound?: string
+}
+
+/** The canonical stream: JSON messages, the build named by its id. */
+const canonical: Dialect = {
+  buildId: (params) => params.id,
+  matches: () => true,
+  render: encode
+}
+
+export const follow = (
+  storage: Storage.StorageShape,
+  authenticator: Authenticator.AuthenticatorShape,
+  dialect: Dialect = canonical
+) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const { id } = yield* HttpRouter.params
+    const params = yield* HttpRouter.params
+    const id = dialect.buildId(params)
     const credential = credentialOf(request.headers)
     const principal = yield* credential === undefined
       ? Effect.fail(ApiError.Unauthorized.instance)
@@ -48,10 +71,17 @@ const follow = (storage: Storage.StorageShape, authenticator: Authenticator.Auth
     let seq = yield* Effect.fromResult(LogCursor.decode(cursor)).pipe(
       Effect.mapError((error) => ApiError.badRequest("invalid_cursor", error.message))
     )
+    if (id === undefined) return yield* ApiError.NotFound.of(dialect.notFound ?? "Build not found")
     const buildId = id as never
     let build = yield* storage
       .getBuild(principal.access, buildId)
-      .pipe(Effect.catchTag("NotFound", (error) => Effect.fail(ApiError.NotFound.of(error.message))))
+      .pipe(
+        Effect.catchTag("NotFound", (error) =>
+          Effect.fail(ApiError.NotFound.of(dialect.notFound ?? error.message))
+        )
+      )
+    if (!dialect.matches(build, params))
+      return yield* ApiError.NotFound.of(dialect.notFound ?? "Build not found")
 
     // Subscribe before the first read, so a line stored in between wakes the loop.
     const wake = yield* Queue.sliding<void>(1)
@@ -65,7 +95,10 @@ const follow = (storage: Storage.StorageShape, authenticator: Authenticator.Auth
     const socket = yield* request.upgrade
     const { pull } = yield* socket.reader
     const writer = yield* socket.writer
-    const send = (message: LogStreamMessage) => writer.write(encode(message))
+    const send = (message: LogStreamMessage) => {
+      const text = dialect.render(message)
+      return text === undefined ? Effect.void : writer.write(text)
+    }
     // The client sends nothing; reading only tells when it has gone.
     const gone = yield* Deferred.make<void>()
     yield* Effect.forkScoped(
@@ -110,10 +143,24 @@ const follow = (storage: Storage.StorageShape, authenticator: Authenticator.Auth
     )
   )
 
-/** The route, with its services taken when it is added (so a web handler needs nothing per request). */
+/** The deployments dialect's stream: each line's text as it is produced, then a normal close. */
+const raw: Dialect = {
+  buildId: (params) => (params.build_id === undefined ? undefined : idOf("bld", params.build_id)),
+  matches: (build, params) =>
+    params.deployment_id !== undefined && idOf("app", params.deployment_id) === build.entityId,
+  render: (message) => (message.type === "line" ? message.text : undefined),
+  notFound: "Build not found"
+}
+
+/** The routes, with their services taken when added (so a web handler needs nothing per request). */
 export const route = HttpRouter.use((router) =>
   Effect.gen(function* () {
-    const handler = follow(yield* Storage.Storage, yield* Authenticator.Authenticator)
-    yield* router.add("GET", "/api/builds/:id/logs/stream", handler)
+    const [storage, authenticator] = [yield* Storage.Storage, yield* Authenticator.Authenticator]
+    yield* router.add("GET", "/api/builds/:id/logs/stream", follow(storage, authenticator))
+    yield* router.add(
+      "GET",
+      "/api/v1/deployments/:deployment_id/builds/:build_id/logs/stream",
+      follow(storage, authenticator, raw)
+    )
   })
 )

@@ -1,0 +1,326 @@
+/**
+ * The deployments dialect (`/api/v1/deployments`, seed 001). A deployment is an app; a git deployment
+ * also has a trigger named `deployment` holding its repository and branch, so pushes to that branch
+ * deploy it too. Ids are the UUIDs the Kiln ids encode (prefixed ids are accepted as well); lists are bare
+ * arrays, newest first; errors are `{"error": "not_found", "message": "Build not found"}` and the like.
+ */
+import {
+  type Access,
+  App,
+  type Build,
+  BuildState,
+  Fields,
+  Id,
+  Query,
+  SourceStore,
+  Storage,
+  type Trigger
+} from "@kiln/core"
+import { DateTime, Effect, Option, type Stream } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import { CurrentPrincipal, type DeploymentBuildView, type DeploymentView, KilnApi } from "../Api.ts"
+import * as ApiError from "../ApiError.ts"
+import { archiveBytes } from "./appVersions.ts"
+import { requireRole } from "./authorization.ts"
+import { fromSource, fromStorage } from "./errors.ts"
+import { idOf } from "./ids.ts"
+
+/** The trigger that makes an app a git deployment. */
+const deploymentTrigger = "deployment"
+
+const iso = (at: DateTime.Utc | null) => (at === null ? null : DateTime.formatIso(at))
+
+export const buildView = (build: Build.Build): DeploymentBuildView => ({
+  id: Id.toUuid(build.id),
+  deployment_id: Id.toUuid(build.entityId),
+  status: BuildState.toDeploymentStatus(build as BuildState.State),
+  commit_sha: build.commitSha,
+  image_tag: build.imageTag,
+  started_at: iso(build.startedAt),
+  finished_at: iso(build.completedAt)
+})
+
+export const layer = HttpApiBuilder.group(KilnApi, "deployments", (handlers) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    const sources = yield* SourceStore.SourceStore
+
+    const query = (table: Fields.Table<unknown>, access: Access.Access, params: Query.Params) =>
+      Query.fromParams(table, access, params).pipe(Effect.orDie)
+
+    /** The deployment's git settings: its live `deployment` trigger, if it has one. */
+    const gitOf = (access: Access.Access, app: App.App) =>
+      Effect.gen(function* () {
+        const found = yield* storage.listTriggers(
+          access,
+          yield* query(Fields.triggers as Fields.Table<unknown>, access, {
+            app_id: app.id,
+            filter: JSON.stringify({ name: { eq: deploymentTrigger }, deletedAt: { isNull: true } }),
+            limit: "1"
+          })
+        )
+        return Option.fromNullishOr(found.rows[0] as Trigger.Trigger | undefined)
+      }).pipe(Effect.orDie)
+
+    const newestBuilds = (access: Access.Access, app: App.App, limit: number) =>
+      Effect.gen(function* () {
+        const page = yield* storage.listBuilds(
+          access,
+          yield* query(Fields.builds as Fields.Table<unknown>, access, {
+            app_id: app.id,
+            limit: String(limit)
+          })
+        )
+        return page.rows
+      }).pipe(Effect.orDie)
+
+    const view = (access: Access.Access, app: App.App) =>
+      Effect.gen(function* () {
+        const git = yield* gitOf(access, app)
+        const [newest] = yield* newestBuilds(access, app, 1)
+        return {
+          id: Id.toUuid(app.id),
+          name: app.name,
+          subdomain: app.handle,
+          repo_url: Option.match(git, { onNone: () => null, onSome: (t) => t.repository }),
+          branch: Option.match(git, { onNone: () => null, onSome: (t) => t.branchIncludes[0] ?? null }),
+          dockerfile_path: app.build.dockerfilePath,
+          source_type: Option.isSome(git) ? ("git" as const) : ("archive" as const),
+          status:
+            newest === undefined
+              ? ("created" as const)
+              : BuildState.toDeploymentStatus(newest as BuildState.State),
+          created_at: DateTime.formatIso(app.createdAt),
+          updated_at: DateTime.formatIso(app.updatedAt)
+        } satisfies DeploymentView
+      })
+
+    const deploymentOf = (access: Access.Access, text: string) => {
+      const id = idOf("app", text)
+      return id === undefined
+        ? Effect.fail(ApiError.NotFound.of("Deployment not found"))
+        : storage.getApp(access, id).pipe(
+            Effect.catchTag("NotFound", () => Effect.fail(ApiError.NotFound.of("Deployment not found"))),
+            Effect.catchTag("StorageError", Effect.die)
+          )
+    }
+
+    /** The build the path names, when it is a build of the deployment the path names. */
+    const buildOf = (access: Access.Access, deploymentId: string, buildId: string) =>
+      Effect.gen(function* () {
+        const app = yield* deploymentOf(access, deploymentId)
+        const id = idOf("bld", buildId)
+        if (id === undefined) return yield* ApiError.NotFound.of("Build not found")
+        const build = yield* storage.getBuild(access, id).pipe(
+          Effect.catchTag("NotFound", () => Effect.fail(ApiError.NotFound.of("Build not found"))),
+          Effect.catchTag("StorageError", Effect.die)
+        )
+        return build.entityId === app.id ? build : yield* ApiError.NotFound.of("Build not found")
+      })
+
+    /** The workspace a new deployment goes to: the one named, or the token's only one. */
+    const workspaceFor = (access: Access.Access, named: string | undefined) =>
+      Effect.gen(function* () {
+        const id =
+          named !== undefined
+            ? idOf("wsp", named)
+            : access._tag === "Workspaces" && access.ids.size === 1
+              ? [...access.ids][0]
+              : undefined
+        if (id === undefined) {
+          return yield* ApiError.badRequest(
+            "invalid_request",
+            named === undefined
+              ? "workspace_id: needed when the token covers more than one workspace"
+              : "workspace_id: not a workspace id"
+          )
+        }
+        return yield* fromStorage(storage.getWorkspace(access, id))
+      })
+
+    return handlers
+      .handle("list", () =>
+        Effect.gen(function* () {
+          const principal = yield* Effect.service(CurrentPrincipal)
+          const apps = yield* storage
+            .listApps(
+              principal.access,
+              yield* query(Fields.apps as Fields.Table<unknown>, principal.access, { limit: "100" })
+            )
+            .pipe(Effect.orDie)
+          return yield* Effect.forEach(apps.rows, (app) => view(principal.access, app))
+        })
+      )
+      .handle("create", ({ payload }) =>
+        Effect.gen(function* () {
+          const principal = yield* requireRole("write")
+          const workspace = yield* workspaceFor(principal.access, payload.workspace_id)
+          const app = yield* fromStorage(
+            storage.createApp(principal.access, {
+              workspaceId: workspace.id,
+              handle: payload.subdomain,
+              name: payload.name,
+              kind: "deployment",
+              build: {
+                ...App.defaultBuildSettings,
+                dockerfilePath: payload.dockerfile_path ?? App.defaultBuildSettings.dockerfilePath
+              }
+            })
+          )
+          if (payload.repo_url !== undefined && payload.repo_url !== null) {
+            yield* fromStorage(
+              storage.createTrigger(principal.access, {
+                appId: app.id,
+                name: deploymentTrigger,
+                repository: payload.repo_url,
+                branchIncludes: [payload.branch ?? "main"],
+                branchExcludes: [],
+                pathIncludes: [],
+                pathExcludes: [],
+                buildCommand: null,
+                deployCommand: null,
+                rootDirectory: null,
+                cachingEnabled: true,
+                environment: []
+              })
+            )
+          }
+          return yield* view(principal.access, app)
+        })
+      )
+      .handle("get", ({ params }) =>
+        Effect.gen(function* () {
+          const principal = yield* Effect.service(CurrentPrincipal)
+          return yield* view(principal.access, yield* deploymentOf(principal.access, params.deployment_id))
+        })
+      )
+      .handle("upload", ({ params, payload }) =>
+        Effect.gen(function* () {
+          const principal = yield* requireRole("write")
+          const app = yield* deploymentOf(principal.access, params.deployment_id)
+          const version = yield* fromStorage(
+            storage.createAppVersion(principal.access, { appId: app.id, source: { type: "archive" } })
+          )
+          const bytes = yield* archiveBytes(payload as Stream.Stream<unknown, unknown>, {
+            refuse: ["dockerfile"]
+          })
+          const stored = yield* sources
+            .putArchive(bytes)
+            .pipe(
+              Effect.catch((error) =>
+                error instanceof ApiError.BadRequest ? Effect.fail(error) : fromSource(error)
+              )
+            )
+          yield* fromStorage(
+            storage.resolveAppVersion(principal.access, version.id, {
+              status: "ready",
+              commitSha: stored.sha256,
+              sizeBytes: stored.sizeBytes
+            })
+          )
+          return { status: "uploaded" as const, size: stored.sizeBytes }
+        })
+      )
+      .handle("deploy", ({ params }) =>
+        Effect.gen(function* () {
+          const principal = yield* requireRole("write")
+          const app = yield* deploymentOf(principal.access, params.deployment_id)
+          const git = yield* gitOf(principal.access, app)
+          const version = Option.isSome(git)
+            ? yield* gitVersion(principal.access, app, git.value)
+            : yield* newestUpload(principal.access, app)
+          const build = yield* fromStorage(
+            storage.createBuild(principal.access, {
+              appVersionId: version.id,
+              trigger: "manual",
+              createdBy: principal.name
+            })
+          )
+          return buildView(build)
+        })
+      )
+      .handle("builds", ({ params }) =>
+        Effect.gen(function* () {
+          const principal = yield* Effect.service(CurrentPrincipal)
+          const app = yield* deploymentOf(principal.access, params.deployment_id)
+          return (yield* newestBuilds(principal.access, app, 100)).map(buildView)
+        })
+      )
+      .handle("build", ({ params }) =>
+        Effect.gen(function* () {
+          const principal = yield* Effect.service(CurrentPrincipal)
+          return buildView(yield* buildOf(principal.access, params.deployment_id, params.build_id))
+        })
+      )
+      .handle("logs", ({ params }) =>
+        Effect.gen(function* () {
+          const principal = yield* Effect.service(CurrentPrincipal)
+          const build = yield* buildOf(principal.access, params.deployment_id, params.build_id)
+          const unavailable = ApiError.NotFound.of("Build logs not available")
+          if (build.phase === "queued") return yield* unavailable
+          const lines: Array<string> = []
+          for (let after = 0; ; ) {
+            const page = yield* Effect.orDie(storage.readLogs(principal.access, build.id, after, 10_000))
+            for (const line of page.lines) lines.push(line.text)
+            if (page.lines.length < 10_000) break
+            after = page.lines.at(-1)!.seq
+          }
+          // Cancelled before it logged, or its log was cleaned up: there is nothing to show.
+          if (lines.length === 0) return yield* unavailable
+          return `${lines.join("\n")}\n`
+        })
+      )
+
+    /** A git deployment builds its branch's head, resolved now. */
+    function gitVersion(access: Access.Access, app: App.App, trigger: Trigger.Trigger) {
+      return Effect.gen(function* () {
+        const repository = trigger.repository!
+        const branch = trigger.branchIncludes[0] ?? "main"
+        const version = yield* fromStorage(
+          storage.createAppVersion(access, {
+            appId: app.id,
+            source: { type: "git", url: repository, ref: branch }
+          })
+        )
+        const commit = yield* sources
+          .resolveGit(repository, branch)
+          .pipe(
+            Effect.catch((error) =>
+              error.reason === "Unavailable"
+                ? Effect.die(error)
+                : fromStorage(
+                    storage.resolveAppVersion(access, version.id, { status: "failed", error: error.message })
+                  ).pipe(
+                    Effect.andThen(
+                      Effect.fail(ApiError.Conflict.of(`${repository} ${branch}: ${error.message}`))
+                    )
+                  )
+            )
+          )
+        return yield* fromStorage(
+          storage.resolveAppVersion(access, version.id, { status: "ready", ...commit })
+        )
+      })
+    }
+
+    /** An archive deployment builds its newest upload. */
+    function newestUpload(access: Access.Access, app: App.App) {
+      return Effect.gen(function* () {
+        const page = yield* storage
+          .listAppVersions(
+            access,
+            yield* query(Fields.appVersions as Fields.Table<unknown>, access, {
+              app_id: app.id,
+              filter: JSON.stringify({ status: { eq: "ready" }, sourceType: { eq: "archive" } }),
+              limit: "1"
+            })
+          )
+          .pipe(Effect.orDie)
+        const newest = page.rows[0]
+        return newest === undefined
+          ? yield* ApiError.Conflict.of("nothing to deploy yet: upload an archive first")
+          : newest
+      })
+    }
+  })
+)

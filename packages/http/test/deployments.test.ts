@@ -1,0 +1,271 @@
+/**
+ * The deployments dialect (seed 001) against the real server: deployments, archive uploads, deploys,
+ * bare-array build lists, plain-text logs with the documented refusals, and — with the real Docker
+ * engine — a deploy followed over the raw-line WebSocket to success and a runnable image.
+ */
+import { execFileSync } from "node:child_process"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { gzipSync } from "node:zlib"
+import { Id } from "@kiln/core"
+import * as DockerTesting from "@kiln/runner-docker/testing"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import WebSocket from "ws"
+import { byHand, call, startServer, type TestServer } from "./fixtures/server.ts"
+
+const namespace = `kiln-http-deployments-${process.pid}`
+// Without an engine, builds stay where a test puts them; the Docker suite below has its own server.
+let server: TestServer
+beforeAll(async () => {
+  server = await startServer()
+})
+afterAll(() => server.close())
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
+
+/** A workspace and a write token for just it: new deployments go to the token's only workspace. */
+const workspace = async (server: TestServer) => {
+  const created = await call(server, "POST", "/api/workspaces", { body: { name: "deployments" } })
+  return { id: created.body.id as string, token: await server.token("write", [created.body.id] as never) }
+}
+
+const archiveOf = (server: TestServer, name: string, files: Record<string, string>) => {
+  const dir = join(server.dir, name)
+  mkdirSync(dir, { recursive: true })
+  for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text)
+  return new Uint8Array(gzipSync(execFileSync("tar", ["-c", "-C", dir, "."])))
+}
+
+const upload = (
+  server: TestServer,
+  token: string,
+  deployment: string,
+  parts: Record<string, Uint8Array | string>
+) => {
+  const form = new FormData()
+  for (const [name, value] of Object.entries(parts)) {
+    form.append(name, typeof value === "string" ? new Blob([value]) : new Blob([value]), `${name}.bin`)
+  }
+  return call(server, "POST", `/api/v1/deployments/${deployment}/upload`, { token, body: form })
+}
+
+describe("http › deployments dialect", () => {
+  it("creates, lists and gets deployments, in the documented fields", async () => {
+    const { id: workspaceId, token } = await workspace(server)
+    const archive = await call(server, "POST", "/api/v1/deployments", {
+      token,
+      body: { name: "My App", subdomain: `my-app-${process.pid}` }
+    })
+    expect(archive.status).toBe(201)
+    expect(archive.body).toEqual({
+      id: expect.stringMatching(uuid),
+      name: "My App",
+      subdomain: `my-app-${process.pid}`,
+      repo_url: null,
+      branch: null,
+      dockerfile_path: "Dockerfile",
+      source_type: "archive",
+      status: "created",
+      created_at: expect.stringMatching(iso),
+      updated_at: expect.stringMatching(iso)
+    })
+    const git = await call(server, "POST", "/api/v1/deployments", {
+      token,
+      body: {
+        name: "From git",
+        subdomain: `from-git-${process.pid}`,
+        repo_url: "https://git.example.com/acme/web.git",
+        branch: "production",
+        dockerfile_path: "docker/Dockerfile"
+      }
+    })
+    expect(git.body).toMatchObject({
+      repo_url: "https://git.example.com/acme/web.git",
+      branch: "production",
+      source_type: "git",
+      dockerfile_path: "docker/Dockerfile"
+    })
+    const listed = await call(server, "GET", "/api/v1/deployments", { token })
+    expect(Array.isArray(listed.body)).toBe(true)
+    expect(listed.body.map((d: { id: string }) => d.id).sort()).toEqual([archive.body.id, git.body.id].sort())
+    expect((await call(server, "GET", `/api/v1/deployments/${archive.body.id}`, { token })).body).toEqual(
+      archive.body
+    )
+    // The admin token covers every workspace: it must say which.
+    const ambiguous = await call(server, "POST", "/api/v1/deployments", {
+      body: { name: "x", subdomain: "x" }
+    })
+    expect(ambiguous.status).toBe(400)
+    expect(ambiguous.body.message).toContain("workspace_id")
+    const named = await call(server, "POST", "/api/v1/deployments", {
+      body: { name: "x", subdomain: `x-${process.pid}`, workspace_id: workspaceId }
+    })
+    expect(named.status).toBe(201)
+  })
+
+  it("uploads an archive, deploys it, and answers bare arrays and the documented errors", async () => {
+    const { token } = await workspace(server)
+    const deployment = (
+      await call(server, "POST", "/api/v1/deployments", {
+        token,
+        body: { name: "Uploads", subdomain: `uploads-${process.pid}` }
+      })
+    ).body.id as string
+    const nothing = await call(server, "POST", `/api/v1/deployments/${deployment}/deploy`, { token })
+    expect(nothing.status).toBe(409)
+    const archive = archiveOf(server, "contract", { Dockerfile: "FROM busybox\n" })
+    const refused = await upload(server, token, deployment, { dockerfile: "FROM busybox\n", archive })
+    expect(refused.status).toBe(400)
+    expect(refused.body.message).toContain("dockerfile")
+    const uploaded = await upload(server, token, deployment, { archive })
+    expect(uploaded.status, uploaded.text).toBe(200)
+    expect(uploaded.body).toEqual({ status: "uploaded", size: archive.length })
+    const first = await call(server, "POST", `/api/v1/deployments/${deployment}/deploy`, { token })
+    const second = await call(server, "POST", `/api/v1/deployments/${deployment}/deploy`, { token })
+    expect(first.status).toBe(201)
+    expect(first.body).toEqual({
+      id: expect.stringMatching(uuid),
+      deployment_id: deployment,
+      status: "pending",
+      commit_sha: expect.stringMatching(/^[0-9a-f]{64}$/),
+      image_tag: null,
+      started_at: null,
+      finished_at: null
+    })
+    const builds = await call(server, "GET", `/api/v1/deployments/${deployment}/builds`, { token })
+    expect(builds.body.map((b: { id: string }) => b.id)).toEqual([second.body.id, first.body.id])
+    const one = await call(server, "GET", `/api/v1/deployments/${deployment}/builds/${first.body.id}`, {
+      token
+    })
+    expect(one.body).toEqual(builds.body[1])
+
+    const notFound = { error: "not_found", message: "Build not found" }
+    const missing = Id.toUuid("bld_01jz0000000000000000000000")
+    for (const path of [
+      `/api/v1/deployments/${deployment}/builds/${missing}`,
+      `/api/v1/deployments/${deployment}/builds/nonsense`,
+      `/api/v1/deployments/${deployment}/builds/${missing}/logs`
+    ]) {
+      const reply = await call(server, "GET", path, { token })
+      expect(reply.status, path).toBe(404)
+      expect(reply.body, path).toEqual(notFound)
+    }
+    // Another deployment's build, named under this one, is not found either.
+    const other = (
+      await call(server, "POST", "/api/v1/deployments", {
+        token,
+        body: { name: "Other", subdomain: `other-${process.pid}` }
+      })
+    ).body.id as string
+    const elsewhere = await call(server, "GET", `/api/v1/deployments/${other}/builds/${first.body.id}`, {
+      token
+    })
+    expect(elsewhere.body).toEqual(notFound)
+
+    const unavailable = { error: "not_found", message: "Build logs not available" }
+    const pending = await call(
+      server,
+      "GET",
+      `/api/v1/deployments/${deployment}/builds/${first.body.id}/logs`,
+      { token }
+    )
+    expect([pending.status, pending.body]).toEqual([404, unavailable])
+    // Cancelled before it logged anything.
+    await call(server, "POST", `/api/builds/${Id.fromUuid("bld", second.body.id)}/cancel`, { token })
+    const cancelled = await call(
+      server,
+      "GET",
+      `/api/v1/deployments/${deployment}/builds/${second.body.id}/logs`,
+      { token }
+    )
+    expect([cancelled.status, cancelled.body]).toEqual([404, unavailable])
+    expect(
+      (await call(server, "GET", `/api/v1/deployments/${deployment}/builds/${second.body.id}`, { token }))
+        .body.status
+    ).toBe("cancelled")
+  })
+
+  it("answers the whole log as plain text once there is one", async () => {
+    const { token } = await workspace(server)
+    const deployment = (
+      await call(server, "POST", "/api/v1/deployments", {
+        token,
+        body: { name: "Text", subdomain: `text-${process.pid}` }
+      })
+    ).body.id as string
+    await upload(server, token, deployment, {
+      archive: archiveOf(server, "text", { Dockerfile: "FROM busybox\n" })
+    })
+    const build = (await call(server, "POST", `/api/v1/deployments/${deployment}/deploy`, { token })).body
+    const engine = await byHand(server, Id.fromUuid("bld", build.id)!)
+    await engine.log(3)
+    const logs = await call(server, "GET", `/api/v1/deployments/${deployment}/builds/${build.id}/logs`, {
+      token
+    })
+    expect(logs.status).toBe(200)
+    expect(logs.headers.get("content-type")).toContain("text/plain")
+    expect(logs.text.endsWith("\n")).toBe(true)
+    expect(logs.text.split("\n").length).toBeGreaterThan(2)
+  })
+})
+
+DockerTesting.describeDocker("http › deployments dialect end to end (Docker)", () => {
+  let engineServer: TestServer
+  beforeAll(async () => {
+    engineServer = await startServer({ engine: { namespace, options: { concurrency: 2 } } })
+  })
+  afterAll(async () => {
+    await engineServer.close()
+    DockerTesting.removeNamespace(namespace)
+  })
+
+  it("deploys an upload: raw log lines over the WebSocket, then success, an image tag and a runnable image", async () => {
+    const { token } = await workspace(engineServer)
+    const subdomain = `hello-${process.pid}`
+    const deployment = (
+      await call(engineServer, "POST", "/api/v1/deployments", { token, body: { name: "Hello", subdomain } })
+    ).body.id as string
+    const archive = archiveOf(engineServer, "hello", {
+      Dockerfile:
+        'FROM busybox\nCOPY greeting.txt .\nRUN echo "deploying" && cat greeting.txt\nCMD ["cat", "greeting.txt"]\n',
+      "greeting.txt": "Hello from a deployment!\n"
+    })
+    expect((await upload(engineServer, token, deployment, { archive })).body.status).toBe("uploaded")
+    const build = (await call(engineServer, "POST", `/api/v1/deployments/${deployment}/deploy`, { token }))
+      .body
+    const socket = new WebSocket(
+      `${engineServer.url.replace(/^http/, "ws")}/api/v1/deployments/${deployment}/builds/${build.id}/logs/stream`,
+      { headers: { authorization: `Bearer ${token}` } }
+    )
+    const lines: Array<string> = []
+    socket.on("message", (data) => lines.push(String(data)))
+    const code = await new Promise<number>((resolve) => socket.on("close", resolve))
+    expect(code).toBe(1000)
+    expect(lines).toContain("deploying")
+    expect(lines).toContain("Hello from a deployment!")
+    // Raw text, not the canonical stream's JSON messages.
+    expect(lines.every((line) => !line.startsWith('{"type"'))).toBe(true)
+    const done = (
+      await call(engineServer, "GET", `/api/v1/deployments/${deployment}/builds/${build.id}`, { token })
+    ).body
+    expect(done).toMatchObject({
+      status: "success",
+      image_tag: expect.stringMatching(new RegExp(`^${subdomain}:[0-9a-f]{8}$`))
+    })
+    expect(done.finished_at).toMatch(iso)
+    expect(DockerTesting.docker("run", "--rm", done.image_tag)).toBe("Hello from a deployment!")
+    const text = await call(
+      engineServer,
+      "GET",
+      `/api/v1/deployments/${deployment}/builds/${build.id}/logs`,
+      {
+        token
+      }
+    )
+    expect(text.text.split("\n")).toEqual(expect.arrayContaining(lines))
+    expect(
+      (await call(engineServer, "GET", `/api/v1/deployments/${deployment}`, { token })).body.status
+    ).toBe("success")
+  }, 120_000)
+})
