@@ -268,6 +268,11 @@ export class BuildsGroup extends HttpApiGroup.make("builds")
       success: Schema.Struct({ success: Schema.Boolean }),
       error: [Forbidden, NotFound]
     }),
+    HttpApiEndpoint.post("redeploy", "/builds/:id/redeploy", {
+      params: idParam,
+      success: BuildView.pipe(HttpApiSchema.status(201)),
+      error: [Forbidden, NotFound, Conflict]
+    }),
     HttpApiEndpoint.get("logs", "/builds/:id/logs", {
       params: idParam,
       query: {

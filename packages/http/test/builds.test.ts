@@ -333,3 +333,27 @@ describe("http › typed client", () => {
     expect(refused).toBeInstanceOf(ApiError.Unauthorized)
   })
 })
+
+describe("http › builds › redeploy", () => {
+  it("rebuilds the same app version as a new build, whatever became of the first", async () => {
+    const { version } = await setup()
+    const first = (await createBuild(version.id, {}, { pr: 7 })).body
+    await call(server, "POST", `/api/builds/${first.id}/cancel`)
+    const again = await call(server, "POST", `/api/builds/${first.id}/redeploy`)
+    expect(again.status).toBe(201)
+    expect(again.body).toMatchObject({
+      appVersionId: version.id,
+      trigger: "redeploy",
+      status: "pending",
+      sequenceNumber: first.sequenceNumber + 1,
+      metadata: { pr: 7, redeployOf: first.id }
+    })
+    expect(again.body.id).not.toBe(first.id)
+    const missing = await call(server, "POST", "/api/builds/bld_01jz0000000000000000000000/redeploy")
+    expect(missing.status).toBe(404)
+    const reader = await server.token("read", "*")
+    expect((await call(server, "POST", `/api/builds/${first.id}/redeploy`, { token: reader })).status).toBe(
+      403
+    )
+  })
+})

@@ -128,6 +128,7 @@ describe("http › OpenAPI and the reference page", () => {
         "POST /api/builds",
         "GET /api/builds/{id}",
         "POST /api/builds/{id}/cancel",
+        "POST /api/builds/{id}/redeploy",
         "GET /api/builds/{id}/logs",
         "GET /api/builds/{id}/logs/stream",
         "GET /api/workspaces",

@@ -59,6 +59,22 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
           return { success: accepted }
         })
       )
+      .handle("redeploy", ({ params }) =>
+        Effect.gen(function* () {
+          const principal = yield* requireRole("write")
+          const build = yield* fromStorage(storage.getBuild(principal.access, params.id as never))
+          // The same version again, with what the first build was told (a trigger's settings included).
+          return yield* fromStorage(
+            storage.createBuild(principal.access, {
+              appVersionId: build.appVersionId,
+              trigger: "redeploy",
+              createdBy: principal.name,
+              metadata: { ...build.metadata, redeployOf: build.id },
+              triggerMetadata: build.triggerMetadata
+            })
+          )
+        })
+      )
       .handle("logs", ({ params, query }) =>
         Effect.gen(function* () {
           const principal = yield* Effect.service(CurrentPrincipal)
