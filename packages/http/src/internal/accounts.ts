@@ -17,7 +17,7 @@ import {
   Storage,
   Trigger
 } from "@kiln/core"
-import { DateTime, Effect, Layer, Redacted, Schema, type SchemaIssue } from "effect"
+import { DateTime, Effect, Layer, Schema, type SchemaIssue } from "effect"
 import { HttpApiBuilder, HttpApiMiddleware } from "effect/http-api"
 import {
   AccountsApi,
@@ -32,6 +32,7 @@ import {
   type BuildView,
   type TriggerView
 } from "../AccountsApi.ts"
+import { authenticate } from "./authorization.ts"
 import { idOf } from "./ids.ts"
 import { issuesOf } from "./requestErrors.ts"
 
@@ -129,12 +130,8 @@ export const authorizationLayer = Layer.effect(
     const authenticator = yield* Authenticator.Authenticator
     return AccountsAuthorization.of({
       bearer: (httpEffect, { credential }) =>
-        authenticator.authenticate(Redacted.value(credential)).pipe(
-          Effect.catchTags({
-            Unauthenticated: () => Effect.fail(AccountsUnauthorized.instance),
-            StorageError: Effect.die
-          }),
-          Effect.flatMap((principal) => Effect.provideService(httpEffect, AccountsPrincipal, principal))
+        Effect.flatMap(authenticate(authenticator, credential, AccountsUnauthorized.instance), (principal) =>
+          Effect.provideService(httpEffect, AccountsPrincipal, principal)
         )
     })
   })

@@ -7,18 +7,24 @@ import { Effect, Layer, Redacted } from "effect"
 import { Authorization, CurrentPrincipal } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 
+/** A bearer credential's principal, or `unauthorized` (each surface answers 401 in its own body). */
+export const authenticate = <E>(
+  authenticator: Authenticator.AuthenticatorShape,
+  credential: Redacted.Redacted<string>,
+  unauthorized: E
+) =>
+  authenticator
+    .authenticate(Redacted.value(credential))
+    .pipe(Effect.catchTags({ Unauthenticated: () => Effect.fail(unauthorized), StorageError: Effect.die }))
+
 export const layer = Layer.effect(
   Authorization,
   Effect.gen(function* () {
     const authenticator = yield* Authenticator.Authenticator
     return Authorization.of({
       bearer: (httpEffect, { credential }) =>
-        authenticator.authenticate(Redacted.value(credential)).pipe(
-          Effect.catchTags({
-            Unauthenticated: () => Effect.fail(ApiError.Unauthorized.instance),
-            StorageError: Effect.die
-          }),
-          Effect.flatMap((principal) => Effect.provideService(httpEffect, CurrentPrincipal, principal))
+        Effect.flatMap(authenticate(authenticator, credential, ApiError.Unauthorized.instance), (principal) =>
+          Effect.provideService(httpEffect, CurrentPrincipal, principal)
         )
     })
   })
