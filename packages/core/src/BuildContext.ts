@@ -46,24 +46,31 @@ const writable = (header: Header): Result.Result<WriteHeader, SourceError> =>
       )
 
 /**
- * The same context with `text` appended, on a line of its own, to the regular file at `path` (relative
- * to the context root). A context without that file passes through unchanged.
+ * The context with the regular file at `path` (relative to the context root) rewritten by `edit`, which
+ * gets its bytes; when there is no such file, `missing` (if given) is added at the end as one.
  */
-export const appendToFile = <E>(
+const rewriteFile = <E>(
   context: Stream.Stream<Uint8Array, E>,
   path: string,
-  text: string
+  edit: (existing: Uint8Array) => Uint8Array,
+  missing?: Uint8Array
 ): Stream.Stream<Uint8Array, E | SourceError> =>
   Stream.suspend(() => {
     const reader = new TarReader()
     const wanted = normalize(path)
     let target: { header: Header; chunks: Array<Uint8Array>; size: number } | undefined
+    let found = false
     let size = 0
     const broken = (reason: string) =>
       new SourceError({
         reason: "InvalidArchive",
         message: `the build context is not a valid tar: ${reason}`
       })
+    const entry = (header: WriteHeader, data: Uint8Array) => [
+      encodeHeader({ ...header, type: "file", size: data.length }),
+      data,
+      padding(data.length)
+    ]
 
     const rewrite = (chunk: Uint8Array): Result.Result<ReadonlyArray<Uint8Array>, SourceError> => {
       const events = reader.push(chunk)
@@ -74,6 +81,12 @@ export const appendToFile = <E>(
           case "Entry": {
             if (event.header.type === "file" && normalize(event.header.path) === wanted) {
               target = { header: event.header, chunks: [], size: 0 }
+              found = true
+              continue
+            }
+            // The root directory itself (`./`, as `tar -C dir .` writes it) has no path once normalized.
+            if (normalize(event.header.path) === "") {
+              size = 0
               continue
             }
             const header = writable(event.header)
@@ -94,11 +107,8 @@ export const appendToFile = <E>(
           case "EntryEnd":
             if (target === undefined) out.push(padding(size))
             else {
-              const data = concat(target.chunks, encoder.encode(`\n${text}\n`))
               out.push(
-                encodeHeader({ ...target.header, type: "file", size: data.length }),
-                data,
-                padding(data.length)
+                ...entry({ ...target.header, type: "file" }, edit(concat(target.chunks, new Uint8Array())))
               )
               target = undefined
             }
@@ -112,12 +122,38 @@ export const appendToFile = <E>(
       Stream.mapEffect((chunk) => Effect.fromResult(rewrite(chunk))),
       Stream.flatMap((chunks) => Stream.fromIterable(chunks)),
       Stream.concat(
-        Stream.fromEffect(
+        Stream.fromIterableEffect(
           Effect.suspend(() => {
             const end = reader.end()
-            return Result.isFailure(end) ? Effect.fail(broken(end.failure)) : Effect.succeed(endOfArchive())
+            if (Result.isFailure(end)) return Effect.fail(broken(end.failure))
+            const added =
+              found || missing === undefined
+                ? []
+                : entry(
+                    { path: wanted, type: "file", linkTarget: "", size: 0, mode: 0o644, mtime: 0 },
+                    missing
+                  )
+            return Effect.succeed([...added, endOfArchive()])
           })
         )
       )
     )
   })
+
+/**
+ * The same context with `text` appended, on a line of its own, to the regular file at `path` (relative
+ * to the context root). A context without that file passes through unchanged.
+ */
+export const appendToFile = <E>(
+  context: Stream.Stream<Uint8Array, E>,
+  path: string,
+  text: string
+): Stream.Stream<Uint8Array, E | SourceError> =>
+  rewriteFile(context, path, (existing) => concat([existing], encoder.encode(`\n${text}\n`)))
+
+/** The same context with the file at `path` holding `content`, whether or not it had that file before. */
+export const replaceFile = <E>(
+  context: Stream.Stream<Uint8Array, E>,
+  path: string,
+  content: Uint8Array
+): Stream.Stream<Uint8Array, E | SourceError> => rewriteFile(context, path, () => content, content)

@@ -1,4 +1,7 @@
 import { execFileSync } from "node:child_process"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { BuildContext } from "@kiln/core"
 import { RunnerConformance } from "@kiln/core/testing"
@@ -83,6 +86,72 @@ describe("BuildContext.appendToFile", () => {
         )
       )
       expect(error).toMatchObject({ _tag: "SourceError", reason: "InvalidArchive" })
+    })
+  )
+})
+
+describe("BuildContext.replaceFile", () => {
+  const dockerfile = new TextEncoder().encode('FROM busybox\nCMD ["true"]\n')
+
+  it.effect("replaces the file, or adds it when the context has none, keeping every other file", () =>
+    Effect.gen(function* () {
+      const files = { Dockerfile: "FROM scratch\n", "src/app.txt": "y".repeat(1500) }
+      const replaced = yield* bytesOf(
+        BuildContext.replaceFile(RunnerConformance.contextOf(files), "Dockerfile", dockerfile)
+      )
+      expect(extracted(replaced)).toEqual({
+        Dockerfile: 'FROM busybox\nCMD ["true"]\n',
+        "src/app.txt": files["src/app.txt"]
+      })
+      const added = yield* bytesOf(
+        BuildContext.replaceFile(
+          RunnerConformance.contextOf({ "a.txt": "a" }),
+          "docker/Dockerfile",
+          dockerfile
+        )
+      )
+      expect(extracted(added)).toEqual({ "a.txt": "a", "docker/Dockerfile": 'FROM busybox\nCMD ["true"]\n' })
+    })
+  )
+
+  it.effect("drops the root directory entry that `tar -C dir .` writes, which has no path of its own", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(tmpdir(), "kiln-context-"))
+      writeFileSync(join(dir, "a.txt"), "a\n")
+      const tar = execFileSync("tar", ["-c", "-C", dir, "."])
+      const out = yield* bytesOf(
+        BuildContext.replaceFile(Stream.make(new Uint8Array(tar)), "Dockerfile", dockerfile)
+      )
+      expect(extracted(out)).toEqual({ "a.txt": "a\n", Dockerfile: 'FROM busybox\nCMD ["true"]\n' })
+      expect(execFileSync("tar", ["-tf", "-"], { input: out, encoding: "utf8" }).split("\n")).not.toContain(
+        "/"
+      )
+    })
+  )
+
+  it.effect("gives the same result however the stream is cut into chunks", () =>
+    Effect.gen(function* () {
+      const files = { Dockerfile: "FROM scratch\n", "b/c.txt": "z".repeat(3000) }
+      const whole = yield* bytesOf(
+        BuildContext.replaceFile(RunnerConformance.contextOf(files), "Dockerfile", dockerfile)
+      )
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(
+            fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 8 }),
+            (sizes) =>
+              Effect.runPromise(
+                Effect.gen(function* () {
+                  const cut = yield* bytesOf(
+                    BuildContext.replaceFile(yield* chunked(files, sizes), "Dockerfile", dockerfile)
+                  )
+                  expect(Buffer.compare(cut, whole)).toBe(0)
+                })
+              )
+          ),
+          { numRuns: 40 }
+        )
+      )
     })
   )
 })

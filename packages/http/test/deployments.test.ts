@@ -5,10 +5,11 @@
  */
 import { execFileSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { gzipSync } from "node:zlib"
-import { Id } from "@kiln/core"
+import { Id, SourceStore } from "@kiln/core"
 import * as DockerTesting from "@kiln/runner-docker/testing"
+import { Effect, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import WebSocket from "ws"
 import { byHand, call, startServer, type TestServer } from "./fixtures/server.ts"
@@ -33,7 +34,10 @@ const workspace = async (server: TestServer) => {
 const archiveOf = (server: TestServer, name: string, files: Record<string, string>) => {
   const dir = join(server.dir, name)
   mkdirSync(dir, { recursive: true })
-  for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text)
+  for (const [file, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, file)), { recursive: true })
+    writeFileSync(join(dir, file), text)
+  }
   return new Uint8Array(gzipSync(execFileSync("tar", ["-c", "-C", dir, "."])))
 }
 
@@ -115,9 +119,10 @@ describe("http › deployments dialect", () => {
     const nothing = await call(server, "POST", `/api/v1/deployments/${deployment}/deploy`, { token })
     expect(nothing.status).toBe(409)
     const archive = archiveOf(server, "contract", { Dockerfile: "FROM busybox\n" })
-    const refused = await upload(server, token, deployment, { dockerfile: "FROM busybox\n", archive })
-    expect(refused.status).toBe(400)
-    expect(refused.body.message).toContain("dockerfile")
+    // Parts are read in order: a dockerfile after the archive comes too late to use.
+    const late = await upload(server, token, deployment, { archive, dockerfile: "FROM busybox\n" })
+    expect(late.status).toBe(400)
+    expect(late.body.message).toContain("before the archive")
     const uploaded = await upload(server, token, deployment, { archive })
     expect(uploaded.status, uploaded.text).toBe(200)
     expect(uploaded.body).toEqual({ status: "uploaded", size: archive.length })
@@ -186,6 +191,44 @@ describe("http › deployments dialect", () => {
     ).toBe("cancelled")
   })
 
+  it("puts a dockerfile part in place of the archive's Dockerfile, or adds it, at the deployment's path", async () => {
+    const { token } = await workspace(server)
+    const deployment = (
+      await call(server, "POST", "/api/v1/deployments", {
+        token,
+        body: { name: "Own Dockerfile", subdomain: `own-${process.pid}`, dockerfile_path: "build/Dockerfile" }
+      })
+    ).body.id as string
+    const contextOf = async (buildUuid: string) => {
+      const build = (await call(server, "GET", `/api/builds/${Id.fromUuid("bld", buildUuid)}`, { token }))
+        .body
+      const version = (await call(server, "GET", `/api/app-versions/${build.appVersionId}`, { token })).body
+      return server.run(
+        Effect.flatMap(SourceStore.SourceStore, (sources) =>
+          Effect.map(Stream.runCollect(sources.context(version, "")), (chunks) =>
+            Buffer.concat(chunks.map((c) => Buffer.from(c)))
+          )
+        )
+      )
+    }
+    const fileIn = (tar: Buffer, name: string) =>
+      execFileSync("tar", ["-xOf", "-", name], { input: tar, encoding: "utf8" })
+    for (const [label, files] of [
+      ["replaces", { "build/Dockerfile": "FROM scratch\n", "app.txt": "app\n" }],
+      ["adds", { "app.txt": "app\n" }]
+    ] as const) {
+      const uploaded = await upload(server, token, deployment, {
+        dockerfile: "FROM busybox\nCOPY app.txt .\n",
+        archive: archiveOf(server, `own-${label}`, files)
+      })
+      expect(uploaded.status, uploaded.text).toBe(200)
+      const build = (await call(server, "POST", `/api/v1/deployments/${deployment}/deploy`, { token })).body
+      const context = await contextOf(build.id)
+      expect(fileIn(context, "build/Dockerfile"), label).toBe("FROM busybox\nCOPY app.txt .\n")
+      expect(fileIn(context, "app.txt"), label).toBe("app\n")
+    }
+  })
+
   it("answers the whole log as plain text once there is one", async () => {
     const { token } = await workspace(server)
     const deployment = (
@@ -226,12 +269,13 @@ DockerTesting.describeDocker("http › deployments dialect end to end (Docker)",
     const deployment = (
       await call(engineServer, "POST", "/api/v1/deployments", { token, body: { name: "Hello", subdomain } })
     ).body.id as string
-    const archive = archiveOf(engineServer, "hello", {
-      Dockerfile:
-        'FROM busybox\nCOPY greeting.txt .\nRUN echo "deploying" && cat greeting.txt\nCMD ["cat", "greeting.txt"]\n',
-      "greeting.txt": "Hello from a deployment!\n"
-    })
-    expect((await upload(engineServer, token, deployment, { archive })).body.status).toBe("uploaded")
+    // The Dockerfile comes as its own part, as the dialect allows.
+    const archive = archiveOf(engineServer, "hello", { "greeting.txt": "Hello from a deployment!\n" })
+    const dockerfile =
+      'FROM busybox\nCOPY greeting.txt .\nRUN echo "deploying" && cat greeting.txt\nCMD ["cat", "greeting.txt"]\n'
+    expect((await upload(engineServer, token, deployment, { dockerfile, archive })).body.status).toBe(
+      "uploaded"
+    )
     const build = (await call(engineServer, "POST", `/api/v1/deployments/${deployment}/deploy`, { token }))
       .body
     const socket = new WebSocket(

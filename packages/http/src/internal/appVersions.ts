@@ -17,14 +17,8 @@ import { list } from "./lists.ts"
 
 const unreadable = (what: string) => () => ApiError.badRequest("invalid_archive", `${what} could not be read`)
 
-/**
- * The archive's bytes: the whole body, or the multipart file named `archive`. A part named in `refuse`
- * that comes first is a 400 naming it, rather than silently ignored.
- */
-export const archiveBytes = (
-  payload: Stream.Stream<unknown, unknown>,
-  options: { readonly refuse?: ReadonlyArray<string> } = {}
-) =>
+/** The archive's bytes: the whole body, or the multipart file named `archive`. */
+const archiveBytes = (payload: Stream.Stream<unknown, unknown>) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     if (!(request.headers["content-type"] ?? "").startsWith("multipart/")) {
@@ -34,19 +28,9 @@ export const archiveBytes = (
       payload as Stream.Stream<MultipartPart.Part, unknown>,
       unreadable("the multipart body")
     )
-    const refused = options.refuse ?? []
     const part = yield* Stream.runHead(
-      Stream.filter(
-        parts,
-        (part) => (MultipartPart.isFile(part) && part.key === "archive") || refused.includes(part.key)
-      )
+      Stream.filter(parts, (part) => MultipartPart.isFile(part) && part.key === "archive")
     )
-    if (Option.isSome(part) && part.value.key !== "archive") {
-      return yield* ApiError.badRequest(
-        "invalid_archive",
-        `the ${part.value.key} part is not supported: put it in the archive instead`
-      )
-    }
     return yield* Option.match(part, {
       onNone: () =>
         Effect.fail(ApiError.badRequest("invalid_archive", "multipart body has no file part named archive")),
