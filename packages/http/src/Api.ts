@@ -520,7 +520,6 @@ export class KilnApi extends HttpApi.make("kiln")
   .add(AppsGroup)
   .add(AppVersionsGroup)
   .add(TokensGroup)
-  .add(DeploymentsGroup)
   .middleware(RequestErrors)
   .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error" })
   .annotateMerge(
@@ -531,7 +530,21 @@ export class KilnApi extends HttpApi.make("kiln")
         "Build orchestration: queue builds of your source, run them in containers, follow their logs, cancel them, and query them.",
       transform: (spec) => ({
         ...spec,
-        paths: { ...spec.paths, ...logStreamPath, ...deploymentLogStreamPath, ...pushPath }
+        paths: { ...spec.paths, ...logStreamPath, ...pushPath }
       })
+    })
+  ) {}
+
+/** The deployments dialect as an API of its own, so that a host can serve it or leave it out. */
+export class DeploymentsApi extends HttpApi.make("kiln-deployments")
+  .add(DeploymentsGroup)
+  .middleware(RequestErrors)
+  .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error" })
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "Kiln — deployments dialect",
+      version: "0.1.0",
+      description: "Deployments and their builds: bare arrays, plain-text logs and a raw-line log stream.",
+      transform: (spec) => ({ ...spec, paths: { ...spec.paths, ...deploymentLogStreamPath } })
     })
   ) {}

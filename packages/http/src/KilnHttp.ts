@@ -23,7 +23,7 @@ import {
 } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import * as AccountsApi from "./AccountsApi.ts"
-import { KilnApi, logStreamProtocol } from "./Api.ts"
+import { DeploymentsApi, KilnApi, logStreamProtocol } from "./Api.ts"
 import * as Accounts from "./internal/accounts.ts"
 import * as Apps from "./internal/apps.ts"
 import * as AppVersions from "./internal/appVersions.ts"
@@ -39,6 +39,10 @@ import * as Workspaces from "./internal/workspaces.ts"
 export interface Options {
   /** Where Kiln's routes live in the host's URL space, e.g. `/ci`; default at the root. */
   readonly prefix?: string | undefined
+  /** The other documented API shapes, served beside the canonical one unless left out here. */
+  readonly dialects?:
+    | { readonly deployments?: boolean | undefined; readonly accounts?: boolean | undefined }
+    | undefined
 }
 
 /** What the routes need from the host: Kiln's storage, its source store and an authenticator. */
@@ -180,7 +184,6 @@ const guard = HttpRouter.middleware(
 
 const handlers = Layer.mergeAll(
   Builds.layer,
-  Deployments.layer,
   Workspaces.layer,
   Apps.layer,
   AppVersions.layer,
@@ -198,17 +201,27 @@ const accounts = HttpApiBuilder.layer(AccountsApi.AccountsApi, {
   Layer.provide(Accounts.requestErrorsLayer)
 )
 
-const routes = Layer.mergeAll(
-  HttpApiBuilder.layer(KilnApi, { openapiPath: "/api/openapi.json" }).pipe(
-    Layer.provide(handlers),
+const deployments = Layer.mergeAll(
+  HttpApiBuilder.layer(DeploymentsApi, { openapiPath: "/api/v1/openapi.json" }).pipe(
+    Layer.provide(Deployments.layer.pipe(Layer.provide(Authorization.layer))),
     Layer.provide(RequestErrors.layer)
   ),
-  accounts,
-  LogStream.route,
-  Push.route,
-  HttpApiScalar.layer(KilnApi, { path: "/api/docs" }),
-  guard
+  LogStream.deploymentsRoute
 )
+
+const routes = (options: Options) =>
+  Layer.mergeAll(
+    HttpApiBuilder.layer(KilnApi, { openapiPath: "/api/openapi.json" }).pipe(
+      Layer.provide(handlers),
+      Layer.provide(RequestErrors.layer)
+    ),
+    options.dialects?.deployments === false ? Layer.empty : deployments,
+    options.dialects?.accounts === false ? Layer.empty : accounts,
+    LogStream.route,
+    Push.route,
+    HttpApiScalar.layer(KilnApi, { path: "/api/docs" }),
+    guard
+  )
 
 /** A router whose routes all live under `prefix`; handlers see their paths without it. */
 const prefixed = (prefix: string) =>
@@ -220,8 +233,8 @@ const prefixed = (prefix: string) =>
 /** Kiln's routes, added to the `HttpRouter` in context (under `prefix`). */
 export const layer = (options: Options = {}) =>
   options.prefix === undefined || options.prefix === "" || options.prefix === "/"
-    ? routes
-    : routes.pipe(Layer.provide(prefixed(options.prefix)))
+    ? routes(options)
+    : routes(options).pipe(Layer.provide(prefixed(options.prefix)))
 
 /**
  * Kiln as a web-standard handler, for hosts that speak `Request`/`Response`. The log stream needs a

@@ -135,15 +135,6 @@ describe("http › OpenAPI and the reference page", () => {
         "POST /api/workspaces",
         "GET /api/workspaces/{id}",
         "GET /api/workspaces/{id}/push-secret",
-        "GET /api/v1/deployments",
-        "POST /api/v1/deployments",
-        "GET /api/v1/deployments/{deployment_id}",
-        "POST /api/v1/deployments/{deployment_id}/upload",
-        "POST /api/v1/deployments/{deployment_id}/deploy",
-        "GET /api/v1/deployments/{deployment_id}/builds",
-        "GET /api/v1/deployments/{deployment_id}/builds/{build_id}",
-        "GET /api/v1/deployments/{deployment_id}/builds/{build_id}/logs",
-        "GET /api/v1/deployments/{deployment_id}/builds/{build_id}/logs/stream",
         "POST /api/events/push",
         "GET /api/apps",
         "POST /api/apps",
@@ -159,6 +150,46 @@ describe("http › OpenAPI and the reference page", () => {
       ].sort()
     )
     expect(Object.keys(document.components.securitySchemes)).toEqual(["bearer"])
+  })
+
+  it("documents each dialect in a document of its own", async () => {
+    const operations = async (path: string) => {
+      // biome-ignore lint/suspicious/noExplicitAny: the document is checked by shape
+      const document = (await (await fetch(`${server.url}${path}`)).json()) as any
+      return Object.entries(document.paths as Record<string, Record<string, unknown>>)
+        .flatMap(([route, methods]) =>
+          Object.keys(methods).map((method) => `${method.toUpperCase()} ${route}`)
+        )
+        .sort()
+    }
+    expect(await operations("/api/v1/openapi.json")).toEqual(
+      [
+        "GET /api/v1/deployments",
+        "POST /api/v1/deployments",
+        "GET /api/v1/deployments/{deployment_id}",
+        "POST /api/v1/deployments/{deployment_id}/upload",
+        "POST /api/v1/deployments/{deployment_id}/deploy",
+        "GET /api/v1/deployments/{deployment_id}/builds",
+        "GET /api/v1/deployments/{deployment_id}/builds/{build_id}",
+        "GET /api/v1/deployments/{deployment_id}/builds/{build_id}/logs",
+        "GET /api/v1/deployments/{deployment_id}/builds/{build_id}/logs/stream"
+      ].sort()
+    )
+    expect(await operations("/accounts/openapi.json")).toEqual(
+      [
+        "GET /accounts/{account_id}/builds/builds",
+        "GET /accounts/{account_id}/builds/builds/latest",
+        "GET /accounts/{account_id}/builds/builds/{build_uuid}",
+        "PUT /accounts/{account_id}/builds/builds/{build_uuid}/cancel",
+        "GET /accounts/{account_id}/builds/builds/{build_uuid}/logs",
+        "GET /accounts/{account_id}/builds/workers/{external_script_id}/builds",
+        "POST /accounts/{account_id}/builds/triggers",
+        "PATCH /accounts/{account_id}/builds/triggers/{trigger_uuid}",
+        "DELETE /accounts/{account_id}/builds/triggers/{trigger_uuid}",
+        "GET /accounts/{account_id}/builds/workers/{external_script_id}/triggers",
+        "POST /accounts/{account_id}/builds/triggers/{trigger_uuid}/builds"
+      ].sort()
+    )
   })
 
   it("serves a reference page that loads nothing from the network", async () => {
@@ -202,6 +233,21 @@ describe("http › mounting", () => {
     } finally {
       await dispose()
       await runtime.dispose()
+    }
+  })
+
+  it("leaves out the dialects a host does not want", async () => {
+    const layer = services(dir)
+    const { handler, dispose } = KilnHttp.toWebHandler(layer, {
+      dialects: { deployments: false, accounts: false }
+    })
+    try {
+      expect((await handler(new Request("http://host/api/openapi.json"))).status).toBe(200)
+      for (const path of ["/api/v1/openapi.json", "/api/v1/deployments", "/accounts/openapi.json"]) {
+        expect((await handler(new Request(`http://host${path}`))).status, path).toBe(404)
+      }
+    } finally {
+      await dispose()
     }
   })
 

@@ -21,7 +21,7 @@ import { DateTime, Effect, Option, Stream } from "effect"
 import { HttpServerRequest } from "effect/http"
 import * as MultipartPart from "effect/http/Multipart"
 import { HttpApiBuilder } from "effect/http-api"
-import { CurrentPrincipal, type DeploymentBuildView, type DeploymentView, KilnApi } from "../Api.ts"
+import { CurrentPrincipal, type DeploymentBuildView, DeploymentsApi, type DeploymentView } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
 import { fromSource, fromStorage } from "./errors.ts"
@@ -75,7 +75,7 @@ export const buildView = (build: Build.Build): DeploymentBuildView => ({
   finished_at: iso(build.completedAt)
 })
 
-export const layer = HttpApiBuilder.group(KilnApi, "deployments", (handlers) =>
+export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handlers) =>
   Effect.gen(function* () {
     const storage = yield* Storage.Storage
     const sources = yield* SourceStore.SourceStore

@@ -152,15 +152,18 @@ const raw: Dialect = {
   notFound: "Build not found"
 }
 
-/** The routes, with their services taken when added (so a web handler needs nothing per request). */
+/** The canonical stream's route, with its services taken when added (a web handler needs nothing per request). */
 export const route = HttpRouter.use((router) =>
   Effect.gen(function* () {
-    const [storage, authenticator] = [yield* Storage.Storage, yield* Authenticator.Authenticator]
-    yield* router.add("GET", "/api/builds/:id/logs/stream", follow(storage, authenticator))
-    yield* router.add(
-      "GET",
-      "/api/v1/deployments/:deployment_id/builds/:build_id/logs/stream",
-      follow(storage, authenticator, raw)
-    )
+    const handler = follow(yield* Storage.Storage, yield* Authenticator.Authenticator)
+    yield* router.add("GET", "/api/builds/:id/logs/stream", handler)
+  })
+)
+
+/** The deployments dialect's stream route. */
+export const deploymentsRoute = HttpRouter.use((router) =>
+  Effect.gen(function* () {
+    const handler = follow(yield* Storage.Storage, yield* Authenticator.Authenticator, raw)
+    yield* router.add("GET", "/api/v1/deployments/:deployment_id/builds/:build_id/logs/stream", handler)
   })
 )
