@@ -311,5 +311,21 @@ DockerTesting.describeDocker("http › deployments dialect end to end (Docker)",
     expect(
       (await call(engineServer, "GET", `/api/v1/deployments/${deployment}`, { token })).body.status
     ).toBe("success")
+    // The same build, run by the real engine, through the accounts dialect.
+    const { workspaceId } = (
+      await call(engineServer, "GET", `/api/builds/${Id.fromUuid("bld", build.id)}`, { token })
+    ).body
+    const seen = await call(
+      engineServer,
+      "GET",
+      `/accounts/${Id.toUuid(workspaceId)}/builds/builds/${build.id}`,
+      { token }
+    )
+    expect(seen.body.result).toMatchObject({
+      build_uuid: build.id,
+      status: "stopped",
+      build_outcome: "success",
+      stopped_on: done.finished_at
+    })
   }, 120_000)
 })
