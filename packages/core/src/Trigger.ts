@@ -1,7 +1,7 @@
 /**
  * A trigger says when pushes build an app automatically: branch includes and excludes, path excludes
  * (checked first) and includes (default `["*"]`), and the commands and settings its builds use.
- * Environment variable values are not part of the entity: secret ones are never returned.
+ * Secret environment variable values are stored sealed and never returned.
  */
 import { type DateTime, Schema } from "effect"
 import { type BuildSettings, RelativePath } from "./App.ts"
@@ -16,7 +16,12 @@ export const EnvironmentVariable = Schema.Struct({
   name: Schema.String.check(
     Schema.isPattern(/^[A-Za-z_][A-Za-z0-9_]{0,254}$/, { expected: "a variable name" })
   ),
-  secret: Schema.Boolean
+  secret: Schema.Boolean,
+  /**
+   * A plain variable's value; a secret's, sealed (`Secrets.seal`) before it reaches storage, so it is never
+   * stored in the clear and no view shows it. Without one, the engine's `environment` option supplies it.
+   */
+  value: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(65_536)))
 })
 
 export const Trigger = Schema.Struct({
@@ -134,9 +139,10 @@ export const make = (
   input: NewTrigger,
   now: DateTime.Utc
 ): Trigger => ({
+  // The input first: whatever else it carries, the ids and times are these.
+  ...input,
   id,
   workspaceId,
-  ...input,
   createdAt: now,
   updatedAt: now,
   deletedAt: null

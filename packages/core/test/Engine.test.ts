@@ -3,7 +3,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Access, App, type Build, Engine, Query, Runner, SourceStore, Storage } from "@kiln/core"
+import { Access, App, type Build, Engine, Query, Runner, Secrets, SourceStore, Storage } from "@kiln/core"
 import { RunnerConformance } from "@kiln/core/testing"
 import { type Duration, Effect, Layer, Scope, Stream } from "effect"
 
@@ -210,6 +210,53 @@ describe("Engine", () => {
       const texts = (yield* logOf(build!.id)).filter((l) => l.stream === "stdout").map((l) => l.text)
       expect(texts).toEqual(["from the trigger", "trigger deploy"])
     }).pipe(Effect.provide(setup()))
+  )
+
+  it.live(
+    "gives a build its trigger's variables, secrets opened with the key and redacted from the log",
+    () =>
+      Effect.gen(function* () {
+        const { storage, app, queue } = yield* appWith("echo mode=$MODE; echo token=$TOKEN")
+        const key = yield* Secrets.SecretsKey
+        const trigger = yield* storage.createTrigger(Access.all, {
+          appId: app.id,
+          name: "with variables",
+          repository: null,
+          branchIncludes: [],
+          branchExcludes: [],
+          pathIncludes: [],
+          pathExcludes: [],
+          buildCommand: null,
+          deployCommand: null,
+          rootDirectory: null,
+          cachingEnabled: false,
+          environment: [
+            { name: "MODE", secret: false, value: "production" },
+            { name: "TOKEN", secret: true, value: Secrets.seal(key.key!, "s3cret-token") }
+          ]
+        })
+        const [build] = yield* queue(1, { triggerId: trigger.id })
+        expect((yield* stopped(build!.id)).status).toBe("completed")
+        const texts = (yield* logOf(build!.id)).map((l) => l.text)
+        expect(texts).toContain("mode=production")
+        expect(texts).toContain("token=***")
+        expect(JSON.stringify(texts)).not.toContain("s3cret-token")
+
+        // Sealed under another key: the build fails, saying why, and runs nothing.
+        const other = yield* storage.createTrigger(Access.all, {
+          ...trigger,
+          name: "wrong key",
+          environment: [{ name: "TOKEN", secret: true, value: Secrets.seal(new Uint8Array(32).fill(7), "x") }]
+        })
+        const [refused] = yield* queue(1, { triggerId: other.id })
+        const failed = yield* stopped(refused!.id)
+        expect(failed).toMatchObject({ status: "failed" })
+        expect(failed.error).toContain("TOKEN could not be opened")
+        expect((yield* logOf(refused!.id)).some((l) => l.text.startsWith("mode="))).toBe(false)
+      }).pipe(
+        Effect.provide(setup()),
+        Effect.provide(Secrets.layer("an engine test key, long enough to use"))
+      )
   )
 
   it.live("runs at most `concurrency` builds at once, and all of them in the end", () =>

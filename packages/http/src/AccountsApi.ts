@@ -105,7 +105,11 @@ export const TriggerView = Schema.Struct({
   deploy_command: Schema.NullOr(Schema.String),
   root_directory: Schema.NullOr(Schema.String),
   build_caching_enabled: Schema.Boolean,
-  environment_variables: Schema.Record(Schema.String, Schema.Struct({ is_secret: Schema.Boolean })),
+  /** A plain variable shows its value; a secret's is never shown (null). */
+  environment_variables: Schema.Record(
+    Schema.String,
+    Schema.Struct({ is_secret: Schema.Boolean, value: Schema.NullOr(Schema.String) })
+  ),
   created_on: Schema.String,
   modified_on: Schema.String,
   deleted_on: Timestamp
@@ -203,11 +207,16 @@ const TriggerInput = {
   deploy_command: Schema.optionalKey(Schema.NullOr(Text(8192))),
   root_directory: Schema.optionalKey(Schema.NullOr(Text(1024))),
   build_caching_enabled: Schema.optionalKey(Schema.Boolean),
-  /** Names, and whether each is secret; values are set where builds run (the engine's `environment`). */
+  /**
+   * The variables builds of the trigger get. A secret's value is sealed with the server's
+   * `KILN_SECRETS_KEY` before it is stored and never shown again; a secret given without a value keeps the
+   * one it had. A variable without a value is left for the engine's `environment` option to supply.
+   */
   environment_variables: Schema.optionalKey(
-    Schema.Record(Text(255), Schema.Struct({ is_secret: Schema.Boolean })).check(
-      Schema.makeFilter((record) => Object.keys(record).length <= 200 || "at most 200 variables")
-    )
+    Schema.Record(
+      Text(255),
+      Schema.Struct({ is_secret: Schema.Boolean, value: Schema.optionalKey(Text(65_536)) })
+    ).check(Schema.makeFilter((record) => Object.keys(record).length <= 200 || "at most 200 variables"))
   )
 }
 

@@ -3,11 +3,14 @@
  * envelope on every answer (errors, auth failures and unknown routes included), triggers, manual builds,
  * log pages, and scope — another account's objects are 404s like missing ones.
  */
-import { Access, App, Id, type LogLine, Storage } from "@kiln/core"
+import { Access, App, Id, type LogLine, Secrets, Storage } from "@kiln/core"
 import { AccountsApi } from "@kiln/http"
 import { DateTime, Effect, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Reply, call as request, startServer, type TestServer } from "./fixtures/server.ts"
+
+// The key secret variable values are sealed with, read by the server.
+process.env.KILN_SECRETS_KEY = "a test key for sealing secret values, long enough"
 
 let server: TestServer
 beforeAll(async () => {
@@ -102,7 +105,10 @@ describe("http › accounts dialect", () => {
       branch_includes: ["main"],
       path_excludes: ["docs/*"],
       build_command: "npm run build",
-      environment_variables: { API_TOKEN: { is_secret: true }, MODE: { is_secret: false } }
+      environment_variables: {
+        API_TOKEN: { is_secret: true, value: "s3cret-value" },
+        MODE: { is_secret: false, value: "production" }
+      }
     })
     expect(created.status).toBe(200)
     isEnvelope(created.body, true)
@@ -120,15 +126,36 @@ describe("http › accounts dialect", () => {
       deploy_command: null,
       root_directory: null,
       build_caching_enabled: false,
-      environment_variables: { API_TOKEN: { is_secret: true }, MODE: { is_secret: false } },
+      environment_variables: {
+        API_TOKEN: { is_secret: true, value: null },
+        MODE: { is_secret: false, value: "production" }
+      },
       created_on: expect.stringMatching(iso),
       modified_on: expect.stringMatching(iso),
       deleted_on: null
     })
+    // The secret is stored sealed, never in the clear.
+    const storedTrigger = await server.run(
+      Storage.Storage.use((storage) =>
+        storage.getTrigger(Access.all, Id.fromUuid("trg", trigger.trigger_uuid)!)
+      )
+    )
+    const secret = storedTrigger.environment.find((v) => v.name === "API_TOKEN")!
+    expect(secret.value).toMatch(/^sealed:v1:/)
+    expect(JSON.stringify(storedTrigger)).not.toContain("s3cret-value")
+    expect(Secrets.open(Secrets.SecretsKey.defaultValue().key!, secret.value!)).toBe("s3cret-value")
     const updated = await call(a.token, "PATCH", `${a.base}/triggers/${trigger.trigger_uuid}`, {
       build_caching_enabled: true,
-      branch_excludes: ["wip/*"]
+      branch_excludes: ["wip/*"],
+      // A secret given without a value keeps the one it had.
+      environment_variables: { API_TOKEN: { is_secret: true }, MODE: { is_secret: false, value: "staging" } }
     })
+    const resealed = await server.run(
+      Storage.Storage.use((storage) =>
+        storage.getTrigger(Access.all, Id.fromUuid("trg", trigger.trigger_uuid)!)
+      )
+    )
+    expect(resealed.environment).toEqual([secret, { name: "MODE", secret: false, value: "staging" }])
     expect(updated.body.result).toMatchObject({
       build_caching_enabled: true,
       branch_excludes: ["wip/*"],

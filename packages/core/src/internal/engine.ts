@@ -23,13 +23,14 @@ import type { Build, BuildStep } from "../Build.ts"
 import type { BuildEvent, Fence } from "../BuildState.ts"
 import type { Change } from "../Change.ts"
 import type { EngineOptions, EngineShape } from "../Engine.ts"
-import type { AppId, AppVersionId, BuildId } from "../Id.ts"
+import type { AppId, AppVersionId, BuildId, TriggerId } from "../Id.ts"
 import * as LogLine from "../LogLine.ts"
 import * as OrderBy from "../OrderBy.ts"
 import type { ListQuery } from "../Query.ts"
 import * as Redactor from "../Redactor.ts"
-import { Runner, type RunnerEvent } from "../Runner.ts"
+import { type EnvironmentVariable, Runner, type RunnerEvent } from "../Runner.ts"
 import type { RunnerError } from "../RunnerError.ts"
+import * as Secrets from "../Secrets.ts"
 import { SourceStore } from "../SourceStore.ts"
 import { Storage, type StorageShape } from "../Storage.ts"
 import * as Trigger from "../Trigger.ts"
@@ -149,6 +150,40 @@ export const makeEngine = (options: EngineOptions) =>
     const environment = options.environment ?? (() => Effect.succeed([]))
     // A build holds one of the `concurrency` slots while the runner has it; once the runner has stopped
     // and cleaned up, it only writes its last log lines and final state, and its slot goes to the next.
+    /**
+     * The variables of the trigger that made a build, secret values opened with the secrets key; a
+     * trigger deleted since still counts, as the build was made with it.
+     */
+    const triggerVariables = (build: Build) =>
+      Effect.gen(function* () {
+        const none = { variables: [] as Array<EnvironmentVariable>, problem: undefined as string | undefined }
+        const id = (build.triggerMetadata as { readonly triggerId?: unknown } | null)?.triggerId
+        if (typeof id !== "string") return none
+        const trigger = yield* storage.getTrigger(Access.all, id as TriggerId).pipe(
+          Effect.map(Option.some),
+          Effect.catchTag("NotFound", () => Effect.succeed(Option.none())),
+          Effect.orDie
+        )
+        if (Option.isNone(trigger)) return none
+        const { key } = yield* Secrets.SecretsKey
+        const variables: Array<EnvironmentVariable> = []
+        for (const variable of trigger.value.environment) {
+          if (variable.value === undefined) continue
+          const value = variable.secret
+            ? key === undefined
+              ? undefined
+              : Secrets.open(key, variable.value)
+            : variable.value
+          if (value === undefined) {
+            return {
+              variables: [],
+              problem: `the secret ${variable.name} could not be opened: KILN_SECRETS_KEY must be the key it was stored with`
+            }
+          }
+          variables.push({ name: variable.name, value, secret: variable.secret })
+        }
+        return { variables, problem: undefined }
+      })
     const running = new Map<BuildId, Running>()
     const finishing = new Map<BuildId, Fiber.Fiber<void>>()
     // Storage never changes an app, nor a version once it is ready to build: each is read once. A failed
@@ -203,7 +238,13 @@ export const makeEngine = (options: EngineOptions) =>
         )
         // A build made by a trigger runs with the trigger's commands, root directory and caching.
         const app = { ...stored, build: Trigger.settingsFor(stored.build, build.triggerMetadata) }
-        const variables = yield* environment(build, app)
+        const fromTrigger = yield* triggerVariables(build)
+        const own = yield* environment(build, app)
+        // The host's variables win over a trigger's of the same name.
+        const variables = [
+          ...fromTrigger.variables.filter((v) => !own.some((o) => o.name === v.name)),
+          ...own
+        ]
         const redactor = Redactor.make(variables.filter((v) => v.secret).map((v) => v.value))
         const log = yield* makeLogWriter(
           storage,
@@ -306,7 +347,12 @@ export const makeEngine = (options: EngineOptions) =>
               onFailure: (error) => Deferred.succeed(stop, { _tag: "Failed", error })
             })
           )
-        const runFiber = yield* Effect.forkChild(run)
+        // A secret the engine cannot open fails the build before anything runs without it.
+        const runFiber = yield* Effect.forkChild(
+          fromTrigger.problem === undefined
+            ? run
+            : Deferred.succeed(stop, { _tag: "Failed", error: fromTrigger.problem })
+        )
         const timeoutMs = app.build.timeoutMs
         const timer = yield* Effect.forkChild(
           Effect.sleep(`${timeoutMs} millis`).pipe(

@@ -13,6 +13,7 @@ import {
   Id,
   LogCursor,
   Query,
+  Secrets,
   SourceStore,
   Storage,
   Trigger
@@ -54,9 +55,6 @@ const idList = (parameter: string, text: string) => {
     : Effect.succeed(ids)
 }
 
-const variablesOf = (names: ReadonlyArray<{ readonly name: string; readonly secret: boolean }>) =>
-  Object.fromEntries(names.map((variable) => [variable.name, { is_secret: variable.secret }]))
-
 export const triggerView = (trigger: Trigger.Trigger): TriggerView => ({
   trigger_uuid: Id.toUuid(trigger.id),
   trigger_name: trigger.name,
@@ -70,7 +68,12 @@ export const triggerView = (trigger: Trigger.Trigger): TriggerView => ({
   deploy_command: trigger.deployCommand,
   root_directory: trigger.rootDirectory,
   build_caching_enabled: trigger.cachingEnabled,
-  environment_variables: variablesOf(trigger.environment),
+  environment_variables: Object.fromEntries(
+    trigger.environment.map((variable) => [
+      variable.name,
+      { is_secret: variable.secret, value: variable.secret ? null : (variable.value ?? null) }
+    ])
+  ),
   created_on: DateTime.formatIso(trigger.createdAt),
   modified_on: DateTime.formatIso(trigger.updatedAt),
   deleted_on: iso(trigger.deletedAt)
@@ -380,7 +383,9 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
       readonly deploy_command: string | null
       readonly root_directory: string | null
       readonly build_caching_enabled: boolean
-      readonly environment_variables: Readonly<Record<string, { readonly is_secret: boolean }>>
+      readonly environment_variables: Readonly<
+        Record<string, { readonly is_secret: boolean; readonly value?: string }>
+      >
     }>
     /** The fields given, in Kiln's names; a field left out stays as it is. */
     const patchOf = (input: Input): Trigger.TriggerPatch => {
@@ -398,13 +403,42 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
         environment:
           input.environment_variables === undefined
             ? undefined
-            : Object.entries(input.environment_variables).map(([name, { is_secret }]) => ({
+            : Object.entries(input.environment_variables).map(([name, { is_secret, value }]) => ({
                 name,
-                secret: is_secret
+                secret: is_secret,
+                ...(value === undefined ? {} : { value })
               }))
       }
       return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined))
     }
+    /**
+     * Seals the secret values of a patch's variables; a secret given without a value keeps the sealed one
+     * it had before. Secret values need the server's secrets key.
+     */
+    const sealed = (
+      patch: Trigger.TriggerPatch,
+      before: ReadonlyArray<Trigger.Trigger["environment"][number]>
+    ) =>
+      Effect.gen(function* () {
+        if (patch.environment === undefined) return patch
+        const { key } = yield* Secrets.SecretsKey
+        const environment: Array<Trigger.Trigger["environment"][number]> = []
+        for (const variable of patch.environment) {
+          if (!variable.secret || variable.value === undefined) {
+            const kept = before.find((old) => old.name === variable.name && old.secret && variable.secret)
+            environment.push(kept ?? variable)
+            continue
+          }
+          if (key === undefined) {
+            return yield* AccountsBadRequest.of(
+              `environment_variables.${variable.name}: secret values need KILN_SECRETS_KEY set on the server`
+            )
+          }
+          environment.push({ ...variable, value: Secrets.seal(key, variable.value) })
+        }
+        return { ...patch, environment }
+      })
+
     return handlers
       .handle("create", ({ params, payload }) =>
         Effect.gen(function* () {
@@ -412,7 +446,7 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
           yield* writer
           const appId = idOf("app", payload.external_script_id)
           if (appId === undefined) return yield* AccountsNotFound.of("Script not found")
-          const patch = patchOf(payload)
+          const patch = yield* sealed(patchOf(payload), [])
           const input = yield* checkedTrigger({
             appId,
             name: payload.trigger_name,
@@ -438,7 +472,7 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
           const { access } = yield* accountOf(storage, params.account_id)
           yield* writer
           const trigger = yield* triggerOf(access, params.trigger_uuid)
-          const patch = patchOf(payload)
+          const patch = yield* sealed(patchOf(payload), trigger.environment)
           // The patched trigger must still be a valid one.
           const {
             id: _id,
