@@ -38,22 +38,7 @@ import { makeBatcher } from "./internal/batcher.ts"
 import { clientConfig, lockKey, open, type Run } from "./internal/connection.ts"
 import { channelOf, listen, payload } from "./internal/listener.ts"
 import { migrate } from "./internal/migrations.ts"
-import {
-  appColumns,
-  appVersionColumns,
-  buildColumns,
-  buildStateColumns,
-  logStatsColumns,
-  sourceEventColumns,
-  statements,
-  stepColumns,
-  tokenColumns,
-  tokenInsertColumns,
-  triggerColumns,
-  triggerWriteColumns,
-  valuesOf,
-  workspaceColumns
-} from "./internal/statements.ts"
+import { statements, tokenInsertColumns, triggerWriteColumns, valuesOf } from "./internal/statements.ts"
 
 export interface Options {
   /** `postgres://user:password@host:port/database` */
@@ -119,7 +104,7 @@ export const make = (
       Effect.flatMap(
         tx(statements.writeBuildState, [
           after.id,
-          ...valuesOf(rows.fromBuild(after), buildStateColumns),
+          ...valuesOf(rows.fromBuild(after), rows.buildStateColumns),
           before.phase,
           before.owner,
           before.attempt,
@@ -166,7 +151,7 @@ export const make = (
         build
       )
 
-    const stateOf = (build: Build.Build) => valuesOf(rows.fromBuild(build), buildStateColumns)
+    const stateOf = (build: Build.Build) => valuesOf(rows.fromBuild(build), rows.buildStateColumns)
     const writeTransitions = yield* makeBatcher({
       max: 100,
       workers: 2,
@@ -210,7 +195,7 @@ export const make = (
             batch.map(({ expected }) => expected),
             ...transpose(
               batch.map(({ build, stats }) =>
-                valuesOf(rows.fromLogStats(build.id, stats), logStatsColumns).slice(1)
+                valuesOf(rows.fromLogStats(build.id, stats), rows.logStatsColumns).slice(1)
               )
             ),
             batch.map(({ change }) => payload(source, change)),
@@ -391,10 +376,36 @@ export const make = (
         changed
       )
 
+    /** Reads the trigger under its row lock, applies `change`, and writes what changed. */
+    const changeTrigger = <E>(
+      access: Access.Access,
+      id: Id.TriggerId,
+      change: (trigger: Trigger.Trigger, at: DateTime.Utc) => Effect.Effect<Trigger.Trigger, E>
+    ) =>
+      Effect.flatMap(now, (at) =>
+        transaction((tx) =>
+          Effect.gen(function* () {
+            const row = yield* Effect.flatMap(
+              tx<rows.TriggerRow>(statements.lockTrigger, [id]),
+              visible(access, "trigger", id)
+            )
+            const before = rows.toTrigger(row)
+            const after = yield* change(before, at)
+            if (after !== before) {
+              yield* tx(statements.writeTrigger, [
+                id,
+                ...valuesOf(rows.fromTrigger(after), triggerWriteColumns)
+              ])
+            }
+            return after
+          })
+        )
+      )
+
     const storage: Storage.StorageShape = {
       createWorkspace: Effect.fnUntraced(function* (input) {
         const workspace = Workspace.make(yield* Id.generate("wsp"), input, yield* now)
-        yield* run(statements.insertWorkspace, valuesOf(rows.fromWorkspace(workspace), workspaceColumns))
+        yield* run(statements.insertWorkspace, valuesOf(rows.fromWorkspace(workspace), rows.workspaceColumns))
         return workspace
       }),
       getWorkspace: (access, id) =>
@@ -410,7 +421,7 @@ export const make = (
         if (!Access.allows(access, input.workspaceId)) {
           return yield* Storage.NotFound.of("workspace", input.workspaceId)
         }
-        const inserted = yield* run(statements.insertApp, valuesOf(rows.fromApp(app), appColumns))
+        const inserted = yield* run(statements.insertApp, valuesOf(rows.fromApp(app), rows.appColumns))
         if (inserted.length === 1) return app
         const [workspace] = yield* run(statements.workspaceById, [input.workspaceId])
         return yield* workspace === undefined
@@ -432,7 +443,10 @@ export const make = (
           visible(access, "app", input.appId)
         )
         const version = AppVersion.make(id, app.workspace_id as Id.WorkspaceId, input, at)
-        yield* run(statements.insertAppVersion, valuesOf(rows.fromAppVersion(version), appVersionColumns))
+        yield* run(
+          statements.insertAppVersion,
+          valuesOf(rows.fromAppVersion(version), rows.appVersionColumns)
+        )
         return version
       }),
       resolveAppVersion: Effect.fnUntraced(function* (access, id, resolution) {
@@ -480,7 +494,7 @@ export const make = (
           visible(access, "app", input.appId)
         )
         const trigger = Trigger.make(id, app.workspace_id as Id.WorkspaceId, input, at)
-        yield* run(statements.insertTrigger, valuesOf(rows.fromTrigger(trigger), triggerColumns))
+        yield* run(statements.insertTrigger, valuesOf(rows.fromTrigger(trigger), rows.triggerColumns))
         return trigger
       }),
       getTrigger: (access, id) =>
@@ -489,48 +503,17 @@ export const make = (
           rows.toTrigger
         ),
       listTriggers: (access, query) => list(Fields.triggers, rows.toTrigger, access, query),
-      updateTrigger: Effect.fnUntraced(function* (access, id, patch) {
-        const at = yield* now
-        return yield* transaction((tx) =>
-          Effect.gen(function* () {
-            const trigger = rows.toTrigger(
-              yield* Effect.flatMap(
-                tx<rows.TriggerRow>(statements.lockTrigger, [id]),
-                visible(access, "trigger", id)
-              )
-            )
-            if (trigger.deletedAt !== null) {
-              return yield* new Storage.Conflict({ message: `trigger ${id} is deleted` })
-            }
-            const updated = Trigger.update(trigger, patch, at)
-            yield* tx(statements.writeTrigger, [
-              id,
-              ...valuesOf(rows.fromTrigger(updated), triggerWriteColumns)
-            ])
-            return updated
-          })
-        )
-      }),
-      deleteTrigger: Effect.fnUntraced(function* (access, id) {
-        const at = yield* now
-        return yield* transaction((tx) =>
-          Effect.gen(function* () {
-            const trigger = rows.toTrigger(
-              yield* Effect.flatMap(
-                tx<rows.TriggerRow>(statements.lockTrigger, [id]),
-                visible(access, "trigger", id)
-              )
-            )
-            if (trigger.deletedAt !== null) return trigger
-            const deleted = Trigger.remove(trigger, at)
-            yield* tx(statements.writeTrigger, [
-              id,
-              ...valuesOf(rows.fromTrigger(deleted), triggerWriteColumns)
-            ])
-            return deleted
-          })
-        )
-      }),
+      updateTrigger: (access, id, patch) =>
+        changeTrigger(access, id, (trigger, at) =>
+          trigger.deletedAt !== null
+            ? Effect.fail(new Storage.Conflict({ message: `trigger ${id} is deleted` }))
+            : Effect.succeed(Trigger.update(trigger, patch, at))
+        ),
+      deleteTrigger: (access, id) =>
+        changeTrigger(access, id, (trigger, at) =>
+          // Deleting twice keeps the first time.
+          Effect.succeed(trigger.deletedAt !== null ? trigger : Trigger.remove(trigger, at))
+        ),
       activeTriggers: (access, workspaceId) =>
         Access.allows(access, workspaceId)
           ? Effect.map(run<rows.TriggerRow>(statements.activeTriggers, [workspaceId]), (found) =>
@@ -545,7 +528,7 @@ export const make = (
         }
         const inserted = yield* run(
           statements.insertSourceEvent,
-          valuesOf(rows.fromSourceEvent(event), sourceEventColumns)
+          valuesOf(rows.fromSourceEvent(event), rows.sourceEventColumns)
         )
         if (inserted.length === 1) return { event, created: true }
         const [stored] = yield* run<rows.SourceEventRow>(statements.sourceEventByDelivery, [
@@ -596,7 +579,7 @@ export const make = (
         }),
       listTokens: (access, query) =>
         list(Fields.tokens, rows.toToken, access, query, {
-          select: tokenColumns.map((column) => `t0.${column}`).join(", ")
+          select: rows.tokenColumns.map((column) => `t0.${column}`).join(", ")
         }),
       revokeToken: Effect.fnUntraced(function* (access, id) {
         const at = yield* now
@@ -654,7 +637,7 @@ export const make = (
             ])
             const build = Build.make(id, version, sequence!.build_sequence, input, at)
             yield* tx(statements.insertBuild, [
-              ...valuesOf(rows.fromBuild(build), buildColumns),
+              ...valuesOf(rows.fromBuild(build), rows.buildColumns),
               ...notify(Storage.buildChanged(build))
             ])
             return { build, created: true }
@@ -768,7 +751,7 @@ export const make = (
         transaction((tx) =>
           Effect.gen(function* () {
             yield* Effect.fromResult(BuildState.checkFence(yield* lockedBuild(tx, id), fence))
-            yield* tx(statements.upsertStep, valuesOf(rows.fromBuildStep(id, step), stepColumns))
+            yield* tx(statements.upsertStep, valuesOf(rows.fromBuildStep(id, step), rows.stepColumns))
           })
         ),
       appendLogs: Effect.fnUntraced(function* (id, fence, batch) {
@@ -810,7 +793,7 @@ export const make = (
               written.map((line) => line.text),
               from,
               through,
-              ...valuesOf(rows.fromLogStats(id, stats), logStatsColumns).slice(1),
+              ...valuesOf(rows.fromLogStats(id, stats), rows.logStatsColumns).slice(1),
               ...notify(change)
             ])
             remember(knownLogs, id, { build, stats })

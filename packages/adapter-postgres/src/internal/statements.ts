@@ -47,18 +47,6 @@ export const triggerWriteColumns = triggerColumns.filter(
   (column) => !["id", "workspace_id", "app_id", "created_at"].includes(column)
 )
 export const tokenInsertColumns = [...tokenColumns, "all_workspaces", "token_hash"] as const
-export {
-  appColumns,
-  appVersionColumns,
-  buildColumns,
-  buildStateColumns,
-  logStatsColumns,
-  sourceEventColumns,
-  stepColumns,
-  tokenColumns,
-  triggerColumns,
-  workspaceColumns
-}
 
 const builds = list(buildColumns)
 
