@@ -130,6 +130,26 @@ export const NewTrigger = Trigger.mapFields(
 )
 export type NewTrigger = typeof NewTrigger.Type
 
+/**
+ * A new trigger of `appId` with the defaults every caller would otherwise spell out: any repository, every
+ * branch, every path, the app's own commands and root directory, no caching, no variables.
+ */
+export const input = (appId: AppId, name: string, fields: TriggerPatch = {}): NewTrigger => ({
+  appId,
+  name,
+  repository: null,
+  branchIncludes: [],
+  branchExcludes: [],
+  pathIncludes: [],
+  pathExcludes: [],
+  buildCommand: null,
+  deployCommand: null,
+  rootDirectory: null,
+  cachingEnabled: false,
+  environment: [],
+  ...fields
+})
+
 /** The fields an update may change; the app a trigger builds never changes. */
 export type TriggerPatch = Partial<Omit<NewTrigger, "appId">>
 

@@ -3,7 +3,18 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Access, App, type Build, Engine, Query, Runner, Secrets, SourceStore, Storage } from "@kiln/core"
+import {
+  Access,
+  App,
+  type Build,
+  Engine,
+  Query,
+  Runner,
+  Secrets,
+  SourceStore,
+  Storage,
+  Trigger
+} from "@kiln/core"
 import { RunnerConformance } from "@kiln/core/testing"
 import { type Duration, Effect, Layer, Scope, Stream } from "effect"
 
@@ -218,23 +229,15 @@ describe("Engine", () => {
       Effect.gen(function* () {
         const { storage, app, queue } = yield* appWith("echo mode=$MODE; echo token=$TOKEN")
         const key = yield* Secrets.SecretsKey
-        const trigger = yield* storage.createTrigger(Access.all, {
-          appId: app.id,
-          name: "with variables",
-          repository: null,
-          branchIncludes: [],
-          branchExcludes: [],
-          pathIncludes: [],
-          pathExcludes: [],
-          buildCommand: null,
-          deployCommand: null,
-          rootDirectory: null,
-          cachingEnabled: false,
-          environment: [
-            { name: "MODE", secret: false, value: "production" },
-            { name: "TOKEN", secret: true, value: Secrets.seal(key.key!, "s3cret-token") }
-          ]
-        })
+        const trigger = yield* storage.createTrigger(
+          Access.all,
+          Trigger.input(app.id, "with variables", {
+            environment: [
+              { name: "MODE", secret: false, value: "production" },
+              { name: "TOKEN", secret: true, value: Secrets.seal(key.key!, "s3cret-token") }
+            ]
+          })
+        )
         const [build] = yield* queue(1, { triggerId: trigger.id })
         expect((yield* stopped(build!.id)).status).toBe("completed")
         const texts = (yield* logOf(build!.id)).map((l) => l.text)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Access, App, type Id, PushEvents, Query, Storage, type Trigger } from "@kiln/core"
+import { Access, App, type Id, PushEvents, Query, Storage, Trigger } from "@kiln/core"
 import { Effect } from "effect"
 
 const repository = "https://git.example.com/acme/web.git"
@@ -20,21 +20,15 @@ const workspace = Effect.gen(function* () {
   return { storage, workspace, web: yield* app("web"), docs: yield* app("docs") }
 })
 
-const rules = (appId: Id.AppId, overrides: Partial<Trigger.NewTrigger> = {}): Trigger.NewTrigger => ({
-  appId,
-  name: "pushes",
-  repository,
-  branchIncludes: ["main"],
-  branchExcludes: [],
-  pathIncludes: [],
-  pathExcludes: [],
-  buildCommand: "npm run build",
-  deployCommand: "npm run deploy",
-  rootDirectory: null,
-  cachingEnabled: false,
-  environment: [{ name: "TOKEN", secret: true }],
-  ...overrides
-})
+const rules = (appId: Id.AppId, overrides: Trigger.TriggerPatch = {}): Trigger.NewTrigger =>
+  Trigger.input(appId, "pushes", {
+    repository,
+    branchIncludes: ["main"],
+    buildCommand: "npm run build",
+    deployCommand: "npm run deploy",
+    environment: [{ name: "TOKEN", secret: true }],
+    ...overrides
+  })
 
 const push = (workspaceId: Id.WorkspaceId, overrides: Partial<PushEvents.Push> = {}): PushEvents.Push => ({
   workspaceId,

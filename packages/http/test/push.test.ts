@@ -3,7 +3,7 @@
  * redelivery creates nothing, and a body that is unsigned, signed for another workspace or changed after
  * signing stores nothing at all.
  */
-import { Access, Id, PushSignature, Query, Storage } from "@kiln/core"
+import { Access, Id, PushSignature, Query, Storage, Trigger } from "@kiln/core"
 import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { call, startServer, type TestServer, workspaceWithApp } from "./fixtures/server.ts"
@@ -44,20 +44,16 @@ describe("http › push events", () => {
     const { workspace, app } = await workspaceWithApp(server)
     await server.run(
       Storage.Storage.use((storage) =>
-        storage.createTrigger(Access.all, {
-          appId: app.id as never,
-          name: "main",
-          repository,
-          branchIncludes: ["main"],
-          branchExcludes: [],
-          pathIncludes: [],
-          pathExcludes: ["docs/*"],
-          buildCommand: "make",
-          deployCommand: null,
-          rootDirectory: null,
-          cachingEnabled: true,
-          environment: []
-        })
+        storage.createTrigger(
+          Access.all,
+          Trigger.input(app.id as never, "main", {
+            repository,
+            branchIncludes: ["main"],
+            pathExcludes: ["docs/*"],
+            buildCommand: "make",
+            cachingEnabled: true
+          })
+        )
       )
     )
     const secret = await call(server, "GET", `/api/workspaces/${workspace.id}/push-secret`)

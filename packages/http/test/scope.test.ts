@@ -4,7 +4,7 @@
  * stream and cancel — gets exactly what it gets for an object that does not exist. Nothing of B leaks,
  * and nothing of B changes.
  */
-import { Access, Id, Storage } from "@kiln/core"
+import { Access, Id, Storage, Trigger } from "@kiln/core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import {
   byHand,
@@ -95,20 +95,10 @@ describe("http › workspace scope", () => {
     const lists = ["workspaces", "apps", "app-versions", "builds", "tokens"] as const
     const triggerB = await server.run(
       Storage.Storage.use((storage) =>
-        storage.createTrigger(Access.all, {
-          appId: b.app.id as never,
-          name: "b's pushes",
-          repository: "https://git.example.com/b.git",
-          branchIncludes: [],
-          branchExcludes: [],
-          pathIncludes: [],
-          pathExcludes: [],
-          buildCommand: null,
-          deployCommand: null,
-          rootDirectory: null,
-          cachingEnabled: false,
-          environment: []
-        })
+        storage.createTrigger(
+          Access.all,
+          Trigger.input(b.app.id as never, "b's pushes", { repository: "https://git.example.com/b.git" })
+        )
       )
     )
     // The accounts dialect names everything by UUID, under A's account (or B's, which A cannot see).

@@ -447,20 +447,7 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
           const appId = idOf("app", payload.external_script_id)
           if (appId === undefined) return yield* AccountsNotFound.of("Script not found")
           const patch = yield* sealed(patchOf(payload), [])
-          const input = yield* checkedTrigger({
-            appId,
-            name: payload.trigger_name,
-            repository: patch.repository ?? null,
-            branchIncludes: patch.branchIncludes ?? [],
-            branchExcludes: patch.branchExcludes ?? [],
-            pathIncludes: patch.pathIncludes ?? [],
-            pathExcludes: patch.pathExcludes ?? [],
-            buildCommand: patch.buildCommand ?? null,
-            deployCommand: patch.deployCommand ?? null,
-            rootDirectory: patch.rootDirectory ?? null,
-            cachingEnabled: patch.cachingEnabled ?? false,
-            environment: patch.environment ?? []
-          })
+          const input = yield* checkedTrigger(Trigger.input(appId, payload.trigger_name, patch))
           const trigger = yield* fromStorage(
             notFoundAs("Script not found", storage.createTrigger(access, input))
           )

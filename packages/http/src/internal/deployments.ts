@@ -15,7 +15,7 @@ import {
   Query,
   SourceStore,
   Storage,
-  type Trigger
+  Trigger
 } from "@kiln/core"
 import { DateTime, Effect, Option, Stream } from "effect"
 import { HttpServerRequest } from "effect/http"
@@ -204,20 +204,14 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
           )
           if (payload.repo_url !== undefined && payload.repo_url !== null) {
             yield* fromStorage(
-              storage.createTrigger(principal.access, {
-                appId: app.id,
-                name: deploymentTrigger,
-                repository: payload.repo_url,
-                branchIncludes: [payload.branch ?? "main"],
-                branchExcludes: [],
-                pathIncludes: [],
-                pathExcludes: [],
-                buildCommand: null,
-                deployCommand: null,
-                rootDirectory: null,
-                cachingEnabled: true,
-                environment: []
-              })
+              storage.createTrigger(
+                principal.access,
+                Trigger.input(app.id, deploymentTrigger, {
+                  repository: payload.repo_url,
+                  branchIncludes: [payload.branch ?? "main"],
+                  cachingEnabled: true
+                })
+              )
             )
           }
           return yield* view(principal.access, app)
