@@ -3,9 +3,9 @@
  * strategies, a way to follow a run, and the docker CLI to check what a run left on the engine.
  */
 import { randomBytes } from "node:crypto"
-import { type App, Runner } from "@kiln/core"
+import type { App, Runner } from "@kiln/core"
 import { RunnerConformance } from "@kiln/core/testing"
-import { Effect, Exit, Fiber, Queue, Stream } from "effect"
+import { Exit } from "effect"
 import { builderImage } from "../src/testing.ts"
 
 export {
@@ -60,44 +60,8 @@ export const dockerfileSpec = (
 export const tagOf = (spec: Runner.RunSpec, registry?: string) =>
   `${registry === undefined ? "" : `${registry}/`}${spec.app.handle}:${spec.version.commitSha!.slice(0, 8)}`
 
-/** Every event of a run that ends, and how it ended. */
-export const runToEnd = (spec: Runner.RunSpec) =>
-  Effect.gen(function* () {
-    const runner = yield* Runner.Runner
-    const events: Array<Runner.RunnerEvent> = []
-    const exit = yield* runner.run(spec).pipe(
-      Stream.runForEach((event) => Effect.sync(() => events.push(event))),
-      Effect.exit
-    )
-    return { events, exit }
-  })
-
-/** Starts a run in the background; `waitFor` resolves at the first log line equal to `text`. */
-export const runInBackground = (spec: Runner.RunSpec) =>
-  Effect.gen(function* () {
-    const runner = yield* Runner.Runner
-    const events = yield* Queue.unbounded<Runner.RunnerEvent>()
-    const seen: Array<Runner.RunnerEvent> = []
-    const fiber = yield* runner.run(spec).pipe(
-      Stream.runForEach((event) => Queue.offer(events, event)),
-      Effect.forkChild
-    )
-    const waitFor = (text: string) =>
-      Effect.gen(function* () {
-        while (true) {
-          const event = yield* Queue.take(events)
-          seen.push(event)
-          if (event._tag === "Log" && event.text === text) return event
-        }
-      }).pipe(Effect.timeout("60 seconds"))
-    /** Interrupts the run; answers how long the interruption (with its cleanup) took. */
-    const interrupt = Effect.gen(function* () {
-      const started = Date.now()
-      yield* Fiber.interrupt(fiber)
-      return Date.now() - started
-    })
-    return { waitFor, interrupt, seen }
-  })
+/** Runs as the conformance suites run them. */
+export const { runInBackground, runToEnd } = RunnerConformance
 
 /** The error a run failed with. */
 export const errorOf = (exit: Exit.Exit<void, Runner.RunnerError>) =>

@@ -3,7 +3,7 @@
  * supports the same way), a source context, and helpers to follow a run's events.
  */
 import { it } from "@effect/vitest"
-import { DateTime, Effect, type Fiber, type Layer, Queue, type Scope, Stream } from "effect"
+import { DateTime, Effect, Fiber, type Layer, Queue, type Scope, Stream } from "effect"
 import * as App from "../../App.ts"
 import * as AppVersion from "../../AppVersion.ts"
 import * as Id from "../../Id.ts"
@@ -112,11 +112,16 @@ export const runToEnd = (spec: RunSpec) =>
     return { events, exit }
   })
 
-/** Starts a run in the background; `waitFor` resolves at the first log line containing `text`. */
+/**
+ * Starts a run in the background. `waitFor` resolves at the first log line equal to `text` (a line that
+ * merely mentions it, such as the command that will print it, does not count); `seen` holds what it read
+ * on the way; `interrupt` stops the run and answers how long that, with its cleanup, took.
+ */
 export const runInBackground = (spec: RunSpec) =>
   Effect.gen(function* () {
     const runner = yield* Runner
     const events = yield* Queue.unbounded<RunnerEvent>()
+    const seen: Array<RunnerEvent> = []
     const fiber = yield* runner.run(spec).pipe(
       Stream.runForEach((event) => Queue.offer(events, event)),
       Effect.forkChild
@@ -125,10 +130,16 @@ export const runInBackground = (spec: RunSpec) =>
       Effect.gen(function* () {
         while (true) {
           const event = yield* Queue.take(events)
-          if (event._tag === "Log" && event.text.includes(text)) return event
+          seen.push(event)
+          if (event._tag === "Log" && event.text === text) return event
         }
       }).pipe(Effect.timeout("60 seconds"))
-    return { fiber: fiber as Fiber.Fiber<void, RunnerError>, waitFor }
+    const interrupt = Effect.gen(function* () {
+      const started = Date.now()
+      yield* Fiber.interrupt(fiber)
+      return Date.now() - started
+    })
+    return { fiber: fiber as Fiber.Fiber<void, RunnerError>, waitFor, seen, interrupt }
   })
 
 export const logText = (events: ReadonlyArray<RunnerEvent>, step?: string) =>
