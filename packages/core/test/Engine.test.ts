@@ -15,8 +15,8 @@ import {
   Storage,
   Trigger
 } from "@kiln/core"
-import { RunnerConformance } from "@kiln/core/testing"
-import { type Duration, Effect, Layer, Scope, Stream } from "effect"
+import { Builds, RunnerConformance } from "@kiln/core/testing"
+import { Effect, Layer, Scope, Stream } from "effect"
 
 const dir = mkdtempSync(join(tmpdir(), "kiln-engine-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -109,26 +109,7 @@ const appWith = (build: string, settings: Partial<App.BuildSettings> = {}) =>
     return { storage, app, queue }
   })
 
-const until = (
-  id: Build.Build["id"],
-  done: (build: Build.BuildWithSteps) => boolean,
-  timeout: Duration.Input = "20 seconds"
-) =>
-  Effect.gen(function* () {
-    const storage = yield* Storage.Storage
-    while (true) {
-      const build = yield* storage.getBuild(Access.all, id)
-      if (done(build)) return build
-      yield* Effect.sleep("20 millis")
-    }
-  }).pipe(Effect.timeout(timeout))
-
-const stopped = (id: Build.Build["id"], timeout?: Duration.Input) =>
-  until(id, (b) => b.phase === "stopped", timeout)
-const logOf = (id: Build.Build["id"]) =>
-  Storage.Storage.use((storage) => storage.readLogs(Access.all, id, 0, 100_000)).pipe(
-    Effect.map((page) => page.lines)
-  )
+const { until, stopped, logOf } = Builds
 
 describe("Engine", () => {
   it.live("runs a queued build to completion: steps, a gapless log, then the final state", () =>
