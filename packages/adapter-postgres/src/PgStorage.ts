@@ -75,7 +75,7 @@ export const make = (
     const now = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.makeUnsafe(ms))
     const publish = (change: Storage.Change) => PubSub.publish(changes, change)
     /** The last two parameters of a statement that publishes a change: the channel and the payload. */
-    const notify = (change: Storage.Change) => [channel, payload(source, change)]
+    const notify = (change: Storage.Change) => [channel, payload(source, [change])]
 
     /** The row a caller may see, or `NotFound`: another workspace's row looks exactly like a missing one. */
     const visible =
@@ -124,7 +124,7 @@ export const make = (
     /**
      * What this storage last knew of the builds it is driving: the state it wrote or read, and the log
      * bookkeeping of the lines it stored. The engine's own transitions and appends start from these and
-     * are written as compare-and-set in batches (`statements.transitionBatch`, `appendBatch`); when a
+     * are written as compare-and-set in batches (`statements.writeBatch`); when a
      * row changed meanwhile (a cancel, a reaper, another process) the write misses and takes the locking
      * path. Forgotten when the build stops, and bounded in case a build never does here.
      */
@@ -152,109 +152,135 @@ export const make = (
       )
 
     const stateOf = (build: Build.Build) => valuesOf(rows.fromBuild(build), rows.buildStateColumns)
-    const writeTransitions = yield* makeBatcher({
-      max: 100,
-      workers: 2,
-      failed: false,
-      run: (batch: ReadonlyArray<{ readonly before: Build.Build; readonly after: Build.Build }>) =>
-        Effect.map(
-          run<{ readonly id: string }>(statements.transitionBatch, [
-            batch.map(({ after }) => after.id),
-            ...transpose(batch.map(({ after }) => stateOf(after))),
-            ...transpose(batch.map(({ before }) => stateOf(before))),
-            batch.map(({ after }) => payload(source, Storage.buildChanged(after))),
-            channel
-          ]),
-          (written) => {
-            const ids = new Set(written.map((row) => row.id))
-            return batch.map(({ after }) => ids.has(after.id))
-          }
-        )
-    })
+    const noState = rows.buildStateColumns.map(() => null)
+    const noStats = rows.logStatsColumns.slice(1).map(() => null)
 
-    interface Append {
+    /** An owner write started from what this storage knows: an append, a state change, or both in turn. */
+    interface Write {
+      readonly id: Id.BuildId
+      readonly append?: KnownAppend | undefined
+      readonly state?: { readonly before: Build.Build; readonly after: Build.Build } | undefined
+    }
+    interface KnownAppend {
       readonly build: Build.Build
       readonly expected: number
       readonly stats: LogBudget.Stats
       readonly lines: ReadonlyArray<LogLine.LogLine>
       readonly change: Storage.Change
     }
-    const writeAppends = yield* makeBatcher({
+    const writeBatch = (writes: ReadonlyArray<Write>) => {
+      const lines = writes.flatMap(({ id, append }) =>
+        (append?.lines ?? []).map((line) => rows.fromLogLine(id, line))
+      )
+      return Effect.map(
+        run<{ readonly id: string }>(statements.writeBatch, [
+          writes.map(({ id }) => id),
+          writes.map(({ append }) => append?.build.owner ?? null),
+          writes.map(({ append }) => append?.build.attempt ?? null),
+          writes.map(({ append }) => append?.expected ?? null),
+          ...transpose(
+            writes.map(({ id, append }) =>
+              append === undefined
+                ? noStats
+                : valuesOf(rows.fromLogStats(id, append.stats), rows.logStatsColumns).slice(1)
+            )
+          ),
+          ...transpose(writes.map(({ state }) => (state === undefined ? noState : stateOf(state.after)))),
+          ...transpose(writes.map(({ state }) => (state === undefined ? noState : stateOf(state.before)))),
+          writes.map(({ append, state }) =>
+            [append?.change, state && Storage.buildChanged(state.after)]
+              .flatMap((change) => (change === undefined ? [] : [JSON.stringify(change)]))
+              .join(",")
+          ),
+          ...columnsOf(lines, ["build_id", ...lineColumns]),
+          channel,
+          source
+        ]),
+        (written) => {
+          const ids = new Set(written.map((row) => row.id))
+          return writes.map(({ id }) => ids.has(id))
+        }
+      )
+    }
+    const submitWrite = yield* makeBatcher({
       max: 100,
-      workers: 2,
+      // One statement at a time, carrying everything queued meanwhile: an engine's slot is free before
+      // its build's last writes are stored, so a write that waits costs no throughput, while each
+      // statement costs a round trip's CPU on both sides.
+      workers: 1,
       failed: false,
-      run: (batch: ReadonlyArray<Append>) => {
-        const lines = batch.flatMap(({ build, lines }) =>
-          lines.map((line) => rows.fromLogLine(build.id, line))
-        )
-        return Effect.map(
-          run<{ readonly build_id: string }>(statements.appendBatch, [
-            batch.map(({ build }) => build.id),
-            batch.map(({ build }) => build.owner),
-            batch.map(({ build }) => build.attempt),
-            batch.map(({ expected }) => expected),
-            ...transpose(
-              batch.map(({ build, stats }) =>
-                valuesOf(rows.fromLogStats(build.id, stats), rows.logStatsColumns).slice(1)
-              )
-            ),
-            batch.map(({ change }) => payload(source, change)),
-            lines.map((line) => line.build_id),
-            lines.map((line) => line.seq),
-            lines.map((line) => line.ts),
-            lines.map((line) => line.stream),
-            lines.map((line) => line.step),
-            lines.map((line) => line.text),
-            channel
-          ]),
-          (written) => {
-            const ids = new Set(written.map((row) => row.build_id))
-            return batch.map(({ build }) => ids.has(build.id))
-          }
-        )
+      // A build written twice in one statement would be updated twice: a second write waits for a later
+      // batch's turn by taking the locking path.
+      run: (batch: ReadonlyArray<Write>) => {
+        const seen = new Set<Id.BuildId>()
+        const repeated = batch.map(({ id }) => {
+          const again = seen.has(id)
+          seen.add(id)
+          return again
+        })
+        if (!repeated.includes(true)) return writeBatch(batch)
+        return Effect.map(writeBatch(batch.filter((_, i) => !repeated[i])), (answers) => {
+          let next = 0
+          return repeated.map((again) => (again ? false : answers[next++]!))
+        })
       }
     })
 
-    /**
-     * An append started from what this storage knows, when it trims nothing: one batched statement.
-     * Answers whether it was stored; when not, the caller takes the locking path.
-     */
-    const appendKnown = (id: Id.BuildId, fence: BuildState.Fence, lines: ReadonlyArray<LogLine.LogLine>) =>
-      Effect.suspend(() => {
-        const entry = knownLogs.get(id)
-        if (entry === undefined || Result.isFailure(BuildState.checkFence(entry.build, fence))) {
-          return Effect.succeed(false)
-        }
-        const plan = LogBudget.planAppend(id, entry.stats, lines, budget)
-        if (plan instanceof LogBudget.LogSequenceGap || plan.fresh.length === 0 || plan.excessBytes > 0) {
-          return Effect.succeed(false)
-        }
-        const change: Storage.Change = {
+    /** The append of `lines` planned from what this storage knows, when it trims nothing; else none. */
+    const knownAppend = (
+      id: Id.BuildId,
+      fence: BuildState.Fence,
+      lines: ReadonlyArray<LogLine.LogLine>
+    ): KnownAppend | undefined => {
+      const entry = knownLogs.get(id)
+      if (entry === undefined || Result.isFailure(BuildState.checkFence(entry.build, fence))) return undefined
+      const plan = LogBudget.planAppend(id, entry.stats, lines, budget)
+      if (plan instanceof LogBudget.LogSequenceGap || plan.fresh.length === 0 || plan.excessBytes > 0) {
+        return undefined
+      }
+      return {
+        build: entry.build,
+        expected: entry.stats.lastSeq,
+        stats: plan.stats,
+        lines: plan.fresh,
+        change: {
           _tag: "LogsAppended",
           buildId: id,
           workspaceId: entry.build.workspaceId,
           lastSeq: plan.stats.lastSeq
         }
-        return Effect.flatMap(
-          writeAppends({
-            build: entry.build,
-            expected: entry.stats.lastSeq,
-            stats: plan.stats,
-            lines: plan.fresh,
-            change
-          }),
-          (stored) =>
-            stored
-              ? Effect.as(
-                  Effect.andThen(
-                    Effect.sync(() => remember(knownLogs, id, { build: entry.build, stats: plan.stats })),
-                    publish(change)
-                  ),
-                  true
-                )
-              : Effect.succeed(false)
-        )
-      })
+      }
+    }
+    /** The state change `event` makes to the build as this storage knows it; else none. */
+    const knownTransition = (id: Id.BuildId, event: BuildState.BuildEvent) => {
+      const before = known.get(id)
+      const next = before === undefined ? undefined : BuildState.transition(before, event)
+      return before === undefined || next === undefined || Result.isFailure(next)
+        ? undefined
+        : { before, after: next.success }
+    }
+    const appended = (id: Id.BuildId, append: KnownAppend) =>
+      Effect.andThen(
+        Effect.sync(() => remember(knownLogs, id, { build: append.build, stats: append.stats })),
+        publish(append.change)
+      )
+
+    /**
+     * A write planned from what this storage knows, as part of one batched statement. Answers whether it
+     * was written; when it missed, the caller takes the locking path.
+     */
+    const writeKnown = (write: Write): Effect.Effect<boolean> =>
+      Effect.flatMap(submitWrite(write), (written) =>
+        !written
+          ? Effect.succeed(false)
+          : Effect.as(
+              Effect.andThen(
+                write.append === undefined ? Effect.void : appended(write.id, write.append),
+                write.state === undefined ? Effect.void : changed(write.state.after)
+              ),
+              true
+            )
+      )
 
     const list = <Row, Raw>(
       table: Fields.Table<Row>,
@@ -348,19 +374,6 @@ export const make = (
           .filter((line) => line.seq >= from)
           .map((line) => ({ seq: line.seq, bytes: LogLine.byteLength(line.text) }))
         return { from, trim: LogBudget.planTrim(plan.stats, plan.excessBytes, [...stored, ...fresh], at) }
-      })
-
-    /** A transition started from the state this storage knows: one batched compare-and-set, or nothing. */
-    const transitionKnown = (id: Id.BuildId, event: BuildState.BuildEvent) =>
-      Effect.suspend(() => {
-        const before = known.get(id)
-        const next = before === undefined ? undefined : BuildState.transition(before, event)
-        if (before === undefined || next === undefined || Result.isFailure(next)) {
-          return Effect.succeed(undefined)
-        }
-        return Effect.flatMap(writeTransitions({ before, after: next.success }), (written) =>
-          written ? changed(next.success) : Effect.succeed(undefined)
-        )
       })
 
     /** A transition applied to the build as read under its row lock: always the authoritative answer. */
@@ -699,9 +712,14 @@ export const make = (
                 )
         ),
       transition: (id, event) =>
-        Effect.flatMap(transitionKnown(id, event), (done) =>
-          done !== undefined ? Effect.succeed(done) : transitionLocked(id, event)
-        ),
+        Effect.suspend(() => {
+          const state = knownTransition(id, event)
+          return state === undefined
+            ? transitionLocked(id, event)
+            : Effect.flatMap(writeKnown({ id, state }), (done) =>
+                done ? Effect.succeed(state.after) : transitionLocked(id, event)
+              )
+        }),
 
       requestCancel: Effect.fnUntraced(function* (access, id, reason) {
         const at = yield* now
@@ -756,7 +774,8 @@ export const make = (
         ),
       appendLogs: Effect.fnUntraced(function* (id, fence, batch) {
         const lines = batch.map(storable)
-        if (yield* appendKnown(id, fence, lines)) return
+        const append = knownAppend(id, fence, lines)
+        if (append !== undefined && (yield* writeKnown({ id, append }))) return
         const at = yield* now
         const appended = yield* transaction((tx) =>
           Effect.gen(function* () {
@@ -786,11 +805,7 @@ export const make = (
             }
             yield* tx(statements.writeLogs, [
               id,
-              written.map((line) => line.seq),
-              written.map((line) => line.ts),
-              written.map((line) => line.stream),
-              written.map((line) => line.step),
-              written.map((line) => line.text),
+              ...columnsOf(written, lineColumns),
               from,
               through,
               ...valuesOf(rows.fromLogStats(id, stats), rows.logStatsColumns).slice(1),
@@ -802,6 +817,17 @@ export const make = (
         )
         if (appended !== undefined) yield* publish(appended)
       }),
+      appendAndTransition: (id, fence, batch, event) =>
+        Effect.suspend(() => {
+          const append = knownAppend(id, fence, batch.map(storable))
+          const state = knownTransition(id, event)
+          const inTurn = Storage.appendThenTransition(storage)(id, fence, batch, event)
+          return append === undefined || state === undefined
+            ? inTurn
+            : Effect.flatMap(writeKnown({ id, append, state }), (done) =>
+                done ? Effect.succeed(state.after) : inTurn
+              )
+        }),
       readLogs: (access, id, afterSeq, limit) =>
         Effect.map(
           Effect.flatMap(
@@ -828,6 +854,15 @@ export const make = (
   })
 
 /** Columns of rows: the arrays a batched statement unnests. */
+/** One array per column, as the statements that unnest rows take them, even for no rows. */
+const columnsOf = <Row>(
+  table: ReadonlyArray<Row>,
+  columns: ReadonlyArray<keyof Row>
+): Array<Array<unknown>> => columns.map((column) => table.map((row) => row[column]))
+
+/** A log line's columns in the order the statements that write lines take them. */
+const lineColumns = ["seq", "ts", "stream", "step", "text"] as const
+
 const transpose = (table: ReadonlyArray<ReadonlyArray<unknown>>): Array<Array<unknown>> =>
   table.length === 0 ? [] : table[0]!.map((_, column) => table.map((row) => row[column]))
 

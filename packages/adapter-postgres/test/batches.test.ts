@@ -18,96 +18,129 @@ const lines = (from: number, count: number): Array<LogLine.LogLine> =>
 
 const fenceOf = (build: Build.Build) => ({ owner: build.owner!, attempt: build.attempt })
 
+/** One build claimed by an engine's storage, and another process's storage on the same schema. */
+const claimedWithPeer = (leaseMs: number) =>
+  Effect.gen(function* () {
+    const schema = yield* freshSchema
+    const engine = yield* storageOn(schema)
+    const peer = yield* storageOn(schema)
+    const { versions } = yield* seed(engine)
+    yield* queue(engine, versions[0]!)
+    const [build] = yield* engine.claimNext({ owner: "engine", leaseMs, max: 1 })
+    return { schema, engine, peer, build: build!, fence: fenceOf(build!) }
+  })
+
+const storedCancelReason = (schema: string, id: string) =>
+  Effect.map(
+    sql<{ cancel_reason: string }>(
+      `SELECT cancel_reason FROM ${pg.escapeIdentifier(schema)}.builds WHERE id = $1`,
+      [id]
+    ),
+    ([row]) => row!.cancel_reason
+  )
+
 describe("postgres batched writes", () => {
-  it.live("drives 60 builds at once through start, logs and success, with every line and state stored", () =>
-    Effect.gen(function* () {
-      const schema = yield* freshSchema
-      const storage = yield* storageOn(schema)
-      const { versions } = yield* seed(storage)
-      yield* queue(storage, versions[0]!, 60)
-      const claimed = yield* storage.claimNext({ owner: "engine", leaseMs: 60_000, max: 60 })
-      expect(claimed.length).toBe(60)
-      yield* Effect.forEach(
-        claimed,
-        (build) =>
-          Effect.gen(function* () {
-            const fence = fenceOf(build)
-            yield* Effect.all(
-              [
-                storage.appendLogs(build.id, fence, lines(1, 3)),
-                storage.transition(build.id, { _tag: "Started", at, ...fence })
-              ],
-              { concurrency: 2 }
-            )
-            yield* storage.appendLogs(build.id, fence, lines(4, 2))
-            yield* storage.transition(build.id, {
-              _tag: "Succeeded",
-              at,
-              ...fence,
-              imageTag: null,
-              imageDigest: null
-            })
-          }),
-        { concurrency: "unbounded", discard: true }
-      )
-      const stored = yield* sql<{ id: string; status: string; lines: string; last_seq: string }>(
-        `SELECT b.id, b.status, (SELECT count(*) FROM ${pg.escapeIdentifier(schema)}.log_lines l WHERE l.build_id = b.id) AS lines,
+  it.live(
+    "drives 60 builds at once through start, logs, and last lines with success, storing every line and state",
+    () =>
+      Effect.gen(function* () {
+        const schema = yield* freshSchema
+        const storage = yield* storageOn(schema)
+        const { versions } = yield* seed(storage)
+        yield* queue(storage, versions[0]!, 60)
+        const claimed = yield* storage.claimNext({ owner: "engine", leaseMs: 60_000, max: 60 })
+        expect(claimed.length).toBe(60)
+        yield* Effect.forEach(
+          claimed,
+          (build) =>
+            Effect.gen(function* () {
+              const fence = fenceOf(build)
+              yield* Effect.all(
+                [
+                  storage.appendLogs(build.id, fence, lines(1, 3)),
+                  storage.transition(build.id, { _tag: "Started", at, ...fence })
+                ],
+                { concurrency: 2 }
+              )
+              yield* storage.appendAndTransition(build.id, fence, lines(4, 2), {
+                _tag: "Succeeded",
+                at,
+                ...fence,
+                imageTag: null,
+                imageDigest: null
+              })
+            }),
+          { concurrency: "unbounded", discard: true }
+        )
+        const stored = yield* sql<{ id: string; status: string; lines: string; last_seq: string }>(
+          `SELECT b.id, b.status, (SELECT count(*) FROM ${pg.escapeIdentifier(schema)}.log_lines l WHERE l.build_id = b.id) AS lines,
            s.last_seq FROM ${pg.escapeIdentifier(schema)}.builds b
          JOIN ${pg.escapeIdentifier(schema)}.log_stats s ON s.build_id = b.id`
-      )
-      expect(stored.length).toBe(60)
-      for (const row of stored) {
-        expect(row).toMatchObject({ status: "completed" })
-        expect(Number(row.lines)).toBe(5)
-        expect(Number(row.last_seq)).toBe(5)
-      }
-      const page = yield* storage.readLogs(Access.all, claimed[7]!.id, 0, 10)
-      expect(page.lines.map((line) => line.text)).toEqual(lines(1, 5).map((line) => line.text))
-    }).pipe(Effect.scoped)
+        )
+        expect(stored.length).toBe(60)
+        for (const row of stored) {
+          expect(row).toMatchObject({ status: "completed" })
+          expect(Number(row.lines)).toBe(5)
+          expect(Number(row.last_seq)).toBe(5)
+        }
+        const page = yield* storage.readLogs(Access.all, claimed[7]!.id, 0, 10)
+        expect(page.lines.map((line) => line.text)).toEqual(lines(1, 5).map((line) => line.text))
+      }).pipe(Effect.scoped)
   )
 
   it.live("keeps a cancel request another process made after this one last saw the build", () =>
     Effect.gen(function* () {
-      const schema = yield* freshSchema
-      const engine = yield* storageOn(schema)
-      const api = yield* storageOn(schema)
-      const { versions } = yield* seed(engine)
-      yield* queue(engine, versions[0]!)
-      const [build] = yield* engine.claimNext({ owner: "engine", leaseMs: 60_000, max: 1 })
-      const fence = fenceOf(build!)
-      yield* api.requestCancel(Access.all, build!.id, "not needed")
+      const { schema, engine, peer, build, fence } = yield* claimedWithPeer(60_000)
+      yield* peer.requestCancel(Access.all, build.id, "not needed")
       // The engine's view still has no cancel request: its compare-and-set misses, the locking path
       // reads the request and keeps it.
-      const started = yield* engine.transition(build!.id, { _tag: "Started", at, ...fence })
+      const started = yield* engine.transition(build.id, { _tag: "Started", at, ...fence })
       expect(started.cancelReason).toBe("not needed")
       expect(started.cancelRequestedAt).not.toBeNull()
-      const stopped = yield* engine.transition(build!.id, { _tag: "Stopped", at, ...fence })
+      const stopped = yield* engine.transition(build.id, { _tag: "Stopped", at, ...fence })
       expect(stopped).toMatchObject({ status: "cancelled", cancelReason: "not needed" })
-      const [row] = yield* sql<{ cancel_reason: string }>(
-        `SELECT cancel_reason FROM ${pg.escapeIdentifier(schema)}.builds WHERE id = $1`,
-        [build!.id]
-      )
-      expect(row!.cancel_reason).toBe("not needed")
+      expect(yield* storedCancelReason(schema, build.id)).toBe("not needed")
     }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "stores the last lines and keeps a cancel request that came after this storage last saw the build",
+    () =>
+      Effect.gen(function* () {
+        const { schema, engine, peer, build, fence } = yield* claimedWithPeer(60_000)
+        yield* engine.transition(build.id, { _tag: "Started", at, ...fence })
+        yield* peer.requestCancel(Access.all, build.id, "not needed")
+        // The engine's view has no cancel request: its compare-and-set misses, and the lines and the final
+        // state are written in turn, keeping the request.
+        const succeeded = yield* engine.appendAndTransition(build.id, fence, lines(1, 2), {
+          _tag: "Succeeded",
+          at,
+          ...fence,
+          imageTag: null,
+          imageDigest: null
+        })
+        expect(succeeded).toMatchObject({ status: "completed", cancelReason: "not needed" })
+        expect(yield* storedCancelReason(schema, build.id)).toBe("not needed")
+        const page = yield* peer.readLogs(Access.all, build.id, 0, 10)
+        expect(page.lines.map((line) => line.seq)).toEqual([1, 2])
+      }).pipe(Effect.scoped)
   )
 
   it.live("fences out appends and transitions once a peer has reaped the build", () =>
     Effect.gen(function* () {
-      const schema = yield* freshSchema
-      const engine = yield* storageOn(schema)
-      const peer = yield* storageOn(schema)
-      const { versions } = yield* seed(engine)
-      yield* queue(engine, versions[0]!)
-      const [build] = yield* engine.claimNext({ owner: "engine", leaseMs: 1, max: 1 })
-      const fence = fenceOf(build!)
+      const { schema, engine, peer, build, fence } = yield* claimedWithPeer(1)
       yield* Effect.sleep("20 millis")
-      expect((yield* peer.reapExpired()).map((b) => b.id)).toEqual([build!.id])
-      expect((yield* Effect.flip(engine.appendLogs(build!.id, fence, lines(1, 2))))._tag).toBe("LeaseLost")
-      const failed = yield* Effect.flip(engine.transition(build!.id, { _tag: "Started", at, ...fence }))
+      expect((yield* peer.reapExpired()).map((b) => b.id)).toEqual([build.id])
+      expect((yield* Effect.flip(engine.appendLogs(build.id, fence, lines(1, 2))))._tag).toBe("LeaseLost")
+      const failed = yield* Effect.flip(engine.transition(build.id, { _tag: "Started", at, ...fence }))
       expect(failed._tag).toBe("LeaseLost")
+      const last = yield* Effect.flip(
+        engine.appendAndTransition(build.id, fence, lines(1, 1), { _tag: "Stopped", at, ...fence })
+      )
+      expect(last._tag).toBe("LeaseLost")
       const [count] = yield* sql<{ n: string }>(
         `SELECT count(*) AS n FROM ${pg.escapeIdentifier(schema)}.log_lines WHERE build_id = $1`,
-        [build!.id]
+        [build.id]
       )
       expect(Number(count!.n)).toBe(0)
     }).pipe(Effect.scoped)

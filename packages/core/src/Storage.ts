@@ -14,6 +14,9 @@ import type { Change } from "./Change.ts"
 import type { ClaimRequest } from "./Claim.ts"
 import type { AppId, AppVersionId, BuildId, SourceEventId, TokenId, TriggerId, WorkspaceId } from "./Id.ts"
 import { makeMemoryStorage } from "./internal/memoryStorage.ts"
+
+export { appendThenTransition } from "./internal/appendThenTransition.ts"
+
 import type { Budget, LogSequenceGap } from "./LogBudget.ts"
 import type { LogLine, LogPage } from "./LogLine.ts"
 import type { ListQuery, ListResult } from "./Query.ts"
@@ -125,6 +128,17 @@ export interface StorageShape {
     fence: Fence,
     lines: ReadonlyArray<LogLine>
   ) => E<void, NotFound | LeaseLost | LogSequenceGap>
+  /**
+   * An owner's log lines and then a state change, as one write where the storage can make it one (one
+   * statement on PostgreSQL): the lines are appended as by `appendLogs`, and the event is applied as by
+   * `transition` only once they are stored. An engine ends a build with its last lines and final state.
+   */
+  readonly appendAndTransition: (
+    id: BuildId,
+    fence: Fence,
+    lines: ReadonlyArray<LogLine>,
+    event: BuildEvent
+  ) => E<Build, NotFound | LeaseLost | LogSequenceGap | InvalidTransition>
   /** Lines with seq after `afterSeq`, in order, at most `limit`, with the truncation line where lines were dropped. */
   readonly readLogs: (access: Access, id: BuildId, afterSeq: number, limit: number) => E<LogPage, NotFound>
 

@@ -14,26 +14,32 @@ import { classifyError } from "./classifyError.ts"
 export const channelOf = (schema: string): string =>
   `kiln_${createHash("sha256").update(schema).digest("hex").slice(0, 32)}`
 
-/** What travels in a notification: the change, and which storage made it, so that it can skip its own. */
-export const payload = (source: string, change: Storage.Change): string => JSON.stringify({ source, change })
+/**
+ * What travels in a notification: changes, and which storage made them, so that it can skip its own.
+ * Batched writes build the same text in SQL (`statements.announce`), a few dozen changes to a notification.
+ */
+export const payload = (source: string, changes: ReadonlyArray<Storage.Change>): string =>
+  JSON.stringify({ source, changes })
 
 const Notification = Schema.Struct({
   source: Schema.String,
-  change: Schema.Union([
-    Schema.Struct({
-      _tag: Schema.Literal("BuildChanged"),
-      buildId: Id.BuildId,
-      workspaceId: Id.WorkspaceId,
-      phase: BuildState.Phase,
-      cancelRequested: Schema.Boolean
-    }),
-    Schema.Struct({
-      _tag: Schema.Literal("LogsAppended"),
-      buildId: Id.BuildId,
-      workspaceId: Id.WorkspaceId,
-      lastSeq: Schema.Int
-    })
-  ])
+  changes: Schema.Array(
+    Schema.Union([
+      Schema.Struct({
+        _tag: Schema.Literal("BuildChanged"),
+        buildId: Id.BuildId,
+        workspaceId: Id.WorkspaceId,
+        phase: BuildState.Phase,
+        cancelRequested: Schema.Boolean
+      }),
+      Schema.Struct({
+        _tag: Schema.Literal("LogsAppended"),
+        buildId: Id.BuildId,
+        workspaceId: Id.WorkspaceId,
+        lastSeq: Schema.Int
+      })
+    ])
+  )
 })
 // Anyone who may connect can notify on the channel, so a payload is checked before it is believed.
 const decode = Schema.decodeUnknownOption(Schema.fromJsonString(Notification))
@@ -62,7 +68,7 @@ const connect = (
       const text = message.payload ?? ""
       if (message.channel !== options.channel || text.includes(options.source)) return
       const heard = decode(text)
-      if (Option.isSome(heard)) options.onChange(heard.value.change)
+      if (Option.isSome(heard)) for (const change of heard.value.changes) options.onChange(change)
     })
     yield* Effect.acquireRelease(
       Effect.tryPromise({

@@ -51,11 +51,28 @@ export const tokenInsertColumns = [...tokenColumns, "all_workspaces", "token_has
 const builds = list(buildColumns)
 
 /**
+ * A CTE that announces the changes of the rows a batched write wrote, many to a notification rather than
+ * one each, in the listener's `payload` format. `rows` names a CTE with a `change` column: one change or
+ * more as JSON, comma-separated. A notification takes rows until they pass 6,000 bytes, so with a row's
+ * changes under 2,000 it stays under PostgreSQL's limit of 8,000. Only evaluated when referenced: the
+ * statement's answer must read from `announced`.
+ */
+const announce = (rows: string, channel: string, source: string) => `announced AS (
+  SELECT pg_notify(${channel}, '{"source":' || to_json(${source}::text)::text || ',"changes":[' || string_agg(change, ',') || ']}')
+  FROM (SELECT change, (sum(octet_length(change)) OVER (ROWS UNBOUNDED PRECEDING) - octet_length(change)) / 6000 AS chunk
+        FROM ${rows}) c
+  GROUP BY chunk
+)`
+
+/** Forces `announce`'s CTE to run: a condition true of every row, evaluated once per statement. */
+const announced = "(SELECT count(*) FROM announced) >= 0"
+
+/**
  * The change hint for a claimed build, as JSON built in SQL, since the claim is one statement: it must
  * equal `Storage.buildChanged(build)` (the Postgres tests hold it to that).
  */
-const buildChangedJson = `json_build_object('_tag', 'BuildChanged', 'buildId', id, 'workspaceId', workspace_id,
-  'phase', phase, 'cancelRequested', cancel_requested_at IS NOT NULL)`
+const buildChangedJson = `json_build_object('_tag', 'BuildChanged', 'buildId', b.id, 'workspaceId', b.workspace_id,
+  'phase', b.phase, 'cancelRequested', b.cancel_requested_at IS NOT NULL)`
 
 /**
  * Claims the builds `pick` selects and locks, as one statement on the database clock, publishing each
@@ -73,10 +90,10 @@ claimed AS (
     lease_expires_at = clock.now + $2
   FROM picked, clock
   WHERE b.id = picked.id AND b.phase = 'queued'
-  RETURNING b.*
-)
-SELECT ${builds}, pg_notify($3, json_build_object('source', $4::text, 'change', ${buildChangedJson})::text)
-FROM claimed ORDER BY created_at, id`
+  RETURNING b.*, ${buildChangedJson}::text AS change
+),
+${announce("claimed", "$3", "$4")}
+SELECT ${builds} FROM claimed WHERE ${announced} ORDER BY created_at, id`
 
 /** The SQL type of each build state column, for the arrays the batched writes unnest. */
 const buildStateTypes: Record<(typeof buildStateColumns)[number], string> = {
@@ -107,71 +124,63 @@ const unnestOf = (alias: string, columns: ReadonlyArray<readonly [name: string, 
 const stateColumnTypes = buildStateColumns.map((column) => [column, buildStateTypes[column]] as const)
 
 /**
- * Many builds' state changes as one statement: each is a compare-and-set on every state column as it was
- * read, so a row anyone changed since is left alone (and its caller takes the locking path). Rows are
- * locked in id order, as the batched append locks them, so the two never deadlock. Parameters: $1 ids,
- * then the new state's columns, then the old state's, then the payloads, then the channel; answers the
- * ids written.
+ * Many builds' owner writes as one statement, each a log append, a state change, or an append and then a
+ * state change, applied whole or not at all. An append holds only while its fence holds and the build's
+ * last stored seq is still the one its plan started from; a state change is a compare-and-set on every
+ * state column as it was read. So a write stores exactly what the locking path would, and a build anyone
+ * changed since is left alone (its caller takes the locking path). Rows are locked in id order, so two
+ * batches never deadlock. Parameters, one array element per write: the build, the append's owner,
+ * attempt, expected last seq and new bookkeeping (null without an append), the new state's columns and
+ * the old state's (null without a state change), the changes to announce as JSON; then the lines of every
+ * append, the channel and this storage's source tag. Answers the builds written.
  */
-const transitionBatch = (() => {
-  const count = buildStateColumns.length
+const writeBatch = (() => {
   const columns = [
-    ["id", "text"] as const,
+    ["id", "text"],
+    ["owner", "text"],
+    ["attempt", "numeric"],
+    ["expected", "bigint"],
+    ...logStatsColumns.slice(1).map((column) => [column, "bigint"] as const),
     ...stateColumnTypes.map(([column, type]) => [`new_${column}`, type] as const),
     ...stateColumnTypes.map(([column, type]) => [`old_${column}`, type] as const),
-    ["payload", "text"] as const
-  ]
-  return `WITH v AS (SELECT * FROM ${unnestOf("v", columns)}),
-locked AS (SELECT b.id FROM builds b WHERE b.id IN (SELECT id FROM v) ORDER BY b.id FOR NO KEY UPDATE)
-UPDATE builds b SET ${buildStateColumns.map((column) => `${column} = v.new_${column}`).join(", ")}
-FROM v WHERE b.id = v.id AND b.id IN (SELECT id FROM locked)
-  AND (${list(buildStateColumns, "b")}) IS NOT DISTINCT FROM (${buildStateColumns.map((column) => `v.old_${column}`).join(", ")})
-RETURNING b.id, pg_notify($${2 * count + 3}, v.payload)`
-})()
-
-/**
- * Many builds' log appends as one statement, for appends that trim nothing: each is applied only while
- * its fence holds and the build's last stored seq is still the one its plan started from, so it stores
- * exactly what the locking path would. Parameters: the appends ($1–$13: build, owner, attempt, the last
- * seq expected, the new bookkeeping, the payload), the lines ($14–$19), the channel ($20); answers the
- * builds appended to.
- */
-const appendBatch = `WITH r AS (SELECT * FROM ${unnestOf("r", [
-  ["build_id", "text"],
-  ["owner", "text"],
-  ["attempt", "numeric"],
-  ["expected", "bigint"],
-  ...logStatsColumns.slice(1).map((column) => [column, "bigint"] as const),
-  ["payload", "text"]
-])}),
+    ["change", "text"]
+  ] as const
+  const lineColumns = [
+    ["build_id", "text"],
+    ["seq", "bigint"],
+    ["ts", "bigint"],
+    ["stream", "text"],
+    ["step", "text"],
+    ["text", "text"]
+  ] as const
+  const next = columns.length + lineColumns.length + 1
+  return `WITH r AS (SELECT * FROM ${unnestOf("r", columns)}),
 ok AS MATERIALIZED (
-  SELECT r.* FROM r JOIN builds b ON b.id = r.build_id LEFT JOIN log_stats s ON s.build_id = r.build_id
-  WHERE b.owner = r.owner AND b.attempt = r.attempt AND b.${activePhases}
-    AND coalesce(s.last_seq, 0) = r.expected
+  SELECT r.* FROM r JOIN builds b ON b.id = r.id LEFT JOIN log_stats s ON s.build_id = r.id
+  WHERE (r.expected IS NULL OR (b.owner = r.owner AND b.attempt = r.attempt AND b.${activePhases}
+      AND coalesce(s.last_seq, 0) = r.expected))
+    AND (r.new_phase IS NULL OR (${list(buildStateColumns, "b")}) IS NOT DISTINCT FROM (${buildStateColumns
+      .map((column) => `r.old_${column}`)
+      .join(", ")}))
   ORDER BY b.id FOR NO KEY UPDATE OF b
 ), inserted AS (
   INSERT INTO log_lines (build_id, seq, ts, stream, step, text)
-  SELECT l.* FROM ${unnestOf(
-    "l",
-    [
-      ["build_id", "text"],
-      ["seq", "bigint"],
-      ["ts", "bigint"],
-      ["stream", "text"],
-      ["step", "text"],
-      ["text", "text"]
-    ],
-    14
-  )}
-  WHERE l.build_id IN (SELECT build_id FROM ok)
+  SELECT l.* FROM ${unnestOf("l", lineColumns, columns.length + 1)}
+  WHERE l.build_id IN (SELECT id FROM ok)
 ), stats AS (
-  INSERT INTO log_stats (${list(logStatsColumns)}) SELECT ${list(logStatsColumns)} FROM ok
+  INSERT INTO log_stats (${list(logStatsColumns)}) SELECT id, ${list(logStatsColumns.slice(1))} FROM ok
+  WHERE expected IS NOT NULL
   ON CONFLICT (build_id) DO UPDATE SET ${logStatsColumns
     .slice(1)
     .map((column) => `${column} = EXCLUDED.${column}`)
     .join(", ")}
-)
-SELECT build_id, pg_notify($20, payload) FROM ok`
+), written AS (
+  UPDATE builds b SET ${buildStateColumns.map((column) => `${column} = ok.new_${column}`).join(", ")}
+  FROM ok WHERE b.id = ok.id AND ok.new_phase IS NOT NULL
+),
+${announce("ok", `$${next}`, `$${next + 1}`)}
+SELECT id FROM ok WHERE ${announced}`
+})()
 
 export const statements = {
   insertWorkspace: prepared("insert_workspace", insertInto("workspaces", workspaceColumns)),
@@ -351,8 +360,7 @@ export const statements = {
        .join(", ")}`
   ),
 
-  transitionBatch: prepared("transition_batch", transitionBatch),
-  appendBatch: prepared("append_batch", appendBatch),
+  writeBatch: prepared("write_batch", writeBatch),
 
   // The sizes of the oldest tail lines, for LogBudget.planTrim; read in batches, as far as it needs.
   tailLineSizes: prepared(

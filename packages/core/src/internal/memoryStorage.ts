@@ -23,6 +23,7 @@ import type { StorageOptions, StorageShape } from "../Storage.ts"
 import { Conflict, NotFound } from "../StorageError.ts"
 import * as Trigger from "../Trigger.ts"
 import * as Workspace from "../Workspace.ts"
+import { appendThenTransition } from "./appendThenTransition.ts"
 
 interface BuildLog {
   lines: Array<LogLine>
@@ -404,6 +405,8 @@ export const makeMemoryStorage = (options: StorageOptions) =>
           lastSeq: log.stats.lastSeq
         })
       }, serial),
+      appendAndTransition: (id, fence, lines, event) =>
+        appendThenTransition(storage)(id, fence, lines, event),
       readLogs: (access, id, afterSeq, limit) =>
         Effect.map(Effect.fromResult(visible(builds, access, "build", id)), () => {
           const log = logs.get(id) ?? { lines: [], stats: LogBudget.emptyStats }

@@ -91,6 +91,40 @@ export const logs = (name: string, make: MakeStorage) =>
         expect((yield* storage.readLogs(Access.all, build.id, 0, 10)).lines).toEqual([])
       }))
 
+    it("stores the last lines and then the final state, or neither", () =>
+      Effect.gen(function* () {
+        const { storage, build, fence } = yield* claimed
+        const at = DateTime.makeUnsafe(yield* Clock.currentTimeMillis)
+        const running = yield* storage.appendAndTransition(build.id, fence, yield* lines(1, 2), {
+          _tag: "Started",
+          at,
+          ...fence
+        })
+        expect(running.phase).toBe("running")
+        const succeeded = { _tag: "Succeeded", at, ...fence, imageTag: null, imageDigest: null } as const
+        const gap = yield* Effect.flip(
+          storage.appendAndTransition(build.id, fence, yield* lines(4, 4), succeeded)
+        )
+        expect(gap._tag).toBe("LogSequenceGap")
+        const stale = yield* Effect.flip(
+          storage.appendAndTransition(build.id, { ...fence, owner: "intruder" }, yield* lines(3, 3), {
+            ...succeeded,
+            owner: "intruder"
+          })
+        )
+        expect(stale._tag).toBe("LeaseLost")
+        const held = yield* storage.getBuild(Access.all, build.id)
+        expect(held.phase).toBe("running")
+        expect((yield* storage.readLogs(Access.all, build.id, 0, 100)).lastSeq).toBe(2)
+        const done = yield* storage.appendAndTransition(build.id, fence, yield* lines(3, 4), succeeded)
+        expect(done.outcome).toBe("success")
+        expect((yield* storage.getBuild(Access.all, build.id)).outcome).toBe("success")
+        const read = yield* storage.readLogs(Access.all, build.id, 0, 100)
+        expect(read.lines.map((line) => line.seq)).toEqual([1, 2, 3, 4])
+        const late = yield* Effect.flip(storage.appendAndTransition(build.id, fence, [], succeeded))
+        expect(["InvalidTransition", "LeaseLost"]).toContain(late._tag)
+      }))
+
     it(
       "keeps the head, trims the oldest tail lines and says what it dropped",
       () =>
