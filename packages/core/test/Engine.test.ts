@@ -37,7 +37,7 @@ const spying = (spy: Spy, options: { readonly silent?: boolean; readonly frozenH
     Storage.Storage,
     Effect.gen(function* () {
       const inner = yield* Storage.Storage
-      return Storage.Storage.of({
+      const spied: Storage.StorageShape = Storage.Storage.of({
         ...inner,
         appendLogs: (id, fence, lines) => {
           spy.calls.push(`append:${lines.length}`)
@@ -52,6 +52,8 @@ const spying = (spy: Spy, options: { readonly silent?: boolean; readonly frozenH
           options.frozenHeartbeats ? Effect.never : inner.heartbeat(id, fence, leaseMs),
         changes: options.silent ? Effect.succeed(Stream.empty) : inner.changes
       })
+      // The last lines and the final state, seen as the two calls they stand for.
+      return { ...spied, appendAndTransition: Storage.appendThenTransition(spied) }
     })
   )
 

@@ -20,10 +20,11 @@ import {
 } from "effect"
 import * as Access from "../Access.ts"
 import type { Build, BuildStep } from "../Build.ts"
-import type { BuildEvent, Fence } from "../BuildState.ts"
+import type { BuildEvent, Fence, InvalidTransition, LeaseLost } from "../BuildState.ts"
 import type { Change } from "../Change.ts"
 import type { EngineOptions, EngineShape } from "../Engine.ts"
 import type { AppId, AppVersionId, BuildId, TriggerId } from "../Id.ts"
+import type { LogSequenceGap } from "../LogBudget.ts"
 import * as LogLine from "../LogLine.ts"
 import * as OrderBy from "../OrderBy.ts"
 import type { ListQuery } from "../Query.ts"
@@ -32,7 +33,7 @@ import { type EnvironmentVariable, Runner, type RunnerEvent } from "../Runner.ts
 import type { RunnerError } from "../RunnerError.ts"
 import * as Secrets from "../Secrets.ts"
 import { SourceStore } from "../SourceStore.ts"
-import { Storage, type StorageShape } from "../Storage.ts"
+import { type NotFound, Storage, type StorageError, type StorageShape } from "../Storage.ts"
 import * as Trigger from "../Trigger.ts"
 
 /** How a run ended, as decided by whichever came first. */
@@ -79,11 +80,22 @@ const activeQuery = (ids?: ReadonlyArray<BuildId>): ListQuery => ({
   cursor: undefined
 })
 
+/** A state change the build writer applies in turn, and what to do with its result. */
+interface QueuedEvent {
+  readonly _tag: "Event"
+  readonly event: BuildEvent
+  readonly settle: (
+    written: Exit.Exit<Build, NotFound | InvalidTransition | LeaseLost | LogSequenceGap | StorageError>
+  ) => Effect.Effect<void>
+}
+
 /**
- * The log of one build: lines get their seq as they arrive and are written in batches — as soon as the
- * previous write returns, at most `batch` lines at a time — so a line waits for one write at most.
+ * The owner's writes to one build, in order: log lines get their seq as they arrive and are written in
+ * batches — as soon as the previous write returns, at most `batch` at a time — so a line waits for one
+ * write at most. A state change is written after the lines queued before it, together with them in one
+ * storage call; nothing waits for it but what is queued behind it.
  */
-const makeLogWriter = (
+const makeBuildWriter = (
   storage: StorageShape,
   buildId: BuildId,
   fence: Fence,
@@ -93,11 +105,11 @@ const makeLogWriter = (
   onWriteFailed: Effect.Effect<void>
 ) =>
   Effect.gen(function* () {
-    const queue = yield* Queue.bounded<LogLine.LogLine, Cause.Done>(batch * 20)
+    const queue = yield* Queue.bounded<LogLine.LogLine | QueuedEvent, Cause.Done>(batch * 20)
     let seq = 0
-    // A bounded queue takes what fits and answers the rest: offer again until every line is in.
-    const offerEvery = (lines: ReadonlyArray<LogLine.LogLine>): Effect.Effect<void> =>
-      Effect.flatMap(Queue.offerAll(queue, lines), (rest) =>
+    // A bounded queue takes what fits and answers the rest: offer again until every entry is in.
+    const offerEvery = (entries: ReadonlyArray<LogLine.LogLine | QueuedEvent>): Effect.Effect<void> =>
+      Effect.flatMap(Queue.offerAll(queue, entries), (rest) =>
         rest.length === 0 ? Effect.void : offerEvery(rest)
       )
     /** Numbers, redacts and splits a run of lines with one clock read, then queues them. */
@@ -119,23 +131,61 @@ const makeLogWriter = (
       })
     const add = (stream: LogLine.LogStream, step: string | null, text: string) =>
       addAll([{ stream, step, text }])
+    /** Queues a state change behind the lines queued so far. */
+    const transition = (event: BuildEvent, settle: QueuedEvent["settle"]) =>
+      offerEvery([{ _tag: "Event", event, settle }])
+    const retried = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<A, E>) =>
+      Effect.retry(effect, { schedule: retryTransient, while: whileRetryable })
     const write = (lines: ReadonlyArray<LogLine.LogLine>) =>
-      storage.appendLogs(buildId, fence, lines).pipe(
-        Effect.retry({ schedule: retryTransient, while: whileRetryable }),
+      retried(storage.appendLogs(buildId, fence, lines)).pipe(
         Effect.catchTag("LeaseLost", () => onLeaseLost),
         // A log that cannot be stored whole fails the build rather than losing lines silently.
         Effect.catch((error) =>
           Effect.logError("could not store log lines", error).pipe(Effect.andThen(onWriteFailed))
         )
       )
+    const apply = (lines: ReadonlyArray<LogLine.LogLine>, { event }: QueuedEvent) =>
+      Effect.exit(
+        retried(
+          lines.length === 0
+            ? storage.transition(buildId, event)
+            : storage.appendAndTransition(buildId, fence, lines, event)
+        )
+      )
+    const writeWith = (lines: ReadonlyArray<LogLine.LogLine>, queued: QueuedEvent) =>
+      Effect.gen(function* () {
+        const written = yield* apply(lines, queued)
+        const leaseLost =
+          Exit.isFailure(written) &&
+          Option.exists(Cause.findErrorOption(written.cause), (error) => error._tag === "LeaseLost")
+        if (Exit.isSuccess(written) || lines.length === 0 || leaseLost) return yield* queued.settle(written)
+        // Whichever part failed, each is written again on its own, with its own handling.
+        yield* write(lines)
+        yield* queued.settle(yield* apply([], queued))
+      })
     // Runs until the queue is ended and drained: ending it, never interrupting, keeps a taken batch whole.
     const drain = Effect.gen(function* () {
-      while (true) yield* write(yield* Queue.takeBetween(queue, 1, batch))
+      while (true) {
+        // Once there is something to write, the fibers that are ready run first: what they queue now goes
+        // in the same write.
+        yield* Queue.peek(queue)
+        yield* Effect.yieldNow
+        let lines: Array<LogLine.LogLine> = []
+        for (const entry of yield* Queue.takeBetween(queue, 1, batch)) {
+          if ("seq" in entry) {
+            lines.push(entry)
+            continue
+          }
+          yield* writeWith(lines, entry)
+          lines = []
+        }
+        if (lines.length > 0) yield* write(lines)
+      }
     }).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
     const writer = yield* Effect.forkScoped(drain)
-    /** Writes every queued line and stops: the final state is written only after the last line. */
+    /** Writes everything queued and stops. */
     const close = Effect.andThen(Queue.end(queue), Fiber.join(writer))
-    return { add, addAll, close }
+    return { add, addAll, transition, close }
   })
 
 export const makeEngine = (options: EngineOptions) =>
@@ -246,7 +296,7 @@ export const makeEngine = (options: EngineOptions) =>
           ...own
         ]
         const redactor = Redactor.make(variables.filter((v) => v.secret).map((v) => v.value))
-        const log = yield* makeLogWriter(
+        const log = yield* makeBuildWriter(
           storage,
           build.id,
           fence,
@@ -261,12 +311,14 @@ export const makeEngine = (options: EngineOptions) =>
         const started = yield* Ref.make(false)
         let artifact: { imageTag: string; imageDigest: string | null } | null = null
 
-        const write = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<A, E>) =>
+        const handled = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<A, E>) =>
           effect.pipe(
-            Effect.retry({ schedule: retryTransient, while: whileRetryable }),
             Effect.catchTag("LeaseLost" as never, () => leaseLost),
-            Effect.catch((error) => Effect.logError("storage write failed", error))
+            Effect.catch((error) => Effect.logError("storage write failed", error)),
+            Effect.asVoid
           )
+        const write = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<A, E>) =>
+          handled(effect.pipe(Effect.retry({ schedule: retryTransient, while: whileRetryable })))
         const recordStep = (step: BuildStep) =>
           Effect.sync(() => steps.set(step.index, step)).pipe(
             Effect.andThen(write(storage.recordStep(build.id, fence, step)))
@@ -307,8 +359,9 @@ export const makeEngine = (options: EngineOptions) =>
         // Events arrive in chunks: runs of log lines are queued together, other events in order between them.
         const onEvents = (events: ReadonlyArray<RunnerEvent>) =>
           Effect.gen(function* () {
+            // Queued, not awaited: the run goes on while the writer stores it.
             if (!(yield* Ref.getAndSet(started, true))) {
-              yield* write(storage.transition(build.id, { _tag: "Started", at: yield* now, ...fence }))
+              yield* log.transition({ _tag: "Started", at: yield* now, ...fence }, handled)
             }
             let lines: Array<Extract<RunnerEvent, { readonly _tag: "Log" }>> = []
             for (const event of events) {
@@ -432,16 +485,18 @@ export const makeEngine = (options: EngineOptions) =>
             break
           }
         }
-        yield* log.close
-        yield* Fiber.interrupt(heartbeat)
-        yield* storage.transition(build.id, event).pipe(
-          Effect.retry({ schedule: retryTransient, while: whileRetryable }),
+        // The final state goes with the last lines, written after everything queued before them; the
+        // lease is renewed until then.
+        yield* log.transition(
+          event,
           Effect.matchEffect({
             onSuccess: (final) => progress(`build ${final.status}`, build),
             // The lease lapses and a reaper records the build as lost: it never stays running.
             onFailure: (error) => Effect.logError("could not write the final state", error)
           })
         )
+        yield* log.close
+        yield* Fiber.interrupt(heartbeat)
       }).pipe(
         Effect.scoped,
         Effect.catchCause((cause) =>
