@@ -1,8 +1,10 @@
 import { expect, it } from "@effect/vitest"
 import { Storage } from "@kiln/core"
-import { Effect, Queue, Stream } from "effect"
+import { DateTime, Effect, Queue, Stream } from "effect"
+import pg from "pg"
 import { describe } from "vitest"
 import { channelOf } from "../src/internal/listener.ts"
+import * as PgTesting from "../src/testing.ts"
 import { freshSchema, queue, seed, sql, storageOn } from "./fixtures.ts"
 
 /** Polls `check` until it holds, for at most ten seconds. */
@@ -58,5 +60,57 @@ describe("postgres change notifications across storages", () => {
         const [later] = yield* queue(writer, versions[0]!)
         expect(yield* next(later!.id)).toEqual(Storage.buildChanged(later!))
       }).pipe(Effect.scoped)
+  )
+
+  it.live("announces a batched statement's changes many to a notification, each under the size limit", () =>
+    Effect.gen(function* () {
+      const schema = yield* freshSchema
+      const listener = yield* storageOn(schema)
+      const writer = yield* storageOn(schema)
+      const payloads: Array<string> = []
+      yield* Effect.acquireRelease(
+        Effect.promise(async () => {
+          const client = new pg.Client({ connectionString: PgTesting.databaseUrl() })
+          await client.connect()
+          client.on("notification", (message) => payloads.push(message.payload ?? ""))
+          await client.query(`LISTEN ${pg.escapeIdentifier(channelOf(schema))}`)
+          return client
+        }),
+        (client) => Effect.promise(() => client.end())
+      )
+      const heard = yield* Queue.unbounded<Storage.Change>()
+      yield* Effect.forkScoped(
+        Stream.runForEach(yield* listener.changes, (change) => Queue.offer(heard, change))
+      )
+      const { versions } = yield* seed(writer)
+      const count = 120
+      yield* queue(writer, versions[0]!, count)
+      const claimed = yield* writer.claimNext({ owner: "engine", leaseMs: 60_000, max: count })
+      yield* Effect.sleep("200 millis")
+      payloads.length = 0
+      yield* Queue.clear(heard)
+      const at = DateTime.makeUnsafe(1_700_000_000_000)
+      // Every build's first line and Started at once: they queue while the first statement is in flight.
+      const written = yield* Effect.forEach(
+        claimed,
+        (build) => {
+          const fence = { owner: build.owner!, attempt: build.attempt }
+          const line = { seq: 1, ts: at, stream: "stdout" as const, step: null, text: `build ${build.id}` }
+          return writer.appendAndTransition(build.id, fence, [line], { _tag: "Started", at, ...fence })
+        },
+        { concurrency: "unbounded" }
+      )
+      expect(written.every((build) => build.phase === "running")).toBe(true)
+      const changes: Array<Storage.Change> = []
+      while (changes.length < 2 * count)
+        changes.push(yield* Queue.take(heard).pipe(Effect.timeout("10 seconds")))
+      expect(new Set(changes.map((change) => `${change._tag} ${change.buildId}`)).size).toBe(2 * count)
+      expect(
+        changes.filter((change) => change._tag === "BuildChanged").every((c) => c.phase === "running")
+      ).toBe(true)
+      // One notification per write would be 120; batched statements send a few, none over 8,000 bytes.
+      expect(payloads.length).toBeLessThan(count / 4)
+      expect(Math.max(...payloads.map((payload) => Buffer.byteLength(payload)))).toBeLessThan(8000)
+    }).pipe(Effect.scoped)
   )
 })
