@@ -172,7 +172,7 @@ export const make = (
       const lines = writes.flatMap(({ id, append }) =>
         (append?.lines ?? []).map((line) => rows.fromLogLine(id, line))
       )
-      return Effect.map(
+      return Effect.flatMap(
         run<{ readonly id: string }>(statements.writeBatch, [
           writes.map(({ id }) => id),
           writes.map(({ append }) => append?.build.owner ?? null),
@@ -196,13 +196,34 @@ export const make = (
           channel,
           source
         ]),
+        // What was written is known from now on, and its changes go out together: one wake-up for a
+        // subscriber, not one per change.
         (written) => {
           const ids = new Set(written.map((row) => row.id))
-          return writes.map(({ id }) => ids.has(id))
+          const published: Array<Storage.Change> = []
+          for (const { id, append, state } of writes) {
+            if (!ids.has(id)) continue
+            if (append !== undefined) {
+              remember(knownLogs, id, { build: append.build, stats: append.stats })
+              published.push(append.change)
+            }
+            if (state !== undefined) {
+              track(state.after)
+              published.push(Storage.buildChanged(state.after))
+            }
+          }
+          return Effect.as(
+            PubSub.publishAll(changes, published),
+            writes.map(({ id }) => ids.has(id))
+          )
         }
       )
     }
-    const submitWrite = yield* makeBatcher({
+    /**
+     * A write planned from what this storage knows, as part of one batched statement. Answers whether it
+     * was written; when it missed, the caller takes the locking path.
+     */
+    const writeKnown = yield* makeBatcher({
       max: 100,
       // One statement at a time, carrying everything queued meanwhile: an engine's slot is free before
       // its build's last writes are stored, so a write that waits costs no throughput, while each
@@ -259,29 +280,6 @@ export const make = (
         ? undefined
         : { before, after: next.success }
     }
-    const appended = (id: Id.BuildId, append: KnownAppend) =>
-      Effect.andThen(
-        Effect.sync(() => remember(knownLogs, id, { build: append.build, stats: append.stats })),
-        publish(append.change)
-      )
-
-    /**
-     * A write planned from what this storage knows, as part of one batched statement. Answers whether it
-     * was written; when it missed, the caller takes the locking path.
-     */
-    const writeKnown = (write: Write): Effect.Effect<boolean> =>
-      Effect.flatMap(submitWrite(write), (written) =>
-        !written
-          ? Effect.succeed(false)
-          : Effect.as(
-              Effect.andThen(
-                write.append === undefined ? Effect.void : appended(write.id, write.append),
-                write.state === undefined ? Effect.void : changed(write.state.after)
-              ),
-              true
-            )
-      )
-
     const list = <Row, Raw>(
       table: Fields.Table<Row>,
       toDomain: (raw: Raw) => Row,
