@@ -282,10 +282,9 @@ export const makeEngine = (options: EngineOptions) =>
       Effect.gen(function* () {
         const fence: Fence = { owner, attempt: build.attempt }
         const leaseLost = Deferred.succeed(stop, { _tag: "LeaseLost" }).pipe(Effect.asVoid)
-        const [stored, version] = yield* Effect.all(
-          [Cache.get(apps, build.entityId), Cache.get(versions, build.appVersionId)],
-          { concurrency: 2 }
-        )
+        // One after the other: both are almost always cached, and a fiber each would cost more.
+        const stored = yield* Cache.get(apps, build.entityId)
+        const version = yield* Cache.get(versions, build.appVersionId)
         // A build made by a trigger runs with the trigger's commands, root directory and caching.
         const app = { ...stored, build: Trigger.settingsFor(stored.build, build.triggerMetadata) }
         const fromTrigger = yield* triggerVariables(build)
