@@ -9,7 +9,7 @@ import { mkdirSync, rmSync } from "node:fs"
 import { resolve } from "node:path"
 import { performance } from "node:perf_hooks"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
-import { Access, App, Engine, SourceStore, Storage } from "@kiln/core"
+import { Access, App, AppVersion, Engine, SourceStore, Storage } from "@kiln/core"
 import { DockerRunner } from "@kiln/runner-docker"
 import { Effect, Layer, Stream } from "effect"
 
@@ -42,11 +42,7 @@ const bench = Effect.gen(function* () {
     appId: kilnApp.id,
     source: { type: "archive" }
   })
-  const version = yield* storage.resolveAppVersion(Access.all, pending.id, {
-    status: "ready",
-    commitSha: stored.sha256,
-    sizeBytes: stored.sizeBytes
-  })
+  const version = yield* storage.resolveAppVersion(Access.all, pending.id, AppVersion.archiveStored(stored))
 
   const kiln = Effect.gen(function* () {
     const started = performance.now()

@@ -9,7 +9,7 @@
  * State lives in `.kiln/` (`KILN_DATA_DIR`, `KILN_DB` move it); `KILN_REGISTRY=127.0.0.1:5000` also pushes.
  */
 import { spawnSync } from "node:child_process"
-import { Access, App, type Build, Fields, Query, SourceStore, Storage } from "@kiln/core"
+import { Access, App, AppVersion, type Build, Fields, Query, SourceStore, Storage } from "@kiln/core"
 import { Effect, Fiber, Layer, References, Stream } from "effect"
 import * as BuildProgress from "../shared/BuildProgress.ts"
 import * as DataDir from "../shared/DataDir.ts"
@@ -57,11 +57,7 @@ const createVersion = (app: App.App) =>
       appId: app.id,
       source: { type: "archive" }
     })
-    return yield* storage.resolveAppVersion(Access.all, version.id, {
-      status: "ready",
-      commitSha: stored.sha256,
-      sizeBytes: stored.sizeBytes
-    })
+    return yield* storage.resolveAppVersion(Access.all, version.id, AppVersion.archiveStored(stored))
   })
 
 /** Follows a build: prints every log line once, in order, until it stops and its log is read to the end. */

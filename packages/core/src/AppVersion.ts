@@ -85,6 +85,16 @@ export type Resolution =
     }
   | { readonly status: "failed"; readonly error: string }
 
+/** An archive version's resolution once its archive is stored: ready, named by the archive's hash. */
+export const archiveStored = (stored: {
+  readonly sha256: CommitSha
+  readonly sizeBytes: number
+}): Resolution => ({
+  status: "ready",
+  commitSha: stored.sha256,
+  sizeBytes: stored.sizeBytes
+})
+
 /** A new version: ready at once for a git source pinned to a commit, pending otherwise. */
 export const make = (
   id: AppVersionId,

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import {
   Access,
   App,
+  AppVersion,
   type Build,
   Engine,
   Query,
@@ -94,11 +95,7 @@ const appWith = (build: string, settings: Partial<App.BuildSettings> = {}) =>
       appId: app.id,
       source: { type: "archive" }
     })
-    yield* storage.resolveAppVersion(Access.all, version.id, {
-      status: "ready",
-      commitSha: stored.sha256,
-      sizeBytes: stored.sizeBytes
-    })
+    yield* storage.resolveAppVersion(Access.all, version.id, AppVersion.archiveStored(stored))
     const queue = (n = 1, triggerMetadata: Build.Metadata | null = null) =>
       Effect.forEach(Array.from({ length: n }), () =>
         storage.createBuild(Access.all, {

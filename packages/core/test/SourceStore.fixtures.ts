@@ -164,7 +164,7 @@ export const gitVersion = (url: string, commitSha: string): AppVersion.AppVersio
 export const archiveVersion = (stored: SourceStore.StoredArchive): AppVersion.AppVersion =>
   AppVersion.resolve(
     AppVersion.make(id("ver"), id("wsp"), { appId: id("app"), source: { type: "archive" } }, epoch),
-    { status: "ready", commitSha: stored.sha256, sizeBytes: stored.sizeBytes },
+    AppVersion.archiveStored(stored),
     epoch
   )
 

@@ -4,7 +4,7 @@
  * its upload — `application/gzip` or a multipart `archive` file — which the source store checks whole
  * before anything is built from it.
  */
-import { Fields, SourceStore, Storage } from "@kiln/core"
+import { AppVersion, Fields, SourceStore, Storage } from "@kiln/core"
 import { Effect, Option, Stream } from "effect"
 import { HttpServerRequest } from "effect/http"
 import * as MultipartPart from "effect/http/Multipart"
@@ -100,11 +100,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
               )
             )
           return yield* fromStorage(
-            storage.resolveAppVersion(principal.access, version.id, {
-              status: "ready",
-              commitSha: stored.sha256,
-              sizeBytes: stored.sizeBytes
-            })
+            storage.resolveAppVersion(principal.access, version.id, AppVersion.archiveStored(stored))
           )
         })
       )

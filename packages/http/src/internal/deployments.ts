@@ -7,6 +7,7 @@
 import {
   type Access,
   App,
+  AppVersion,
   type Build,
   BuildContext,
   BuildState,
@@ -235,11 +236,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
             app.build.dockerfilePath
           )
           yield* fromStorage(
-            storage.resolveAppVersion(principal.access, version.id, {
-              status: "ready",
-              commitSha: stored.sha256,
-              sizeBytes: stored.sizeBytes
-            })
+            storage.resolveAppVersion(principal.access, version.id, AppVersion.archiveStored(stored))
           )
           return { status: "uploaded" as const, size: stored.sizeBytes }
         })
