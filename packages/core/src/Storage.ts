@@ -130,8 +130,8 @@ export interface StorageShape {
   ) => E<void, NotFound | LeaseLost | LogSequenceGap>
   /**
    * An owner's log lines and then a state change, as one write where the storage can make it one (one
-   * statement on PostgreSQL): the lines are appended as by `appendLogs`, and the event is applied as by
-   * `transition` only once they are stored. An engine ends a build with its last lines and final state.
+   * statement on PostgreSQL): the lines (there may be none) are appended as by `appendLogs`, and the event
+   * is applied as by `transition` only once they are stored. An engine ends a build with its last lines and final state.
    */
   readonly appendAndTransition: (
     id: BuildId,

@@ -145,13 +145,7 @@ const makeBuildWriter = (
         )
       )
     const apply = (lines: ReadonlyArray<LogLine.LogLine>, { event }: QueuedEvent) =>
-      Effect.exit(
-        retried(
-          lines.length === 0
-            ? storage.transition(buildId, event)
-            : storage.appendAndTransition(buildId, fence, lines, event)
-        )
-      )
+      Effect.exit(retried(storage.appendAndTransition(buildId, fence, lines, event)))
     const writeWith = (lines: ReadonlyArray<LogLine.LogLine>, queued: QueuedEvent) =>
       Effect.gen(function* () {
         const written = yield* apply(lines, queued)
