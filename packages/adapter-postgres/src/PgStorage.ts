@@ -272,13 +272,20 @@ export const make = (
         }
       }
     }
-    /** The state change `event` makes to the build as this storage knows it; else none. */
-    const knownTransition = (id: Id.BuildId, event: BuildState.BuildEvent) => {
+    /**
+     * The state change `events` make in turn to the build as this storage knows it; else none. Only the
+     * last state is written and announced: a change is a hint to read the build, which shows the last.
+     */
+    const knownTransition = (id: Id.BuildId, events: ReadonlyArray<BuildState.BuildEvent>) => {
       const before = known.get(id)
-      const next = before === undefined ? undefined : BuildState.transition(before, event)
-      return before === undefined || next === undefined || Result.isFailure(next)
-        ? undefined
-        : { before, after: next.success }
+      if (before === undefined) return undefined
+      let after = before
+      for (const event of events) {
+        const next = BuildState.transition(after, event)
+        if (Result.isFailure(next)) return undefined
+        after = next.success
+      }
+      return { before, after }
     }
     const list = <Row, Raw>(
       table: Fields.Table<Row>,
@@ -711,7 +718,7 @@ export const make = (
         ),
       transition: (id, event) =>
         Effect.suspend(() => {
-          const state = knownTransition(id, event)
+          const state = knownTransition(id, [event])
           return state === undefined
             ? transitionLocked(id, event)
             : Effect.flatMap(writeKnown({ id, state }), (done) =>
@@ -815,12 +822,12 @@ export const make = (
         )
         if (appended !== undefined) yield* publish(appended)
       }),
-      appendAndTransition: (id, fence, batch, event) =>
+      appendAndTransition: (id, fence, batch, events) =>
         Effect.suspend(() => {
-          const append = knownAppend(id, fence, batch.map(storable))
-          const state = knownTransition(id, event)
-          const inTurn = Storage.appendThenTransition(storage)(id, fence, batch, event)
-          return append === undefined || state === undefined
+          const append = batch.length === 0 ? undefined : knownAppend(id, fence, batch.map(storable))
+          const state = knownTransition(id, events)
+          const inTurn = Storage.appendThenTransition(storage)(id, fence, batch, events)
+          return state === undefined || (batch.length > 0 && append === undefined)
             ? inTurn
             : Effect.flatMap(writeKnown({ id, append, state }), (done) =>
                 done ? Effect.succeed(state.after) : inTurn

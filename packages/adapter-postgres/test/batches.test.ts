@@ -62,13 +62,9 @@ describe("postgres batched writes", () => {
                 ],
                 { concurrency: 2 }
               )
-              yield* storage.appendAndTransition(build.id, fence, lines(4, 2), {
-                _tag: "Succeeded",
-                at,
-                ...fence,
-                imageTag: null,
-                imageDigest: null
-              })
+              yield* storage.appendAndTransition(build.id, fence, lines(4, 2), [
+                { _tag: "Succeeded", at, ...fence, imageTag: null, imageDigest: null }
+              ])
             }),
           { concurrency: "unbounded", discard: true }
         )
@@ -112,13 +108,9 @@ describe("postgres batched writes", () => {
         yield* peer.requestCancel(Access.all, build.id, "not needed")
         // The engine's view has no cancel request: its compare-and-set misses, and the lines and the final
         // state are written in turn, keeping the request.
-        const succeeded = yield* engine.appendAndTransition(build.id, fence, lines(1, 2), {
-          _tag: "Succeeded",
-          at,
-          ...fence,
-          imageTag: null,
-          imageDigest: null
-        })
+        const succeeded = yield* engine.appendAndTransition(build.id, fence, lines(1, 2), [
+          { _tag: "Succeeded", at, ...fence, imageTag: null, imageDigest: null }
+        ])
         expect(succeeded).toMatchObject({ status: "completed", cancelReason: "not needed" })
         expect(yield* storedCancelReason(schema, build.id)).toBe("not needed")
         const page = yield* peer.readLogs(Access.all, build.id, 0, 10)
@@ -135,7 +127,7 @@ describe("postgres batched writes", () => {
       const failed = yield* Effect.flip(engine.transition(build.id, { _tag: "Started", at, ...fence }))
       expect(failed._tag).toBe("LeaseLost")
       const last = yield* Effect.flip(
-        engine.appendAndTransition(build.id, fence, lines(1, 1), { _tag: "Stopped", at, ...fence })
+        engine.appendAndTransition(build.id, fence, lines(1, 1), [{ _tag: "Stopped", at, ...fence }])
       )
       expect(last._tag).toBe("LeaseLost")
       const [count] = yield* sql<{ n: string }>(

@@ -96,7 +96,7 @@ describe("postgres change notifications across storages", () => {
         (build) => {
           const fence = { owner: build.owner!, attempt: build.attempt }
           const line = { seq: 1, ts: at, stream: "stdout" as const, step: null, text: `build ${build.id}` }
-          return writer.appendAndTransition(build.id, fence, [line], { _tag: "Started", at, ...fence })
+          return writer.appendAndTransition(build.id, fence, [line], [{ _tag: "Started", at, ...fence }])
         },
         { concurrency: "unbounded" }
       )

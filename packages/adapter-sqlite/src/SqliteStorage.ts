@@ -517,8 +517,8 @@ export const make = (
         )
         if (appended !== undefined) yield* publish(appended)
       }),
-      appendAndTransition: (id, fence, lines, event) =>
-        Storage.appendThenTransition(storage)(id, fence, lines, event),
+      appendAndTransition: (id, fence, lines, events) =>
+        Storage.appendThenTransition(storage)(id, fence, lines, events),
       readLogs: (access, id, afterSeq, limit) =>
         read(() =>
           Result.map(visible(sql.buildWorkspace.get(id), access, "build", id), () => {

@@ -129,15 +129,17 @@ export interface StorageShape {
     lines: ReadonlyArray<LogLine>
   ) => E<void, NotFound | LeaseLost | LogSequenceGap>
   /**
-   * An owner's log lines and then a state change, as one write where the storage can make it one (one
-   * statement on PostgreSQL): the lines (there may be none) are appended as by `appendLogs`, and the event
-   * is applied as by `transition` only once they are stored. An engine ends a build with its last lines and final state.
+   * An owner's log lines and then state changes, as one write where the storage can make it one (one
+   * statement on PostgreSQL): the lines (there may be none) are appended as by `appendLogs`, and only once
+   * they are stored the events are applied in turn as by `transition`; answers the last state. An engine
+   * writes a build's lines and state changes this way, so a short build's whole record (`Started`, its
+   * lines, its final state) can be one write.
    */
   readonly appendAndTransition: (
     id: BuildId,
     fence: Fence,
     lines: ReadonlyArray<LogLine>,
-    event: BuildEvent
+    events: readonly [BuildEvent, ...Array<BuildEvent>]
   ) => E<Build, NotFound | LeaseLost | LogSequenceGap | InvalidTransition>
   /** Lines with seq after `afterSeq`, in order, at most `limit`, with the truncation line where lines were dropped. */
   readonly readLogs: (access: Access, id: BuildId, afterSeq: number, limit: number) => E<LogPage, NotFound>

@@ -53,8 +53,14 @@ const spying = (spy: Spy, options: { readonly silent?: boolean; readonly frozenH
           options.frozenHeartbeats ? Effect.never : inner.heartbeat(id, fence, leaseMs),
         changes: options.silent ? Effect.succeed(Stream.empty) : inner.changes
       })
-      // The last lines and the final state, seen as the two calls they stand for.
-      return { ...spied, appendAndTransition: Storage.appendThenTransition(spied) }
+      // A write of lines and state changes, seen as the calls it stands for after its own entry.
+      return {
+        ...spied,
+        appendAndTransition: (id, fence, lines, events) => {
+          spy.calls.push(`write:${lines.length}:${events.map((event) => event._tag).join("+")}`)
+          return Storage.appendThenTransition(spied)(id, fence, lines, events)
+        }
+      } satisfies Storage.StorageShape
     })
   )
 
@@ -277,6 +283,28 @@ describe("Engine", () => {
       }).pipe(Effect.provide(setup({}, spy)))
     }
   )
+
+  it.live("writes a short build's whole record at once, and a long build's lines while it runs", () => {
+    const spy: Spy = { calls: [], appendSizes: [] }
+    return Effect.gen(function* () {
+      const { storage, queue } = yield* appWith("echo hello")
+      const [short] = yield* queue()
+      yield* stopped(short!.id)
+      // Lines wait a second for more here, so only the build's end can have ended the wait.
+      const log = yield* logOf(short!.id)
+      expect(log.map((line) => line.text)).toContain("hello")
+      expect(spy.calls.filter((call) => call.startsWith("write") || call.startsWith("append"))).toEqual([
+        `write:${log.length}:Started+Succeeded`,
+        `append:${log.length}`
+      ])
+      const { queue: queueLong } = yield* appWith("echo started; sleep 600")
+      const [long] = yield* queueLong()
+      yield* until(long!.id, (build) => build.phase === "running")
+      expect((yield* logOf(long!.id)).map((line) => line.text)).toContain("started")
+      yield* storage.requestCancel(Access.all, long!.id, null)
+      yield* stopped(long!.id)
+    }).pipe(Effect.provide(setup({ logFlushMs: 1_000 }, spy)))
+  })
 
   it.live("never stores a secret value, even printed in pieces", () =>
     Effect.gen(function* () {

@@ -3,6 +3,7 @@
  */
 import { hostname } from "node:os"
 import {
+  Array as Arr,
   Cache,
   Cause,
   Clock,
@@ -91,21 +92,25 @@ interface QueuedEvent {
 
 /**
  * The owner's writes to one build, in order: log lines get their seq as they arrive and are written in
- * batches — as soon as the previous write returns, at most `batch` at a time — so a line waits for one
- * write at most. A state change is written after the lines queued before it, together with them in one
- * storage call; nothing waits for it but what is queued behind it.
+ * batches, at most `batch` at a time. Lines wait up to `flushMs` for more before a write, or less when the
+ * build ends or a batch is full; whatever is queued then goes in one storage call, state changes after
+ * the lines queued with them. So a short build's whole record (its lines, `Started`, its final state) is
+ * one write, and a long build's lines reach readers within `flushMs` of the previous write. Nothing waits
+ * for a state change but what is queued behind it.
  */
 const makeBuildWriter = (
   storage: StorageShape,
   buildId: BuildId,
   fence: Fence,
   batch: number,
+  flushMs: number,
   redactor: Redactor.Redactor,
   onLeaseLost: Effect.Effect<void>,
   onWriteFailed: Effect.Effect<void>
 ) =>
   Effect.gen(function* () {
     const queue = yield* Queue.bounded<LogLine.LogLine | QueuedEvent, Cause.Done>(batch * 20)
+    const ending = yield* Deferred.make<void>()
     let seq = 0
     // A bounded queue takes what fits and answers the rest: offer again until every entry is in.
     const offerEvery = (entries: ReadonlyArray<LogLine.LogLine | QueuedEvent>): Effect.Effect<void> =>
@@ -144,41 +149,56 @@ const makeBuildWriter = (
           Effect.logError("could not store log lines", error).pipe(Effect.andThen(onWriteFailed))
         )
       )
-    const apply = (lines: ReadonlyArray<LogLine.LogLine>, { event }: QueuedEvent) =>
-      Effect.exit(retried(storage.appendAndTransition(buildId, fence, lines, event)))
-    const writeWith = (lines: ReadonlyArray<LogLine.LogLine>, queued: QueuedEvent) =>
+    const apply = (lines: ReadonlyArray<LogLine.LogLine>, events: Arr.NonEmptyReadonlyArray<QueuedEvent>) =>
+      Effect.exit(
+        retried(
+          storage.appendAndTransition(
+            buildId,
+            fence,
+            lines,
+            Arr.map(events, ({ event }) => event)
+          )
+        )
+      )
+    const writeWith = (
+      lines: ReadonlyArray<LogLine.LogLine>,
+      events: Arr.NonEmptyReadonlyArray<QueuedEvent>
+    ) =>
       Effect.gen(function* () {
-        const written = yield* apply(lines, queued)
+        const written = yield* apply(lines, events)
         const leaseLost =
           Exit.isFailure(written) &&
           Option.exists(Cause.findErrorOption(written.cause), (error) => error._tag === "LeaseLost")
-        if (Exit.isSuccess(written) || lines.length === 0 || leaseLost) return yield* queued.settle(written)
+        if (Exit.isSuccess(written) || leaseLost || (lines.length === 0 && events.length === 1)) {
+          for (const queued of events) yield* queued.settle(written)
+          return
+        }
         // Whichever part failed, each is written again on its own, with its own handling.
-        yield* write(lines)
-        yield* queued.settle(yield* apply([], queued))
+        if (lines.length > 0) yield* write(lines)
+        for (const queued of events) yield* queued.settle(yield* apply([], [queued]))
       })
     // Runs until the queue is ended and drained: ending it, never interrupting, keeps a taken batch whole.
     const drain = Effect.gen(function* () {
       while (true) {
-        // Once there is something to write, the fibers that are ready run first: what they queue now goes
-        // in the same write.
         yield* Queue.peek(queue)
-        yield* Effect.yieldNow
-        let lines: Array<LogLine.LogLine> = []
-        for (const entry of yield* Queue.takeBetween(queue, 1, batch)) {
-          if ("seq" in entry) {
-            lines.push(entry)
-            continue
-          }
-          yield* writeWith(lines, entry)
-          lines = []
+        if ((yield* Queue.size(queue)) < batch) {
+          yield* Effect.raceFirst(Effect.sleep(flushMs), Deferred.await(ending))
         }
-        if (lines.length > 0) yield* write(lines)
+        const lines: Array<LogLine.LogLine> = []
+        const events: Array<QueuedEvent> = []
+        for (const entry of yield* Queue.takeBetween(queue, 1, batch)) {
+          if ("seq" in entry) lines.push(entry)
+          else events.push(entry)
+        }
+        yield* Arr.isReadonlyArrayNonEmpty(events) ? writeWith(lines, events) : write(lines)
       }
     }).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
     const writer = yield* Effect.forkScoped(drain)
     /** Writes everything queued and stops. */
-    const close = Effect.andThen(Queue.end(queue), Fiber.join(writer))
+    const close = Deferred.succeed(ending, undefined).pipe(
+      Effect.andThen(Queue.end(queue)),
+      Effect.andThen(Fiber.join(writer))
+    )
     return { add, addAll, transition, close }
   })
 
@@ -191,6 +211,7 @@ export const makeEngine = (options: EngineOptions) =>
     const concurrency = options.concurrency ?? 2
     const leaseMs = options.leaseMs ?? 30_000
     const batch = options.logBatchLines ?? 500
+    const flushMs = options.logFlushMs ?? 10
     const environment = options.environment ?? (() => Effect.succeed([]))
     // A build holds one of the `concurrency` slots while the runner has it; once the runner has stopped
     // and cleaned up, it only writes its last log lines and final state, and its slot goes to the next.
@@ -294,6 +315,7 @@ export const makeEngine = (options: EngineOptions) =>
           build.id,
           fence,
           batch,
+          flushMs,
           redactor,
           leaseLost,
           Deferred.succeed(stop, { _tag: "Failed", error: "the build log could not be stored" }).pipe(

@@ -405,8 +405,8 @@ export const makeMemoryStorage = (options: StorageOptions) =>
           lastSeq: log.stats.lastSeq
         })
       }, serial),
-      appendAndTransition: (id, fence, lines, event) =>
-        appendThenTransition(storage)(id, fence, lines, event),
+      appendAndTransition: (id, fence, lines, events) =>
+        appendThenTransition(storage)(id, fence, lines, events),
       readLogs: (access, id, afterSeq, limit) =>
         Effect.map(Effect.fromResult(visible(builds, access, "build", id)), () => {
           const log = logs.get(id) ?? { lines: [], stats: LogBudget.emptyStats }

@@ -95,34 +95,55 @@ export const logs = (name: string, make: MakeStorage) =>
       Effect.gen(function* () {
         const { storage, build, fence } = yield* claimed
         const at = DateTime.makeUnsafe(yield* Clock.currentTimeMillis)
-        const running = yield* storage.appendAndTransition(build.id, fence, yield* lines(1, 2), {
-          _tag: "Started",
-          at,
-          ...fence
-        })
+        const running = yield* storage.appendAndTransition(build.id, fence, yield* lines(1, 2), [
+          { _tag: "Started", at, ...fence }
+        ])
         expect(running.phase).toBe("running")
         const succeeded = { _tag: "Succeeded", at, ...fence, imageTag: null, imageDigest: null } as const
         const gap = yield* Effect.flip(
-          storage.appendAndTransition(build.id, fence, yield* lines(4, 4), succeeded)
+          storage.appendAndTransition(build.id, fence, yield* lines(4, 4), [succeeded])
         )
         expect(gap._tag).toBe("LogSequenceGap")
         const stale = yield* Effect.flip(
-          storage.appendAndTransition(build.id, { ...fence, owner: "intruder" }, yield* lines(3, 3), {
-            ...succeeded,
-            owner: "intruder"
-          })
+          storage.appendAndTransition(build.id, { ...fence, owner: "intruder" }, yield* lines(3, 3), [
+            { ...succeeded, owner: "intruder" }
+          ])
         )
         expect(stale._tag).toBe("LeaseLost")
         const held = yield* storage.getBuild(Access.all, build.id)
         expect(held.phase).toBe("running")
         expect((yield* storage.readLogs(Access.all, build.id, 0, 100)).lastSeq).toBe(2)
-        const done = yield* storage.appendAndTransition(build.id, fence, yield* lines(3, 4), succeeded)
+        const done = yield* storage.appendAndTransition(build.id, fence, yield* lines(3, 4), [succeeded])
         expect(done.outcome).toBe("success")
         expect((yield* storage.getBuild(Access.all, build.id)).outcome).toBe("success")
         const read = yield* storage.readLogs(Access.all, build.id, 0, 100)
         expect(read.lines.map((line) => line.seq)).toEqual([1, 2, 3, 4])
-        const late = yield* Effect.flip(storage.appendAndTransition(build.id, fence, [], succeeded))
+        const late = yield* Effect.flip(storage.appendAndTransition(build.id, fence, [], [succeeded]))
         expect(["InvalidTransition", "LeaseLost"]).toContain(late._tag)
+      }))
+
+    it("stores a short build's whole record at once: its lines, then running, then its final state", () =>
+      Effect.gen(function* () {
+        const { storage, build, fence } = yield* claimed
+        const at = DateTime.makeUnsafe(yield* Clock.currentTimeMillis)
+        const intruder = { ...fence, owner: "intruder" }
+        const stale = yield* Effect.flip(
+          storage.appendAndTransition(build.id, intruder, yield* lines(1, 3), [
+            { _tag: "Started", at, ...intruder },
+            { _tag: "Failed", at, ...intruder, error: "exit 1" }
+          ])
+        )
+        expect(stale._tag).toBe("LeaseLost")
+        expect((yield* storage.getBuild(Access.all, build.id)).phase).toBe("initializing")
+        const done = yield* storage.appendAndTransition(build.id, fence, yield* lines(1, 3), [
+          { _tag: "Started", at, ...fence },
+          { _tag: "Failed", at, ...fence, error: "exit 1" }
+        ])
+        expect(done).toMatchObject({ phase: "stopped", outcome: "failure", error: "exit 1" })
+        expect(done.runningAt).not.toBeNull()
+        expect(yield* storage.getBuild(Access.all, build.id)).toMatchObject(done)
+        const read = yield* storage.readLogs(Access.all, build.id, 0, 10)
+        expect(read.lines.map((line) => line.seq)).toEqual([1, 2, 3])
       }))
 
     it(
