@@ -36,8 +36,8 @@ export interface EngineOptions {
   /** The most log lines written to storage at once. Default 500. */
   readonly logBatchLines?: number
   /**
-   * How long log lines wait for more before they are written, unless the build ends or a batch fills:
-   * a short build's lines and state changes then go to storage as one write. Default 10 ms.
+   * How long log lines wait for more before they are written, unless a full batch is queued or the build
+   * is ending: a short build's lines and state changes then go to storage as one write. Default 10 ms.
    */
   readonly logFlushMs?: number
   /** Variables a build's commands get; secret values are redacted from its log. Default none. */

@@ -92,9 +92,9 @@ interface QueuedEvent {
 
 /**
  * The owner's writes to one build, in order: log lines get their seq as they arrive and are written in
- * batches, at most `batch` at a time. Lines wait up to `flushMs` for more before a write, or less when the
- * build ends or a batch is full; whatever is queued then goes in one storage call, state changes after
- * the lines queued with them. So a short build's whole record (its lines, `Started`, its final state) is
+ * batches, at most `batch` at a time. Before a write, lines wait up to `flushMs` for more, unless a full
+ * batch is already queued or the build is ending; whatever is queued then goes in one storage call, state
+ * changes after the lines queued with them. So a short build's whole record (its lines, `Started`, its final state) is
  * one write, and a long build's lines reach readers within `flushMs` of the previous write. Nothing waits
  * for a state change but what is queued behind it.
  */
