@@ -20,6 +20,7 @@ import {
   Fields,
   Id,
   LogBudget,
+  type LogLine,
   type Query,
   SourceEvent,
   Sql,
@@ -103,6 +104,40 @@ export const make = (
       Result.flatMap(storedBuild(id), (build) =>
         Result.map(BuildState.transition(build, event), (next) => writeState(build, next))
       )
+
+    /** Appends an owner's lines, trimming the log to its budget; answers the change, or none for a repeat. */
+    const appendLines = (
+      id: Id.BuildId,
+      fence: BuildState.Fence,
+      lines: ReadonlyArray<LogLine.LogLine>,
+      at: DateTime.Utc
+    ): Result.Result<
+      Storage.Change | undefined,
+      Storage.NotFound | BuildState.LeaseLost | LogBudget.LogSequenceGap
+    > => {
+      const held = fenced(id, fence)
+      if (Result.isFailure(held)) return Result.fail(held.failure)
+      const statsRow = sql.logStats.get(id)
+      const stored = statsRow === undefined ? LogBudget.emptyStats : rows.toLogStats(statsRow)
+      const plan = LogBudget.planAppend(id, stored, lines, budget)
+      if (plan instanceof LogBudget.LogSequenceGap) return Result.fail(plan)
+      if (plan.fresh.length === 0) return Result.succeed(undefined)
+      for (const line of plan.fresh) sql.insertLogLine.run(rows.fromLogLine(id, line))
+      const from = LogBudget.trimFromSeq(plan.stats)
+      const oldestTail = function* () {
+        yield* sql.tailLineSizes.iterate(id, from)
+      }
+      const trim = LogBudget.planTrim(plan.stats, plan.excessBytes, oldestTail(), at)
+      if (trim !== undefined) sql.deleteLogLines.run(id, from, trim.deleteThroughSeq)
+      const stats = trim?.stats ?? plan.stats
+      sql.upsertLogStats.run(rows.fromLogStats(id, stats))
+      return Result.succeed({
+        _tag: "LogsAppended",
+        buildId: id,
+        workspaceId: held.success.workspaceId,
+        lastSeq: stats.lastSeq
+      })
+    }
 
     const publish = (change: Storage.Change) => PubSub.publish(changes, change)
 
@@ -486,39 +521,28 @@ export const make = (
         ),
       appendLogs: Effect.fnUntraced(function* (id, fence, lines) {
         const at = yield* now
-        const appended = yield* write(
-          (): Result.Result<
-            Storage.Change | undefined,
-            Storage.NotFound | BuildState.LeaseLost | LogBudget.LogSequenceGap
-          > => {
-            const held = fenced(id, fence)
-            if (Result.isFailure(held)) return Result.fail(held.failure)
-            const statsRow = sql.logStats.get(id)
-            const stored = statsRow === undefined ? LogBudget.emptyStats : rows.toLogStats(statsRow)
-            const plan = LogBudget.planAppend(id, stored, lines, budget)
-            if (plan instanceof LogBudget.LogSequenceGap) return Result.fail(plan)
-            if (plan.fresh.length === 0) return Result.succeed(undefined)
-            for (const line of plan.fresh) sql.insertLogLine.run(rows.fromLogLine(id, line))
-            const from = LogBudget.trimFromSeq(plan.stats)
-            const oldestTail = function* () {
-              yield* sql.tailLineSizes.iterate(id, from)
-            }
-            const trim = LogBudget.planTrim(plan.stats, plan.excessBytes, oldestTail(), at)
-            if (trim !== undefined) sql.deleteLogLines.run(id, from, trim.deleteThroughSeq)
-            const stats = trim?.stats ?? plan.stats
-            sql.upsertLogStats.run(rows.fromLogStats(id, stats))
-            return Result.succeed({
-              _tag: "LogsAppended",
-              buildId: id,
-              workspaceId: held.success.workspaceId,
-              lastSeq: stats.lastSeq
-            })
-          }
-        )
+        const appended = yield* write(() => appendLines(id, fence, lines, at))
         if (appended !== undefined) yield* publish(appended)
       }),
-      appendAndTransition: (id, fence, lines, events) =>
-        Storage.appendThenTransition(storage)(id, fence, lines, events),
+      // One transaction: the lines and every state change are stored together or not at all.
+      appendAndTransition: Effect.fnUntraced(function* (id, fence, lines, [first, ...rest]) {
+        const at = yield* now
+        const { appended, build } = yield* write(() =>
+          Result.flatMap(
+            lines.length === 0 ? Result.succeed(undefined) : appendLines(id, fence, lines, at),
+            (appended) => {
+              let applied = applyEvent(id, first)
+              for (const event of rest) applied = Result.flatMap(applied, () => applyEvent(id, event))
+              return Result.map(applied, (build) => ({ appended, build }))
+            }
+          )
+        )
+        yield* PubSub.publishAll(changes, [
+          ...(appended === undefined ? [] : [appended]),
+          Storage.buildChanged(build)
+        ])
+        return build
+      }),
       readLogs: (access, id, afterSeq, limit) =>
         read(() =>
           Result.map(visible(sql.buildWorkspace.get(id), access, "build", id), () => {

@@ -3,9 +3,10 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { expect, it } from "@effect/vitest"
-import { Storage } from "@kiln/core"
+import { Access, Storage } from "@kiln/core"
+import { StorageConformance } from "@kiln/core/testing"
 import Database from "better-sqlite3"
-import { Effect } from "effect"
+import { Clock, DateTime, Effect } from "effect"
 import { afterAll, describe } from "vitest"
 import { SqliteStorage } from "../src/index.ts"
 import { open } from "../src/internal/connection.ts"
@@ -103,5 +104,43 @@ describe("sqlite specifics", () => {
         expect((yield* storage.createWorkspace({ name: "patient" })).name).toBe("patient")
       }).pipe(Effect.provide(SqliteStorage.layer({ filename, busyTimeoutMs: 50 })), Effect.scoped)
     }
+  )
+
+  it.live(
+    "stores a build's lines and state changes in one transaction: one that fails stores none of it",
+    () =>
+      Effect.gen(function* () {
+        const { storage, version } = yield* StorageConformance.seed()
+        yield* StorageConformance.queue(version)
+        const { build, fence } = yield* StorageConformance.claimOne("engine")
+        const at = DateTime.makeUnsafe(yield* Clock.currentTimeMillis)
+        const line = { seq: 1, ts: at, stream: "stdout", step: null, text: "hello" } as const
+        // Started applies, then a cancelled stop without a cancel request does not: nothing is kept.
+        const refused = yield* Effect.flip(
+          storage.appendAndTransition(
+            build.id,
+            fence,
+            [line],
+            [
+              { _tag: "Started", at, ...fence },
+              { _tag: "Stopped", at, ...fence }
+            ]
+          )
+        )
+        expect(refused._tag).toBe("InvalidTransition")
+        expect((yield* storage.getBuild(Access.all, build.id)).phase).toBe("initializing")
+        expect((yield* storage.readLogs(Access.all, build.id, 0, 10)).lastSeq).toBe(0)
+        const done = yield* storage.appendAndTransition(
+          build.id,
+          fence,
+          [line],
+          [
+            { _tag: "Started", at, ...fence },
+            { _tag: "Succeeded", at, ...fence, imageTag: null, imageDigest: null }
+          ]
+        )
+        expect(done.outcome).toBe("success")
+        expect((yield* storage.readLogs(Access.all, build.id, 0, 10)).lastSeq).toBe(1)
+      }).pipe(Effect.provide(SqliteStorage.layer({ filename: tempFile() })))
   )
 })

@@ -5,7 +5,7 @@
  */
 import type { StorageError } from "@kiln/core"
 import Database from "better-sqlite3"
-import { Effect, type Result, Schedule, type Scope } from "effect"
+import { Effect, Result, Schedule, type Scope } from "effect"
 import { classifyError } from "./classifyError.ts"
 
 export type Connection = Database.Database
@@ -53,18 +53,37 @@ const transactionOf = (db: Connection): Transaction => {
   return transaction
 }
 
+/** Carries a body's failure out of its transaction, which rolls back as it passes. */
+class RolledBack {
+  readonly result: Result.Result<unknown, unknown>
+  constructor(result: Result.Result<unknown, unknown>) {
+    this.result = result
+  }
+}
+
 /**
  * A write transaction. It begins IMMEDIATE, taking the write lock up front, so a concurrent writer waits
  * for the lock instead of failing to upgrade a read lock (SQLITE_BUSY_SNAPSHOT in WAL mode, which the busy
- * timeout does not cover). The body answers with a `Result`, and checks everything before it writes, so
- * a domain failure commits nothing.
+ * timeout does not cover). The body answers with a `Result`; a failure rolls back whatever the body wrote
+ * before it, so a domain failure commits nothing.
  */
 export const immediate = <A, E>(
   db: Connection,
   body: () => Result.Result<A, E>
 ): Effect.Effect<A, E | StorageError.StorageError> =>
   Effect.flatMap(
-    attempt(() => transactionOf(db).immediate(body) as Result.Result<A, E>),
+    attempt(() => {
+      try {
+        return transactionOf(db).immediate(() => {
+          const result = body()
+          if (Result.isFailure(result)) throw new RolledBack(result)
+          return result
+        }) as Result.Result<A, E>
+      } catch (cause) {
+        if (cause instanceof RolledBack) return cause.result as Result.Result<A, E>
+        throw cause
+      }
+    }),
     (result) => Effect.fromResult(result)
   )
 

@@ -21,6 +21,8 @@ import { transitions } from "./storage/transitions.ts"
 import { triggers } from "./storage/triggers.ts"
 
 export type { MakeStorage } from "./storage/fixtures.ts"
+/** The rows most storage tests start from, for an adapter's own tests beside the suites. */
+export { claimOne, queue, seed } from "./storage/fixtures.ts"
 export { builds, changes, claims, entities, leases, logs, queries, transitions, triggers }
 
 export const all = (name: string, make: MakeStorage): void => {

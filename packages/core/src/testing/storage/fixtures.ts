@@ -1,6 +1,6 @@
 /**
  * Shared setup for the storage suites: a fresh storage per test (`run`), and the few rows most tests
- * need. Nothing here is exported from `@kiln/core/testing` except through the suites.
+ * need. `StorageConformance` exports the rows (`seed`, `queue`, `claimOne`) for an adapter's own tests.
  */
 import { it } from "@effect/vitest"
 import { Effect, type Layer, Schema, type Scope } from "effect"
