@@ -31,6 +31,10 @@ const workspace = async (server: TestServer) => {
   return { id: created.body.id as string, token: await server.token("write", [created.body.id] as never) }
 }
 
+/** Creates a deployment with the token and answers its id. */
+const deploymentOf = async (server: TestServer, token: string, body: Record<string, unknown>) =>
+  (await call(server, "POST", "/api/v1/deployments", { token, body })).body.id as string
+
 const archiveOf = (server: TestServer, name: string, files: Record<string, string>) => {
   const dir = join(server.dir, name)
   mkdirSync(dir, { recursive: true })
@@ -110,12 +114,10 @@ describe("http › deployments dialect", () => {
 
   it("uploads an archive, deploys it, and answers bare arrays and the documented errors", async () => {
     const { token } = await workspace(server)
-    const deployment = (
-      await call(server, "POST", "/api/v1/deployments", {
-        token,
-        body: { name: "Uploads", subdomain: `uploads-${process.pid}` }
-      })
-    ).body.id as string
+    const deployment = await deploymentOf(server, token, {
+      name: "Uploads",
+      subdomain: `uploads-${process.pid}`
+    })
     const nothing = await call(server, "POST", `/api/v1/deployments/${deployment}/deploy`, { token })
     expect(nothing.status).toBe(409)
     const archive = archiveOf(server, "contract", { Dockerfile: "FROM busybox\n" })
@@ -157,12 +159,7 @@ describe("http › deployments dialect", () => {
       expect(reply.body, path).toEqual(notFound)
     }
     // Another deployment's build, named under this one, is not found either.
-    const other = (
-      await call(server, "POST", "/api/v1/deployments", {
-        token,
-        body: { name: "Other", subdomain: `other-${process.pid}` }
-      })
-    ).body.id as string
+    const other = await deploymentOf(server, token, { name: "Other", subdomain: `other-${process.pid}` })
     const elsewhere = await call(server, "GET", `/api/v1/deployments/${other}/builds/${first.body.id}`, {
       token
     })
@@ -193,12 +190,11 @@ describe("http › deployments dialect", () => {
 
   it("puts a dockerfile part in place of the archive's Dockerfile, or adds it, at the deployment's path", async () => {
     const { token } = await workspace(server)
-    const deployment = (
-      await call(server, "POST", "/api/v1/deployments", {
-        token,
-        body: { name: "Own Dockerfile", subdomain: `own-${process.pid}`, dockerfile_path: "build/Dockerfile" }
-      })
-    ).body.id as string
+    const deployment = await deploymentOf(server, token, {
+      name: "Own Dockerfile",
+      subdomain: `own-${process.pid}`,
+      dockerfile_path: "build/Dockerfile"
+    })
     const contextOf = async (buildUuid: string) => {
       const build = (await call(server, "GET", `/api/builds/${Id.fromUuid("bld", buildUuid)}`, { token }))
         .body
@@ -231,12 +227,7 @@ describe("http › deployments dialect", () => {
 
   it("answers the whole log as plain text once there is one", async () => {
     const { token } = await workspace(server)
-    const deployment = (
-      await call(server, "POST", "/api/v1/deployments", {
-        token,
-        body: { name: "Text", subdomain: `text-${process.pid}` }
-      })
-    ).body.id as string
+    const deployment = await deploymentOf(server, token, { name: "Text", subdomain: `text-${process.pid}` })
     await upload(server, token, deployment, {
       archive: archiveOf(server, "text", { Dockerfile: "FROM busybox\n" })
     })
@@ -266,9 +257,7 @@ DockerTesting.describeDocker("http › deployments dialect end to end (Docker)",
   it("deploys an upload: raw log lines over the WebSocket, then success, an image tag and a runnable image", async () => {
     const { token } = await workspace(engineServer)
     const subdomain = `hello-${process.pid}`
-    const deployment = (
-      await call(engineServer, "POST", "/api/v1/deployments", { token, body: { name: "Hello", subdomain } })
-    ).body.id as string
+    const deployment = await deploymentOf(engineServer, token, { name: "Hello", subdomain })
     // The Dockerfile comes as its own part, as the dialect allows.
     const archive = archiveOf(engineServer, "hello", { "greeting.txt": "Hello from a deployment!\n" })
     const dockerfile =
