@@ -29,6 +29,8 @@ export interface SourceStoreShape {
   readonly putArchive: <E>(
     body: Stream.Stream<Uint8Array, E>
   ) => Effect.Effect<StoredArchive, SourceError | E>
+  /** The largest upload `putArchive` takes, compressed, so a caller can refuse a larger one before reading it. */
+  readonly maxArchiveBytes: number
   /** The commit a git ref (branch, tag or sha) of a repository points at, with its author and message. */
   readonly resolveGit: (url: string, ref: string) => Effect.Effect<GitCommit, SourceError>
   /**

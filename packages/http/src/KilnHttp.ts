@@ -27,6 +27,7 @@ import { DeploymentsApi, KilnApi, logStreamProtocol } from "./Api.ts"
 import * as Accounts from "./internal/accounts.ts"
 import * as Apps from "./internal/apps.ts"
 import * as AppVersions from "./internal/appVersions.ts"
+import * as ArchiveUpload from "./internal/archiveUpload.ts"
 import * as Authorization from "./internal/authorization.ts"
 import * as Builds from "./internal/builds.ts"
 import * as Deployments from "./internal/deployments.ts"
@@ -51,8 +52,6 @@ export type Requirements = Storage.Storage | SourceStore.SourceStore | Authentic
 export const maxUrlLength = 8 * 1024
 /** JSON bodies; archive uploads stream to the source store, which has its own (larger) cap. */
 export const maxBodyBytes = 1024 * 1024
-
-const isArchiveUpload = (url: string) => /\/archive(\?|$)/.test(url)
 
 /** The HTTP server's own error in a cause, failed or died (HttpApi reads bodies with `orDie`). */
 const serverErrorOf = (cause: Cause.Cause<unknown>) => {
@@ -150,8 +149,9 @@ const guard = HttpRouter.middleware(
           )
         )
       }
-      // A body's size is bounded here unless it is an archive, which the source store bounds itself.
-      const limited = request.method !== "GET" && request.method !== "HEAD" && !isArchiveUpload(request.url)
+      // A body's size is bounded here unless it is an archive upload, bounded by the source store's cap.
+      const limited =
+        request.method !== "GET" && request.method !== "HEAD" && !ArchiveUpload.isUploadPath(request.url)
       if (limited && Number(request.headers["content-length"] ?? 0) > maxBodyBytes) {
         return Effect.succeed(withId(tooLarge(answer)))
       }

@@ -193,49 +193,6 @@ describe("http › app versions", () => {
     expect(again.body.error).toBe("conflict")
   })
 
-  it("takes an archive as the multipart file named archive", async () => {
-    const { app } = await workspaceWithApp(server)
-    const created = await call(server, "POST", "/api/app-versions", {
-      body: { appId: app.id, source: { type: "archive" } }
-    })
-    const form = new FormData()
-    form.append("note", "ignored")
-    form.append(
-      "archive",
-      new Blob([archive(join(server.dir, "multipart-app"), { Dockerfile: "FROM busybox\n" })]),
-      "app.tar.gz"
-    )
-    const uploaded = await call(server, "POST", `/api/app-versions/${created.body.id}/archive`, {
-      body: form
-    })
-    expect(uploaded.status).toBe(200)
-    expect(uploaded.body.status).toBe("ready")
-    const other = await call(server, "POST", "/api/app-versions", {
-      body: { appId: app.id, source: { type: "archive" } }
-    })
-    const missing = new FormData()
-    missing.append("file", new Blob([new Uint8Array([1, 2, 3])]), "x.tar.gz")
-    const refused = await call(server, "POST", `/api/app-versions/${other.body.id}/archive`, {
-      body: missing
-    })
-    expect(refused.status).toBe(400)
-    expect(refused.body.error).toBe("invalid_archive")
-    // Multipart that cannot be parsed: no boundary, or cut off inside a part.
-    for (const [type, body] of [
-      ["multipart/form-data", "garbage"],
-      [
-        "multipart/form-data; boundary=x",
-        '--x\r\ncontent-disposition: form-data; name="archive"; filename="a.tgz"\r\n'
-      ]
-    ] as const) {
-      const broken = await call(server, "POST", `/api/app-versions/${other.body.id}/archive`, {
-        body,
-        headers: { "content-type": type }
-      })
-      expect([broken.status, broken.body.error]).toEqual([400, "invalid_archive"])
-    }
-  })
-
   it("refuses bytes that are not a gzipped tar, and leaves the version pending", async () => {
     const { app } = await workspaceWithApp(server)
     const created = await call(server, "POST", "/api/app-versions", {

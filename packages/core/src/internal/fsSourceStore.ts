@@ -117,7 +117,7 @@ export const makeFsSourceStore = (options: SourceStoreOptions) =>
         })
       )
 
-    return { putArchive, resolveGit, context } satisfies SourceStoreShape
+    return { putArchive, maxArchiveBytes, resolveGit, context } satisfies SourceStoreShape
   })
 
 /**

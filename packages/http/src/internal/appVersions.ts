@@ -1,45 +1,18 @@
 /**
  * `/api/app-versions`. A git version given by commit is ready at once; given by ref, the ref is resolved
  * now (the version is stored failed, with git's reason, if it cannot be). An archive version waits for
- * its upload — `application/gzip` or a multipart `archive` file — which the source store checks whole
- * before anything is built from it.
+ * its upload — `application/gzip`, or multipart as `archiveUpload.ts` reads it — which the source store
+ * checks whole before anything is built from it.
  */
 import { AppVersion, Fields, SourceStore, Storage } from "@kiln/core"
-import { Effect, Option, Stream } from "effect"
-import { HttpServerRequest } from "effect/http"
-import * as MultipartPart from "effect/http/Multipart"
+import { Effect, type Stream } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
+import * as ArchiveUpload from "./archiveUpload.ts"
 import { requireRole } from "./authorization.ts"
-import { fromSource, fromStorage } from "./errors.ts"
+import { fromStorage } from "./errors.ts"
 import { list } from "./lists.ts"
-
-const unreadable = (what: string) => () => ApiError.badRequest("invalid_archive", `${what} could not be read`)
-
-/** The archive's bytes: the whole body, or the multipart file named `archive`. */
-const archiveBytes = (payload: Stream.Stream<unknown, unknown>) =>
-  Effect.gen(function* () {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    if (!(request.headers["content-type"] ?? "").startsWith("multipart/")) {
-      return Stream.mapError(payload as Stream.Stream<Uint8Array, unknown>, unreadable("the request body"))
-    }
-    const parts = Stream.mapError(
-      payload as Stream.Stream<MultipartPart.Part, unknown>,
-      unreadable("the multipart body")
-    )
-    const part = yield* Stream.runHead(
-      Stream.filter(parts, (part) => MultipartPart.isFile(part) && part.key === "archive")
-    )
-    return yield* Option.match(part, {
-      onNone: () =>
-        Effect.fail(ApiError.badRequest("invalid_archive", "multipart body has no file part named archive")),
-      onSome: (file) =>
-        Effect.succeed(
-          Stream.mapError((file as MultipartPart.File).content, unreadable("the multipart body"))
-        )
-    })
-  })
 
 export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
   Effect.gen(function* () {
@@ -91,14 +64,12 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
                 : `app version ${version.id} is already ${version.status}`
             )
           }
-          const bytes = yield* archiveBytes(payload as Stream.Stream<unknown, unknown>)
-          const stored = yield* sources
-            .putArchive(bytes)
-            .pipe(
-              Effect.catch((error) =>
-                error instanceof ApiError.BadRequest ? Effect.fail(error) : fromSource(error)
-              )
-            )
+          const app = yield* fromStorage(storage.getApp(principal.access, version.appId))
+          const stored = yield* ArchiveUpload.store(
+            sources,
+            payload as Stream.Stream<unknown, unknown>,
+            app.build.dockerfilePath
+          )
           return yield* fromStorage(
             storage.resolveAppVersion(principal.access, version.id, AppVersion.archiveStored(stored))
           )

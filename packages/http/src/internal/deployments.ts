@@ -9,7 +9,6 @@ import {
   App,
   AppVersion,
   type Build,
-  BuildContext,
   BuildState,
   Fields,
   Id,
@@ -18,53 +17,19 @@ import {
   Storage,
   Trigger
 } from "@kiln/core"
-import { DateTime, Effect, Option, Stream } from "effect"
-import { HttpServerRequest } from "effect/http"
-import * as MultipartPart from "effect/http/Multipart"
+import { DateTime, Effect, Option, type Stream } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { CurrentPrincipal, type DeploymentBuildView, DeploymentsApi, type DeploymentView } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
+import * as ArchiveUpload from "./archiveUpload.ts"
 import { requireRole } from "./authorization.ts"
-import { fromSource, fromStorage } from "./errors.ts"
+import { fromStorage } from "./errors.ts"
 import { idOf } from "./ids.ts"
 
 /** The trigger that makes an app a git deployment. */
 const deploymentTrigger = "deployment"
 
 const iso = (at: DateTime.Utc | null) => (at === null ? null : DateTime.formatIso(at))
-
-const unreadable = () => ApiError.badRequest("invalid_archive", "the multipart body could not be read")
-const maxDockerfileBytes = 1024 * 1024
-
-/** A part's bytes: a field's text, or a file's content, at most 1 MiB. */
-const contentOf = (part: MultipartPart.Part) =>
-  MultipartPart.isFile(part)
-    ? Stream.runFold(
-        Stream.mapError(part.content, unreadable),
-        () => new Uint8Array(),
-        (all, chunk) => {
-          const next = new Uint8Array(all.length + chunk.length)
-          next.set(all)
-          next.set(chunk, all.length)
-          return next
-        }
-      ).pipe(
-        Effect.filterOrFail(
-          (bytes) => bytes.length <= maxDockerfileBytes,
-          () => ApiError.badRequest("invalid_archive", "the dockerfile part is larger than 1 MiB")
-        )
-      )
-    : Effect.succeed(new TextEncoder().encode((part as MultipartPart.Field).value))
-
-/** A byte stream through a web `TransformStream` (gzip and gunzip here). */
-const through = <E>(
-  stream: Stream.Stream<Uint8Array, E>,
-  transform: TransformStream<Uint8Array, Uint8Array>
-) =>
-  Stream.fromReadableStream({
-    evaluate: () => Stream.toReadableStream(stream).pipeThrough(transform),
-    onError: () => ApiError.badRequest("invalid_archive", "the archive is not a gzip-compressed tar")
-  })
 
 export const buildView = (build: Build.Build): DeploymentBuildView => ({
   id: Id.toUuid(build.id),
@@ -231,7 +196,8 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
           const version = yield* fromStorage(
             storage.createAppVersion(principal.access, { appId: app.id, source: { type: "archive" } })
           )
-          const stored = yield* storeUpload(
+          const stored = yield* ArchiveUpload.store(
+            sources,
             payload as Stream.Stream<unknown, unknown>,
             app.build.dockerfilePath
           )
@@ -290,69 +256,6 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
           return `${lines.join("\n")}\n`
         })
       )
-
-    /**
-     * Stores the multipart upload: the `archive` file (a .tar.gz), with the `dockerfile` part, when one
-     * comes first, in place of the archive's Dockerfile. The parts are read in order, as they arrive.
-     */
-    function storeUpload(payload: Stream.Stream<unknown, unknown>, dockerfilePath: string) {
-      return Effect.gen(function* () {
-        const request = yield* HttpServerRequest.HttpServerRequest
-        if (!(request.headers["content-type"] ?? "").startsWith("multipart/")) {
-          return yield* ApiError.badRequest(
-            "invalid_archive",
-            "expected a multipart body with an archive part"
-          )
-        }
-        let dockerfile: Uint8Array | undefined
-        let stored: SourceStore.StoredArchive | undefined
-        const parts = Stream.mapError(payload as Stream.Stream<MultipartPart.Part, unknown>, unreadable)
-        yield* Stream.runForEach(parts, (part) =>
-          Effect.gen(function* () {
-            if (part.key === "dockerfile") {
-              if (stored !== undefined) {
-                return yield* ApiError.badRequest(
-                  "invalid_archive",
-                  "send the dockerfile part before the archive part"
-                )
-              }
-              dockerfile = yield* contentOf(part)
-            } else if (part.key === "archive" && MultipartPart.isFile(part)) {
-              if (stored !== undefined)
-                return yield* ApiError.badRequest("invalid_archive", "one archive part only")
-              const bytes = Stream.mapError(part.content, unreadable)
-              const body =
-                dockerfile === undefined
-                  ? bytes
-                  : through(
-                      BuildContext.replaceFile(
-                        through(bytes, new DecompressionStream("gzip")),
-                        dockerfilePath,
-                        dockerfile
-                      ),
-                      new CompressionStream("gzip")
-                    )
-              stored = yield* sources
-                .putArchive(body)
-                .pipe(
-                  Effect.catch((error) =>
-                    error instanceof ApiError.BadRequest ? Effect.fail(error) : fromSource(error)
-                  )
-                )
-            } else {
-              return yield* ApiError.badRequest(
-                "invalid_archive",
-                `unexpected part ${JSON.stringify(part.key)}`
-              )
-            }
-          })
-        )
-        return (
-          stored ??
-          (yield* ApiError.badRequest("invalid_archive", "multipart body has no file part named archive"))
-        )
-      })
-    }
 
     /** A git deployment builds its branch's head, resolved now. */
     function gitVersion(access: Access.Access, app: App.App, trigger: Trigger.Trigger) {
