@@ -265,7 +265,14 @@ export class BuildsGroup extends HttpApiGroup.make("builds")
       params: idParam,
       // The body is optional (read as null): `POST …/cancel` with none cancels without a reason.
       payload: [Schema.Struct({ reason: Schema.optionalKey(Text(1000)) }), Schema.Null],
-      success: Schema.Struct({ success: Schema.Boolean }),
+      success: Schema.Struct({
+        success: Schema.Boolean,
+        message: Schema.optionalKey(
+          Schema.String.annotate({
+            description: "Why not, when success is false: the build had already stopped."
+          })
+        )
+      }),
       error: [Forbidden, NotFound]
     }),
     HttpApiEndpoint.post("redeploy", "/builds/:id/redeploy", {

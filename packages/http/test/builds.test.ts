@@ -197,7 +197,7 @@ describe("http › builds › list", () => {
 })
 
 describe("http › builds › cancel", () => {
-  it("cancels a queued build, then answers success: false, with or without a body", async () => {
+  it("cancels a queued build, then answers success: false with the reason, with or without a body", async () => {
     const { version } = await setup()
     const build = (await createBuild(version.id)).body
     const cancelled = await call(server, "POST", `/api/builds/${build.id}/cancel`, {
@@ -209,7 +209,24 @@ describe("http › builds › cancel", () => {
     expect(got).toMatchObject({ status: "cancelled", cancelReason: "not needed" })
     const again = await call(server, "POST", `/api/builds/${build.id}/cancel`)
     expect(again.status).toBe(200)
-    expect(again.body).toEqual({ success: false })
+    expect(again.body).toEqual({
+      success: false,
+      message: `build ${build.id} has already stopped (cancelled): there is nothing to cancel`
+    })
+  })
+
+  it("says why a finished build cannot be cancelled", async () => {
+    const { version } = await setup()
+    const build = (await createBuild(version.id)).body
+    await (await byHand(server, build.id)).succeed()
+    const refused = await call(server, "POST", `/api/builds/${build.id}/cancel`, { body: {} })
+    expect([refused.status, refused.body]).toEqual([
+      200,
+      {
+        success: false,
+        message: `build ${build.id} has already stopped (completed): there is nothing to cancel`
+      }
+    ])
   })
 
   it("records the request on a running build for its engine", async () => {

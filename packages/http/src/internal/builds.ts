@@ -1,7 +1,7 @@
 /**
  * `/api/builds`: list, create (idempotent with `Idempotency-Key`), get with steps, cancel, and log pages.
  */
-import { Fields, LogCursor, Storage } from "@kiln/core"
+import { BuildState, Fields, LogCursor, Storage } from "@kiln/core"
 import { Effect } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
@@ -53,10 +53,16 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
       .handle("cancel", ({ params, payload }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
-          const { accepted } = yield* fromStorage(
+          const { accepted, build } = yield* fromStorage(
             storage.requestCancel(principal.access, params.id as never, payload?.reason ?? null)
           )
-          return { success: accepted }
+          // The documented answer is `{success}`; a refusal says why beside it, still a 200.
+          return accepted
+            ? { success: true }
+            : {
+                success: false,
+                message: `build ${build.id} has already stopped (${BuildState.toStatus(BuildState.stateOf(build))}): there is nothing to cancel`
+              }
         })
       )
       .handle("redeploy", ({ params }) =>
