@@ -144,7 +144,8 @@ const logStreamPath = (() => {
           },
           "400": refusal("The cursor is not a log cursor this API issued."),
           "401": refusal("Missing or invalid credentials."),
-          "404": refusal("No such build, or not in the caller's workspaces.")
+          "404": refusal("No such build, or not in the caller's workspaces."),
+          "426": refusal("Not a WebSocket upgrade: the answer carries `Upgrade: websocket`.")
         }
       }
     }
@@ -169,7 +170,8 @@ const deploymentLogStreamPath = {
       responses: {
         "101": { description: "Switching to the WebSocket; each message is one line of text." },
         "401": { description: "Missing or invalid credentials." },
-        "404": { description: "No such build of this deployment." }
+        "404": { description: "No such build of this deployment." },
+        "426": { description: "Not a WebSocket upgrade: the answer carries `Upgrade: websocket`." }
       }
     }
   }

@@ -5,6 +5,7 @@
  * control (the Docker end-to-end tests cover real builds).
  */
 import { connect, createServer, type Socket } from "node:net"
+import { Id } from "@kiln/core"
 import { KilnClient } from "@kiln/http"
 import { Effect, Stream } from "effect"
 import { FetchHttpClient } from "effect/http"
@@ -133,6 +134,20 @@ describe("http › log stream", () => {
       const outcome = await openStream(server.url, path, { token })
       if (!("refused" in outcome)) throw new Error(`${path} opened`)
       expect([path, outcome.refused.status, outcome.refused.body.error]).toEqual([path, status, error])
+    }
+  })
+
+  it("tells a plain GET, on the canonical and the deployments stream, that it needs a WebSocket (426)", async () => {
+    const { app } = await workspaceWithApp(server)
+    const version = await readyVersion(server, app.id)
+    const build = (await call(server, "POST", "/api/builds", { body: { appVersionId: version.id } })).body
+    for (const path of [
+      streamPath(build.id),
+      `/api/v1/deployments/${Id.toUuid(app.id as never)}/builds/${Id.toUuid(build.id)}/logs/stream`
+    ]) {
+      const reply = await call(server, "GET", path)
+      expect([path, reply.status, reply.headers.get("upgrade")]).toEqual([path, 426, "websocket"])
+      expect(reply.body).toEqual({ error: "upgrade_required", message: expect.stringMatching(/WebSocket/) })
     }
   })
 

@@ -33,6 +33,15 @@ export const credentialOf = (headers: Readonly<Record<string, string | undefined
 
 const pageSize = 1000
 
+/** A plain request (no WebSocket upgrade) is told what the route needs: 426 names the protocol. */
+const upgradeRequired = HttpServerResponse.jsonUnsafe(
+  {
+    error: "upgrade_required",
+    message: "this route is a WebSocket: send the GET with Upgrade: websocket (a WebSocket client does)"
+  },
+  { status: 426, headers: { upgrade: "websocket" } }
+)
+
 const encode = Schema.encodeSync(Schema.fromJsonString(Schema.toCodecJson(LogStreamMessage)))
 
 /** How a surface names a build in the path, and what it sends for each message (nothing, to skip one). */
@@ -59,6 +68,7 @@ export const follow = (
 ) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
+    if ((request.headers.upgrade ?? "").toLowerCase() !== "websocket") return upgradeRequired
     const params = yield* HttpRouter.params
     const id = dialect.buildId(params)
     const credential = credentialOf(request.headers)
