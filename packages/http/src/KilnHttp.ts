@@ -21,10 +21,11 @@ import {
   HttpServerRequest,
   HttpServerResponse
 } from "effect/http"
-import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { HttpApiBuilder, HttpApiScalar, OpenApi } from "effect/http-api"
 import * as AccountsApi from "./AccountsApi.ts"
 import { DeploymentsApi, KilnApi, logStreamProtocol } from "./Api.ts"
 import * as Accounts from "./internal/accounts.ts"
+import * as AllowedMethods from "./internal/allowedMethods.ts"
 import * as Apps from "./internal/apps.ts"
 import * as AppVersions from "./internal/appVersions.ts"
 import * as ArchiveUpload from "./internal/archiveUpload.ts"
@@ -100,20 +101,34 @@ const tooLarge = (answer: Answer) =>
   })
 const bodyLimit = ByteSize.bytes(maxBodyBytes)
 
-/** What a failed request answers: unknown route, unreadable body, or a 500 that carries only its id. */
+/**
+ * What a failed request answers: a known path asked with another method (405 with `Allow`), an unknown
+ * route, an unreadable body, or a 500 that carries only its id.
+ */
 const failure = (
   request: HttpServerRequest.HttpServerRequest,
   requestId: string,
   cause: Cause.Cause<unknown>,
-  answer: Answer
+  answer: Answer,
+  allowed: (url: string) => ReadonlyArray<string>
 ) => {
   // The client went away (the server interrupts its request): nobody is left to answer.
   if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
   const reason = serverErrorOf(cause)
   if (reason?._tag === "RouteNotFound") {
     const path = request.url.split("?")[0]
+    const methods = allowed(request.url)
     return Effect.succeed(
-      answer(404, { error: "not_found", message: `no route for ${request.method} ${path}` })
+      methods.length === 0
+        ? answer(404, { error: "not_found", message: `no route for ${request.method} ${path}` })
+        : HttpServerResponse.setHeader(
+            answer(405, {
+              error: "method_not_allowed",
+              message: `${path} does not take ${request.method}: it takes ${methods.join(", ")}`
+            }),
+            "allow",
+            methods.join(", ")
+          )
     )
   }
   if (reason?._tag === "RequestParseError") {
@@ -134,53 +149,54 @@ const failure = (
  * request id on every response. Applied to the whole router, so it also covers routes the host adds.
  * Written without generators: it runs on every request.
  */
-const guard = HttpRouter.middleware(
-  (httpEffect) =>
-    // Every failure becomes a response here, so the remaining error type is nominal.
-    HttpServerRequest.HttpServerRequest.use((request) => {
-      const requestId = randomUUID()
-      const answer = answerFor(request.url)
-      const withId = (response: HttpServerResponse.HttpServerResponse) =>
-        HttpServerResponse.setHeader(response, "x-request-id", requestId)
-      if (request.url.length > maxUrlLength) {
-        return Effect.succeed(
-          withId(
-            answer(414, { error: "uri_too_long", message: `the URL is longer than ${maxUrlLength} bytes` })
+const guard = (allowed: (url: string) => ReadonlyArray<string>) =>
+  HttpRouter.middleware(
+    (httpEffect) =>
+      // Every failure becomes a response here, so the remaining error type is nominal.
+      HttpServerRequest.HttpServerRequest.use((request) => {
+        const requestId = randomUUID()
+        const answer = answerFor(request.url)
+        const withId = (response: HttpServerResponse.HttpServerResponse) =>
+          HttpServerResponse.setHeader(response, "x-request-id", requestId)
+        if (request.url.length > maxUrlLength) {
+          return Effect.succeed(
+            withId(
+              answer(414, { error: "uri_too_long", message: `the URL is longer than ${maxUrlLength} bytes` })
+            )
           )
+        }
+        // A body's size is bounded here unless it is an archive upload, bounded by the source store's cap.
+        const limited =
+          request.method !== "GET" && request.method !== "HEAD" && !ArchiveUpload.isUploadPath(request.url)
+        if (limited && Number(request.headers["content-length"] ?? 0) > maxBodyBytes) {
+          return Effect.succeed(withId(tooLarge(answer)))
+        }
+        return (
+          limited ? Effect.provideService(httpEffect, HttpIncomingMessage.MaxBodySize, bodyLimit) : httpEffect
+        ).pipe(
+          Effect.matchCauseEffect({
+            onSuccess: (response) =>
+              Effect.succeed(
+                withId(
+                  // HttpApi answers a body it has no decoder for in plain text.
+                  response.status === 415
+                    ? answer(415, {
+                        error: "unsupported_media_type",
+                        message: `content-type ${request.headers["content-type"] ?? "(none)"} is not accepted here`
+                      })
+                    : response
+                )
+              ),
+            onFailure: (cause) => Effect.map(failure(request, requestId, cause, answer, allowed), withId)
+          })
         )
-      }
-      // A body's size is bounded here unless it is an archive upload, bounded by the source store's cap.
-      const limited =
-        request.method !== "GET" && request.method !== "HEAD" && !ArchiveUpload.isUploadPath(request.url)
-      if (limited && Number(request.headers["content-length"] ?? 0) > maxBodyBytes) {
-        return Effect.succeed(withId(tooLarge(answer)))
-      }
-      return (
-        limited ? Effect.provideService(httpEffect, HttpIncomingMessage.MaxBodySize, bodyLimit) : httpEffect
-      ).pipe(
-        Effect.matchCauseEffect({
-          onSuccess: (response) =>
-            Effect.succeed(
-              withId(
-                // HttpApi answers a body it has no decoder for in plain text.
-                response.status === 415
-                  ? answer(415, {
-                      error: "unsupported_media_type",
-                      message: `content-type ${request.headers["content-type"] ?? "(none)"} is not accepted here`
-                    })
-                  : response
-              )
-            ),
-          onFailure: (cause) => Effect.map(failure(request, requestId, cause, answer), withId)
-        })
-      )
-    }) as Effect.Effect<
-      HttpServerResponse.HttpServerResponse,
-      Types.unhandled,
-      HttpServerRequest.HttpServerRequest
-    >,
-  { global: true }
-)
+      }) as Effect.Effect<
+        HttpServerResponse.HttpServerResponse,
+        Types.unhandled,
+        HttpServerRequest.HttpServerRequest
+      >,
+    { global: true }
+  )
 
 const handlers = Layer.mergeAll(
   Builds.layer,
@@ -190,8 +206,15 @@ const handlers = Layer.mergeAll(
   Tokens.layer
 ).pipe(Layer.provide(Authorization.layer))
 
+const documents = {
+  canonical: "/api/openapi.json",
+  deployments: "/api/v1/openapi.json",
+  accounts: "/accounts/openapi.json"
+} as const
+const docsPath = "/api/docs"
+
 const accounts = HttpApiBuilder.layer(AccountsApi.AccountsApi, {
-  openapiPath: "/accounts/openapi.json"
+  openapiPath: documents.accounts
 }).pipe(
   Layer.provide(
     Layer.mergeAll(Accounts.buildsLayer, Accounts.triggersLayer).pipe(
@@ -202,26 +225,46 @@ const accounts = HttpApiBuilder.layer(AccountsApi.AccountsApi, {
 )
 
 const deployments = Layer.mergeAll(
-  HttpApiBuilder.layer(DeploymentsApi, { openapiPath: "/api/v1/openapi.json" }).pipe(
+  HttpApiBuilder.layer(DeploymentsApi, { openapiPath: documents.deployments }).pipe(
     Layer.provide(Deployments.layer.pipe(Layer.provide(Authorization.layer))),
     Layer.provide(RequestErrors.layer)
   ),
   LogStream.deploymentsRoute
 )
 
-const routes = (options: Options) =>
-  Layer.mergeAll(
-    HttpApiBuilder.layer(KilnApi, { openapiPath: "/api/openapi.json" }).pipe(
+const routes = (options: Options) => {
+  const withDeployments = options.dialects?.deployments !== false
+  const withAccounts = options.dialects?.accounts !== false
+  const allowed = AllowedMethods.make(
+    [
+      OpenApi.fromApi(KilnApi),
+      ...(withDeployments ? [OpenApi.fromApi(DeploymentsApi)] : []),
+      ...(withAccounts ? [OpenApi.fromApi(AccountsApi.AccountsApi)] : [])
+    ],
+    [
+      docsPath,
+      documents.canonical,
+      ...(withDeployments ? [documents.deployments] : []),
+      ...(withAccounts ? [documents.accounts] : [])
+    ],
+    isRoot(options.prefix) ? "" : options.prefix.replace(/\/+$/, "")
+  )
+  return Layer.mergeAll(
+    HttpApiBuilder.layer(KilnApi, { openapiPath: documents.canonical }).pipe(
       Layer.provide(handlers),
       Layer.provide(RequestErrors.layer)
     ),
-    options.dialects?.deployments === false ? Layer.empty : deployments,
-    options.dialects?.accounts === false ? Layer.empty : accounts,
+    withDeployments ? deployments : Layer.empty,
+    withAccounts ? accounts : Layer.empty,
     LogStream.route,
     Push.route,
-    HttpApiScalar.layer(KilnApi, { path: "/api/docs" }),
-    guard
+    HttpApiScalar.layer(KilnApi, { path: docsPath }),
+    guard(allowed)
   )
+}
+
+const isRoot = (prefix: string | undefined): prefix is "" | "/" | undefined =>
+  prefix === undefined || prefix === "" || prefix === "/"
 
 /** A router whose routes all live under `prefix`; handlers see their paths without it. */
 const prefixed = (prefix: string) =>
@@ -232,9 +275,7 @@ const prefixed = (prefix: string) =>
 
 /** Kiln's routes, added to the `HttpRouter` in context (under `prefix`). */
 export const layer = (options: Options = {}) =>
-  options.prefix === undefined || options.prefix === "" || options.prefix === "/"
-    ? routes(options)
-    : routes(options).pipe(Layer.provide(prefixed(options.prefix)))
+  isRoot(options.prefix) ? routes(options) : routes(options).pipe(Layer.provide(prefixed(options.prefix)))
 
 /**
  * Kiln as a web-standard handler, for hosts that speak `Request`/`Response`. The log stream needs a

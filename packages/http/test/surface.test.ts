@@ -22,8 +22,6 @@ beforeAll(async () => {
 })
 afterAll(() => server.close())
 
-const errorBody = { error: expect.any(String), message: expect.any(String) }
-
 describe("http › limits and errors", () => {
   it("answers an unknown route with 404 in the error body, with a request id like every response", async () => {
     const reply = await call(server, "GET", "/api/nothing-here")
@@ -74,7 +72,7 @@ describe("http › limits and errors", () => {
     expect(JSON.parse(refused.text)).toEqual({ error: "headers_too_large", message: expect.any(String) })
   })
 
-  it("answers unreadable bodies, other media types and wrong methods in the error body", async () => {
+  it("answers unreadable bodies and other media types in the error body", async () => {
     const broken = await call(server, "POST", "/api/workspaces", {
       body: "{",
       headers: { "content-type": "application/json" }
@@ -90,9 +88,35 @@ describe("http › limits and errors", () => {
     })
     expect(text.status).toBe(415)
     expect(text.body).toEqual({ error: "unsupported_media_type", message: expect.any(String) })
-    const method = await call(server, "PUT", "/api/builds")
-    expect(method.status).toBe(404)
-    expect(method.body).toEqual(errorBody)
+  })
+
+  it("answers a known path asked with another method with 405 and Allow, in each surface's error body", async () => {
+    const uuid = "0190a000-0000-7000-8000-000000000000"
+    const refusals = [
+      ["PUT", "/api/builds", "GET, HEAD, POST"],
+      ["DELETE", "/api/builds/bld_01jz0000000000000000000000/logs?limit=1", "GET, HEAD"],
+      ["POST", "/api/builds/bld_01jz0000000000000000000000/logs/stream", "GET, HEAD"],
+      ["GET", "/api/events/push", "POST"],
+      ["POST", "/api/docs", "GET, HEAD"],
+      ["DELETE", "/api/v1/deployments", "GET, HEAD, POST"],
+      ["GET", `/api/v1/deployments/${uuid}/upload`, "POST"]
+    ] as const
+    for (const [method, path, allow] of refusals) {
+      const reply = await call(server, method, path)
+      expect([method, path, reply.status, reply.headers.get("allow")]).toEqual([method, path, 405, allow])
+      expect(reply.body).toEqual({
+        error: "method_not_allowed",
+        message: `${path.split("?")[0]} does not take ${method}: it takes ${allow}`
+      })
+    }
+    const accounts = await call(server, "POST", `/accounts/${uuid}/builds/builds/${uuid}/cancel`)
+    expect([accounts.status, accounts.headers.get("allow")]).toEqual([405, "PUT"])
+    expect(accounts.body).toMatchObject({
+      success: false,
+      errors: [{ message: expect.stringMatching(/does not take POST: it takes PUT$/) }],
+      result: null
+    })
+    expect((await call(server, "PUT", "/api/nothing-here")).status).toBe(404)
   })
 
   it("answers a storage failure with 500 and only a request id: no SQL, no stack, no driver text", async () => {
@@ -230,6 +254,10 @@ describe("http › mounting", () => {
       )
       expect((await handler(new Request("http://host/api/workspaces", { headers: auth }))).status).toBe(404)
       expect((await handler(new Request("http://host/ci/api/openapi.json"))).status).toBe(200)
+      const method = await handler(
+        new Request("http://host/ci/api/workspaces", { method: "PUT", headers: auth })
+      )
+      expect([method.status, method.headers.get("allow")]).toEqual([405, "GET, HEAD, POST"])
     } finally {
       await dispose()
       await runtime.dispose()
@@ -245,6 +273,7 @@ describe("http › mounting", () => {
       expect((await handler(new Request("http://host/api/openapi.json"))).status).toBe(200)
       for (const path of ["/api/v1/openapi.json", "/api/v1/deployments", "/accounts/openapi.json"]) {
         expect((await handler(new Request(`http://host${path}`))).status, path).toBe(404)
+        expect((await handler(new Request(`http://host${path}`, { method: "PUT" }))).status, path).toBe(404)
       }
     } finally {
       await dispose()
