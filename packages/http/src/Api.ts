@@ -16,7 +16,15 @@ import {
   HttpApiSecurity,
   OpenApi
 } from "effect/http-api"
-import { BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized } from "./ApiError.ts"
+import {
+  BadRequest,
+  Conflict,
+  Forbidden,
+  NotFound,
+  PayloadTooLarge,
+  ServiceUnavailable,
+  Unauthorized
+} from "./ApiError.ts"
 
 // -----------------------------------------------------------------------------------------------------
 // Views: the domain as clients see it
@@ -202,8 +210,10 @@ const pushPath = {
         "Stores the push once per deliveryId and builds what the workspace's triggers say. Not authenticated " +
         "with a token: sign the raw body with the workspace's push secret (GET /api/workspaces/{id}/push-secret) " +
         "and send `X-Kiln-Signature: sha256=<hex HMAC-SHA256(secret, body)>`. Answers 201 with the builds made " +
-        "(200 with the same for a redelivery), 400 for a body that is not a push, 401 for a bad signature, 404 " +
-        "for an unknown workspace, 503 when the server has no push key (KILN_PUSH_SECRET).",
+        "(200 with the same for a redelivery), 400 for a body that is not a push, 401 for a missing or wrong " +
+        "signature (whether or not the workspace exists: only a sender holding its secret learns that), 404 " +
+        "for a correctly signed push to a workspace that does not exist, 503 when the server has no push key " +
+        "(KILN_PUSH_SECRET).",
       parameters: [{ name: "x-kiln-signature", in: "header", required: true, schema: { type: "string" } }],
       requestBody: {
         required: true,
@@ -213,8 +223,8 @@ const pushPath = {
         "200": { description: "A redelivery: what the first delivery made." },
         "201": { description: "Stored: `{eventId, redelivered, builds, ignored}`." },
         "400": { description: "Not a push." },
-        "401": { description: "Missing or invalid signature." },
-        "404": { description: "No such workspace." },
+        "401": { description: "Missing or invalid signature, whether or not the workspace exists." },
+        "404": { description: "Correctly signed, but no such workspace." },
         "503": { description: "Push events are not configured on this server." }
       }
     }
@@ -321,7 +331,7 @@ export class WorkspacesGroup extends HttpApiGroup.make("workspaces")
         header: Schema.String,
         url: Schema.String
       }),
-      error: [Forbidden, NotFound, Conflict]
+      error: [Forbidden, NotFound, ServiceUnavailable]
     })
   )
   .middleware(Authorization)

@@ -68,6 +68,17 @@ export class PayloadTooLarge extends Schema.Error<PayloadTooLarge>("PayloadTooLa
   }
 }
 
+/** A feature the server is not configured for (push events without `KILN_PUSH_SECRET`): says what to set. */
+export class ServiceUnavailable extends Schema.Error<ServiceUnavailable>("ServiceUnavailable")(
+  { error: Schema.Literal("not_configured"), message: Schema.String },
+  { httpApiStatus: 503 }
+) {
+  static readonly pushEvents = new ServiceUnavailable({
+    error: "not_configured",
+    message: "push events are not configured on this server: set KILN_PUSH_SECRET"
+  })
+}
+
 export class InternalError extends Schema.Error<InternalError>("InternalError")(
   { error: Schema.Literal("internal"), requestId: Schema.String },
   { httpApiStatus: 500 }

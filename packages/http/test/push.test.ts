@@ -144,6 +144,17 @@ describe("http › push events", () => {
     const ghostBody = JSON.stringify({ workspaceId: ghost, deliveryId: "z", repository })
     const missing = await post(ghostBody, PushSignature.sign(PushSignature.secretFor(key, ghost), ghostBody))
     expect(missing.status).toBe(404)
+    // Without the workspace's secret, an unknown workspace is answered exactly as a known one: no oracle.
+    for (const workspaceId of [ghost, a.workspace.id]) {
+      const text = JSON.stringify({ workspaceId, deliveryId: "w", repository })
+      expect(await post(text, PushSignature.sign(secretB, text)), workspaceId).toEqual({
+        status: 401,
+        body: {
+          error: "unauthorized",
+          message: "missing or invalid x-kiln-signature: sign the raw body with the workspace's push secret"
+        }
+      })
+    }
     // Only an admin reads a workspace's push secret.
     const reader = await server.token("write", [a.workspace.id] as never)
     expect(

@@ -6,8 +6,10 @@
  *
  * Body: `{workspaceId, deliveryId, repository, branch?, commit?, changedPaths?, author?, message?}`;
  * unknown fields are refused. Answers 201 with `{eventId, redelivered, builds, ignored}` (200 for a
- * redelivery), 400 for a body that is not such a push, 401 for a bad signature, 404 for an unknown
- * workspace, 503 when the server has no push key.
+ * redelivery), 400 for a body that is not such a push, 401 for a missing or wrong signature, 404 for a
+ * correctly signed push to a workspace that does not exist, 503 when the server has no push key. The
+ * signature is checked before the workspace is looked up, so a caller without the workspace's secret gets
+ * the same 401 whether or not it exists: the endpoint is no way to find out which workspaces exist.
  */
 import { Access, Id, PushEvents, PushSignature, Storage } from "@kiln/core"
 import { Effect, Schema } from "effect"
@@ -26,12 +28,7 @@ const answer = (status: number, body: object) =>
 const receive = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
   const key = (yield* PushSignature.PushKey).secret
-  if (key === undefined) {
-    return yield* answer(503, {
-      error: "not_configured",
-      message: "push events are not configured on this server: set KILN_PUSH_SECRET"
-    })
-  }
+  if (key === undefined) return yield* respond(ApiError.ServiceUnavailable.pushEvents)
   const body = yield* request.text
   let json: unknown
   try {

@@ -5,7 +5,12 @@ import { Effect } from "effect"
 import { HttpServerResponse } from "effect/http"
 import * as ApiError from "../ApiError.ts"
 
-type Answer = ApiError.BadRequest | ApiError.Unauthorized | ApiError.NotFound | ApiError.PayloadTooLarge
+type Answer =
+  | ApiError.BadRequest
+  | ApiError.Unauthorized
+  | ApiError.NotFound
+  | ApiError.PayloadTooLarge
+  | ApiError.ServiceUnavailable
 
 const statusOf = (error: Answer): number =>
   error instanceof ApiError.BadRequest
@@ -14,7 +19,9 @@ const statusOf = (error: Answer): number =>
       ? 401
       : error instanceof ApiError.NotFound
         ? 404
-        : 413
+        : error instanceof ApiError.PayloadTooLarge
+          ? 413
+          : 503
 
 export const bodyOf = (error: Answer) => ({
   error: error.error,

@@ -37,11 +37,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "workspaces", (handlers) =>
           const principal = yield* requireRole("admin")
           const workspace = yield* fromStorage(storage.getWorkspace(principal.access, params.id as never))
           const key = (yield* PushSignature.PushKey).secret
-          if (key === undefined) {
-            return yield* ApiError.Conflict.of(
-              "push events are not configured on this server: set KILN_PUSH_SECRET"
-            )
-          }
+          if (key === undefined) return yield* ApiError.ServiceUnavailable.pushEvents
           return {
             secret: PushSignature.secretFor(key, workspace.id),
             header: PushSignature.header,
