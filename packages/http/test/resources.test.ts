@@ -276,6 +276,26 @@ describe("http › tokens", () => {
     expect((await call(server, "GET", "/api/tokens", { token: writer })).status).toBe(403)
   })
 
+  it("refuses a token that would be expired when it is made, and takes one that expires later", async () => {
+    for (const expiresAt of ["2020-01-01T00:00:00.000Z", new Date(Date.now() - 1000).toISOString()]) {
+      const refused = await call(server, "POST", "/api/tokens", {
+        body: { name: "late", workspaceIds: "*", role: "read", expiresAt }
+      })
+      expect([refused.status, refused.body]).toEqual([
+        400,
+        {
+          error: "invalid_request",
+          message: `payload.expiresAt: expected a time in the future, not ${expiresAt}`
+        }
+      ])
+    }
+    const later = new Date(Date.now() + 3_600_000).toISOString()
+    const created = await call(server, "POST", "/api/tokens", {
+      body: { name: "later", workspaceIds: "*", role: "read", expiresAt: later }
+    })
+    expect([created.status, created.body.expiresAt]).toEqual([201, later])
+  })
+
   it("answers 401 with no detail for a missing, malformed or unknown token", async () => {
     for (const headers of [
       {},

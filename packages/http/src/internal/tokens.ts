@@ -4,7 +4,7 @@
  * workspaces only from a token that has them all. The secret is in the creation response and nowhere else.
  */
 import { Access, Authenticator, Fields, Storage } from "@kiln/core"
-import { Effect } from "effect"
+import { DateTime, Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
@@ -30,6 +30,13 @@ export const layer = HttpApiBuilder.group(KilnApi, "tokens", (handlers) =>
           }
           if (payload.workspaceIds === "*" && !principal.allWorkspaces) {
             return yield* ApiError.Forbidden.of("only a token for all workspaces can grant all workspaces")
+          }
+          // A token that is expired when it is made could never be used: that is a mistake in the request.
+          if (payload.expiresAt != null && !(yield* DateTime.isFuture(payload.expiresAt))) {
+            return yield* ApiError.badRequest(
+              "invalid_request",
+              `payload.expiresAt: expected a time in the future, not ${DateTime.formatIso(payload.expiresAt)}`
+            )
           }
           if (payload.workspaceIds !== "*") {
             const outside = payload.workspaceIds.find((id) => !Access.allows(principal.access, id))
