@@ -4,7 +4,12 @@
 import { type DateTime, Schema } from "effect"
 import { WorkspaceId } from "./Id.ts"
 
-export const Name = Schema.Trimmed.check(Schema.isNonEmpty(), Schema.isMaxLength(200))
+/** Names reach logs, terminals and pages: no control characters (NUL, line breaks, escapes). */
+export const Name = Schema.Trimmed.check(
+  Schema.isNonEmpty(),
+  Schema.isMaxLength(200),
+  Schema.isPattern(/^\P{Cc}*$/u, { expected: "a name without control characters (NUL, line breaks, …)" })
+)
 
 export const Workspace = Schema.Struct({
   id: WorkspaceId,

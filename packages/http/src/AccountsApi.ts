@@ -6,7 +6,7 @@
  * accepted too). Every response, errors included, is the envelope `{success, errors, messages, result}`.
  */
 import type { Authenticator } from "@kiln/core"
-import { BuildState } from "@kiln/core"
+import { BuildState, Workspace } from "@kiln/core"
 import { Context, Schema } from "effect"
 import {
   HttpApi,
@@ -177,7 +177,7 @@ export class AccountsAuthorization extends HttpApiMiddleware.Service<
   { provides: AccountsPrincipal }
 >()("@kiln/http/AccountsAuthorization", {
   security: { bearer: HttpApiSecurity.bearer },
-  error: AccountsUnauthorized,
+  error: [AccountsUnauthorized, AccountsBadRequest],
   requiredForClient: true
 }) {}
 
@@ -197,7 +197,7 @@ const account = { account_id: Id }
 const notFound = [AccountsBadRequest, AccountsNotFound] as const
 
 const TriggerInput = {
-  trigger_name: Text(256).check(Schema.isNonEmpty()),
+  trigger_name: Workspace.Name,
   repository: Schema.optionalKey(Schema.NullOr(Text(2048))),
   branch_includes: Schema.optionalKey(Patterns),
   branch_excludes: Schema.optionalKey(Patterns),

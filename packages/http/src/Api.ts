@@ -103,7 +103,7 @@ export class CurrentPrincipal extends Context.Service<CurrentPrincipal, Authenti
 
 export class Authorization extends HttpApiMiddleware.Service<Authorization, { provides: CurrentPrincipal }>()(
   "@kiln/http/Authorization",
-  { security: { bearer: HttpApiSecurity.bearer }, error: Unauthorized, requiredForClient: true }
+  { security: { bearer: HttpApiSecurity.bearer }, error: [Unauthorized, BadRequest], requiredForClient: true }
 ) {}
 
 /** Renders request decoding failures as `400 {"error": "invalid_request", …}` naming the path. */

@@ -35,7 +35,7 @@ import {
 } from "../AccountsApi.ts"
 import { authenticate } from "./authorization.ts"
 import { idOf } from "./ids.ts"
-import { issuesOf } from "./requestErrors.ts"
+import { issuesOf, notUtf8, refusingNonUtf8 } from "./requestErrors.ts"
 
 const ok = <A>(result: A) => ({ success: true as const, errors: [], messages: [], result })
 const iso = (at: DateTime.Utc | null) => (at === null ? null : DateTime.formatIso(at))
@@ -134,7 +134,11 @@ export const authorizationLayer = Layer.effect(
     return AccountsAuthorization.of({
       bearer: (httpEffect, { credential }) =>
         Effect.flatMap(authenticate(authenticator, credential, AccountsUnauthorized.instance), (principal) =>
-          Effect.provideService(httpEffect, AccountsPrincipal, principal)
+          Effect.provideService(
+            refusingNonUtf8(httpEffect, AccountsBadRequest.of(notUtf8)),
+            AccountsPrincipal,
+            principal
+          )
         )
     })
   })

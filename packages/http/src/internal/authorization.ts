@@ -1,11 +1,13 @@
 /**
  * The `Authorization` middleware: a bearer credential becomes the `CurrentPrincipal`, through whatever
- * `Authenticator` the host provides. Any failure is the same 401, with no detail.
+ * `Authenticator` the host provides. Any failure is the same 401, with no detail. Once the caller is known,
+ * a JSON body that is not valid UTF-8 is refused (400).
  */
 import { type ApiToken, Authenticator } from "@kiln/core"
 import { Effect, Layer, Redacted } from "effect"
 import { Authorization, CurrentPrincipal } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
+import { notUtf8, refusingNonUtf8 } from "./requestErrors.ts"
 
 /** A bearer credential's principal, or `unauthorized` (each surface answers 401 in its own body). */
 export const authenticate = <E>(
@@ -24,7 +26,11 @@ export const layer = Layer.effect(
     return Authorization.of({
       bearer: (httpEffect, { credential }) =>
         Effect.flatMap(authenticate(authenticator, credential, ApiError.Unauthorized.instance), (principal) =>
-          Effect.provideService(httpEffect, CurrentPrincipal, principal)
+          Effect.provideService(
+            refusingNonUtf8(httpEffect, ApiError.badRequest("invalid_request", notUtf8)),
+            CurrentPrincipal,
+            principal
+          )
         )
     })
   })

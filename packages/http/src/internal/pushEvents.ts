@@ -11,12 +11,13 @@
  * signature is checked before the workspace is looked up, so a caller without the workspace's secret gets
  * the same 401 whether or not it exists: the endpoint is no way to find out which workspaces exist.
  */
+import { isUtf8 } from "node:buffer"
 import { Access, Id, PushEvents, PushSignature, Storage } from "@kiln/core"
 import { Effect, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PushPayload } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
-import { issuesOf } from "./requestErrors.ts"
+import { issuesOf, notUtf8 } from "./requestErrors.ts"
 import { respond } from "./responses.ts"
 import { buildJson } from "./views.ts"
 
@@ -29,7 +30,9 @@ const receive = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
   const key = (yield* PushSignature.PushKey).secret
   if (key === undefined) return yield* respond(ApiError.ServiceUnavailable.pushEvents)
-  const body = yield* request.text
+  const bytes = yield* request.arrayBuffer
+  if (!isUtf8(bytes)) return yield* respond(ApiError.badRequest("invalid_request", notUtf8))
+  const body = new TextDecoder().decode(bytes)
   let json: unknown
   try {
     json = JSON.parse(body)
