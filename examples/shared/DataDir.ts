@@ -4,7 +4,8 @@
  * first start, and the key that signs its page cursors. With `KILN_DATABASE_URL` the database is that
  * PostgreSQL instead, shared by every process pointed at it.
  */
-import { isAbsolute, relative, resolve } from "node:path"
+import { mkdirSync } from "node:fs"
+import { dirname, isAbsolute, relative, resolve } from "node:path"
 
 export interface DataDir {
   readonly dir: string
@@ -28,6 +29,16 @@ export const at = (dir: string, database: string = resolve(dir, "kiln.db")): Dat
   adminToken: resolve(dir, "admin-token"),
   cursorSecret: resolve(dir, "cursor-secret")
 })
+
+/**
+ * Creates the directory, and the database's when `KILN_DB` puts it elsewhere, as 0700: they hold the
+ * database (logs included), the sources and the secrets, for this user only. A directory that exists keeps
+ * its mode (it may be one the user shares on purpose).
+ */
+export const create = (dataDir: DataDir): void => {
+  mkdirSync(dataDir.dir, { recursive: true, mode: 0o700 })
+  mkdirSync(dirname(dataDir.database), { recursive: true, mode: 0o700 })
+}
 
 /** `KILN_DATA_DIR` (default `fallback`, else `.kiln/` in the repository), `KILN_DB` and `KILN_DATABASE_URL`. */
 export const fromEnv = (fallback: string = resolve(root, ".kiln")): DataDir => ({

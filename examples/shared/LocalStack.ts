@@ -4,8 +4,7 @@
  * examples all run this; `bootstrap` gives an empty database its first workspace and admin token.
  */
 import { randomBytes } from "node:crypto"
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { dirname } from "node:path"
+import { readFileSync, rmSync, writeFileSync } from "node:fs"
 import { PgStorage } from "@kiln/adapter-postgres"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
 import {
@@ -23,7 +22,7 @@ import {
 } from "@kiln/core"
 import { DockerRunner } from "@kiln/runner-docker"
 import { Effect, Layer } from "effect"
-import type { DataDir } from "./DataDir.ts"
+import * as DataDir from "./DataDir.ts"
 
 export interface Options {
   /** Keeps this stack's containers and images apart from other Kiln processes on the engine. */
@@ -48,13 +47,12 @@ export type Services =
   | Runner.Runner
 
 export const layer = (
-  dataDir: DataDir,
+  dataDir: DataDir.DataDir,
   options: Options = {}
 ): Layer.Layer<Services, StorageError.StorageError | SourceError.SourceError> =>
   Layer.unwrap(
     Effect.sync(() => {
-      mkdirSync(dataDir.dir, { recursive: true })
-      mkdirSync(dirname(dataDir.database), { recursive: true })
+      DataDir.create(dataDir)
       const storage =
         dataDir.postgres === undefined
           ? SqliteStorage.layer({ filename: dataDir.database })
@@ -85,7 +83,7 @@ export type Bootstrapped =
  * starts find the tokens and change nothing.
  */
 export const bootstrap = (
-  dataDir: DataDir
+  dataDir: DataDir.DataDir
 ): Effect.Effect<Bootstrapped, StorageError.StorageError | StorageError.NotFound, Storage.Storage> =>
   Effect.gen(function* () {
     const storage = yield* Storage.Storage
@@ -113,7 +111,7 @@ export const bootstrap = (
   })
 
 /** `KILN_CURSOR_SECRET`, or a random key kept in the data directory (0600), made on the first start. */
-const cursorSecret = (dataDir: DataDir): string => {
+const cursorSecret = (dataDir: DataDir.DataDir): string => {
   const configured = process.env.KILN_CURSOR_SECRET
   if (configured !== undefined && configured !== "") return configured
   try {

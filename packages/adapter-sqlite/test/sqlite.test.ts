@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -63,6 +63,24 @@ describe("sqlite specifics", () => {
       expect(db.pragma("foreign_keys", { simple: true })).toBe(1)
       expect(db.pragma("synchronous", { simple: true })).toBe(1)
       expect(db.pragma("busy_timeout", { simple: true })).toBe(1000)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("creates the database file and its -wal and -shm as 0600, and leaves an existing file's mode", () =>
+    Effect.gen(function* () {
+      const filename = tempFile()
+      const db = yield* open({ filename, busyTimeoutMs: 1000 })
+      // A write while the connection is open: its -wal and -shm files exist now.
+      db.prepare("CREATE TABLE probe (x)").run()
+      const mode = (path: string) => statSync(path).mode & 0o777
+      expect([mode(filename), mode(`${filename}-wal`), mode(`${filename}-shm`)]).toEqual([
+        0o600, 0o600, 0o600
+      ])
+      const shared = tempFile()
+      writeFileSync(shared, "")
+      chmodSync(shared, 0o640)
+      yield* open({ filename: shared, busyTimeoutMs: 1000 })
+      expect(mode(shared)).toBe(0o640)
     }).pipe(Effect.scoped)
   )
 

@@ -3,6 +3,7 @@
  * transaction runs start to finish without yielding: within a process nothing interleaves with it, and
  * across processes SQLite's file locks (waited on for `busy_timeout`) serialize writers.
  */
+import { closeSync, constants, openSync } from "node:fs"
 import type { StorageError } from "@kiln/core"
 import Database from "better-sqlite3"
 import { Effect, Result, Schedule, type Scope } from "effect"
@@ -97,12 +98,27 @@ export const snapshot = <A, E>(
     (result) => Effect.fromResult(result)
   )
 
+/**
+ * Creates a missing database file with mode 0600 (only its owner reads it: it holds the logs), so that
+ * SQLite, which gives the `-wal` and `-shm` files the database file's mode, makes them 0600 too. An
+ * existing file keeps its mode. Special names (`:memory:`, `""` for a temporary database) have no file.
+ */
+const createPrivately = (filename: string) => {
+  if (filename === "" || filename === ":memory:") return
+  try {
+    closeSync(openSync(filename, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600))
+  } catch {
+    // Already there, or not creatable: opening it next reports the second in SQLite's own words.
+  }
+}
+
 /** Opens the database for the life of the scope and configures the connection. */
 export const open = (options: {
   readonly filename: string
   readonly busyTimeoutMs: number
 }): Effect.Effect<Connection, StorageError.StorageError, Scope.Scope> =>
   Effect.gen(function* () {
+    createPrivately(options.filename)
     const db = yield* Effect.acquireRelease(
       Effect.try({
         // `timeout` is SQLite's busy_timeout; it is set as the connection opens, so that even switching
