@@ -4,8 +4,8 @@
  * (`layerServer`). Each takes a path `prefix`, so a host can serve Kiln under `/ci` beside its own routes.
  *
  * Routes: the canonical API under `/api` (see `Api.ts`), the log stream WebSocket at
- * `/api/builds/{id}/logs/stream`, `GET /api/openapi.json`, and a reference page at `/api/docs` that
- * loads nothing from the network. Every response carries an `x-request-id`; a 5xx body carries only
+ * `/api/builds/{id}/logs/stream`, `GET /api/openapi.json`, and a reference page at `/api/docs`, with the
+ * document of every surface mounted, that loads nothing from the network. Every response carries an `x-request-id`; a 5xx body carries only
  * that id, the cause goes to the log.
  */
 import { randomUUID } from "node:crypto"
@@ -232,21 +232,58 @@ const deployments = Layer.mergeAll(
   LogStream.deploymentsRoute
 )
 
+/** A surface's OpenAPI document, where it is served, and how the reference page names it. */
+interface Surface {
+  readonly slug: string
+  readonly title: string
+  readonly path: string
+  readonly document: OpenApi.OpenAPISpec
+}
+
+/** The surfaces a host mounts, the canonical one first. */
+const surfacesOf = (options: Options): ReadonlyArray<Surface> => [
+  { slug: "kiln", title: "Kiln", path: documents.canonical, document: OpenApi.fromApi(KilnApi) },
+  ...(options.dialects?.deployments === false
+    ? []
+    : [
+        {
+          slug: "deployments",
+          title: "Deployments dialect",
+          path: documents.deployments,
+          document: OpenApi.fromApi(DeploymentsApi)
+        }
+      ]),
+  ...(options.dialects?.accounts === false
+    ? []
+    : [
+        {
+          slug: "accounts",
+          title: "Accounts dialect",
+          path: documents.accounts,
+          document: OpenApi.fromApi(AccountsApi.AccountsApi)
+        }
+      ])
+]
+
+/**
+ * The reference page: every mounted surface's document, each inline, so the page loads nothing (Scalar's
+ * bundle is inline too, and its default fonts, which it would fetch, are off). HttpApiScalar renders one
+ * API; Scalar's own `sources` option, which its type leaves out, puts the others beside it.
+ */
+const referencePage = (surfaces: ReadonlyArray<Surface>) =>
+  HttpApiScalar.layer(KilnApi, {
+    path: docsPath,
+    scalar: {
+      withDefaultFonts: false,
+      sources: surfaces.map(({ slug, title, document }) => ({ slug, title, content: document }))
+    } as HttpApiScalar.ScalarConfig
+  })
+
 const routes = (options: Options) => {
-  const withDeployments = options.dialects?.deployments !== false
-  const withAccounts = options.dialects?.accounts !== false
+  const surfaces = surfacesOf(options)
   const allowed = AllowedMethods.make(
-    [
-      OpenApi.fromApi(KilnApi),
-      ...(withDeployments ? [OpenApi.fromApi(DeploymentsApi)] : []),
-      ...(withAccounts ? [OpenApi.fromApi(AccountsApi.AccountsApi)] : [])
-    ],
-    [
-      docsPath,
-      documents.canonical,
-      ...(withDeployments ? [documents.deployments] : []),
-      ...(withAccounts ? [documents.accounts] : [])
-    ],
+    surfaces.map((surface) => surface.document),
+    [docsPath, ...surfaces.map((surface) => surface.path)],
     isRoot(options.prefix) ? "" : options.prefix.replace(/\/+$/, "")
   )
   return Layer.mergeAll(
@@ -254,11 +291,11 @@ const routes = (options: Options) => {
       Layer.provide(handlers),
       Layer.provide(RequestErrors.layer)
     ),
-    withDeployments ? deployments : Layer.empty,
-    withAccounts ? accounts : Layer.empty,
+    options.dialects?.deployments === false ? Layer.empty : deployments,
+    options.dialects?.accounts === false ? Layer.empty : accounts,
     LogStream.route,
     Push.route,
-    HttpApiScalar.layer(KilnApi, { path: docsPath }),
+    referencePage(surfaces),
     guard(allowed)
   )
 }

@@ -224,6 +224,35 @@ describe("http › OpenAPI and the reference page", () => {
     expect(html.length).toBeGreaterThan(100_000)
     expect(html).not.toMatch(/<script[^>]+src=["']?https?:/i)
     expect(html).not.toMatch(/<link[^>]+href=["']?https?:/i)
+    // Scalar fetches its default fonts unless told not to.
+    expect(html.includes('"withDefaultFonts":false')).toBe(true)
+  })
+
+  it("puts all three documents on the reference page, each as it is served", async () => {
+    const html = await (await fetch(`${server.url}/api/docs`)).text()
+    for (const [path, title, operation] of [
+      ["/api/openapi.json", "Kiln", "/api/builds/{id}/cancel"],
+      ["/api/v1/openapi.json", "Kiln — deployments dialect", "/api/v1/deployments/{deployment_id}/upload"],
+      ["/accounts/openapi.json", "Kiln — accounts dialect", "/accounts/{account_id}/builds/triggers"]
+    ] as const) {
+      const served = await fetch(`${server.url}${path}`)
+      expect([path, served.status]).toEqual([path, 200])
+      // biome-ignore lint/suspicious/noExplicitAny: the document is checked by shape
+      const document = (await served.json()) as any
+      expect(document.info.title).toBe(title)
+      expect(Object.keys(document.paths)).toContain(operation)
+      // The page carries the same document, inline (Scalar's escaping aside).
+      expect([path, html.includes(`"title":"${title}"`), html.includes(`"${operation}":`)]).toEqual([
+        path,
+        true,
+        true
+      ])
+    }
+    expect(html.match(/"slug":"(kiln|deployments|accounts)"/g)).toEqual([
+      '"slug":"kiln"',
+      '"slug":"deployments"',
+      '"slug":"accounts"'
+    ])
   })
 })
 
@@ -271,6 +300,8 @@ describe("http › mounting", () => {
     })
     try {
       expect((await handler(new Request("http://host/api/openapi.json"))).status).toBe(200)
+      const page = await (await handler(new Request("http://host/api/docs"))).text()
+      expect(page.match(/"slug":"(kiln|deployments|accounts)"/g)).toEqual(['"slug":"kiln"'])
       for (const path of ["/api/v1/openapi.json", "/api/v1/deployments", "/accounts/openapi.json"]) {
         expect((await handler(new Request(`http://host${path}`))).status, path).toBe(404)
         expect((await handler(new Request(`http://host${path}`, { method: "PUT" }))).status, path).toBe(404)
