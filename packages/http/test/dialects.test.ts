@@ -74,6 +74,48 @@ describe("http › the three surfaces agree", () => {
   })
 })
 
+describe("http › either form of id", () => {
+  it("takes the UUID form of every id in the canonical API's paths and body references", async () => {
+    const uuid = (id: string) => Id.toUuid(id)
+    const workspace = (await call(server, "POST", "/api/workspaces", { body: { name: "uuids" } })).body
+    const app = await call(server, "POST", "/api/apps", {
+      body: { workspaceId: uuid(workspace.id), handle: `uuids-${process.pid}`, name: "Uuids", kind: "app" }
+    })
+    expect([app.status, app.body.workspaceId]).toEqual([201, workspace.id])
+    const version = await call(server, "POST", "/api/app-versions", {
+      body: {
+        appId: uuid(app.body.id),
+        source: { type: "git", url: "https://example.com/r.git", commitSha: "c".repeat(40) }
+      }
+    })
+    expect([version.status, version.body.appId]).toEqual([201, app.body.id])
+    const build = await call(server, "POST", "/api/builds", { body: { appVersionId: uuid(version.body.id) } })
+    expect([build.status, build.body.appVersionId]).toEqual([201, version.body.id])
+    const token = (
+      await call(server, "POST", "/api/tokens", {
+        body: { name: "uuids", workspaceIds: [workspace.id], role: "read" }
+      })
+    ).body
+    for (const [path, id] of [
+      [`/api/workspaces/${uuid(workspace.id)}`, workspace.id],
+      [`/api/apps/${uuid(app.body.id)}`, app.body.id],
+      [`/api/app-versions/${uuid(version.body.id)}`, version.body.id],
+      [`/api/builds/${uuid(build.body.id)}`, build.body.id],
+      [`/api/tokens/${uuid(token.id)}`, token.id]
+    ] as const) {
+      const got = await call(server, "GET", path)
+      expect([path, got.status, got.body.id]).toEqual([path, 200, id])
+    }
+    const logs = await call(server, "GET", `/api/builds/${uuid(build.body.id)}/logs`)
+    expect([logs.status, logs.body.data]).toEqual([200, []])
+    const cancelled = await call(server, "POST", `/api/builds/${uuid(build.body.id)}/cancel`, { body: {} })
+    expect(cancelled.body).toEqual({ success: true })
+    // A UUID that names nothing is a 404 like any unknown id.
+    const missing = await call(server, "GET", `/api/builds/${uuid(workspace.id)}`)
+    expect(missing.status).toBe(404)
+  })
+})
+
 /** A small .tar.gz, made with the system's tar. */
 const tarGz = () => {
   const dir = mkdtempSync(join(tmpdir(), "kiln-three-"))

@@ -12,6 +12,7 @@ import * as ApiError from "../ApiError.ts"
 import * as ArchiveUpload from "./archiveUpload.ts"
 import { requireRole } from "./authorization.ts"
 import { fromStorage } from "./errors.ts"
+import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
 
 export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
@@ -25,7 +26,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
           const principal = yield* requireRole("write")
           const version = yield* fromStorage(
             storage.createAppVersion(principal.access, {
-              appId: payload.appId as never,
+              appId: canonicalId("app", payload.appId),
               source: payload.source
             })
           )
@@ -50,13 +51,15 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
       )
       .handle("get", ({ params }) =>
         Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
-          fromStorage(storage.getAppVersion(principal.access, params.id as never))
+          fromStorage(storage.getAppVersion(principal.access, canonicalId("ver", params.id)))
         )
       )
       .handle("uploadArchive", ({ params, payload }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
-          const version = yield* fromStorage(storage.getAppVersion(principal.access, params.id as never))
+          const version = yield* fromStorage(
+            storage.getAppVersion(principal.access, canonicalId("ver", params.id))
+          )
           if (version.source.type !== "archive" || version.status !== "pending") {
             return yield* ApiError.Conflict.of(
               version.source.type !== "archive"

@@ -8,6 +8,7 @@ import { type BuildSettingsInput, CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
 import { fromStorage } from "./errors.ts"
+import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
 
 const format = SchemaIssue.makeFormatterStandardSchemaV1()
@@ -37,7 +38,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "apps", (handlers) =>
           const build = yield* completeSettings(payload.build)
           return yield* fromStorage(
             storage.createApp(principal.access, {
-              workspaceId: payload.workspaceId as never,
+              workspaceId: canonicalId("wsp", payload.workspaceId),
               handle: payload.handle,
               name: payload.name,
               kind: payload.kind,
@@ -48,7 +49,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "apps", (handlers) =>
       )
       .handle("get", ({ params }) =>
         Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
-          fromStorage(storage.getApp(principal.access, params.id as never))
+          fromStorage(storage.getApp(principal.access, canonicalId("app", params.id)))
         )
       )
   })

@@ -9,6 +9,7 @@ import { CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
 import { fromQuery, fromStorage } from "./errors.ts"
+import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
 import { buildDetailJson, buildPage } from "./views.ts"
 
@@ -34,7 +35,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
           const principal = yield* requireRole("write")
           return yield* fromStorage(
             storage.createBuild(principal.access, {
-              appVersionId: payload.appVersionId as never,
+              appVersionId: canonicalId("ver", payload.appVersionId),
               trigger: "manual",
               createdBy: principal.name,
               metadata: payload.metadata ?? {},
@@ -45,7 +46,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
       )
       .handle("get", ({ params }) =>
         Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
-          fromStorage(storage.getBuild(principal.access, params.id as never)).pipe(
+          fromStorage(storage.getBuild(principal.access, canonicalId("bld", params.id))).pipe(
             Effect.map((build) => HttpServerResponse.jsonUnsafe(buildDetailJson(build)))
           )
         )
@@ -54,7 +55,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
           const { accepted, build } = yield* fromStorage(
-            storage.requestCancel(principal.access, params.id as never, payload?.reason ?? null)
+            storage.requestCancel(principal.access, canonicalId("bld", params.id), payload?.reason ?? null)
           )
           // The documented answer is `{success}`; a refusal says why beside it, still a 200.
           return accepted
@@ -68,7 +69,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
       .handle("redeploy", ({ params }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
-          const build = yield* fromStorage(storage.getBuild(principal.access, params.id as never))
+          const build = yield* fromStorage(storage.getBuild(principal.access, canonicalId("bld", params.id)))
           // The same version again, with what the first build was told (a trigger's settings included).
           return yield* fromStorage(
             storage.createBuild(principal.access, {
@@ -88,10 +89,10 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
           const text = query.format === "text"
           const limit = yield* logLimit(query.limit ?? (text ? String(maxLogLines) : undefined))
           const page = yield* fromStorage(
-            storage.readLogs(principal.access, params.id as never, after, limit)
+            storage.readLogs(principal.access, canonicalId("bld", params.id), after, limit)
           )
           if (text) return page.lines.map((line) => `${line.text}\n`).join("")
-          const build = yield* fromStorage(storage.getBuild(principal.access, params.id as never))
+          const build = yield* fromStorage(storage.getBuild(principal.access, canonicalId("bld", params.id)))
           const last = page.lines.at(-1)?.seq ?? after
           return {
             data: page.lines,

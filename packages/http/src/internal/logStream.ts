@@ -17,7 +17,7 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
 import { LogStreamMessage, logStreamTokenProtocol } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
-import { idOf } from "./ids.ts"
+import { canonicalId, idOf } from "./ids.ts"
 import { respond } from "./responses.ts"
 
 /** The bearer credential of an upgrade request: the Authorization header, or a `bearer.<token>` subprotocol. */
@@ -56,7 +56,7 @@ export interface Dialect {
 
 /** The canonical stream: JSON messages, the build named by its id. */
 const canonical: Dialect = {
-  buildId: (params) => params.id,
+  buildId: (params) => (params.id === undefined ? undefined : canonicalId("bld", params.id)),
   matches: () => true,
   render: encode
 }

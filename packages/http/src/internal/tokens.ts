@@ -10,6 +10,7 @@ import { KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
 import { fromStorage } from "./errors.ts"
+import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
 
 export const layer = HttpApiBuilder.group(KilnApi, "tokens", (handlers) =>
@@ -55,12 +56,12 @@ export const layer = HttpApiBuilder.group(KilnApi, "tokens", (handlers) =>
       )
       .handle("get", ({ params }) =>
         Effect.flatMap(requireRole("admin"), (principal) =>
-          fromStorage(storage.getToken(principal.access, params.id as never))
+          fromStorage(storage.getToken(principal.access, canonicalId("tok", params.id)))
         )
       )
       .handle("revoke", ({ params }) =>
         Effect.flatMap(requireRole("admin"), (principal) =>
-          fromStorage(storage.revokeToken(principal.access, params.id as never)).pipe(
+          fromStorage(storage.revokeToken(principal.access, canonicalId("tok", params.id))).pipe(
             // This process stops trusting it now; others within the authenticator's cache time.
             Effect.tap((token) => authenticator.forget(token.id))
           )

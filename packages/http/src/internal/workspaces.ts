@@ -9,6 +9,7 @@ import { CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
 import { fromStorage } from "./errors.ts"
+import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
 
 export const layer = HttpApiBuilder.group(KilnApi, "workspaces", (handlers) =>
@@ -29,13 +30,15 @@ export const layer = HttpApiBuilder.group(KilnApi, "workspaces", (handlers) =>
       )
       .handle("get", ({ params }) =>
         Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
-          fromStorage(storage.getWorkspace(principal.access, params.id as never))
+          fromStorage(storage.getWorkspace(principal.access, canonicalId("wsp", params.id)))
         )
       )
       .handle("pushSecret", ({ params }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("admin")
-          const workspace = yield* fromStorage(storage.getWorkspace(principal.access, params.id as never))
+          const workspace = yield* fromStorage(
+            storage.getWorkspace(principal.access, canonicalId("wsp", params.id))
+          )
           const key = (yield* PushSignature.PushKey).secret
           if (key === undefined) return yield* ApiError.ServiceUnavailable.pushEvents
           return {
