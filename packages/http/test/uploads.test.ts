@@ -64,13 +64,12 @@ interface Sent {
 const send = (
   path: string,
   body: Uint8Array,
-  options: { readonly type?: string; readonly declared?: number; readonly chunked?: boolean } = {}
+  /** `type: null` sends no content-type. */
+  options: { readonly type?: string | null; readonly declared?: number; readonly chunked?: boolean } = {}
 ) =>
   new Promise<Sent>((resolve, reject) => {
-    const headers: Record<string, string | number> = {
-      authorization: `Bearer ${server.admin}`,
-      "content-type": options.type ?? formType
-    }
+    const headers: Record<string, string | number> = { authorization: `Bearer ${server.admin}` }
+    if (options.type !== null) headers["content-type"] = options.type ?? formType
     if (options.chunked === true) headers["transfer-encoding"] = "chunked"
     else headers["content-length"] = options.declared ?? body.length
     let timer: NodeJS.Timeout | undefined
@@ -275,6 +274,14 @@ describe.each(routes)("http › uploads › $name", (route) => {
       /^part "note" comes after the archive/
     )
     refused(await send(await route.target(), form(first, first)), 400, /^one archive part only$/)
+  })
+
+  it("answers a body without a content-type with 415 at once, without reading it", async () => {
+    const sent = await send(await route.target(), bytes("not yet"), {
+      type: null,
+      declared: 64 * 1024 * 1024
+    })
+    expect([sent.status, sent.body.error]).toEqual([415, "unsupported_media_type"])
   })
 
   it("still answers the next upload after a client went away inside a part", async () => {

@@ -132,10 +132,10 @@ export const authorizationLayer = Layer.effect(
   Effect.gen(function* () {
     const authenticator = yield* Authenticator.Authenticator
     return AccountsAuthorization.of({
-      bearer: (httpEffect, { credential }) =>
+      bearer: (httpEffect, { credential, endpoint }) =>
         Effect.flatMap(authenticate(authenticator, credential, AccountsUnauthorized.instance), (principal) =>
           Effect.provideService(
-            refusingNonUtf8(httpEffect, AccountsBadRequest.of(notUtf8)),
+            refusingNonUtf8(httpEffect, endpoint, AccountsBadRequest.of(notUtf8)),
             AccountsPrincipal,
             principal
           )

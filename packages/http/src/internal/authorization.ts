@@ -24,10 +24,10 @@ export const layer = Layer.effect(
   Effect.gen(function* () {
     const authenticator = yield* Authenticator.Authenticator
     return Authorization.of({
-      bearer: (httpEffect, { credential }) =>
+      bearer: (httpEffect, { credential, endpoint }) =>
         Effect.flatMap(authenticate(authenticator, credential, ApiError.Unauthorized.instance), (principal) =>
           Effect.provideService(
-            refusingNonUtf8(httpEffect, ApiError.badRequest("invalid_request", notUtf8)),
+            refusingNonUtf8(httpEffect, endpoint, ApiError.badRequest("invalid_request", notUtf8)),
             CurrentPrincipal,
             principal
           )

@@ -6,7 +6,7 @@ import { isUtf8 } from "node:buffer"
 import { Filter } from "@kiln/core"
 import { Effect, SchemaIssue } from "effect"
 import { HttpMethod, HttpServerRequest } from "effect/http"
-import { HttpApiMiddleware } from "effect/http-api"
+import { type HttpApiEndpoint, HttpApiMiddleware } from "effect/http-api"
 import { RequestErrors } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 
@@ -21,22 +21,25 @@ export const issuesOf = (root: string, issue: SchemaIssue.Issue) =>
 
 export const notUtf8 = "payload: the body is not valid UTF-8"
 
-/** HttpApi reads a body without a content-type as JSON. */
-const isJson = (contentType: string | undefined) =>
-  contentType === undefined || /^application\/([\w.-]+\+)?json\s*(;|$)/i.test(contentType)
+/** The media type HttpApi decodes a body under: its content-type's, or JSON when it names none. */
+const mediaTypeOf = (contentType: string | undefined) =>
+  (contentType ?? "application/json").toLowerCase().split(";")[0]!.trim()
 
 /**
- * Runs `httpEffect` unless the request has a JSON body that is not valid UTF-8, which fails with
- * `refusal`: HttpApi decodes bodies with replacement characters, which would store something other than
- * what the client sent. The request caches the bytes it read, so HttpApi decodes these same bytes. The
- * authorization middlewares run it once the caller is known, so no body is read for an anonymous one.
+ * Runs `httpEffect` unless the endpoint is about to decode the request's body as JSON and it is not valid
+ * UTF-8, which fails with `refusal`: HttpApi decodes with replacement characters, which would store
+ * something other than what the client sent. The request caches the bytes it read (within the body
+ * limit), so HttpApi decodes these same bytes. The authorization middlewares run it once the caller is
+ * known, so no body is read for an anonymous one.
  */
 export const refusingNonUtf8 = <A, E, R, F>(
   httpEffect: Effect.Effect<A, E, R>,
+  endpoint: HttpApiEndpoint.Top,
   refusal: F
 ): Effect.Effect<A, E | F, R | HttpServerRequest.HttpServerRequest> =>
   HttpServerRequest.HttpServerRequest.use((request) =>
-    HttpMethod.hasBody(request.method) && isJson(request.headers["content-type"])
+    HttpMethod.hasBody(request.method) &&
+    endpoint.payload.get(mediaTypeOf(request.headers["content-type"]))?.encoding._tag === "Json"
       ? Effect.flatMap(
           Effect.orDie(request.arrayBuffer),
           (bytes): Effect.Effect<A, E | F, R> => (isUtf8(bytes) ? httpEffect : Effect.fail(refusal))
