@@ -22,6 +22,7 @@ import {
   LogBudget,
   type LogLine,
   type Query,
+  SqlRows as rows,
   SourceEvent,
   Sql,
   Storage,
@@ -33,7 +34,6 @@ import type Database from "better-sqlite3"
 import { Clock, DateTime, Effect, Layer, Option, PubSub, Result, type Scope, Stream } from "effect"
 import { attempt, immediate, open, snapshot } from "./internal/connection.ts"
 import { migrate } from "./internal/migrations.ts"
-import * as rows from "./internal/rows.ts"
 import { prepareStatements, tokenColumns } from "./internal/statements.ts"
 
 export interface Options {
