@@ -155,7 +155,11 @@ describe("http › accounts dialect", () => {
         storage.getTrigger(Access.all, Id.fromUuid("trg", trigger.trigger_uuid)!)
       )
     )
-    expect(resealed.environment).toEqual([secret, { name: "MODE", secret: false, value: "staging" }])
+    // Changing a value keeps when the variable was first set.
+    expect(resealed.environment).toEqual([
+      secret,
+      { name: "MODE", secret: false, value: "staging", createdAt: secret.createdAt }
+    ])
     expect(updated.body.result).toMatchObject({
       build_caching_enabled: true,
       branch_excludes: ["wip/*"],

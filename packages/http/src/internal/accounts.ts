@@ -554,7 +554,9 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
                   branch: payload.branch ?? null,
                   commitSha: ready.commitSha,
                   commitMessage: ready.source.type === "git" ? ready.source.message : null,
-                  author: ready.source.type === "git" ? ready.source.author : null
+                  author: ready.source.type === "git" ? ready.source.author : null,
+                  tokenId: principal.tokenId,
+                  tokenName: principal.tokenId === null ? null : principal.name
                 })
               }
             })
