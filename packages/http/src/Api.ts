@@ -49,12 +49,20 @@ export const TokenView = ApiToken.ApiToken
 /** A token as created: with its secret, shown this once. */
 export const CreatedTokenView = ApiToken.ApiToken.mapFields((fields) => ({ ...fields, token: Schema.String }))
 
+/** Why an empty page's cursors are null, though the seed document types them as strings. */
+const emptyPageCursor =
+  "null on an empty page (as in Relay's PageInfo): a cursor names a row, and an empty page has none. To look again later for rows past the end, reuse the cursor you asked with."
+
 export const PageInfo = Schema.Struct({
-  total: Schema.Int,
+  total: Schema.Int.annotate({ description: "Rows matching the scope and filter, whatever the cursor." }),
   hasNextPage: Schema.Boolean,
   hasPreviousPage: Schema.Boolean,
-  startCursor: Schema.NullOr(Schema.String),
-  endCursor: Schema.NullOr(Schema.String)
+  startCursor: Schema.NullOr(Schema.String).annotate({
+    description: `The first row's cursor: pass it as \`before\` for the previous page; ${emptyPageCursor}`
+  }),
+  endCursor: Schema.NullOr(Schema.String).annotate({
+    description: `The last row's cursor: pass it as \`after\` for the next page; ${emptyPageCursor}`
+  })
 })
 
 const page = <S extends Schema.Top>(item: S) =>

@@ -35,6 +35,7 @@ import {
 } from "../AccountsApi.ts"
 import { authenticate } from "./authorization.ts"
 import { idOf } from "./ids.ts"
+import { connectionUuid, repositoryOf } from "./repositories.ts"
 import { issuesOf } from "./requestErrors.ts"
 
 const ok = <A>(result: A) => ({ success: true as const, errors: [], messages: [], result })
@@ -55,29 +56,87 @@ const idList = (parameter: string, text: string) => {
     : Effect.succeed(ids)
 }
 
-export const triggerView = (trigger: Trigger.Trigger): TriggerView => ({
-  trigger_uuid: Id.toUuid(trigger.id),
-  trigger_name: trigger.name,
-  external_script_id: Id.toUuid(trigger.appId),
-  repo_connection: trigger.repository === null ? null : { repo_name: trigger.repository },
-  branch_includes: trigger.branchIncludes,
-  branch_excludes: trigger.branchExcludes,
-  path_includes: trigger.pathIncludes.length > 0 ? trigger.pathIncludes : Trigger.defaultPathIncludes,
-  path_excludes: trigger.pathExcludes,
-  build_command: trigger.buildCommand,
-  deploy_command: trigger.deployCommand,
-  root_directory: trigger.rootDirectory,
-  build_caching_enabled: trigger.cachingEnabled,
-  environment_variables: Object.fromEntries(
-    trigger.environment.map((variable) => [
-      variable.name,
-      { is_secret: variable.secret, value: variable.secret ? null : (variable.value ?? null) }
-    ])
-  ),
-  created_on: DateTime.formatIso(trigger.createdAt),
-  modified_on: DateTime.formatIso(trigger.updatedAt),
-  deleted_on: iso(trigger.deletedAt)
+/** Kiln's root directory as the dialect spells it: `/` the repository's root, "" none (the app's own). */
+const rootDirectoryView = (path: string | null | undefined) =>
+  path === null || path === undefined ? "" : `/${path}`
+
+/** The dialect's spelling read back: "" is none, and a leading `/` names the repository's root. */
+const rootDirectoryInput = (path: string | null) =>
+  path === null || path === "" ? null : path.replace(/^\//, "")
+
+const variableView = (variable: Trigger.EnvironmentVariable, trigger: Trigger.Trigger) => ({
+  is_secret: variable.secret,
+  value: variable.secret ? null : (variable.value ?? null),
+  created_on: variable.createdAt ?? DateTime.formatIso(trigger.createdAt)
 })
+
+const repoConnectionView = (
+  accountId: Id.WorkspaceId,
+  url: string | null,
+  times: Pick<TriggerView, "created_on" | "modified_on" | "deleted_on">
+): TriggerView["repo_connection"] => {
+  const repository = url === null ? null : repositoryOf(url)
+  return {
+    repo_connection_uuid: repository === null ? "" : connectionUuid(Id.toUuid(accountId), repository),
+    repo_id: repository?.id ?? "",
+    repo_name: repository?.name ?? "",
+    provider_type: repository?.providerType ?? "",
+    provider_account_id: "",
+    provider_account_name: repository?.owner ?? "",
+    ...times
+  }
+}
+
+export const triggerView = (trigger: Trigger.Trigger): TriggerView => {
+  const times = {
+    created_on: DateTime.formatIso(trigger.createdAt),
+    modified_on: DateTime.formatIso(trigger.updatedAt),
+    deleted_on: iso(trigger.deletedAt)
+  }
+  return {
+    trigger_uuid: Id.toUuid(trigger.id),
+    trigger_name: trigger.name,
+    external_script_id: Id.toUuid(trigger.appId),
+    repo_connection: repoConnectionView(trigger.workspaceId, trigger.repository, times),
+    branch_includes: trigger.branchIncludes,
+    branch_excludes: trigger.branchExcludes,
+    path_includes: trigger.pathIncludes.length > 0 ? trigger.pathIncludes : Trigger.defaultPathIncludes,
+    path_excludes: trigger.pathExcludes,
+    build_command: trigger.buildCommand ?? "",
+    deploy_command: trigger.deployCommand ?? "",
+    root_directory: rootDirectoryView(trigger.rootDirectory),
+    build_caching_enabled: trigger.cachingEnabled,
+    environment_variables: Object.fromEntries(
+      trigger.environment.map((variable) => [variable.name, variableView(variable, trigger)])
+    ),
+    ...times
+  }
+}
+
+/** The trigger of a build that none made: every field empty, the times the build's. */
+const noTriggerView = (build: Build.Build): TriggerView => {
+  const times = {
+    created_on: DateTime.formatIso(build.createdAt),
+    modified_on: DateTime.formatIso(build.createdAt),
+    deleted_on: null
+  }
+  return {
+    trigger_uuid: "",
+    trigger_name: "",
+    external_script_id: Id.toUuid(build.entityId),
+    repo_connection: repoConnectionView(build.workspaceId, null, times),
+    branch_includes: [],
+    branch_excludes: [],
+    path_includes: [],
+    path_excludes: [],
+    build_command: "",
+    deploy_command: "",
+    root_directory: "",
+    build_caching_enabled: false,
+    environment_variables: {},
+    ...times
+  }
+}
 
 /** Where a build came from, when no trigger recorded it: `auto` builds come from pushes. */
 const sourceOf = (build: Build.Build): BuildView["build_trigger_metadata"]["build_trigger_source"] =>
@@ -89,7 +148,11 @@ const sourceOf = (build: Build.Build): BuildView["build_trigger_metadata"]["buil
 
 export const buildView = (build: Build.Build, trigger: Trigger.Trigger | null): BuildView => {
   const metadata = (build.triggerMetadata ?? {}) as Partial<Trigger.BuildTriggerMetadata>
-  const text = (value: string | null | undefined) => value ?? null
+  const text = (value: string | null | undefined) => value ?? ""
+  const repository =
+    metadata.repository === undefined || metadata.repository === null
+      ? null
+      : repositoryOf(metadata.repository)
   const { status, buildOutcome } = BuildState.toAccounts(build as BuildState.State)
   return {
     build_uuid: Id.toUuid(build.id),
@@ -103,26 +166,32 @@ export const buildView = (build: Build.Build, trigger: Trigger.Trigger | null): 
     build_trigger_metadata: {
       build_trigger_source: metadata.source ?? sourceOf(build),
       branch: text(metadata.branch),
-      commit_hash: text(metadata.commitSha) ?? build.commitSha,
+      commit_hash: text(metadata.commitSha ?? build.commitSha),
       commit_message: text(metadata.commitMessage),
-      author: build.triggerMetadata === null ? build.createdBy : text(metadata.author),
-      repo_name: text(metadata.repository),
+      author: text(build.triggerMetadata === null ? build.createdBy : metadata.author),
+      repo_name: repository?.name ?? "",
       build_command: text(metadata.buildCommand),
       deploy_command: text(metadata.deployCommand),
-      root_directory: text(metadata.rootDirectory),
+      root_directory: rootDirectoryView(metadata.rootDirectory),
       environment_variables: Object.fromEntries(
-        (metadata.environmentVariables ?? []).map((name) => [
-          name,
-          { is_secret: trigger?.environment.find((v) => v.name === name)?.secret ?? true }
-        ])
+        (metadata.environmentVariables ?? []).map((name) => {
+          const variable = trigger?.environment.find((v) => v.name === name)
+          return [
+            name,
+            variable === undefined
+              ? { is_secret: true, value: null, created_on: DateTime.formatIso(build.createdAt) }
+              : variableView(variable, trigger!)
+          ]
+        })
       ),
-      build_token_name: null,
-      build_token_uuid: null,
-      provider_type: metadata.repository === undefined || metadata.repository === null ? null : "git",
-      provider_account_name: null
+      build_token_name: text(metadata.tokenName),
+      build_token_uuid:
+        metadata.tokenId === undefined || metadata.tokenId === null ? "" : Id.toUuid(metadata.tokenId),
+      provider_type: repository?.providerType ?? "",
+      provider_account_name: repository?.owner ?? ""
     },
     pull_request: null,
-    trigger: trigger === null ? null : triggerView(trigger)
+    trigger: trigger === null ? noTriggerView(build) : triggerView(trigger)
   }
 }
 
@@ -289,17 +358,31 @@ export const buildsLayer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (
           const { access, principal } = yield* accountOf(storage, params.account_id)
           yield* writer
           const build = yield* buildOf(access, params.build_uuid)
-          const { build: after } = yield* fromStorage(
+          const { build: after, accepted } = yield* fromStorage(
             notFoundAs(
               "Build not found",
               storage.requestCancel(access, build.id, `cancelled by ${principal.name}`)
             )
           )
-          return ok({
-            build_uuid: Id.toUuid(after.id),
-            build_outcome: BuildState.toAccounts(after as BuildState.State).buildOutcome,
-            stopped_on: iso(after.completedAt)
-          })
+          const { status, buildOutcome } = BuildState.toAccounts(after as BuildState.State)
+          return {
+            ...ok({
+              build_uuid: Id.toUuid(after.id),
+              status,
+              build_outcome: buildOutcome,
+              stopped_on: iso(after.completedAt)
+            }),
+            messages: !accepted
+              ? [{ code: 409, message: `the build had already stopped (${buildOutcome}): nothing to cancel` }]
+              : status === "stopped"
+                ? []
+                : [
+                    {
+                      code: 202,
+                      message: `cancel requested: the build is ${status} until its runner has stopped it; its build_outcome follows (GET the build)`
+                    }
+                  ]
+          }
         })
       )
       .handle("logs", ({ params, query }) =>
@@ -311,8 +394,10 @@ export const buildsLayer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (
           )
           const page = yield* Effect.orDie(storage.readLogs(access, build.id, after, 1000))
           const last = page.lines.at(-1)?.seq ?? after
+          // The build was read first: stopped then, every line it will have was already stored.
+          const complete = build.phase === "stopped" && last >= page.lastSeq
           return ok({
-            cursor: LogCursor.encode(last),
+            ...(complete ? {} : { cursor: LogCursor.encode(last) }),
             lines: page.lines.map((line) => [DateTime.toEpochMillis(line.ts), line.text] as const),
             truncated: page.truncated
           })
@@ -341,7 +426,8 @@ export const buildsLayer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (
               per_page: perPage,
               count: rows.length,
               total_count: result.total,
-              total_pages: Math.ceil(result.total / perPage)
+              total_pages: Math.ceil(result.total / perPage),
+              next_page: page * perPage < result.total
             }
           }
         })
@@ -396,9 +482,10 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
         branchExcludes: input.branch_excludes,
         pathIncludes: input.path_includes,
         pathExcludes: input.path_excludes,
-        buildCommand: input.build_command,
-        deployCommand: input.deploy_command,
-        rootDirectory: input.root_directory,
+        buildCommand: input.build_command === "" ? null : input.build_command,
+        deployCommand: input.deploy_command === "" ? null : input.deploy_command,
+        rootDirectory:
+          input.root_directory === undefined ? undefined : rootDirectoryInput(input.root_directory),
         cachingEnabled: input.build_caching_enabled,
         environment:
           input.environment_variables === undefined
@@ -554,7 +641,9 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
                   branch: payload.branch ?? null,
                   commitSha: ready.commitSha,
                   commitMessage: ready.source.type === "git" ? ready.source.message : null,
-                  author: ready.source.type === "git" ? ready.source.author : null
+                  author: ready.source.type === "git" ? ready.source.author : null,
+                  tokenId: principal.tokenId,
+                  tokenName: principal.tokenId === null ? null : principal.name
                 })
               }
             })
