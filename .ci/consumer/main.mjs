@@ -94,7 +94,8 @@ const throughHttp = Effect.gen(function* () {
   }
   const log = (yield* call(base, secret, `/builds/${id}/logs?format=text`)).text
   if (build.status !== "completed") return yield* fail(`build ${id} ended ${build.status}:\n${log}`)
-  if (!log.includes("built from the packed packages")) return yield* fail(`the log lacks the RUN line:\n${log}`)
+  if (!log.includes("built from the packed packages"))
+    return yield* fail(`the log lacks the RUN line:\n${log}`)
   console.log(`consumer: build ${id} completed through the HTTP API, image ${build.imageTag}`)
 })
 
@@ -103,13 +104,14 @@ const onPostgres = Effect.gen(function* () {
     Effect.promise(() => PgTesting.startServer()),
     (started) => Effect.promise(() => started.stop())
   )
-  const workspace = yield* Effect.gen(function* () {
+  const workspaces = yield* Effect.gen(function* () {
     const storage = yield* Storage.Storage
     yield* storage.createWorkspace({ name: "Consumer on PostgreSQL" })
     const query = yield* Query.fromParams(Fields.workspaces, Access.all, {})
     return (yield* storage.listWorkspaces(Access.all, query)).rows
   }).pipe(Effect.provide(PgStorage.layer({ connectionString: server.url })))
-  if (workspace.length !== 1) return yield* fail(`expected one workspace on PostgreSQL, found ${workspace.length}`)
+  if (workspaces.length !== 1)
+    return yield* fail(`expected one workspace on PostgreSQL, found ${workspaces.length}`)
   console.log("consumer: PgStorage stored a workspace in the embedded PostgreSQL")
 })
 
