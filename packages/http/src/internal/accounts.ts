@@ -36,7 +36,7 @@ import {
 import { authenticate } from "./authorization.ts"
 import { idOf } from "./ids.ts"
 import { connectionUuid, repositoryOf } from "./repositories.ts"
-import { issuesOf } from "./requestErrors.ts"
+import * as RequestErrors from "./requestErrors.ts"
 
 const ok = <A>(result: A) => ({ success: true as const, errors: [], messages: [], result })
 const iso = (at: DateTime.Utc | null) => (at === null ? null : DateTime.formatIso(at))
@@ -211,13 +211,13 @@ export const authorizationLayer = Layer.effect(
 
 /** The first problem of a decoding failure, as a 400 in the envelope. */
 const badRequestOf = (root: string, issue: SchemaIssue.Issue) => {
-  const [first] = issuesOf(root, issue)
+  const [first] = RequestErrors.issuesOf(root, issue)
   return AccountsBadRequest.of(first === undefined ? `${root}: invalid` : `${first.path}: ${first.message}`)
 }
 
 export const requestErrorsLayer = HttpApiMiddleware.layerSchemaErrorTransform(
   AccountsRequestErrors,
-  (error) => Effect.fail(badRequestOf(error.kind.toLowerCase(), error.cause.issue))
+  RequestErrors.transform((error) => Effect.fail(badRequestOf(error.kind.toLowerCase(), error.cause.issue)))
 )
 
 const decodeTrigger = Schema.decodeUnknownResult(Trigger.NewTrigger)
