@@ -34,6 +34,7 @@ import {
   type TriggerView
 } from "../AccountsApi.ts"
 import { authenticate } from "./authorization.ts"
+import { refusal } from "./gitSources.ts"
 import { idOf } from "./ids.ts"
 import { issuesOf } from "./requestErrors.ts"
 
@@ -439,6 +440,15 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
         return { ...patch, environment }
       })
 
+    /** A trigger's repository, refused when the source store would not fetch from it. */
+    const checkedRepository = (repository: string | null) => {
+      const refused =
+        repository === null
+          ? undefined
+          : refusal(sources, { url: repository }, { url: "payload.repository", ref: "payload.branch" })
+      return refused === undefined ? Effect.void : Effect.fail(AccountsBadRequest.of(refused))
+    }
+
     return handlers
       .handle("create", ({ params, payload }) =>
         Effect.gen(function* () {
@@ -448,6 +458,7 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
           if (appId === undefined) return yield* AccountsNotFound.of("Script not found")
           const patch = yield* sealed(patchOf(payload), [])
           const input = yield* checkedTrigger(Trigger.input(appId, payload.trigger_name, patch))
+          yield* checkedRepository(input.repository)
           const trigger = yield* fromStorage(
             notFoundAs("Script not found", storage.createTrigger(access, input))
           )
@@ -470,6 +481,7 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
             ...patched
           } = Trigger.update(trigger, patch, trigger.updatedAt)
           yield* checkedTrigger(patched)
+          yield* checkedRepository(patched.repository)
           return ok(triggerView(yield* fromStorage(storage.updateTrigger(access, trigger.id, patch))))
         })
       )
@@ -508,6 +520,12 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
           if ((payload.branch === undefined) === (payload.commit_hash === undefined)) {
             return yield* AccountsBadRequest.of("give exactly one of branch and commit_hash")
           }
+          const refused = refusal(
+            sources,
+            { url: trigger.repository, ref: payload.branch },
+            { url: "the trigger's repository", ref: "payload.branch" }
+          )
+          if (refused !== undefined) return yield* AccountsBadRequest.of(refused)
           const source =
             payload.commit_hash !== undefined
               ? { type: "git" as const, url: trigger.repository, commitSha: payload.commit_hash }
