@@ -9,7 +9,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { GitUrl, Id, PushSignature } from "@kiln/core"
+import { Access, GitUrl, Id, PushSignature, Storage, Trigger } from "@kiln/core"
 import { GitServer } from "@kiln/core/testing"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { call, startServer, type TestServer, workspaceWithApp } from "./fixtures/server.ts"
@@ -184,6 +184,23 @@ describe("http › git sources › accounts triggers", () => {
     expect(built.status).toBe(200)
     expect(built.body.result.build_trigger_metadata.commit_hash).toBe(head)
     nothingRan()
+  })
+
+  it("builds nothing of a trigger whose repository was stored before it was refused", async () => {
+    const { workspace, app, token } = await tenant()
+    const stored = await server.run(
+      Storage.Storage.use((storage) =>
+        storage.createTrigger(Access.all, Trigger.input(app.id as never, "old", { repository: local }))
+      )
+    )
+    const base = `/accounts/${Id.toUuid(workspace.id as never)}/builds`
+    const trigger = `${base}/triggers/${Id.toUuid(stored.id)}`
+    for (const body of [{ commit_hash: head }, { branch: "main" }]) {
+      const refused = await call(server, "POST", `${trigger}/builds`, { token, body })
+      expect(refused.status).toBe(409)
+      expect(refused.body.errors[0].message).toBe(`the trigger's repository is refused: ${GitUrl.expected}`)
+    }
+    expect((await call(server, "GET", `/api/builds?app_id=${app.id}`)).body.data).toEqual([])
   })
 })
 

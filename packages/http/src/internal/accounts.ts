@@ -520,12 +520,11 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
           if ((payload.branch === undefined) === (payload.commit_hash === undefined)) {
             return yield* AccountsBadRequest.of("give exactly one of branch and commit_hash")
           }
-          const refused = refusal(
-            sources,
-            { url: trigger.repository, ref: payload.branch },
-            { url: "the trigger's repository", ref: "payload.branch" }
-          )
-          if (refused !== undefined) return yield* AccountsBadRequest.of(refused)
+          // A repository stored before the store refused it is the trigger's fault, not the request's.
+          const refused = sources.checkGit(trigger.repository, payload.branch)
+          if (refused?.field === "url")
+            return yield* AccountsConflict.of(`the trigger's repository is refused: ${refused.issue}`)
+          if (refused !== undefined) return yield* AccountsBadRequest.of(`payload.branch: ${refused.issue}`)
           const source =
             payload.commit_hash !== undefined
               ? { type: "git" as const, url: trigger.repository, commitSha: payload.commit_hash }
