@@ -4,7 +4,6 @@
  * before the kill is still there.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { rmSync } from "node:fs"
 import { join } from "node:path"
 import { expect, it } from "@effect/vitest"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
@@ -14,12 +13,12 @@ import { afterAll } from "vitest"
 import { gitVersion, logOf, makeApp, queue, scratch, until } from "./fixtures/stack.ts"
 
 const namespace = `kiln-e2e-crash-${process.pid}`
-const where = scratch("crash")
+const where = await scratch("crash")
 const children: Array<ChildProcess> = []
 afterAll(() => {
   for (const child of children) child.kill("SIGKILL")
   if (DockerTesting.unavailable === undefined) DockerTesting.removeNamespace(namespace)
-  rmSync(where.dir, { recursive: true, force: true })
+  return where.close()
 })
 
 const leaseMs = 2_000

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as PgTesting from "@kiln/adapter-postgres/testing"
+import { GitServer } from "@kiln/core/testing"
 import * as DockerTesting from "@kiln/runner-docker/testing"
 import pg from "pg"
 import { afterAll, expect, it } from "vitest"
@@ -21,6 +22,7 @@ afterAll(() => {
   if (DockerTesting.unavailable === undefined) {
     DockerTesting.removeNamespace(namespace)
     DockerTesting.removeNamespace(`${namespace}-mount`)
+    DockerTesting.removeNamespace(`${namespace}-embed`)
   }
   rmSync(scratch, { recursive: true, force: true })
 })
@@ -226,4 +228,61 @@ DockerTesting.describeDocker("e2e › examples/mount", () => {
       await mounted.close()
     }
   })
+})
+
+DockerTesting.describeDocker("e2e › git sources on the server's disk", () => {
+  it("npm start refuses a local repository unless KILN_GIT_LOCAL_DIRS names its directory", async () => {
+    const allowed = join(scratch, "allowed")
+    const inside = GitServer.commit(join(allowed, "app"), { Dockerfile: "FROM busybox\n" })
+    GitServer.commit(join(scratch, "outside"), { Dockerfile: "FROM busybox\n" })
+    const dataDir = DataDir.at(join(scratch, "local-dirs"))
+    const server = run("examples/server/main.ts", {
+      KILN_DATA_DIR: dataDir.dir,
+      KILN_PORT: String(await DockerTesting.freePort()),
+      KILN_DOCKER_NAMESPACE: namespace,
+      KILN_GIT_LOCAL_DIRS: `${join(scratch, "nowhere")}:${allowed}`
+    })
+    const url = (await server.printed(/Kiln is listening on (\S+)/))[1]!
+    await server.printed(/npm run demo/)
+    const headers = {
+      authorization: `Bearer ${readFileSync(dataDir.adminToken, "utf8").trim()}`,
+      "content-type": "application/json"
+    }
+    const [workspace] = (await rows(await fetch(`${url}/api/workspaces`, { headers }))) as Array<{
+      id: string
+    }>
+    const app = (await (
+      await fetch(`${url}/api/apps`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ workspaceId: workspace!.id, handle: "local", name: "Local", kind: "app" })
+      })
+    ).json()) as { id: string }
+    const version = (source: string) =>
+      fetch(`${url}/api/app-versions`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ appId: app.id, source: { type: "git", url: source, ref: "main" } })
+      })
+    const ready = await version(join(allowed, "app"))
+    expect(ready.status).toBe(201)
+    expect(await ready.json()).toMatchObject({ status: "ready", commitSha: inside })
+    const refused = await version(join(scratch, "outside"))
+    expect(refused.status).toBe(400)
+    expect(((await refused.json()) as { message: string }).message).toBe(
+      "payload.source.url: expected an https://, http://, ssh:// or git@host:path URL, or a local repository in a directory this server allows"
+    )
+    server.child.kill("SIGTERM")
+    await server.exited
+  }, 60_000)
+
+  it("npm run embed builds hello-app from this checkout, which it allows by itself", async () => {
+    const embed = run("examples/embed/main.ts", {
+      KILN_DATA_DIR: join(scratch, "embed"),
+      KILN_DOCKER_NAMESPACE: `${namespace}-embed`
+    })
+    const code = await embed.exited
+    expect(code, embed.output()).toBe(0)
+    expect(embed.output()).toContain(`source: git ${DataDir.root}`)
+  }, 120_000)
 })

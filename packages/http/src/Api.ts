@@ -208,7 +208,8 @@ const pushPath = {
         "Stores the push once per deliveryId and builds what the workspace's triggers say. Not authenticated " +
         "with a token: sign the raw body with the workspace's push secret (GET /api/workspaces/{id}/push-secret) " +
         "and send `X-Kiln-Signature: sha256=<hex HMAC-SHA256(secret, body)>`. Answers 201 with the builds made " +
-        "(200 with the same for a redelivery), 400 for a body that is not a push, 401 for a bad signature, 404 " +
+        "(200 with the same for a redelivery), 400 for a body that is not a push or a repository that is not an " +
+        "https://, http://, ssh:// or git@host:path URL, 401 for a bad signature, 404 " +
         "for an unknown workspace, 503 when the server has no push key (KILN_PUSH_SECRET).",
       parameters: [{ name: "x-kiln-signature", in: "header", required: true, schema: { type: "string" } }],
       requestBody: {

@@ -34,6 +34,7 @@ import {
   type TriggerView
 } from "../AccountsApi.ts"
 import { authenticate } from "./authorization.ts"
+import { refusal } from "./gitSources.ts"
 import { idOf } from "./ids.ts"
 import { connectionUuid, repositoryOf } from "./repositories.ts"
 import * as RequestErrors from "./requestErrors.ts"
@@ -526,6 +527,15 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
         return { ...patch, environment }
       })
 
+    /** A trigger's repository, refused when the source store would not fetch from it. */
+    const checkedRepository = (repository: string | null) => {
+      const refused =
+        repository === null
+          ? undefined
+          : refusal(sources, { url: repository }, { url: "payload.repository", ref: "payload.branch" })
+      return refused === undefined ? Effect.void : Effect.fail(AccountsBadRequest.of(refused))
+    }
+
     return handlers
       .handle("create", ({ params, payload }) =>
         Effect.gen(function* () {
@@ -535,6 +545,7 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
           if (appId === undefined) return yield* AccountsNotFound.of("Script not found")
           const patch = yield* sealed(patchOf(payload), [])
           const input = yield* checkedTrigger(Trigger.input(appId, payload.trigger_name, patch))
+          yield* checkedRepository(input.repository)
           const trigger = yield* fromStorage(
             notFoundAs("Script not found", storage.createTrigger(access, input))
           )
@@ -557,6 +568,7 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
             ...patched
           } = Trigger.update(trigger, patch, trigger.updatedAt)
           yield* checkedTrigger(patched)
+          yield* checkedRepository(patched.repository)
           return ok(triggerView(yield* fromStorage(storage.updateTrigger(access, trigger.id, patch))))
         })
       )
@@ -595,6 +607,11 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
           if ((payload.branch === undefined) === (payload.commit_hash === undefined)) {
             return yield* AccountsBadRequest.of("give exactly one of branch and commit_hash")
           }
+          // A repository stored before the store refused it is the trigger's fault, not the request's.
+          const refused = sources.checkGit(trigger.repository, payload.branch)
+          if (refused?.field === "url")
+            return yield* AccountsConflict.of(`the trigger's repository is refused: ${refused.issue}`)
+          if (refused !== undefined) return yield* AccountsBadRequest.of(`payload.branch: ${refused.issue}`)
           const source =
             payload.commit_hash !== undefined
               ? { type: "git" as const, url: trigger.repository, commitSha: payload.commit_hash }

@@ -1,6 +1,7 @@
 /**
- * `/api/app-versions`. A git version given by commit is ready at once; given by ref, the ref is resolved
- * now (the version is stored failed, with git's reason, if it cannot be). An archive version waits for
+ * `/api/app-versions`. A git source the source store would not fetch from (a path on the server's disk,
+ * say) is refused with a 400. A git version given by commit is ready at once; given by ref, the ref is
+ * resolved now (the version is stored failed, with git's reason, if it cannot be). An archive version waits for
  * its upload — `application/gzip` or a multipart `archive` file — which the source store checks whole
  * before anything is built from it.
  */
@@ -13,6 +14,7 @@ import { CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
 import { fromSource, fromStorage } from "./errors.ts"
+import { refusal } from "./gitSources.ts"
 import { list } from "./lists.ts"
 
 const unreadable = (what: string) => () => ApiError.badRequest("invalid_archive", `${what} could not be read`)
@@ -50,6 +52,11 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
+          const refused =
+            payload.source.type === "git"
+              ? refusal(sources, payload.source, { url: "payload.source.url", ref: "payload.source.ref" })
+              : undefined
+          if (refused !== undefined) return yield* ApiError.badRequest("invalid_request", refused)
           const version = yield* fromStorage(
             storage.createAppVersion(principal.access, {
               appId: payload.appId as never,

@@ -26,6 +26,7 @@ import { CurrentPrincipal, type DeploymentBuildView, DeploymentsApi, type Deploy
 import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
 import { fromSource, fromStorage } from "./errors.ts"
+import { refusal } from "./gitSources.ts"
 import { idOf } from "./ids.ts"
 
 /** The trigger that makes an app a git deployment. */
@@ -190,6 +191,15 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
+          const refused =
+            payload.repo_url === undefined || payload.repo_url === null
+              ? undefined
+              : refusal(
+                  sources,
+                  { url: payload.repo_url, ref: payload.branch ?? "main" },
+                  { url: "payload.repo_url", ref: "payload.branch" }
+                )
+          if (refused !== undefined) return yield* ApiError.badRequest("invalid_request", refused)
           const workspace = yield* workspaceFor(principal.access, payload.workspace_id)
           const app = yield* fromStorage(
             storage.createApp(principal.access, {
