@@ -4,11 +4,14 @@
  * log pages, and scope — another account's objects are 404s like missing ones. The second part reads the
  * answers as a client of that API does: a schema of every documented field, each required with its type.
  */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { Access, App, Authenticator, type Build, Id, type LogLine, Secrets, Storage } from "@kiln/core"
+import { GitServer } from "@kiln/core/testing"
 import { AccountsApi } from "@kiln/http"
 import { DateTime, Effect, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type GitServer, serveGit } from "./fixtures/gitServer.ts"
 import { type Reply, call as request, startServer, type TestServer } from "./fixtures/server.ts"
 
 // The key secret variable values are sealed with, read by the server.
@@ -557,11 +560,25 @@ const read = <S extends Schema.Top>(schema: S, reply: Reply): S["Type"] => {
 }
 
 describe("http › accounts dialect, read by a client of that API", () => {
-  let git: GitServer
+  const repositories = mkdtempSync(join(tmpdir(), "kiln-accounts-git-"))
+  const commits = ["first", "second: ship it"].map((message, i) => ({
+    sha: GitServer.commit(
+      join(repositories, "acme/worker.git"),
+      { "index.js": `export default ${i}\n` },
+      message
+    ),
+    message
+  }))
+  let served: GitServer.GitServer
+  const git = { url: "", commits }
   beforeAll(async () => {
-    git = await serveGit("acme/worker.git", ["first", "second: ship it"])
+    served = await GitServer.start(repositories)
+    git.url = `${served.url}/acme/worker.git`
   })
-  afterAll(() => git?.close())
+  afterAll(async () => {
+    await served?.close()
+    rmSync(repositories, { recursive: true, force: true })
+  })
 
   /** An account with a trigger on the served repository, as that API spells its root: `/`. */
   const withTrigger = async (name: string) => {
@@ -701,7 +718,7 @@ describe("http › accounts dialect, read by a client of that API", () => {
       branch: "main",
       commit_hash: head.sha,
       commit_message: head.message,
-      author: "Ada Lovelace <ada@example.com>",
+      author: "Kiln Tests <tests@kiln.invalid>",
       build_command: "npm run build",
       deploy_command: "npx wrangler deploy",
       root_directory: "/",
