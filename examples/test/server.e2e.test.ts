@@ -3,7 +3,6 @@
  * and a free port, `npm run demo` against it (the image it builds must run), a graceful stop and a
  * restart on the same database; and requests through the mount example's host, under `/ci`.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -13,12 +12,12 @@ import * as DockerTesting from "@kiln/runner-docker/testing"
 import pg from "pg"
 import { afterAll, expect, it } from "vitest"
 import * as DataDir from "../shared/DataDir.ts"
+import { killAll, run } from "./fixtures/processes.ts"
 
 const namespace = `kiln-e2e-server-${process.pid}`
 const scratch = mkdtempSync(join(tmpdir(), "kiln-e2e-server-"))
-const children = new Set<ChildProcess>()
 afterAll(() => {
-  for (const child of children) child.kill("SIGKILL")
+  killAll()
   if (DockerTesting.unavailable === undefined) {
     DockerTesting.removeNamespace(namespace)
     DockerTesting.removeNamespace(`${namespace}-mount`)
@@ -26,60 +25,6 @@ afterAll(() => {
   }
   rmSync(scratch, { recursive: true, force: true })
 })
-
-interface Run {
-  readonly child: ChildProcess
-  /** Everything it printed so far, stdout and stderr. */
-  readonly output: () => string
-  /** Resolves with the first match of `pattern` in its output; rejects if it exits first. */
-  readonly printed: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>
-  readonly exited: Promise<number | null>
-}
-
-// The examples read their settings from the environment: none of the developer's may leak in.
-const inherited = Object.fromEntries(
-  Object.entries(process.env).filter(([name]) => !name.startsWith("KILN_"))
-)
-
-/** Runs an example script the way its npm script does, from the repository root. */
-const run = (script: string, env: Record<string, string>): Run => {
-  const child = spawn(process.execPath, ["--conditions=@kiln/source", script], {
-    cwd: DataDir.root,
-    env: { ...inherited, ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  children.add(child)
-  let output = ""
-  const listeners = new Set<() => void>()
-  const append = (chunk: Buffer) => {
-    output += chunk.toString()
-    for (const listener of listeners) listener()
-  }
-  child.stdout!.on("data", append)
-  child.stderr!.on("data", append)
-  const exited = new Promise<number | null>((done) =>
-    child.once("exit", (code) => {
-      children.delete(child)
-      done(code)
-      for (const listener of listeners) listener()
-    })
-  )
-  const printed = (pattern: RegExp, timeoutMs = 30_000) =>
-    new Promise<RegExpMatchArray>((done, fail) => {
-      const timer = setTimeout(() => check(true), timeoutMs)
-      const check = (timedOut = false) => {
-        const match = output.match(pattern)
-        if (match === null && !timedOut && child.exitCode === null && child.signalCode === null) return
-        clearTimeout(timer)
-        listeners.delete(check)
-        if (match !== null) done(match)
-        else fail(new Error(`${script} did not print ${pattern}; it printed:\n${output}`))
-      }
-      listeners.add(check)
-      check()
-    })
-  return { child, output: () => output, printed, exited }
-}
 
 /** The rows of a list response. */
 const rows = async (response: Response) => ((await response.json()) as { readonly data: unknown }).data
@@ -119,7 +64,7 @@ DockerTesting.describeDocker("e2e › examples/server and examples/demo", () => 
     cursor = page.pageInfo.endCursor
 
     const demo = run("examples/demo/main.ts", { KILN_URL: url, KILN_DATA_DIR: dataDir.dir })
-    const code = await demo.exited
+    const { code } = await demo.exited
     expect(code, demo.output()).toBe(0)
     expect(demo.output()).toContain("✔ completed")
     const tag = demo.output().match(/docker run --rm (\S+)\)/)?.[1]
@@ -128,7 +73,7 @@ DockerTesting.describeDocker("e2e › examples/server and examples/demo", () => 
 
     // Graceful: the finalizers run, and the runtime exits as interrupted.
     server.child.kill("SIGTERM")
-    expect(await server.exited).toBe(130)
+    expect((await server.exited).code).toBe(130)
     expect(server.output()).toContain("Stopping")
   }, 120_000)
 
