@@ -4,7 +4,7 @@
  * drains as on Ctrl-C (the build gets its 10 s, then is cancelled), every process of the group exits in
  * time, the port is free and no container is left. A server whose npm is gone notices and stops too.
  */
-import { readFileSync, rmSync } from "node:fs"
+import { readFileSync } from "node:fs"
 import { connect, createServer } from "node:net"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
 import { Access, type Build, SourceStore, Storage } from "@kiln/core"
@@ -17,11 +17,11 @@ import { archiveVersion, makeApp, queue, type Scratch, scratch } from "./fixture
 
 const namespace = `kiln-e2e-stop-${process.pid}`
 const scratches: Array<Scratch> = []
-afterAll(() => {
+afterAll(async () => {
   killAll()
   for (const where of scratches) {
     if (DockerTesting.unavailable === undefined) DockerTesting.removeNamespace(namespaceOf(where))
-    rmSync(where.dir, { recursive: true, force: true })
+    await where.close()
   }
 })
 
@@ -39,7 +39,7 @@ const storage = (where: Scratch) =>
 
 /** A data directory with one build queued, which prints its nonce and then sleeps for ten minutes. */
 const queued = async () => {
-  const where = scratch("stop")
+  const where = await scratch("stop")
   scratches.push(where)
   const build = await Effect.gen(function* () {
     const app = yield* makeApp({ strategy: "commands", buildCommand: `echo ${where.nonce}; sleep 600` })
@@ -160,7 +160,7 @@ DockerTesting.describeDocker("e2e › stopping the server with a signal", () => 
   }, 120_000)
 
   it.concurrent("npm run mount: a second SIGINT while it closes does not cut the close short", async () => {
-    const where = scratch("stop")
+    const where = await scratch("stop")
     scratches.push(where)
     const port = await DockerTesting.freePort()
     const mount = start(
