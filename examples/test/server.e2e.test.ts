@@ -226,7 +226,7 @@ DockerTesting.describeDocker("e2e › git sources on the server's disk", () => {
       KILN_DATA_DIR: join(scratch, "embed"),
       KILN_DOCKER_NAMESPACE: `${namespace}-embed`
     })
-    const code = await embed.exited
+    const { code } = await embed.exited
     expect(code, embed.output()).toBe(0)
     expect(embed.output()).toContain(`source: git ${DataDir.root}`)
   }, 120_000)
