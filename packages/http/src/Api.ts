@@ -482,6 +482,12 @@ export class DeploymentsGroup extends HttpApiGroup.make("deployments")
         repo_url: Schema.optionalKey(Schema.NullOr(Text(2048))),
         branch: Schema.optionalKey(Schema.NullOr(Text(255))),
         dockerfile_path: Schema.optionalKey(App.RelativePath),
+        source_type: Schema.optionalKey(
+          Schema.Literals(["git", "archive"]).annotate({
+            description:
+              "git (needs repo_url) or archive (takes no repo_url or branch); by default git when repo_url is given."
+          })
+        ),
         /** Which workspace, when the token covers more than one. */
         workspace_id: Schema.optionalKey(Text(100))
       }),

@@ -112,6 +112,45 @@ describe("http › deployments dialect", () => {
     expect(named.status).toBe(201)
   })
 
+  it("takes the documented source_type, and refuses one that contradicts repo_url before making anything", async () => {
+    const { token } = await workspace(server)
+    const create = (body: Record<string, unknown>) =>
+      call(server, "POST", "/api/v1/deployments", { token, body })
+    const git = await create({
+      name: "Git",
+      subdomain: `typed-git-${process.pid}`,
+      source_type: "git",
+      repo_url: "https://git.example.com/acme/typed.git"
+    })
+    expect([git.status, git.body.source_type, git.body.branch]).toEqual([201, "git", "main"])
+    const archive = await create({
+      name: "Archive",
+      subdomain: `typed-archive-${process.pid}`,
+      source_type: "archive"
+    })
+    expect([archive.status, archive.body.source_type, archive.body.repo_url]).toEqual([201, "archive", null])
+    for (const [body, says] of [
+      [{ source_type: "git" }, 'repo_url: needed when source_type is "git"'],
+      [{ source_type: "git", repo_url: null }, 'repo_url: needed when source_type is "git"'],
+      [
+        { source_type: "archive", repo_url: "https://git.example.com/acme/typed.git" },
+        "repo_url: an archive"
+      ],
+      [{ source_type: "archive", branch: "main" }, "branch: an archive"]
+    ] as const) {
+      const refused = await create({ name: "Refused", subdomain: `refused-${process.pid}`, ...body })
+      expect(refused.status, JSON.stringify(body)).toBe(400)
+      expect(refused.body, JSON.stringify(body)).toEqual({
+        error: "invalid_request",
+        message: expect.stringContaining(says)
+      })
+    }
+    const unknown = await create({ name: "Unknown", subdomain: `unknown-${process.pid}`, source_type: "svn" })
+    expect(unknown.status).toBe(400)
+    // Nothing was made by the refusals: the subdomain is still free.
+    expect((await create({ name: "Free", subdomain: `refused-${process.pid}` })).status).toBe(201)
+  })
+
   it("uploads an archive, deploys it, and answers bare arrays and the documented errors", async () => {
     const { token } = await workspace(server)
     const deployment = await deploymentOf(server, token, {

@@ -67,6 +67,27 @@ const through = <E>(
     onError: () => ApiError.badRequest("invalid_archive", "the archive is not a gzip-compressed tar")
   })
 
+/** A `source_type` that says otherwise than `repo_url` (and `branch`): a 400 that names both, before anything is made. */
+const sourceContradiction = (payload: {
+  readonly source_type?: "git" | "archive"
+  readonly repo_url?: string | null
+  readonly branch?: string | null
+}) => {
+  const hasRepository = payload.repo_url !== undefined && payload.repo_url !== null
+  if (payload.source_type === "git" && !hasRepository) {
+    return Effect.fail(ApiError.badRequest("invalid_request", 'repo_url: needed when source_type is "git"'))
+  }
+  if (payload.source_type === "archive" && (hasRepository || (payload.branch ?? null) !== null)) {
+    return Effect.fail(
+      ApiError.badRequest(
+        "invalid_request",
+        `${hasRepository ? "repo_url" : "branch"}: an archive deployment has none; leave it out, or set source_type to "git"`
+      )
+    )
+  }
+  return Effect.void
+}
+
 export const buildView = (build: Build.Build): DeploymentBuildView => ({
   id: Id.toUuid(build.id),
   deployment_id: Id.toUuid(build.entityId),
@@ -191,6 +212,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
+          yield* sourceContradiction(payload)
           const refused =
             payload.repo_url === undefined || payload.repo_url === null
               ? undefined
