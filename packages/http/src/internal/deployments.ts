@@ -29,6 +29,7 @@ import { fromSource, fromStorage } from "./errors.ts"
 import { refusal } from "./gitSources.ts"
 import { idOf } from "./ids.ts"
 import { everyRow, jsonArray } from "./lists.ts"
+import * as LogTickets from "./logTickets.ts"
 
 /** The trigger that makes an app a git deployment. */
 const deploymentTrigger = "deployment"
@@ -326,6 +327,20 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
           // Cancelled before it logged, or its log was cleaned up: there is nothing to show.
           if (lines.length === 0) return yield* unavailable
           return `${lines.join("\n")}\n`
+        })
+      )
+      .handle("logTicket", ({ params }) =>
+        Effect.gen(function* () {
+          const principal = yield* Effect.service(CurrentPrincipal)
+          const { ticket, expiresAt } = yield* LogTickets.issue(
+            principal,
+            buildOf(principal.access, params.deployment_id, params.build_id)
+          )
+          return {
+            ticket,
+            url: yield* LogTickets.streamUrl(ticket),
+            expires_at: DateTime.formatIso(expiresAt)
+          }
         })
       )
 
