@@ -140,6 +140,7 @@ describe("http › OpenAPI and the reference page", () => {
         "POST /api/builds/{id}/redeploy",
         "GET /api/builds/{id}/logs",
         "GET /api/builds/{id}/logs/stream",
+        "POST /api/builds/{id}/logs/ticket",
         "GET /api/workspaces",
         "POST /api/workspaces",
         "GET /api/workspaces/{id}",
@@ -181,7 +182,8 @@ describe("http › OpenAPI and the reference page", () => {
         "GET /api/v1/deployments/{deployment_id}/builds",
         "GET /api/v1/deployments/{deployment_id}/builds/{build_id}",
         "GET /api/v1/deployments/{deployment_id}/builds/{build_id}/logs",
-        "GET /api/v1/deployments/{deployment_id}/builds/{build_id}/logs/stream"
+        "GET /api/v1/deployments/{deployment_id}/builds/{build_id}/logs/stream",
+        "POST /api/v1/deployments/{deployment_id}/builds/{build_id}/logs/ticket"
       ].sort()
     )
     expect(await operations("/accounts/openapi.json")).toEqual(
