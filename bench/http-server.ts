@@ -12,8 +12,7 @@ import { KilnHttp } from "@kiln/http"
 import Database from "better-sqlite3"
 import { Effect, Layer, ManagedRuntime, References } from "effect"
 import { HttpServer } from "effect/http"
-
-export type Ready = { readonly port: number }
+import type { Ready } from "./server-process.ts"
 
 // Also when the parent dies without killing us: the IPC channel closes with it.
 process.on("disconnect", () => process.exit())

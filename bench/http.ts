@@ -7,7 +7,6 @@
  *
  * The database (`KILN_BENCH_BUILDS` builds, default 5,000) lives in a temporary directory, removed at the end.
  */
-import { type ChildProcess, fork } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -16,7 +15,7 @@ import { SqliteStorage } from "@kiln/adapter-sqlite"
 import { Access, App, Authenticator, Storage } from "@kiln/core"
 import autocannon from "autocannon"
 import { Effect } from "effect"
-import type { Ready } from "./http-server.ts"
+import { serverProcess } from "./server-process.ts"
 
 const builds = Number(process.env.KILN_BENCH_BUILDS ?? 5_000)
 // Five short rounds rather than three long ones: a burst of other work on a small machine spoils a round,
@@ -56,32 +55,6 @@ const seed = (file: string) =>
     })
     return { buildId: created[Math.floor(builds / 2)]!.id, token: secret }
   }).pipe(Effect.provide(SqliteStorage.layer({ filename: file })))
-
-const stop = (child: ChildProcess) =>
-  Effect.callback<void>((resume) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-    child.once("exit", () => resume(Effect.void))
-    child.kill()
-  })
-
-/** A server in a child process, killed when the scope closes; its base URL once it listens. */
-const server = (kind: Kind, args: ReadonlyArray<string>) =>
-  Effect.acquireRelease(
-    Effect.sync(() =>
-      // The child inherits `--conditions=@kiln/source`, so it runs Kiln from source like this process.
-      fork(new URL("./http-server.ts", import.meta.url), [kind, ...args], {
-        stdio: ["ignore", "inherit", "inherit", "ipc"]
-      })
-    ),
-    stop
-  ).pipe(
-    Effect.flatMap((child) =>
-      Effect.callback<string>((resume) => {
-        child.once("message", (ready: Ready) => resume(Effect.succeed(`http://127.0.0.1:${ready.port}`)))
-        child.once("exit", (code) => resume(Effect.die(`the ${kind} server exited with ${code}`)))
-      })
-    )
-  )
 
 /** Both servers must answer the same build, and refuse a caller without the token. */
 const check = (kind: Kind, url: string, token: string) =>
@@ -125,8 +98,8 @@ const bench = Effect.gen(function* () {
   const file = join(dir, "kiln.db")
   const { buildId, token } = yield* seed(file)
   const urls = {
-    kiln: yield* server("kiln", [file, join(dir, "sources")]),
-    raw: yield* server("raw", [file, token])
+    kiln: (yield* serverProcess("kiln", [file, join(dir, "sources")])).url,
+    raw: (yield* serverProcess("raw", [file, token])).url
   }
   const path = `/api/builds/${buildId}`
   for (const kind of kinds) yield* check(kind, `${urls[kind]}${path}`, token)

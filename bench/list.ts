@@ -12,11 +12,10 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs"
 import { performance } from "node:perf_hooks"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
-import { Access, App, Build, BuildState, Fields, Id, Query, Sql, Storage } from "@kiln/core"
+import { Access, App, Build, BuildState, Fields, Id, Query, Sql, SqlRows, Storage } from "@kiln/core"
 import Database from "better-sqlite3"
 import { DateTime, Effect, Result } from "effect"
-// The bench writes rows the way the adapter stores them, in bulk: far faster than a million API calls.
-import * as rows from "../packages/adapter-sqlite/src/internal/rows.ts"
+import { insertBuilds } from "./build-rows.ts"
 
 const total = Number(process.env.KILN_BENCH_ROWS ?? 1_000_000)
 const depth = Math.floor(total / 2)
@@ -75,76 +74,58 @@ const seed = Effect.gen(function* () {
   const db = new Database(file)
   db.pragma("journal_mode = WAL")
   db.pragma("synchronous = OFF")
-  const sample = rows.fromBuild(
-    Build.make(
-      Id.fromUuid("bld", uuidOf(1n))!,
-      versions[0]!,
-      1,
-      { appVersionId: versions[0]!.id, trigger: "manual", createdBy: null },
-      DateTime.makeUnsafe(epoch)
-    )
-  )
-  const columns = Object.keys(sample)
-  const insert = db.prepare(
-    `INSERT INTO builds (${columns.join(", ")}) VALUES (${columns.map((c) => `@${c}`).join(", ")})`
-  )
   const generator = Id.makeGenerator(() => BigInt(Math.floor(random() * 2 ** 52)) * 4096n)
   const sequences = new Array<number>(workspaceCount).fill(0)
-  const insertMany = db.transaction((batch: ReadonlyArray<rows.BuildRow>) => {
-    for (const row of batch) insert.run(row)
-  })
   const started = performance.now()
-  let batch: Array<rows.BuildRow> = []
-  for (let i = 0; i < total; i++) {
-    const w = i % workspaceCount
-    const createdMillis = epoch + i * 10
-    const version = versions[w]!
-    const at = (offset: number) => DateTime.makeUnsafe(createdMillis + offset)
-    let build = Build.make(
-      Id.fromUuid("bld", uuidOf(generator.next(createdMillis)))!,
-      version,
-      ++sequences[w]!,
-      {
-        appVersionId: version.id,
-        trigger: (["manual", "auto", "redeploy"] as const)[i % 3]!,
-        createdBy: random() < 0.3 ? null : `user-${Math.floor(random() * 50)}`
-      },
-      at(0)
-    )
-    const fate = random()
-    const fence = { owner: "bench", attempt: 1 }
-    const apply = (event: BuildState.BuildEvent) => {
-      build = Result.getOrThrow(BuildState.transition(build, event))
-    }
-    if (fate < 0.1) apply({ _tag: "Cancel", at: at(500), reason: "not needed" })
-    else if (fate >= 0.3) {
-      apply({ _tag: "Claim", at: at(1_000), ...fence, leaseExpiresAt: at(60_000) })
-      apply({ _tag: "Started", at: at(2_000), ...fence })
-      // Whole seconds, so completion times tie across builds.
-      const done = at(1_000 * (3 + Math.floor(random() * 600)))
-      if (fate < 0.35) {
-        // Still running: no completion time.
-      } else if (fate < 0.5) apply({ _tag: "Failed", at: done, ...fence, error: "exit code 1" })
-      else
-        apply({
-          _tag: "Succeeded",
-          at: done,
-          ...fence,
-          imageTag: `registry.local/app-${w}:${i}`,
-          imageDigest: null
-        })
-    }
-    batch.push(rows.fromBuild(build))
-    if (batch.length === 20_000) {
-      insertMany(batch)
-      batch = []
-      if ((i + 1) % 200_000 === 0)
-        console.log(
-          `  ${(i + 1).toLocaleString()} builds (${((performance.now() - started) / 1000).toFixed(1)} s)`
-        )
+  const generated = function* () {
+    for (let i = 0; i < total; i++) {
+      const w = i % workspaceCount
+      const createdMillis = epoch + i * 10
+      const version = versions[w]!
+      const at = (offset: number) => DateTime.makeUnsafe(createdMillis + offset)
+      let build = Build.make(
+        Id.fromUuid("bld", uuidOf(generator.next(createdMillis)))!,
+        version,
+        ++sequences[w]!,
+        {
+          appVersionId: version.id,
+          trigger: (["manual", "auto", "redeploy"] as const)[i % 3]!,
+          createdBy: random() < 0.3 ? null : `user-${Math.floor(random() * 50)}`
+        },
+        at(0)
+      )
+      const fate = random()
+      const fence = { owner: "bench", attempt: 1 }
+      const apply = (event: BuildState.BuildEvent) => {
+        build = Result.getOrThrow(BuildState.transition(build, event))
+      }
+      if (fate < 0.1) apply({ _tag: "Cancel", at: at(500), reason: "not needed" })
+      else if (fate >= 0.3) {
+        apply({ _tag: "Claim", at: at(1_000), ...fence, leaseExpiresAt: at(60_000) })
+        apply({ _tag: "Started", at: at(2_000), ...fence })
+        // Whole seconds, so completion times tie across builds.
+        const done = at(1_000 * (3 + Math.floor(random() * 600)))
+        if (fate < 0.35) {
+          // Still running: no completion time.
+        } else if (fate < 0.5) apply({ _tag: "Failed", at: done, ...fence, error: "exit code 1" })
+        else
+          apply({
+            _tag: "Succeeded",
+            at: done,
+            ...fence,
+            imageTag: `registry.local/app-${w}:${i}`,
+            imageDigest: null
+          })
+      }
+      yield build
     }
   }
-  insertMany(batch)
+  insertBuilds(db, generated(), (written) => {
+    if (written % 200_000 === 0)
+      console.log(
+        `  ${written.toLocaleString()} builds (${((performance.now() - started) / 1000).toFixed(1)} s)`
+      )
+  })
   db.exec("ANALYZE")
   db.exec("CREATE TABLE bench_meta (version TEXT NOT NULL)")
   db.prepare("INSERT INTO bench_meta (version) VALUES (?)").run(datasetVersion)
@@ -212,8 +193,8 @@ const measure = Effect.gen(function* () {
     }
     const [boundary] = db
       .prepare(offset.text)
-      .all(...offset.params.slice(0, -2), 1, depth - 1) as Array<rows.BuildRow>
-    const position = Query.positionOf(Fields.builds, query.orderBy, rows.toBuild(boundary!))
+      .all(...offset.params.slice(0, -2), 1, depth - 1) as Array<SqlRows.BuildRow>
+    const position = Query.positionOf(Fields.builds, query.orderBy, SqlRows.toBuild(boundary!))
     const deepQuery: Query.ListQuery = { ...query, cursor: { direction: "after", values: position } }
     const deep = Sql.compileList("sqlite", builds, Access.all, deepQuery)
     const runners = {

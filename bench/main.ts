@@ -2,6 +2,7 @@
  * `npm run bench -- <name>`: runs one benchmark, which prints a line per case and a summary line last.
  */
 const benchmarks: Record<string, () => Promise<unknown>> = {
+  deployments: () => import("./deployments.ts"),
   dispatch: () => import("./dispatch.ts"),
   docker: () => import("./docker.ts"),
   http: () => import("./http.ts"),

@@ -103,6 +103,8 @@ const program = Effect.gen(function* () {
 
 const layer = LocalStack.layer(DataDir.fromEnv(), {
   ...LocalStack.optionsFromEnv(),
+  // This process is the only client: it may read its own checkout, which no server allows by default.
+  gitLocalDirectories: [DataDir.root],
   engine: { concurrency: 1 }
 })
 // The engine's own progress events are for operators; this example shows the build's log instead.

@@ -119,10 +119,15 @@ if (import.meta.main) {
   console.log(
     `  curl -H "Authorization: Bearer $(cat ${DataDir.forDisplay(dataDir.adminToken)})" ${mounted.url}${prefix}/api/workspaces`
   )
+  let stopping = false
   const stop = () => {
+    // One Ctrl-C under npm arrives twice (from the terminal, and passed on by npm): the second must not
+    // find the default handler, which would kill the process halfway through closing.
+    if (stopping) return
+    stopping = true
     console.log("Stopping…")
     mounted.close().then(() => process.exit(0))
   }
-  process.once("SIGINT", stop)
-  process.once("SIGTERM", stop)
+  process.on("SIGINT", stop)
+  process.on("SIGTERM", stop)
 }

@@ -7,7 +7,8 @@
  *
  * Environment: `KILN_PORT`, `KILN_HOST`; `KILN_DATA_DIR` (default `.kiln/`), `KILN_DB`, or `KILN_DATABASE_URL`
  * for PostgreSQL (any number of servers may share one);
- * `KILN_CURSOR_SECRET` (default: a key kept in the data directory); `KILN_DOCKER_NAMESPACE`, `KILN_REGISTRY`.
+ * `KILN_CURSOR_SECRET` (default: a key kept in the data directory); `KILN_DOCKER_NAMESPACE`, `KILN_REGISTRY`;
+ * `KILN_GIT_LOCAL_DIRS`, the directories whose git repositories a source may name by path (none by default).
  */
 import { existsSync } from "node:fs"
 import { NodeRuntime } from "@effect/platform-node"

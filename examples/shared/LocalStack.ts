@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto"
 import { readFileSync, rmSync, writeFileSync } from "node:fs"
+import { delimiter } from "node:path"
 import { PgStorage } from "@kiln/adapter-postgres"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
 import {
@@ -30,12 +31,21 @@ export interface Options {
   /** Tag images for this registry and push them, e.g. `127.0.0.1:5000`. */
   readonly registry?: string | undefined
   readonly engine?: Engine.EngineOptions | undefined
+  /**
+   * Directories whose git repositories a git source may name by path; none by default, so a token that
+   * can create versions cannot read the host's repositories.
+   */
+  readonly gitLocalDirectories?: ReadonlyArray<string> | undefined
 }
 
-/** The options the environment gives: `KILN_DOCKER_NAMESPACE` (default `namespace`), `KILN_REGISTRY`. */
+/**
+ * The options the environment gives: `KILN_DOCKER_NAMESPACE` (default `namespace`), `KILN_REGISTRY`,
+ * `KILN_GIT_LOCAL_DIRS` (directories separated by `:`, as in `PATH`).
+ */
 export const optionsFromEnv = (namespace?: string): Options => ({
   namespace: process.env.KILN_DOCKER_NAMESPACE ?? namespace,
-  registry: process.env.KILN_REGISTRY
+  registry: process.env.KILN_REGISTRY,
+  gitLocalDirectories: (process.env.KILN_GIT_LOCAL_DIRS ?? "").split(delimiter).filter((dir) => dir !== "")
 })
 
 /** Everything a Kiln process needs, for the life of the layer. */
@@ -59,7 +69,10 @@ export const layer = (
           : PgStorage.layer({ connectionString: dataDir.postgres })
       const services = Layer.mergeAll(
         storage,
-        SourceStore.SourceStore.layer({ directory: dataDir.sources }),
+        SourceStore.SourceStore.layer({
+          directory: dataDir.sources,
+          localRepositories: options.gitLocalDirectories
+        }),
         DockerRunner.layer({
           namespace: options.namespace,
           registry: options.registry === undefined ? undefined : { host: options.registry }

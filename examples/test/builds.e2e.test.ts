@@ -2,7 +2,6 @@
  * Real builds end to end (issue 4): the engine, SQLite, the source store and the Docker runner together,
  * against the real Docker engine CI starts.
  */
-import { rmSync } from "node:fs"
 import { expect, it } from "@effect/vitest"
 import * as DockerTesting from "@kiln/runner-docker/testing"
 import { DateTime, Effect } from "effect"
@@ -20,7 +19,7 @@ import {
 } from "./fixtures/stack.ts"
 
 const namespace = `kiln-e2e-builds-${process.pid}`
-const where = scratch("builds")
+const where = await scratch("builds")
 let registry: DockerTesting.LocalRegistry | undefined
 
 beforeAll(async () => {
@@ -31,7 +30,7 @@ beforeAll(async () => {
 afterAll(() => {
   registry?.stop()
   if (DockerTesting.unavailable === undefined) DockerTesting.removeNamespace(namespace)
-  rmSync(where.dir, { recursive: true, force: true })
+  return where.close()
 })
 
 const hello = { rootDirectory: "hello-app" } as const

@@ -2,7 +2,6 @@
  * Cancel and timeout end to end: the engine stops the Docker runner, which stops and removes what it
  * started, before the build's final state is written.
  */
-import { rmSync } from "node:fs"
 import { expect, it } from "@effect/vitest"
 import { Access, type App, Storage } from "@kiln/core"
 import * as DockerTesting from "@kiln/runner-docker/testing"
@@ -11,10 +10,10 @@ import { afterAll } from "vitest"
 import { gitVersion, logOf, makeApp, queue, scratch, stack, stopped } from "./fixtures/stack.ts"
 
 const namespace = `kiln-e2e-cancel-${process.pid}`
-const where = scratch("cancel")
+const where = await scratch("cancel")
 afterAll(() => {
   if (DockerTesting.unavailable === undefined) DockerTesting.removeNamespace(namespace)
-  rmSync(where.dir, { recursive: true, force: true })
+  return where.close()
 })
 
 /**

@@ -1,10 +1,9 @@
 /**
  * A process running the engine is killed with SIGKILL mid-build; a new one starts. The build ends `lost`
- * (it never stays running), the sweep leaves no labelled container behind, and every log line stored
- * before the kill is still there.
+ * (it never stays running), the sweep leaves no labelled container behind, every log line stored
+ * before the kill is still there, and a last line says that the build was lost and why.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { rmSync } from "node:fs"
 import { join } from "node:path"
 import { expect, it } from "@effect/vitest"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
@@ -14,12 +13,12 @@ import { afterAll } from "vitest"
 import { gitVersion, logOf, makeApp, queue, scratch, until } from "./fixtures/stack.ts"
 
 const namespace = `kiln-e2e-crash-${process.pid}`
-const where = scratch("crash")
+const where = await scratch("crash")
 const children: Array<ChildProcess> = []
 afterAll(() => {
   for (const child of children) child.kill("SIGKILL")
   if (DockerTesting.unavailable === undefined) DockerTesting.removeNamespace(namespace)
-  rmSync(where.dir, { recursive: true, force: true })
+  return where.close()
 })
 
 const leaseMs = 2_000
@@ -90,6 +89,15 @@ DockerTesting.describeDocker("e2e › crash and restart", () => {
         while (labelled().length > 0) yield* Effect.sleep("100 millis")
         const after = yield* logOf(build.id)
         expect(after.slice(0, before.length)).toEqual(before)
+        // The log says what became of the build, last.
+        expect(after.at(-1)).toMatchObject({
+          stream: "system",
+          text: expect.stringMatching(
+            new RegExp(
+              `^\\[kiln\\] lost: its process \\(owner crash-test-${first.pid}\\) stopped heartbeating; its lease expired at \\d{4}-`
+            )
+          )
+        })
 
         second.kill("SIGTERM")
         yield* exited(second)

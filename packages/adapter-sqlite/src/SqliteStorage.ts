@@ -22,6 +22,7 @@ import {
   LogBudget,
   type LogLine,
   type Query,
+  SqlRows as rows,
   SourceEvent,
   Sql,
   Storage,
@@ -33,7 +34,6 @@ import type Database from "better-sqlite3"
 import { Clock, DateTime, Effect, Layer, Option, PubSub, Result, type Scope, Stream } from "effect"
 import { attempt, immediate, open, snapshot } from "./internal/connection.ts"
 import { migrate } from "./internal/migrations.ts"
-import * as rows from "./internal/rows.ts"
 import { prepareStatements, tokenColumns } from "./internal/statements.ts"
 
 export interface Options {
@@ -105,18 +105,13 @@ export const make = (
         Result.map(BuildState.transition(build, event), (next) => writeState(build, next))
       )
 
-    /** Appends an owner's lines, trimming the log to its budget; answers the change, or none for a repeat. */
-    const appendLines = (
-      id: Id.BuildId,
-      fence: BuildState.Fence,
+    /** Appends lines to a build's log, trimming it to its budget; answers the change, or none for a repeat. */
+    const appendToLog = (
+      build: Build.Build,
       lines: ReadonlyArray<LogLine.LogLine>,
       at: DateTime.Utc
-    ): Result.Result<
-      Storage.Change | undefined,
-      Storage.NotFound | BuildState.LeaseLost | LogBudget.LogSequenceGap
-    > => {
-      const held = fenced(id, fence)
-      if (Result.isFailure(held)) return Result.fail(held.failure)
+    ): Result.Result<Storage.Change | undefined, LogBudget.LogSequenceGap> => {
+      const id = build.id
       const statsRow = sql.logStats.get(id)
       const stored = statsRow === undefined ? LogBudget.emptyStats : rows.toLogStats(statsRow)
       const plan = LogBudget.planAppend(id, stored, lines, budget)
@@ -134,10 +129,21 @@ export const make = (
       return Result.succeed({
         _tag: "LogsAppended",
         buildId: id,
-        workspaceId: held.success.workspaceId,
+        workspaceId: build.workspaceId,
         lastSeq: stats.lastSeq
       })
     }
+
+    /** Appends an owner's lines, if its fence still holds the build. */
+    const appendLines = (
+      id: Id.BuildId,
+      fence: BuildState.Fence,
+      lines: ReadonlyArray<LogLine.LogLine>,
+      at: DateTime.Utc
+    ): Result.Result<
+      Storage.Change | undefined,
+      Storage.NotFound | BuildState.LeaseLost | LogBudget.LogSequenceGap
+    > => Result.flatMap(fenced(id, fence), (build) => appendToLog(build, lines, at))
 
     const publish = (change: Storage.Change) => PubSub.publish(changes, change)
 
@@ -500,16 +506,28 @@ export const make = (
       }),
       reapExpired: Effect.fnUntraced(function* () {
         const at = yield* now
-        const reaped = yield* write(() => {
+        const { reaped, published } = yield* write(() => {
           const stopped: Array<Build.Build> = []
+          const published: Array<Storage.Change> = []
           for (const row of sql.expiredLeases.all(DateTime.toEpochMillis(at))) {
             const build = rows.toBuild(row)
             const next = BuildState.transition(build, { _tag: "LeaseExpired", at })
-            if (Result.isSuccess(next)) stopped.push(writeState(build, next.success))
+            if (Result.isFailure(next)) continue
+            // In the same transaction: the line and the stop are stored together, once.
+            const lastSeq = sql.logStats.get(build.id)?.last_seq ?? 0
+            const line = BuildState.reapedLine(build, next.success, lastSeq + 1)
+            const appended = appendToLog(build, [line], at)
+            if (Result.isFailure(appended)) return Result.fail(appended.failure)
+            stopped.push(writeState(build, next.success))
+            if (appended.success !== undefined) published.push(appended.success)
+            published.push(Storage.buildChanged(next.success))
           }
-          return Result.succeed(stopped)
-        })
-        yield* PubSub.publishAll(changes, reaped.map(Storage.buildChanged))
+          return Result.succeed({ reaped: stopped, published })
+        }).pipe(
+          // The line continues the log as this transaction reads it: it cannot miss.
+          Effect.catchTag("LogSequenceGap", Effect.die)
+        )
+        yield* PubSub.publishAll(changes, published)
         return reaped
       }),
 

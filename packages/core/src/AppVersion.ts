@@ -12,7 +12,10 @@ export const CommitSha = Schema.String.check(
 )
 export type CommitSha = typeof CommitSha.Type
 
-const Url = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(2048))
+const Url = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(2048)).annotate({
+  description:
+    "An https://, http://, ssh:// or git@host:path URL; a local path or file:/// URL only inside a directory the server allows."
+})
 const Ref = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(255))
 
 export const GitSource = Schema.Struct({

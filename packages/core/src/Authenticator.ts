@@ -47,6 +47,11 @@ export const principalOf = (token: ApiToken): Principal => ({
 
 const rejected = new Unauthenticated({ message: "missing or invalid credentials" })
 
+/** Whether a token still grants what it says at `nowMillis`: not revoked, not expired. */
+export const isLive = (token: ApiToken, nowMillis: number): boolean =>
+  token.revokedAt === null &&
+  (token.expiresAt === null || nowMillis < DateTime.toEpochMillis(token.expiresAt))
+
 export interface Options {
   /**
    * How long a token, once checked, is taken on trust (default 1000 ms): the lookup it saves is most of
@@ -77,11 +82,11 @@ export const make = (options: Options = {}): Effect.Effect<AuthenticatorShape, n
         const found = yield* storage.findTokenByHash(hash)
         if (Option.isNone(found)) return yield* rejected
         const token = found.value
-        const expires =
-          token.expiresAt === null ? Number.POSITIVE_INFINITY : DateTime.toEpochMillis(token.expiresAt)
-        if (token.revokedAt !== null || now >= expires) return yield* rejected
+        if (!isLive(token, now)) return yield* rejected
         const principal = principalOf(token)
         if (cacheMs > 0) {
+          const expires =
+            token.expiresAt === null ? Number.POSITIVE_INFINITY : DateTime.toEpochMillis(token.expiresAt)
           if (trusted.size >= cacheSize) trusted.delete(trusted.keys().next().value!)
           trusted.set(hash, { principal, until: Math.min(now + cacheMs, expires) })
         }

@@ -9,6 +9,7 @@
 import { DateTime, Result, Schema } from "effect"
 import type { Build } from "./Build.ts"
 import { BuildId } from "./Id.ts"
+import type { LogLine } from "./LogLine.ts"
 
 export const Phase = Schema.Literals(["queued", "initializing", "running", "stopped"])
 export type Phase = typeof Phase.Type
@@ -253,5 +254,24 @@ export const transition = (
           ? stop(build, "cancelled", event.at)
           : stop(build, "lost", event.at, { error: `lost: owner ${build.owner} stopped renewing its lease` })
       )
+  }
+}
+
+/**
+ * The system line a storage appends, as line `seq` and in the same write, to the log of a build it stops
+ * on `LeaseExpired`: the process that ran the build is gone, so nothing else would say what became of it.
+ */
+export const reapedLine = (before: Build, after: Build, seq: number): LogLine => {
+  // Only a build with a lease stops on LeaseExpired.
+  const why = `its process (owner ${before.owner}) stopped heartbeating; its lease expired at ${DateTime.formatIso(before.leaseExpiresAt!)}`
+  return {
+    seq,
+    ts: after.updatedAt,
+    stream: "system",
+    step: null,
+    text:
+      after.outcome === "cancelled"
+        ? `[kiln] cancelled${after.cancelReason ? `: ${after.cancelReason}` : ""} (${why})`
+        : `[kiln] lost: ${why}`
   }
 }

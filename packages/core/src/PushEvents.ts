@@ -114,7 +114,9 @@ export const receive = (
               branch: push.branch,
               commitSha: push.commitSha,
               commitMessage: push.message,
-              author: push.author
+              author: push.author,
+              tokenId: null,
+              tokenName: null
             })
           },
           skipReason: skip

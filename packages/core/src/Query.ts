@@ -20,12 +20,17 @@ export interface ListQuery {
   readonly orderBy: ReadonlyArray<OrderBy.SortKey>
   readonly limit: number
   readonly cursor: Cursor.Position | undefined
+  /**
+   * False skips counting `total`, which reads every matching row on each page: a reader that walks every
+   * page and needs no total would pay for that once per page. Counted unless false.
+   */
+  readonly countTotal?: boolean | undefined
 }
 
 /** What storage answers for a list query: the page's rows in order, and exact page information. */
 export interface ListResult<A> {
   readonly rows: ReadonlyArray<A>
-  /** Rows matching scope and filter, ignoring the cursor. */
+  /** Rows matching scope and filter, ignoring the cursor; 0, or the count, when the query said `countTotal: false`. */
   readonly total: number
   readonly hasNextPage: boolean
   readonly hasPreviousPage: boolean

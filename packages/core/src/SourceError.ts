@@ -11,6 +11,11 @@ export const SourceErrorReason = Schema.Literals([
   "TooLarge",
   /** git could not fetch the repository or the commit, or the ref does not exist. */
   "GitFailed",
+  /**
+   * A git URL or ref this store does not hand to git: not one of the remote forms, a local repository
+   * outside the directories the host allows, or something git would read as an option.
+   */
+  "Refused",
   /** The stored archive, or the root directory inside the source, does not exist. */
   "Missing",
   /** The store's disk or the git remote failed in a way that may pass; retrying can help. */

@@ -21,6 +21,12 @@ export interface GitCommit {
   readonly message: string | null
 }
 
+/** A git source refused: `issue` says what is expected of the `url` or `ref` given (see `GitUrl`). */
+export interface GitRefusal {
+  readonly field: "url" | "ref"
+  readonly issue: string
+}
+
 export interface SourceStoreShape {
   /**
    * Stores an uploaded `.tar.gz` once it is fully received and validated; the same bytes stored twice
@@ -31,6 +37,12 @@ export interface SourceStoreShape {
   ) => Effect.Effect<StoredArchive, SourceError | E>
   /** The largest upload `putArchive` takes, compressed, so a caller can refuse a larger one before reading it. */
   readonly maxArchiveBytes: number
+  /**
+   * Why this store would refuse to hand a git URL (and ref) to git, naming the field at fault, or
+   * undefined when it would not. `resolveGit` and `context` refuse the same with reason `Refused`; a
+   * caller checks first to refuse a source when it is given. Reads the text only, never the disk.
+   */
+  readonly checkGit: (url: string, ref?: string) => GitRefusal | undefined
   /** The commit a git ref (branch, tag or sha) of a repository points at, with its author and message. */
   readonly resolveGit: (url: string, ref: string) => Effect.Effect<GitCommit, SourceError>
   /**
@@ -50,10 +62,11 @@ export interface SourceStoreOptions {
   /** The most entries an archive may have. Default 100,000. */
   readonly maxEntries?: number | undefined
   /**
-   * Whether a git URL may be a local path or `file://` URL. Default true; a multi-tenant server turns it
-   * off, so that tenants cannot read the host's repositories, and only https, http and ssh remain.
+   * Directories whose git repositories a git URL may name, as an absolute path or `file:///` URL: the
+   * directory itself or anything below it. Default none, so only remote URLs (https, http, ssh) are
+   * fetched: whoever can create a version could otherwise read every repository this host can.
    */
-  readonly allowLocalRepositories?: boolean | undefined
+  readonly localRepositories?: ReadonlyArray<string> | undefined
   /** How long one git fetch may take. Default 5 minutes. */
   readonly gitTimeout?: Duration.Input | undefined
 }

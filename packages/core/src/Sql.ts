@@ -308,10 +308,12 @@ export const runList = <Row, E>(
     const more = fetched.length > query.limit
     const backward = query.cursor?.direction === "before"
     const rows = backward ? fetched.slice(0, query.limit).reverse() : fetched.slice(0, query.limit)
-    const total = yield* execute.count(statements.count)
+    const count = execute.count(statements.count)
+    const counted = query.countTotal === false ? undefined : yield* count
+    const total = counted ?? 0
     const probe = (row: Row | undefined, direction: "after" | "before") =>
       row === undefined
-        ? Effect.succeed(total > 0)
+        ? Effect.map(counted === undefined ? count : Effect.succeed(counted), (n) => n > 0)
         : execute.exists(statements.neighbor(positionOf(table, query.orderBy, row), direction))
     if (query.cursor === undefined) return { rows, total, hasNextPage: more, hasPreviousPage: false }
     return backward

@@ -114,7 +114,11 @@ export interface StorageShape {
     id: BuildId,
     reason: string | null
   ) => E<{ readonly build: Build; readonly accepted: boolean }, NotFound>
-  /** Stops every claimed build whose lease has expired: `lost`, or `cancelled` if a cancel was pending. */
+  /**
+   * Stops every claimed build whose lease has expired: `lost`, or `cancelled` if a cancel was pending. In
+   * the same write, each one's log gets `BuildState.reapedLine` as its next line (within the log budget,
+   * like every append), so the log says what became of the build; a build is reaped, and so told, once.
+   */
   readonly reapExpired: () => E<ReadonlyArray<Build>>
 
   /** Inserts or replaces the step with the same index; fenced like every owner write. */

@@ -3,10 +3,10 @@
  * (checked first) and includes (default `["*"]`), and the commands and settings its builds use.
  * Secret environment variable values are stored sealed and never returned.
  */
-import { type DateTime, Schema } from "effect"
+import { DateTime, Schema } from "effect"
 import { type BuildSettings, RelativePath } from "./App.ts"
 import * as Glob from "./Glob.ts"
-import { AppId, TriggerId, WorkspaceId } from "./Id.ts"
+import { AppId, type TokenId, TriggerId, WorkspaceId } from "./Id.ts"
 import { Name } from "./Workspace.ts"
 
 const Pattern = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(1024))
@@ -21,8 +21,14 @@ export const EnvironmentVariable = Schema.Struct({
    * A plain variable's value; a secret's, sealed (`Secrets.seal`) before it reaches storage, so it is never
    * stored in the clear and no view shows it. Without one, the engine's `environment` option supplies it.
    */
-  value: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(65_536)))
+  value: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(65_536))),
+  /**
+   * When the variable was first set on its trigger (ISO 8601), stamped by `make` and kept by `update` while
+   * the name stays; absent on variables stored before Kiln recorded it.
+   */
+  createdAt: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(64)))
 })
+export type EnvironmentVariable = typeof EnvironmentVariable.Type
 
 export const Trigger = Schema.Struct({
   id: TriggerId,
@@ -161,6 +167,7 @@ export const make = (
 ): Trigger => ({
   // The input first: whatever else it carries, the ids and times are these.
   ...input,
+  environment: stamped(input.environment, [], now),
   id,
   workspaceId,
   createdAt: now,
@@ -171,8 +178,22 @@ export const make = (
 export const update = (trigger: Trigger, patch: TriggerPatch, now: DateTime.Utc): Trigger => ({
   ...trigger,
   ...Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined)),
+  ...(patch.environment === undefined
+    ? {}
+    : { environment: stamped(patch.environment, trigger.environment, now) }),
   updatedAt: now
 })
+
+/** Each variable with the time it was first set: its own under the same name before, else now. */
+const stamped = (
+  variables: ReadonlyArray<EnvironmentVariable>,
+  before: ReadonlyArray<EnvironmentVariable>,
+  now: DateTime.Utc
+): ReadonlyArray<EnvironmentVariable> =>
+  variables.map((variable) => ({
+    ...variable,
+    createdAt: before.find((old) => old.name === variable.name)?.createdAt ?? DateTime.formatIso(now)
+  }))
 
 /** A deleted trigger is kept, so the builds it made still show it, and never matches a push again. */
 export const remove = (trigger: Trigger, now: DateTime.Utc): Trigger => ({
@@ -200,13 +221,16 @@ export interface BuildTriggerMetadata {
   readonly cachingEnabled: boolean | null
   /** The names only: values never travel with a build's visible fields. */
   readonly environmentVariables: ReadonlyArray<string>
+  /** The API token that asked for the build (a manual build); null for a push. */
+  readonly tokenId: TokenId | null
+  readonly tokenName: string | null
 }
 
 export const metadataFor = (
   trigger: Trigger,
   origin: Pick<
     BuildTriggerMetadata,
-    "source" | "repository" | "branch" | "commitSha" | "commitMessage" | "author"
+    "source" | "repository" | "branch" | "commitSha" | "commitMessage" | "author" | "tokenId" | "tokenName"
   >
 ): BuildTriggerMetadata => ({
   triggerId: trigger.id,

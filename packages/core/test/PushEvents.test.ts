@@ -80,7 +80,9 @@ describe("PushEvents.receive", () => {
         deployCommand: "npm run deploy",
         rootDirectory: null,
         cachingEnabled: false,
-        environmentVariables: ["TOKEN"]
+        environmentVariables: ["TOKEN"],
+        tokenId: null,
+        tokenName: null
       })
       const version = yield* storage.getAppVersion(Access.all, build!.appVersionId)
       expect(version).toMatchObject({

@@ -1,7 +1,7 @@
 /**
  * Real parts for the SourceStore tests: temporary store directories, gzip tars made with the tar CLI
  * (or, for entries no tool would write, with Kiln's own tar writer), git repositories made with the git
- * CLI, and a look at the tars the store answers with the tar CLI.
+ * CLI and served over HTTP by `GitServer`, and a look at the tars the store answers with the tar CLI.
  */
 import { execFileSync } from "node:child_process"
 import {
@@ -14,9 +14,10 @@ import {
   writeFileSync
 } from "node:fs"
 import { tmpdir } from "node:os"
-import { dirname, join } from "node:path"
+import { dirname, join, relative } from "node:path"
 import { gzipSync } from "node:zlib"
 import { AppVersion, Id, SourceStore } from "@kiln/core"
+import { GitServer } from "@kiln/core/testing"
 import { DateTime, Effect, Stream } from "effect"
 import { afterAll } from "vitest"
 import { encodeHeader, endOfArchive, padding, type WriteHeader } from "../src/internal/tar.ts"
@@ -196,6 +197,16 @@ export const repository = (): Repository => {
   git("add", ".")
   git("commit", "--quiet", "-m", "second", "-m", "with a body")
   return { path, first, second: git("rev-parse", "HEAD") }
+}
+
+/**
+ * A git server on every repository this file makes, closed after its tests; `urlOf` is where it serves
+ * one. `redirects` as `GitServer` takes them.
+ */
+export const gitServer = async (options: GitServer.Options = {}) => {
+  const server = await GitServer.start(root, options)
+  afterAll(server.close)
+  return { url: server.url, urlOf: (repo: Repository) => `${server.url}/${relative(root, repo.path)}` }
 }
 
 /** Running git processes whose command line mentions `text`. */

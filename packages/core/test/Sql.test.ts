@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Access, Fields, Filter, Id, OrderBy, type Query, Sql } from "@kiln/core"
-import { Result } from "effect"
+import { DateTime, Effect, Result } from "effect"
 
 const builds = Fields.builds as Fields.Table<unknown>
 const ws = (n: number) => Id.fromUuid("wsp", `0190b3a0-0000-7000-8000-00000000000${n}`)!
@@ -151,4 +151,60 @@ describe("Sql.compileList", () => {
       'SELECT count(*) AS n FROM "api_tokens" t0 WHERE NOT t0."all_workspaces" AND NOT EXISTS (SELECT 1 FROM "token_workspaces" tw WHERE tw."token_id" = t0."id" AND tw."workspace_id" NOT IN ($1))'
     )
   })
+})
+
+describe("Sql.runList", () => {
+  /** An executor over fixed answers that records which statements ran: a unit test of the logic only. */
+  interface Row {
+    readonly id: string
+    readonly createdAt: DateTime.Utc
+  }
+  const executor = (rows: ReadonlyArray<Row>, total: number) => {
+    const ran: Array<string> = []
+    const answer =
+      <A>(name: string, value: A) =>
+      () =>
+        Effect.sync(() => {
+          ran.push(name)
+          return value
+        })
+    return {
+      ran,
+      execute: { rows: answer("rows", rows), count: answer("count", total), exists: answer("exists", true) }
+    }
+  }
+  const table = Fields.builds as Fields.Table<unknown> as Fields.Table<Row>
+  const row = (n: number): Row => ({ id: `bld_${n}`, createdAt: DateTime.makeUnsafe(n) })
+  const after = { direction: "after" as const, values: [5, "bld_5"] }
+
+  it.effect("counts the total unless the query says countTotal: false, and pages alike either way", () =>
+    Effect.gen(function* () {
+      const page = query({ limit: 2, cursor: after })
+      const counting = executor([row(4), row(3), row(2)], 40)
+      const counted = yield* Sql.runList("sqlite", table, Access.all, page, counting.execute)
+      expect(counting.ran).toEqual(["rows", "count", "exists"])
+      const skipping = executor([row(4), row(3), row(2)], 40)
+      const skipped = yield* Sql.runList(
+        "sqlite",
+        table,
+        Access.all,
+        { ...page, countTotal: false },
+        skipping.execute
+      )
+      expect(skipping.ran).toEqual(["rows", "exists"])
+      expect(skipped).toEqual({ ...counted, total: 0 })
+      expect(counted).toMatchObject({ total: 40, hasNextPage: true, hasPreviousPage: true })
+
+      // An empty page still learns whether rows lie before the cursor, from the count.
+      const empty = executor([], 3)
+      const nothing = yield* Sql.runList(
+        "sqlite",
+        table,
+        Access.all,
+        { ...page, countTotal: false },
+        empty.execute
+      )
+      expect(nothing).toMatchObject({ rows: [], hasNextPage: false, hasPreviousPage: true })
+    })
+  )
 })

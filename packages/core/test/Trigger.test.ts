@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Glob, Trigger } from "@kiln/core"
+import { Glob, Id, Trigger } from "@kiln/core"
+import { DateTime } from "effect"
 import fc from "fast-check"
 
 /** The same semantics through a regular expression: fine as an oracle on short names. */
@@ -200,5 +201,46 @@ describe("Trigger.evaluate", () => {
       }),
       { numRuns: 3000 }
     )
+  })
+})
+
+describe("Trigger environment variables", () => {
+  const id = (prefix: "trg" | "wsp" | "app") =>
+    Id.fromUuid(prefix, "0190b3a0-0000-7000-8000-000000000001") as never
+  const at = (ms: number) => DateTime.makeUnsafe(ms)
+
+  it("records when each variable was first set, and keeps it while the name stays", () => {
+    const made = Trigger.make(
+      id("trg"),
+      id("wsp"),
+      Trigger.input(id("app"), "main", {
+        // Whatever a caller says, the time is the trigger's.
+        environment: [{ name: "MODE", secret: false, value: "a", createdAt: "1999-01-01T00:00:00.000Z" }]
+      }),
+      at(1_000)
+    )
+    expect(made.environment).toEqual([
+      { name: "MODE", secret: false, value: "a", createdAt: "1970-01-01T00:00:01.000Z" }
+    ])
+    const updated = Trigger.update(
+      made,
+      {
+        environment: [
+          { name: "MODE", secret: false, value: "b" },
+          { name: "TOKEN", secret: true }
+        ]
+      },
+      at(2_000)
+    )
+    expect(updated.environment).toEqual([
+      { name: "MODE", secret: false, value: "b", createdAt: "1970-01-01T00:00:01.000Z" },
+      { name: "TOKEN", secret: true, createdAt: "1970-01-01T00:00:02.000Z" }
+    ])
+    // Other changes leave the variables as they are; removed and set again, a variable is new.
+    expect(Trigger.update(updated, { name: "renamed" }, at(3_000)).environment).toEqual(updated.environment)
+    const removed = Trigger.update(updated, { environment: [] }, at(3_000))
+    expect(
+      Trigger.update(removed, { environment: [{ name: "MODE", secret: false }] }, at(4_000)).environment
+    ).toEqual([{ name: "MODE", secret: false, createdAt: "1970-01-01T00:00:04.000Z" }])
   })
 })

@@ -91,25 +91,56 @@ export const failureBody = failure
 
 const Timestamp = Schema.NullOr(Schema.String)
 const Strings = Schema.Array(Schema.String)
+const described = <S extends Schema.Top>(schema: S, description: string) => schema.annotate({ description })
+/** A string, as the document types it (never `null`), with what it holds when Kiln has nothing to put there. */
+const StringField = (description: string) => described(Schema.String, description)
+
+export const EnvironmentVariableView = Schema.Struct({
+  is_secret: Schema.Boolean,
+  value: described(
+    Schema.NullOr(Schema.String),
+    "A plain variable's value. null for a secret (its value is never shown) and for a variable given without a value, which the engine's `environment` option supplies."
+  ),
+  created_on: StringField(
+    "When the variable was first set on its trigger; for one stored before Kiln recorded that, the trigger's created_on."
+  )
+})
+
+export const RepoConnectionView = described(
+  Schema.Struct({
+    repo_connection_uuid: StringField(
+      "Kiln keeps no connections to source hosts: this is derived from the account and the trigger's repository URL, the same for every trigger of the account on that URL."
+    ),
+    repo_id: StringField("The repository URL, without credentials."),
+    repo_name: StringField("`owner/repo`, read from the URL."),
+    provider_type: StringField("`github` or `gitlab` for those hosts, `git` for any other."),
+    provider_account_id: StringField('Always "": Kiln knows no accounts at source hosts.'),
+    provider_account_name: StringField("The owner in the URL (user, organisation or group)."),
+    created_on: StringField("The trigger's created_on."),
+    modified_on: StringField("The trigger's modified_on."),
+    deleted_on: described(Timestamp, "The trigger's deleted_on.")
+  }),
+  'The repository the trigger builds from. For a trigger that names none (any repository pushed to its account) every string is "" and the times are the trigger\'s.'
+)
 
 export const TriggerView = Schema.Struct({
-  trigger_uuid: Schema.String,
+  trigger_uuid: StringField(
+    '"" in a build\'s `trigger` when no trigger made the build (it was queued through another API).'
+  ),
   trigger_name: Schema.String,
   external_script_id: Schema.String,
-  repo_connection: Schema.NullOr(Schema.Struct({ repo_name: Schema.String })),
+  repo_connection: RepoConnectionView,
   branch_includes: Strings,
   branch_excludes: Strings,
   path_includes: Strings,
   path_excludes: Strings,
-  build_command: Schema.NullOr(Schema.String),
-  deploy_command: Schema.NullOr(Schema.String),
-  root_directory: Schema.NullOr(Schema.String),
-  build_caching_enabled: Schema.Boolean,
-  /** A plain variable shows its value; a secret's is never shown (null). */
-  environment_variables: Schema.Record(
-    Schema.String,
-    Schema.Struct({ is_secret: Schema.Boolean, value: Schema.NullOr(Schema.String) })
+  build_command: StringField('"" when the trigger sets none: its builds use the app\'s own.'),
+  deploy_command: StringField('"" when the trigger sets none: its builds use the app\'s own.'),
+  root_directory: StringField(
+    'Where in the repository builds run: `/` for its root, `/apps/web` for a directory in it; "" when the trigger sets none and the app\'s own root directory applies.'
   ),
+  build_caching_enabled: Schema.Boolean,
+  environment_variables: Schema.Record(Schema.String, EnvironmentVariableView),
   created_on: Schema.String,
   modified_on: Schema.String,
   deleted_on: Timestamp
@@ -118,41 +149,68 @@ export type TriggerView = typeof TriggerView.Type
 
 export const BuildTriggerMetadataView = Schema.Struct({
   build_trigger_source: Schema.Literals(["push", "pull_request", "manual", "api"]),
-  branch: Schema.NullOr(Schema.String),
-  commit_hash: Schema.NullOr(Schema.String),
-  commit_message: Schema.NullOr(Schema.String),
-  author: Schema.NullOr(Schema.String),
-  repo_name: Schema.NullOr(Schema.String),
-  build_command: Schema.NullOr(Schema.String),
-  deploy_command: Schema.NullOr(Schema.String),
-  root_directory: Schema.NullOr(Schema.String),
-  environment_variables: Schema.Record(Schema.String, Schema.Struct({ is_secret: Schema.Boolean })),
-  build_token_name: Schema.NullOr(Schema.String),
-  build_token_uuid: Schema.NullOr(Schema.String),
-  provider_type: Schema.NullOr(Schema.String),
-  provider_account_name: Schema.NullOr(Schema.String)
+  branch: StringField('"" for a build of a commit given by its hash, or of no branch.'),
+  commit_hash: Schema.String,
+  commit_message: StringField('"" when the source host did not say.'),
+  author: StringField('"" when the source host did not say; for a build no trigger made, who queued it.'),
+  repo_name: StringField('`owner/repo`, read from the repository URL; "" for a build no trigger made.'),
+  build_command: StringField('What the trigger set; "" when it set none (the app\'s own applies).'),
+  deploy_command: StringField('What the trigger set; "" when it set none (the app\'s own applies).'),
+  root_directory: StringField('What the trigger set, as in the trigger; "" when it set none.'),
+  environment_variables: described(
+    Schema.Record(Schema.String, EnvironmentVariableView),
+    "The trigger's variables when the build was made, as the trigger has them now; one it no longer has shows as a secret created when the build was."
+  ),
+  build_token_name: StringField(
+    'The API token that asked for a manual build; "" for builds Kiln recorded no token for (pushes, and builds queued through the other APIs).'
+  ),
+  build_token_uuid: StringField('That token\'s UUID, or "".'),
+  provider_type: StringField('`github`, `gitlab` or `git`, from the repository URL; "" without one.'),
+  provider_account_name: StringField('The owner in the repository URL; "" without one.')
 })
+
+export const PullRequestView = Schema.Struct({ created_on: Schema.String, pull_request_url: Schema.String })
 
 export const BuildView = Schema.Struct({
   build_uuid: Schema.String,
   status: BuildState.AccountsStatus,
-  build_outcome: Schema.NullOr(BuildState.AccountsOutcome),
+  build_outcome: described(Schema.NullOr(BuildState.AccountsOutcome), "null until the build has stopped."),
   created_on: Schema.String,
   initializing_on: Timestamp,
   running_on: Timestamp,
   stopped_on: Timestamp,
   modified_on: Schema.String,
   build_trigger_metadata: BuildTriggerMetadataView,
-  pull_request: Schema.NullOr(Schema.Struct({ created_on: Schema.String, pull_request_url: Schema.String })),
-  trigger: Schema.NullOr(TriggerView)
+  pull_request: described(
+    Schema.NullOr(PullRequestView),
+    "null: Kiln records no pull requests, so no build is a pull request's."
+  ),
+  trigger: described(
+    TriggerView,
+    'The trigger that made the build. A build queued through another API has none: it shows an empty trigger (`trigger_uuid` "", every string "", every list empty, the times the build\'s created_on).'
+  )
 })
 export type BuildView = typeof BuildView.Type
 
+export const CancelView = Schema.Struct({
+  build_uuid: Schema.String,
+  status: described(BuildState.AccountsStatus, "What the build is now."),
+  build_outcome: described(
+    Schema.NullOr(BuildState.AccountsOutcome),
+    "`cancelled` when the build stopped at once (it was queued). null while a claimed build is being stopped by its runner: the outcome follows once it has stopped (`cancelled`, or another if it finished first); `messages` says so."
+  ),
+  stopped_on: Timestamp
+})
+
 export const LogsView = Schema.Struct({
-  /** Pass back as `cursor` for the lines after these. */
-  cursor: Schema.String,
-  /** `[epoch milliseconds, text]` per line. */
-  lines: Schema.Array(Schema.Tuple([Schema.Number, Schema.String])),
+  cursor: described(
+    Schema.optionalKey(Schema.String),
+    "Pass back as `cursor` for the lines after these. Left out once the build has stopped and these are its last lines: page until it is absent. While the build runs, the last page gives its cursor again, to ask later for what follows."
+  ),
+  lines: described(
+    Schema.Array(Schema.Tuple([Schema.Int, Schema.String])),
+    "`[epoch milliseconds, text]` per line."
+  ),
   truncated: Schema.Boolean
 })
 
@@ -161,7 +219,8 @@ export const ResultInfo = Schema.Struct({
   per_page: Schema.Int,
   count: Schema.Int,
   total_count: Schema.Int,
-  total_pages: Schema.Int
+  total_pages: Schema.Int,
+  next_page: described(Schema.Boolean, "Whether a page follows this one.")
 })
 
 // -----------------------------------------------------------------------------------------------------
@@ -203,9 +262,18 @@ const TriggerInput = {
   branch_excludes: Schema.optionalKey(Patterns),
   path_includes: Schema.optionalKey(Patterns),
   path_excludes: Schema.optionalKey(Patterns),
-  build_command: Schema.optionalKey(Schema.NullOr(Text(8192))),
-  deploy_command: Schema.optionalKey(Schema.NullOr(Text(8192))),
-  root_directory: Schema.optionalKey(Schema.NullOr(Text(1024))),
+  build_command: Schema.optionalKey(
+    described(Schema.NullOr(Text(8192)), 'null or "": none, so builds use the app\'s own.')
+  ),
+  deploy_command: Schema.optionalKey(
+    described(Schema.NullOr(Text(8192)), 'null or "": none, so builds use the app\'s own.')
+  ),
+  root_directory: Schema.optionalKey(
+    described(
+      Schema.NullOr(Text(1024)),
+      'Where in the repository builds run: `/` for its root, `/apps/web` or `apps/web` for a directory in it; null or "" for the app\'s own root directory.'
+    )
+  ),
   build_caching_enabled: Schema.optionalKey(Schema.Boolean),
   /**
    * The variables builds of the trigger get. A secret's value is sealed with the server's
@@ -241,13 +309,7 @@ export class AccountsBuildsGroup extends HttpApiGroup.make("accountsBuilds")
     }),
     HttpApiEndpoint.put("cancel", "/accounts/:account_id/builds/builds/:build_uuid/cancel", {
       params: { ...account, build_uuid: Id },
-      success: envelope(
-        Schema.Struct({
-          build_uuid: Schema.String,
-          build_outcome: Schema.NullOr(BuildState.AccountsOutcome),
-          stopped_on: Timestamp
-        })
-      ),
+      success: envelope(CancelView),
       error: [...notFound, AccountsForbidden]
     }),
     HttpApiEndpoint.get("logs", "/accounts/:account_id/builds/builds/:build_uuid/logs", {

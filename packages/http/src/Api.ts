@@ -57,12 +57,20 @@ export const TokenView = ApiToken.ApiToken
 /** A token as created: with its secret, shown this once. */
 export const CreatedTokenView = ApiToken.ApiToken.mapFields((fields) => ({ ...fields, token: Schema.String }))
 
+/** Why an empty page's cursors are null, though the seed document types them as strings. */
+const emptyPageCursor =
+  "null on an empty page (as in Relay's PageInfo): a cursor names a row, and an empty page has none. To look again later for rows past the end, reuse the cursor you asked with."
+
 export const PageInfo = Schema.Struct({
-  total: Schema.Int,
+  total: Schema.Int.annotate({ description: "Rows matching the scope and filter, whatever the cursor." }),
   hasNextPage: Schema.Boolean,
   hasPreviousPage: Schema.Boolean,
-  startCursor: Schema.NullOr(Schema.String),
-  endCursor: Schema.NullOr(Schema.String)
+  startCursor: Schema.NullOr(Schema.String).annotate({
+    description: `The first row's cursor: pass it as \`before\` for the previous page; ${emptyPageCursor}`
+  }),
+  endCursor: Schema.NullOr(Schema.String).annotate({
+    description: `The last row's cursor: pass it as \`after\` for the next page; ${emptyPageCursor}`
+  })
 })
 
 const page = <S extends Schema.Top>(item: S) =>
@@ -91,6 +99,50 @@ export type LogStreamMessage = typeof LogStreamMessage.Type
 export const logStreamProtocol = "kiln"
 /** Browsers cannot set headers on a WebSocket: they offer `bearer.<token>` as a subprotocol instead. */
 export const logStreamTokenProtocol = "bearer."
+
+/** How the ticket endpoints explain tickets, with the browser code that uses one (`ticketPath` in JS). */
+const ticketDescription = (ticketPath: string, expiresField: string) =>
+  `A ticket for following this build's log from a browser, whose \`new WebSocket(url)\` cannot send an \
+\`Authorization\` header. \`url\` is the log stream's URL with the ticket in its query (\`?ticket=…\`): open it as \
+it is, with no token in the URL. The ticket is for this build only, for the token that asked for it, and expires \
+after 60 seconds (\`${expiresField}\`); connecting checks the token again, so a revoked or expired token's tickets \
+stop working at once. Another build, an expired or altered ticket: 401 before the upgrade. A reconnect within the \
+minute may reuse it; after that, ask for another.
+
+\`\`\`js
+const response = await fetch(\`${ticketPath}\`, {
+  method: "POST",
+  headers: { Authorization: \`Bearer \${token}\` }
+})
+const { url } = await response.json()
+const ws = new WebSocket(url)
+ws.onmessage = (event) => console.log(event.data)
+\`\`\``
+
+/** `POST /api/builds/{id}/logs/ticket`: a ticket for the build's log streams, and the stream URL that carries it. */
+export const LogTicketView = Schema.Struct({
+  ticket: Schema.String,
+  /** The log stream's `ws:`/`wss:` URL with `?ticket=…`. */
+  url: Schema.String,
+  expiresAt: Schema.DateTimeUtc
+})
+
+/** The same for the deployments dialect, in its spelling. */
+export const DeploymentLogTicketView = Schema.Struct({
+  ticket: Schema.String,
+  url: Schema.String,
+  expires_at: Schema.String
+})
+
+/** The stream's `ticket` query parameter, as both streams document it. */
+const ticketParameter = {
+  name: "ticket",
+  in: "query",
+  required: false,
+  description:
+    "A ticket from the build's `…/logs/ticket` endpoint, in place of a token: what a browser's `new WebSocket(url)` can send.",
+  schema: { type: "string" }
+}
 
 // -----------------------------------------------------------------------------------------------------
 // Authentication
@@ -138,12 +190,14 @@ const logStreamPath = (() => {
           "Upgrades to a WebSocket that sends JSON messages: `line` for each log line (with its cursor), `status` " +
           "when the status changes, and `end` once the build has stopped and every line was sent; the server then " +
           "closes with 1000. Reconnect with the last cursor to resume with no gap and no duplicate. Browsers, which " +
-          `cannot set headers here, offer the token as the subprotocol \`${logStreamTokenProtocol}<token>\` beside ` +
-          `\`${logStreamProtocol}\`, which the server answers with.`,
-        security: [{ bearer: [] }],
+          "cannot set headers here, pass a ticket from `POST /api/builds/{id}/logs/ticket` as `?ticket=`, or offer " +
+          `the token as the subprotocol \`${logStreamTokenProtocol}<token>\` beside \`${logStreamProtocol}\`, which ` +
+          "the server answers with.",
+        security: [{ bearer: [] }, {}],
         parameters: [
           { name: "id", in: "path", required: true, schema: { type: "string" } },
-          { name: "cursor", in: "query", required: false, schema: { type: "string" } }
+          { name: "cursor", in: "query", required: false, schema: { type: "string" } },
+          ticketParameter
         ],
         responses: {
           "101": {
@@ -151,7 +205,9 @@ const logStreamPath = (() => {
             content: { "application/json": { schema: Schema.toJsonSchemaDocument(LogStreamMessage).schema } }
           },
           "400": refusal("The cursor is not a log cursor this API issued."),
-          "401": refusal("Missing or invalid credentials."),
+          "401": refusal(
+            "Missing or invalid credentials, or a ticket that is expired, altered or for another build."
+          ),
           "404": refusal("No such build, or not in the caller's workspaces."),
           "426": refusal("Not a WebSocket upgrade: the answer carries `Upgrade: websocket`.")
         }
@@ -169,15 +225,21 @@ const deploymentLogStreamPath = {
       summary: "Follow a deployment build's log over a WebSocket",
       description:
         "Upgrades to a WebSocket that sends each log line's text, as it is produced, then closes with 1000 once " +
-        "the build has stopped and every line was sent. Refusals come before the upgrade, as on the canonical stream.",
-      security: [{ bearer: [] }],
+        "the build has stopped and every line was sent. Refusals come before the upgrade, as on the canonical stream. " +
+        "A browser opens the `url` that `POST …/builds/{build_id}/logs/ticket` answers (this URL with `?ticket=`), " +
+        "since `new WebSocket(url)` cannot send an `Authorization` header.",
+      security: [{ bearer: [] }, {}],
       parameters: [
         { name: "deployment_id", in: "path", required: true, schema: { type: "string" } },
-        { name: "build_id", in: "path", required: true, schema: { type: "string" } }
+        { name: "build_id", in: "path", required: true, schema: { type: "string" } },
+        ticketParameter
       ],
       responses: {
         "101": { description: "Switching to the WebSocket; each message is one line of text." },
-        "401": { description: "Missing or invalid credentials." },
+        "401": {
+          description:
+            "Missing or invalid credentials, or a ticket that is expired, altered or for another build."
+        },
         "404": { description: "No such build of this deployment." },
         "426": { description: "Not a WebSocket upgrade: the answer carries `Upgrade: websocket`." }
       }
@@ -210,10 +272,10 @@ const pushPath = {
         "Stores the push once per deliveryId and builds what the workspace's triggers say. Not authenticated " +
         "with a token: sign the raw body with the workspace's push secret (GET /api/workspaces/{id}/push-secret) " +
         "and send `X-Kiln-Signature: sha256=<hex HMAC-SHA256(secret, body)>`. Answers 201 with the builds made " +
-        "(200 with the same for a redelivery), 400 for a body that is not a push, 401 for a missing or wrong " +
-        "signature (whether or not the workspace exists: only a sender holding its secret learns that), 404 " +
-        "for a correctly signed push to a workspace that does not exist, 503 when the server has no push key " +
-        "(KILN_PUSH_SECRET).",
+        "(200 with the same for a redelivery), 400 for a body that is not a push or a repository that is not an " +
+        "https://, http://, ssh:// or git@host:path URL, 401 for a missing or wrong signature (whether or not " +
+        "the workspace exists: only a sender holding its secret learns that), 404 for a correctly signed push " +
+        "to a workspace that does not exist, 503 when the server has no push key (KILN_PUSH_SECRET).",
       parameters: [{ name: "x-kiln-signature", in: "header", required: true, schema: { type: "string" } }],
       requestBody: {
         required: true,
@@ -301,7 +363,17 @@ export class BuildsGroup extends HttpApiGroup.make("builds")
       },
       success: [LogPageView, Schema.String.pipe(HttpApiSchema.asText())],
       error: [BadRequest, NotFound]
-    })
+    }),
+    HttpApiEndpoint.post("logTicket", "/builds/:id/logs/ticket", {
+      params: idParam,
+      success: LogTicketView,
+      error: [Forbidden, NotFound]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "A ticket to follow the build's log from a browser",
+        description: ticketDescription(`/api/builds/\${id}/logs/ticket`, "expiresAt")
+      })
+    )
   )
   .middleware(Authorization)
   .prefix("/api") {}
@@ -492,6 +564,12 @@ export class DeploymentsGroup extends HttpApiGroup.make("deployments")
         repo_url: Schema.optionalKey(Schema.NullOr(Text(2048))),
         branch: Schema.optionalKey(Schema.NullOr(Text(255))),
         dockerfile_path: Schema.optionalKey(App.RelativePath),
+        source_type: Schema.optionalKey(
+          Schema.Literals(["git", "archive"]).annotate({
+            description:
+              "git (needs repo_url) or archive (takes no repo_url or branch); by default git when repo_url is given."
+          })
+        ),
         /** Which workspace, when the token covers more than one. */
         workspace_id: Schema.optionalKey(Text(100))
       }),
@@ -528,7 +606,20 @@ export class DeploymentsGroup extends HttpApiGroup.make("deployments")
       params: { ...deployment, build_id: Text(100) },
       success: Schema.String.pipe(HttpApiSchema.asText()),
       error: NotFound
-    })
+    }),
+    HttpApiEndpoint.post("logTicket", "/deployments/:deployment_id/builds/:build_id/logs/ticket", {
+      params: { ...deployment, build_id: Text(100) },
+      success: DeploymentLogTicketView,
+      error: [Forbidden, NotFound]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "A ticket to follow the build's log from a browser",
+        description: ticketDescription(
+          `/api/v1/deployments/\${id}/builds/\${buildId}/logs/ticket`,
+          "expires_at"
+        )
+      })
+    )
   )
   .middleware(Authorization)
   .prefix("/api/v1") {}

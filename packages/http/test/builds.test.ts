@@ -166,6 +166,41 @@ describe("http › builds › list", () => {
     expect(back.body.data.map((b: { id: string }) => b.id)).toEqual(newest.slice(0, 2))
   })
 
+  it("answers null cursors on an empty page, as the reference says, and pages on with the cursor asked with", async () => {
+    const { app, version } = await setup()
+    const none = await call(server, "GET", `/api/builds?app_id=${app.id}`)
+    expect(none.body).toEqual({
+      data: [],
+      pageInfo: { total: 0, hasNextPage: false, hasPreviousPage: false, startCursor: null, endCursor: null }
+    })
+    const id = (await createBuild(version.id)).body.id
+    const page = await call(server, "GET", `/api/builds?app_id=${app.id}&limit=1`)
+    expect(page.body.pageInfo.endCursor).toEqual(expect.any(String))
+    const after = `/api/builds?app_id=${app.id}&limit=1&after=${page.body.pageInfo.endCursor}`
+    const past = await call(server, "GET", after)
+    expect(past.body).toEqual({
+      data: [],
+      pageInfo: { total: 1, hasNextPage: false, hasPreviousPage: true, startCursor: null, endCursor: null }
+    })
+    // Rows past the end show up later after that same cursor (oldest first here, so new rows come last).
+    const ascending = encodeURIComponent(JSON.stringify([{ createdAt: "asc" }]))
+    const oldest = await call(server, "GET", `/api/builds?app_id=${app.id}&orderBy=${ascending}`)
+    const end = `/api/builds?app_id=${app.id}&orderBy=${ascending}&after=${oldest.body.pageInfo.endCursor}`
+    expect((await call(server, "GET", end)).body.data).toEqual([])
+    const next = (await createBuild(version.id)).body.id
+    expect((await call(server, "GET", end)).body.data.map((b: { id: string }) => b.id)).toEqual([next])
+    expect(oldest.body.data.map((b: { id: string }) => b.id)).toEqual([id])
+    // The reference says so where a client reads the type.
+    const document = (await call(server, "GET", "/api/openapi.json")).body
+    const pageInfo =
+      document.paths["/api/builds"].get.responses["200"].content["application/json"].schema.properties
+        .pageInfo
+    for (const key of ["startCursor", "endCursor"]) {
+      expect(pageInfo.properties[key].anyOf).toEqual([{ type: "string" }, { type: "null" }])
+      expect(pageInfo.properties[key].description).toContain("null on an empty page")
+    }
+  })
+
   it("answers bad parameters with 400 and the parameter's code", async () => {
     const { app } = await setup()
     const cases: Array<[string, string]> = [

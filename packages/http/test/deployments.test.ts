@@ -7,12 +7,12 @@ import { execFileSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { gzipSync } from "node:zlib"
-import { Id, SourceStore } from "@kiln/core"
+import { Access, App, Id, SourceStore, Storage } from "@kiln/core"
 import * as DockerTesting from "@kiln/runner-docker/testing"
 import { Effect, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import WebSocket from "ws"
-import { byHand, call, startServer, type TestServer } from "./fixtures/server.ts"
+import { byHand, call, readyVersion, startServer, type TestServer } from "./fixtures/server.ts"
 
 const namespace = `kiln-http-deployments-${process.pid}`
 // Without an engine, builds stay where a test puts them; the Docker suite below has its own server.
@@ -112,6 +112,45 @@ describe("http › deployments dialect", () => {
     expect(named.status).toBe(201)
   })
 
+  it("takes the documented source_type, and refuses one that contradicts repo_url before making anything", async () => {
+    const { token } = await workspace(server)
+    const create = (body: Record<string, unknown>) =>
+      call(server, "POST", "/api/v1/deployments", { token, body })
+    const git = await create({
+      name: "Git",
+      subdomain: `typed-git-${process.pid}`,
+      source_type: "git",
+      repo_url: "https://git.example.com/acme/typed.git"
+    })
+    expect([git.status, git.body.source_type, git.body.branch]).toEqual([201, "git", "main"])
+    const archive = await create({
+      name: "Archive",
+      subdomain: `typed-archive-${process.pid}`,
+      source_type: "archive"
+    })
+    expect([archive.status, archive.body.source_type, archive.body.repo_url]).toEqual([201, "archive", null])
+    for (const [body, says] of [
+      [{ source_type: "git" }, 'repo_url: needed when source_type is "git"'],
+      [{ source_type: "git", repo_url: null }, 'repo_url: needed when source_type is "git"'],
+      [
+        { source_type: "archive", repo_url: "https://git.example.com/acme/typed.git" },
+        "repo_url: an archive"
+      ],
+      [{ source_type: "archive", branch: "main" }, "branch: an archive"]
+    ] as const) {
+      const refused = await create({ name: "Refused", subdomain: `refused-${process.pid}`, ...body })
+      expect(refused.status, JSON.stringify(body)).toBe(400)
+      expect(refused.body, JSON.stringify(body)).toEqual({
+        error: "invalid_request",
+        message: expect.stringContaining(says)
+      })
+    }
+    const unknown = await create({ name: "Unknown", subdomain: `unknown-${process.pid}`, source_type: "svn" })
+    expect(unknown.status).toBe(400)
+    // Nothing was made by the refusals: the subdomain is still free.
+    expect((await create({ name: "Free", subdomain: `refused-${process.pid}` })).status).toBe(201)
+  })
+
   it("uploads an archive, deploys it, and answers bare arrays and the documented errors", async () => {
     const { token } = await workspace(server)
     const deployment = await deploymentOf(server, token, {
@@ -186,6 +225,66 @@ describe("http › deployments dialect", () => {
       (await call(server, "GET", `/api/v1/deployments/${deployment}/builds/${second.body.id}`, { token }))
         .body.status
     ).toBe("cancelled")
+  })
+
+  it("lists every build of a deployment, newest first, and every deployment, streamed rather than cut at 100", async () => {
+    const { id: workspaceId, token } = await workspace(server)
+    const deployment = await deploymentOf(server, token, { name: "Busy", subdomain: `busy-${process.pid}` })
+    const version = await readyVersion(server, Id.fromUuid("app", deployment)!)
+    // Paging across storage pages is in lists.test.ts; here, more than the 100 the list used to stop at.
+    const created = await server.run(
+      Effect.flatMap(Storage.Storage, (storage) =>
+        Effect.forEach(Array.from({ length: 250 }), () =>
+          storage.createBuild(Access.all, {
+            appVersionId: version.id as never,
+            trigger: "manual",
+            createdBy: "test"
+          })
+        )
+      )
+    )
+    const builds = await call(server, "GET", `/api/v1/deployments/${deployment}/builds`, { token })
+    expect(builds.status).toBe(200)
+    const ids = builds.body.map((b: { id: string }) => b.id)
+    expect(ids).toEqual(created.map((b) => Id.toUuid(b.id)).reverse())
+    expect(new Set(ids).size).toBe(created.length)
+    // Streamed as it is read: no length up front.
+    expect(builds.headers.get("content-length")).toBeNull()
+    expect(builds.body[0]).toEqual({
+      id: Id.toUuid(created.at(-1)!.id),
+      deployment_id: deployment,
+      status: "pending",
+      commit_sha: "c".repeat(40),
+      image_tag: null,
+      started_at: null,
+      finished_at: null
+    })
+
+    const more = await server.run(
+      Effect.flatMap(Storage.Storage, (storage) =>
+        Effect.forEach(Array.from({ length: 120 }), (_, i) =>
+          storage.createApp(Access.all, {
+            workspaceId: workspaceId as never,
+            handle: `many-${i}-${process.pid}`,
+            name: `Many ${i}`,
+            kind: "deployment",
+            build: App.defaultBuildSettings
+          })
+        )
+      )
+    )
+    const deployments = await call(server, "GET", "/api/v1/deployments", { token })
+    expect(deployments.body.map((d: { id: string }) => d.id)).toEqual(
+      [deployment, ...more.map((app) => Id.toUuid(app.id))].reverse()
+    )
+    expect(deployments.headers.get("content-length")).toBeNull()
+    expect(deployments.body[0]).toMatchObject({ subdomain: `many-119-${process.pid}`, status: "created" })
+    expect(deployments.body.at(-1)).toMatchObject({ id: deployment, status: "pending" })
+
+    // An empty list is still an array.
+    const empty = await deploymentOf(server, token, { name: "Empty", subdomain: `empty-${process.pid}` })
+    const none = await call(server, "GET", `/api/v1/deployments/${empty}/builds`, { token })
+    expect([none.status, none.text]).toEqual([200, "[]"])
   })
 
   it("puts a dockerfile part in place of the archive's Dockerfile, or adds it, at the deployment's path", async () => {

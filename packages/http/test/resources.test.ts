@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
+import { GitServer } from "@kiln/core/testing"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { call, startServer, type TestServer, workspaceWithApp } from "./fixtures/server.ts"
 
@@ -146,29 +147,27 @@ describe("http › app versions", () => {
 
   it("resolves a git ref to its commit, and stores a ref git cannot resolve as failed", async () => {
     const { app } = await workspaceWithApp(server)
-    const repository = join(server.dir, "repository")
-    mkdirSync(repository)
-    const git = (...args: Array<string>) =>
-      execFileSync("git", args, {
-        cwd: repository,
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "pipe"]
-      }).trim()
-    git("init", "-q", "-b", "main")
-    writeFileSync(join(repository, "Dockerfile"), "FROM busybox\n")
-    git("add", ".")
-    git("-c", "user.name=T", "-c", "user.email=t@kiln.invalid", "commit", "-q", "-m", "one")
-    const resolved = await call(server, "POST", "/api/app-versions", {
-      body: { appId: app.id, source: { type: "git", url: repository, ref: "main" } }
-    })
-    expect(resolved.status).toBe(201)
-    expect(resolved.body).toMatchObject({ status: "ready", commitSha: git("rev-parse", "HEAD") })
-    const unknown = await call(server, "POST", "/api/app-versions", {
-      body: { appId: app.id, source: { type: "git", url: repository, ref: "no-such-branch" } }
-    })
-    expect(unknown.status).toBe(201)
-    expect(unknown.body).toMatchObject({ status: "failed", commitSha: null })
-    expect(unknown.body.error).toEqual(expect.any(String))
+    const repositories = join(server.dir, "git")
+    const head = GitServer.commit(join(repositories, "repository"), { Dockerfile: "FROM busybox\n" })
+    const git = await GitServer.start(repositories)
+    try {
+      const resolved = await call(server, "POST", "/api/app-versions", {
+        body: { appId: app.id, source: { type: "git", url: `${git.url}/repository`, ref: "main" } }
+      })
+      expect(resolved.status).toBe(201)
+      expect(resolved.body).toMatchObject({ status: "ready", commitSha: head })
+      const unknown = await call(server, "POST", "/api/app-versions", {
+        body: { appId: app.id, source: { type: "git", url: `${git.url}/repository`, ref: "no-such-branch" } }
+      })
+      expect(unknown.status).toBe(201)
+      expect(unknown.body).toMatchObject({
+        status: "failed",
+        commitSha: null,
+        error: `ref "no-such-branch" does not exist in ${git.url}/repository`
+      })
+    } finally {
+      await git.close()
+    }
   })
 
   it("takes an archive upload as application/gzip, and refuses a second upload", async () => {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { request as httpRequest } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Authenticator } from "@kiln/core"
+import { Authenticator, Storage } from "@kiln/core"
 import { KilnHttp } from "@kiln/http"
 import Database from "better-sqlite3"
 import { Effect, Layer, ManagedRuntime } from "effect"
@@ -134,6 +134,15 @@ describe("http › limits and errors", () => {
       await broken.close()
     }
   })
+  it("answers an answer that fails its own schema with 500, not a 400 that blames the request", async () => {
+    // Stored behind the API's back: a name longer than the API allows cannot be encoded in its answer.
+    const workspace = await server.run(
+      Effect.flatMap(Storage.Storage, (storage) => storage.createWorkspace({ name: "x".repeat(300) }))
+    )
+    const reply = await call(server, "GET", `/api/workspaces/${workspace.id}`)
+    expect(reply.status).toBe(500)
+    expect(reply.body).toEqual({ error: "internal", requestId: reply.headers.get("x-request-id") })
+  })
 })
 
 describe("http › OpenAPI and the reference page", () => {
@@ -155,6 +164,7 @@ describe("http › OpenAPI and the reference page", () => {
         "POST /api/builds/{id}/redeploy",
         "GET /api/builds/{id}/logs",
         "GET /api/builds/{id}/logs/stream",
+        "POST /api/builds/{id}/logs/ticket",
         "GET /api/workspaces",
         "POST /api/workspaces",
         "GET /api/workspaces/{id}",
@@ -196,7 +206,8 @@ describe("http › OpenAPI and the reference page", () => {
         "GET /api/v1/deployments/{deployment_id}/builds",
         "GET /api/v1/deployments/{deployment_id}/builds/{build_id}",
         "GET /api/v1/deployments/{deployment_id}/builds/{build_id}/logs",
-        "GET /api/v1/deployments/{deployment_id}/builds/{build_id}/logs/stream"
+        "GET /api/v1/deployments/{deployment_id}/builds/{build_id}/logs/stream",
+        "POST /api/v1/deployments/{deployment_id}/builds/{build_id}/logs/ticket"
       ].sort()
     )
     expect(await operations("/accounts/openapi.json")).toEqual(

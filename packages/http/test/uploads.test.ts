@@ -16,7 +16,7 @@ import { call, startServer, type TestServer, workspaceWithApp } from "./fixtures
 const maxArchiveBytes = 2 * 1024 * 1024
 let server: TestServer
 beforeAll(async () => {
-  server = await startServer({ maxArchiveBytes })
+  server = await startServer({ sources: { maxArchiveBytes } })
 })
 afterAll(() => server.close())
 

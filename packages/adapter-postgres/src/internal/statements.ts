@@ -347,7 +347,8 @@ export const statements = {
   expiredLeases: prepared(
     "expired_leases",
     `WITH clock AS (SELECT ${databaseNow} AS now)
-     SELECT ${list(buildColumns, "b")}, clock.now FROM builds b, clock
+     SELECT ${list(buildColumns, "b")}, clock.now, row_to_json(s) AS stats
+     FROM builds b CROSS JOIN clock LEFT JOIN log_stats s ON s.build_id = b.id
      WHERE b.${activePhases} AND b.lease_expires_at <= clock.now FOR NO KEY UPDATE OF b SKIP LOCKED`
   ),
 

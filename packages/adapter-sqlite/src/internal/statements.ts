@@ -4,18 +4,17 @@
  */
 import { SqlRows } from "@kiln/core"
 import type { Connection } from "./connection.ts"
-import type {
-  AppRow,
-  AppVersionRow,
-  BuildRow,
-  BuildStepRow,
-  LogLineRow,
-  LogStatsRow,
-  SourceEventRow,
-  TokenRow,
-  TriggerRow,
-  WorkspaceRow
-} from "./rows.ts"
+
+type AppRow = SqlRows.AppRow
+type AppVersionRow = SqlRows.AppVersionRow
+type BuildRow = SqlRows.BuildRow
+type BuildStepRow = SqlRows.BuildStepRow
+type LogLineRow = SqlRows.LogLineRow
+type LogStatsRow = SqlRows.LogStatsRow
+type SourceEventRow = SqlRows.SourceEventRow
+type TokenRow = SqlRows.TokenRow
+type TriggerRow = SqlRows.TriggerRow
+type WorkspaceRow = SqlRows.WorkspaceRow
 
 const {
   appColumns,

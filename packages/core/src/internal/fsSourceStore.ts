@@ -9,8 +9,9 @@ import { join, resolve } from "node:path"
 import { ByteSize, Duration, Effect, Schema, Stream } from "effect"
 import { RelativePath } from "../App.ts"
 import type { AppVersion } from "../AppVersion.ts"
+import * as GitUrl from "../GitUrl.ts"
 import { SourceError } from "../SourceError.ts"
-import type { SourceStoreOptions, SourceStoreShape, StoredArchive } from "../SourceStore.ts"
+import type { GitRefusal, SourceStoreOptions, SourceStoreShape, StoredArchive } from "../SourceStore.ts"
 import * as Git from "./git.ts"
 import { gunzipFile, missingRoot, reroot, validate } from "./tarArchive.ts"
 
@@ -30,7 +31,7 @@ export const makeFsSourceStore = (options: SourceStoreOptions) =>
       maxEntries: options.maxEntries ?? 100_000
     }
     const git: Git.GitSettings = {
-      allowLocalRepositories: options.allowLocalRepositories ?? true,
+      localRepositories: (options.localRepositories ?? []).map((path) => resolve(path)),
       timeout: Duration.fromInputUnsafe(options.gitTimeout ?? "5 minutes")
     }
     yield* Effect.tryPromise({
@@ -61,10 +62,27 @@ export const makeFsSourceStore = (options: SourceStoreOptions) =>
         return { sha256: received.sha256, sizeBytes: received.size } satisfies StoredArchive
       }).pipe(Effect.scoped)
 
+    const checkGit = (url: string, ref?: string): GitRefusal | undefined => {
+      const urlIssue = GitUrl.check(url, git.localRepositories)
+      if (urlIssue !== undefined) return { field: "url", issue: urlIssue }
+      const refIssue = ref === undefined ? undefined : GitUrl.checkRef(ref)
+      return refIssue === undefined ? undefined : { field: "ref", issue: refIssue }
+    }
+
+    /** The same refusal, before git runs: a source stored before the host's settings changed meets it. */
+    const refused = (url: string, ref?: string) => {
+      const refusal = checkGit(url, ref)
+      if (refusal === undefined) return Effect.void
+      const what =
+        refusal.field === "url"
+          ? `git URL ${JSON.stringify(Git.displayUrl(url))}`
+          : `git ref ${JSON.stringify(ref)}`
+      return Effect.fail(new SourceError({ reason: "Refused", message: `refused ${what}: ${refusal.issue}` }))
+    }
+
     const resolveGit = (url: string, ref: string) =>
       Effect.gen(function* () {
-        const refused = Git.checkUrl(url, git) ?? Git.checkRef(ref)
-        if (refused !== undefined) return yield* refused
+        yield* refused(url, ref)
         const repository = yield* scratchPath
         yield* Git.init(repository, git)
         yield* Git.fetch(repository, url, ref, git)
@@ -98,8 +116,7 @@ export const makeFsSourceStore = (options: SourceStoreOptions) =>
             return reroot(gunzipFile(file), root, short)
           }
           const url = version.source.url
-          const refused = Git.checkUrl(url, git)
-          if (refused !== undefined) return yield* refused
+          yield* refused(url)
           const repository = yield* scratchPath
           yield* Git.init(repository, git)
           yield* Git.fetch(repository, url, commit, git)
@@ -117,7 +134,7 @@ export const makeFsSourceStore = (options: SourceStoreOptions) =>
         })
       )
 
-    return { putArchive, maxArchiveBytes, resolveGit, context } satisfies SourceStoreShape
+    return { putArchive, maxArchiveBytes, checkGit, resolveGit, context } satisfies SourceStoreShape
   })
 
 /**

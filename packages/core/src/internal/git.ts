@@ -13,7 +13,8 @@ import { SourceError } from "../SourceError.ts"
 import type { GitCommit } from "../SourceStore.ts"
 
 export interface GitSettings {
-  readonly allowLocalRepositories: boolean
+  /** Absolute directories whose repositories may be read; empty for none. */
+  readonly localRepositories: ReadonlyArray<string>
   /** How long a fetch may take before it is killed. */
   readonly timeout: Duration.Duration
 }
@@ -22,36 +23,6 @@ const failed = (message: string, cause?: unknown) =>
   new SourceError({ reason: "GitFailed", message, ...(cause === undefined ? {} : { cause }) })
 
 const notStarted = (cause: unknown) => failed("git could not be started on this host", cause)
-
-const schemeUrl = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//
-const scpLike = /^[A-Za-z0-9._~-]+@[A-Za-z0-9][A-Za-z0-9.-]*:/
-const remoteSchemes = new Set(["https", "http", "ssh"])
-
-/** Why git must not be pointed at `url`, if it must not: only known transports, and local ones when allowed. */
-export const checkUrl = (url: string, settings: GitSettings): SourceError | undefined => {
-  const shown = displayUrl(url)
-  const supported = "use an https://, http://, ssh:// or git@host:path URL"
-  // A leading dash would be read as an option; `transport::address` would run a remote helper.
-  if (/[\s\p{Cc}]/u.test(url) || url.startsWith("-") || /^[A-Za-z0-9+.-]+::/.test(url))
-    return failed(`${JSON.stringify(shown)} is not a valid git URL; ${supported}`)
-  const scheme = schemeUrl.exec(url)?.[1]?.toLowerCase()
-  const local = scheme === "file" || (scheme === undefined && url.startsWith("/"))
-  if (local)
-    return settings.allowLocalRepositories
-      ? undefined
-      : failed(`local repositories are not allowed here: ${shown}; ${supported}`)
-  if (scheme === undefined)
-    return scpLike.test(url) ? undefined : failed(`${shown} is not a supported git URL; ${supported}`)
-  if (!remoteSchemes.has(scheme)) return failed(`${shown} uses an unsupported protocol; ${supported}`)
-  const host = URL.parse(url)?.hostname ?? ""
-  return host === "" || host.startsWith("-") ? failed(`${shown} has no valid host`) : undefined
-}
-
-/** A ref git would take as one source ref: no options, refspec syntax or revision operators. */
-export const checkRef = (ref: string): SourceError | undefined =>
-  /^[^-+\s\p{Cc}~^:?*[\\][^\s\p{Cc}~^:?*[\\]*$/u.test(ref) && ref.length <= 255
-    ? undefined
-    : failed(`${JSON.stringify(ref)} is not a valid git ref`)
 
 /** The URL with the password, or an http token given as the user name, replaced by `***`. */
 export const displayUrl = (url: string): string =>
@@ -77,7 +48,10 @@ const secretsOf = (url: string): ReadonlyArray<string> => {
   return [userinfo, secret, decoded]
 }
 
-/** git's own explanation, from its stderr, with the URL's credentials and the store's paths removed. */
+/** An absolute path in git's words, where a word starts: every one but the URL's is the server's. */
+const serverPath = /([\s'"`(=])\/[^\s'"`():]*/g
+
+/** git's own explanation, from its stderr, with the URL's credentials and the server's paths removed. */
 const explain = (stderr: string, repository: string, url?: string): string => {
   // The first line says what went wrong (ssh's own lines have no "fatal:"); later ones are consequences.
   const line =
@@ -85,15 +59,14 @@ const explain = (stderr: string, repository: string, url?: string): string => {
       .split("\n")
       .map((l) => l.trim())
       .find((l) => l !== "" && !l.startsWith("warning: ") && !l.startsWith("hint: ")) ?? "no output"
-  let text = line
-    .replace(/^(fatal|error): /, "")
-    .split(repository)
-    .join("(scratch repository)")
-  if (url !== undefined) {
-    text = text.split(url).join(displayUrl(url))
-    for (const secret of secretsOf(url)) text = text.split(secret).join("***")
-  }
-  return text.length > 300 ? `${text.slice(0, 300)}…` : text
+  const text = ` ${line.replace(/^(fatal|error): /, "")}`
+  // The URL is the client's own, even an allowed local repository's path, and what follows it continues it.
+  let shown = (url === undefined ? [text] : text.split(url))
+    .map((part) => part.split(repository).join("(scratch repository)").replace(serverPath, "$1(server path)"))
+    .join(url === undefined ? "" : displayUrl(url))
+    .slice(1)
+  if (url !== undefined) for (const secret of secretsOf(url)) shown = shown.split(secret).join("***")
+  return shown.length > 300 ? `${shown.slice(0, 300)}…` : shown
 }
 
 /** Variables that would point git at another repository than the one named on its command line. */
@@ -119,7 +92,7 @@ const environment = (settings: GitSettings): Record<string, string> => {
     GCM_INTERACTIVE: "never",
     SSH_ASKPASS_REQUIRE: "never",
     // The only transports, for redirects too: without file, no remote can lead git to the host's disk.
-    GIT_ALLOW_PROTOCOL: settings.allowLocalRepositories ? "https:http:ssh:file" : "https:http:ssh",
+    GIT_ALLOW_PROTOCOL: settings.localRepositories.length > 0 ? "https:http:ssh:file" : "https:http:ssh",
     // git's messages are matched below, so they must be in English.
     LC_ALL: "C"
   }
@@ -224,6 +197,9 @@ export const fetch = (repository: string, url: string, revision: string, setting
   Effect.gen(function* () {
     const result = yield* run(
       [
+        // A redirect is followed on the first request only, to the protocols git allows (never file).
+        "-c",
+        "http.followRedirects=initial",
         "--git-dir",
         repository,
         "fetch",

@@ -103,6 +103,39 @@ export const makeMemoryStorage = (options: StorageOptions) =>
       return build === undefined ? Result.fail(NotFound.of("build", id)) : BuildState.checkFence(build, fence)
     }
 
+    /** Appends lines to a build's log, trimming it to its budget; answers the change, or none for a repeat. */
+    const appendToLog = (
+      build: Build.Build,
+      lines: ReadonlyArray<LogLine>,
+      at: DateTime.Utc
+    ): Result.Result<Change | undefined, LogBudget.LogSequenceGap> => {
+      const log = logs.get(build.id) ?? { lines: [], stats: LogBudget.emptyStats }
+      const plan = LogBudget.planAppend(build.id, log.stats, lines, budget)
+      if (plan instanceof LogBudget.LogSequenceGap) return Result.fail(plan)
+      if (plan.fresh.length === 0) return Result.succeed(undefined)
+      log.lines.push(...plan.fresh)
+      log.stats = plan.stats
+      const from = LogBudget.trimFromSeq(log.stats)
+      const start = log.lines.findIndex((line) => line.seq >= from)
+      const trim = LogBudget.planTrim(
+        log.stats,
+        plan.excessBytes,
+        log.lines.slice(start).map((line) => ({ seq: line.seq, bytes: byteLength(line.text) })),
+        at
+      )
+      if (trim !== undefined) {
+        log.lines = log.lines.filter((line) => line.seq < from || line.seq > trim.deleteThroughSeq)
+        log.stats = trim.stats
+      }
+      logs.set(build.id, log)
+      return Result.succeed({
+        _tag: "LogsAppended",
+        buildId: build.id,
+        workspaceId: build.workspaceId,
+        lastSeq: log.stats.lastSeq
+      })
+    }
+
     const storage: StorageShape = {
       createWorkspace: Effect.fnUntraced(function* (input) {
         const at = yield* now
@@ -355,6 +388,7 @@ export const makeMemoryStorage = (options: StorageOptions) =>
       reapExpired: Effect.fnUntraced(function* () {
         const at = yield* now
         const reaped: Array<Build.Build> = []
+        const published: Array<Change> = []
         for (const build of builds.values()) {
           if (
             BuildState.isActive(build.phase) &&
@@ -362,10 +396,20 @@ export const makeMemoryStorage = (options: StorageOptions) =>
             !DateTime.isLessThan(at, build.leaseExpiresAt)
           ) {
             const next = applyEvent(build.id, { _tag: "LeaseExpired", at })
-            if (Result.isSuccess(next)) reaped.push(next.success)
+            if (Result.isFailure(next)) continue
+            const lastSeq = logs.get(build.id)?.stats.lastSeq ?? 0
+            // The next seq continues the log: the append cannot miss.
+            const appended = yield* Effect.orDie(
+              Effect.fromResult(
+                appendToLog(build, [BuildState.reapedLine(build, next.success, lastSeq + 1)], at)
+              )
+            )
+            reaped.push(next.success)
+            if (appended !== undefined) published.push(appended)
+            published.push(buildChanged(next.success))
           }
         }
-        yield* PubSub.publishAll(changes, reaped.map(buildChanged))
+        yield* PubSub.publishAll(changes, published)
         return reaped
       }, serial),
 
@@ -379,31 +423,8 @@ export const makeMemoryStorage = (options: StorageOptions) =>
       appendLogs: Effect.fnUntraced(function* (id, fence, lines) {
         const at = yield* now
         const build = yield* Effect.fromResult(fenced(id, fence))
-        const log = logs.get(id) ?? { lines: [], stats: LogBudget.emptyStats }
-        const plan = LogBudget.planAppend(id, log.stats, lines, budget)
-        if (plan instanceof LogBudget.LogSequenceGap) return yield* plan
-        if (plan.fresh.length === 0) return
-        log.lines.push(...plan.fresh)
-        log.stats = plan.stats
-        const from = LogBudget.trimFromSeq(log.stats)
-        const start = log.lines.findIndex((line) => line.seq >= from)
-        const trim = LogBudget.planTrim(
-          log.stats,
-          plan.excessBytes,
-          log.lines.slice(start).map((line) => ({ seq: line.seq, bytes: byteLength(line.text) })),
-          at
-        )
-        if (trim !== undefined) {
-          log.lines = log.lines.filter((line) => line.seq < from || line.seq > trim.deleteThroughSeq)
-          log.stats = trim.stats
-        }
-        logs.set(id, log)
-        yield* publish({
-          _tag: "LogsAppended",
-          buildId: id,
-          workspaceId: build.workspaceId,
-          lastSeq: log.stats.lastSeq
-        })
+        const appended = yield* Effect.fromResult(appendToLog(build, lines, at))
+        if (appended !== undefined) yield* publish(appended)
       }, serial),
       appendAndTransition: (id, fence, lines, events) =>
         appendThenTransition(storage)(id, fence, lines, events),

@@ -34,8 +34,10 @@ import {
   type TriggerView
 } from "../AccountsApi.ts"
 import { authenticate } from "./authorization.ts"
+import { refusal } from "./gitSources.ts"
 import { idOf } from "./ids.ts"
-import { issuesOf, notUtf8, refusingNonUtf8 } from "./requestErrors.ts"
+import { connectionUuid, repositoryOf } from "./repositories.ts"
+import * as RequestErrors from "./requestErrors.ts"
 
 const ok = <A>(result: A) => ({ success: true as const, errors: [], messages: [], result })
 const iso = (at: DateTime.Utc | null) => (at === null ? null : DateTime.formatIso(at))
@@ -55,29 +57,87 @@ const idList = (parameter: string, text: string) => {
     : Effect.succeed(ids)
 }
 
-export const triggerView = (trigger: Trigger.Trigger): TriggerView => ({
-  trigger_uuid: Id.toUuid(trigger.id),
-  trigger_name: trigger.name,
-  external_script_id: Id.toUuid(trigger.appId),
-  repo_connection: trigger.repository === null ? null : { repo_name: trigger.repository },
-  branch_includes: trigger.branchIncludes,
-  branch_excludes: trigger.branchExcludes,
-  path_includes: trigger.pathIncludes.length > 0 ? trigger.pathIncludes : Trigger.defaultPathIncludes,
-  path_excludes: trigger.pathExcludes,
-  build_command: trigger.buildCommand,
-  deploy_command: trigger.deployCommand,
-  root_directory: trigger.rootDirectory,
-  build_caching_enabled: trigger.cachingEnabled,
-  environment_variables: Object.fromEntries(
-    trigger.environment.map((variable) => [
-      variable.name,
-      { is_secret: variable.secret, value: variable.secret ? null : (variable.value ?? null) }
-    ])
-  ),
-  created_on: DateTime.formatIso(trigger.createdAt),
-  modified_on: DateTime.formatIso(trigger.updatedAt),
-  deleted_on: iso(trigger.deletedAt)
+/** Kiln's root directory as the dialect spells it: `/` the repository's root, "" none (the app's own). */
+const rootDirectoryView = (path: string | null | undefined) =>
+  path === null || path === undefined ? "" : `/${path}`
+
+/** The dialect's spelling read back: "" is none, and a leading `/` names the repository's root. */
+const rootDirectoryInput = (path: string | null) =>
+  path === null || path === "" ? null : path.replace(/^\//, "")
+
+const variableView = (variable: Trigger.EnvironmentVariable, trigger: Trigger.Trigger) => ({
+  is_secret: variable.secret,
+  value: variable.secret ? null : (variable.value ?? null),
+  created_on: variable.createdAt ?? DateTime.formatIso(trigger.createdAt)
 })
+
+const repoConnectionView = (
+  accountId: Id.WorkspaceId,
+  url: string | null,
+  times: Pick<TriggerView, "created_on" | "modified_on" | "deleted_on">
+): TriggerView["repo_connection"] => {
+  const repository = url === null ? null : repositoryOf(url)
+  return {
+    repo_connection_uuid: repository === null ? "" : connectionUuid(Id.toUuid(accountId), repository),
+    repo_id: repository?.id ?? "",
+    repo_name: repository?.name ?? "",
+    provider_type: repository?.providerType ?? "",
+    provider_account_id: "",
+    provider_account_name: repository?.owner ?? "",
+    ...times
+  }
+}
+
+export const triggerView = (trigger: Trigger.Trigger): TriggerView => {
+  const times = {
+    created_on: DateTime.formatIso(trigger.createdAt),
+    modified_on: DateTime.formatIso(trigger.updatedAt),
+    deleted_on: iso(trigger.deletedAt)
+  }
+  return {
+    trigger_uuid: Id.toUuid(trigger.id),
+    trigger_name: trigger.name,
+    external_script_id: Id.toUuid(trigger.appId),
+    repo_connection: repoConnectionView(trigger.workspaceId, trigger.repository, times),
+    branch_includes: trigger.branchIncludes,
+    branch_excludes: trigger.branchExcludes,
+    path_includes: trigger.pathIncludes.length > 0 ? trigger.pathIncludes : Trigger.defaultPathIncludes,
+    path_excludes: trigger.pathExcludes,
+    build_command: trigger.buildCommand ?? "",
+    deploy_command: trigger.deployCommand ?? "",
+    root_directory: rootDirectoryView(trigger.rootDirectory),
+    build_caching_enabled: trigger.cachingEnabled,
+    environment_variables: Object.fromEntries(
+      trigger.environment.map((variable) => [variable.name, variableView(variable, trigger)])
+    ),
+    ...times
+  }
+}
+
+/** The trigger of a build that none made: every field empty, the times the build's. */
+const noTriggerView = (build: Build.Build): TriggerView => {
+  const times = {
+    created_on: DateTime.formatIso(build.createdAt),
+    modified_on: DateTime.formatIso(build.createdAt),
+    deleted_on: null
+  }
+  return {
+    trigger_uuid: "",
+    trigger_name: "",
+    external_script_id: Id.toUuid(build.entityId),
+    repo_connection: repoConnectionView(build.workspaceId, null, times),
+    branch_includes: [],
+    branch_excludes: [],
+    path_includes: [],
+    path_excludes: [],
+    build_command: "",
+    deploy_command: "",
+    root_directory: "",
+    build_caching_enabled: false,
+    environment_variables: {},
+    ...times
+  }
+}
 
 /** Where a build came from, when no trigger recorded it: `auto` builds come from pushes. */
 const sourceOf = (build: Build.Build): BuildView["build_trigger_metadata"]["build_trigger_source"] =>
@@ -89,7 +149,11 @@ const sourceOf = (build: Build.Build): BuildView["build_trigger_metadata"]["buil
 
 export const buildView = (build: Build.Build, trigger: Trigger.Trigger | null): BuildView => {
   const metadata = (build.triggerMetadata ?? {}) as Partial<Trigger.BuildTriggerMetadata>
-  const text = (value: string | null | undefined) => value ?? null
+  const text = (value: string | null | undefined) => value ?? ""
+  const repository =
+    metadata.repository === undefined || metadata.repository === null
+      ? null
+      : repositoryOf(metadata.repository)
   const { status, buildOutcome } = BuildState.toAccounts(build as BuildState.State)
   return {
     build_uuid: Id.toUuid(build.id),
@@ -103,26 +167,32 @@ export const buildView = (build: Build.Build, trigger: Trigger.Trigger | null): 
     build_trigger_metadata: {
       build_trigger_source: metadata.source ?? sourceOf(build),
       branch: text(metadata.branch),
-      commit_hash: text(metadata.commitSha) ?? build.commitSha,
+      commit_hash: text(metadata.commitSha ?? build.commitSha),
       commit_message: text(metadata.commitMessage),
-      author: build.triggerMetadata === null ? build.createdBy : text(metadata.author),
-      repo_name: text(metadata.repository),
+      author: text(build.triggerMetadata === null ? build.createdBy : metadata.author),
+      repo_name: repository?.name ?? "",
       build_command: text(metadata.buildCommand),
       deploy_command: text(metadata.deployCommand),
-      root_directory: text(metadata.rootDirectory),
+      root_directory: rootDirectoryView(metadata.rootDirectory),
       environment_variables: Object.fromEntries(
-        (metadata.environmentVariables ?? []).map((name) => [
-          name,
-          { is_secret: trigger?.environment.find((v) => v.name === name)?.secret ?? true }
-        ])
+        (metadata.environmentVariables ?? []).map((name) => {
+          const variable = trigger?.environment.find((v) => v.name === name)
+          return [
+            name,
+            variable === undefined
+              ? { is_secret: true, value: null, created_on: DateTime.formatIso(build.createdAt) }
+              : variableView(variable, trigger!)
+          ]
+        })
       ),
-      build_token_name: null,
-      build_token_uuid: null,
-      provider_type: metadata.repository === undefined || metadata.repository === null ? null : "git",
-      provider_account_name: null
+      build_token_name: text(metadata.tokenName),
+      build_token_uuid:
+        metadata.tokenId === undefined || metadata.tokenId === null ? "" : Id.toUuid(metadata.tokenId),
+      provider_type: repository?.providerType ?? "",
+      provider_account_name: repository?.owner ?? ""
     },
     pull_request: null,
-    trigger: trigger === null ? null : triggerView(trigger)
+    trigger: trigger === null ? noTriggerView(build) : triggerView(trigger)
   }
 }
 
@@ -135,7 +205,7 @@ export const authorizationLayer = Layer.effect(
       bearer: (httpEffect, { credential, endpoint }) =>
         Effect.flatMap(authenticate(authenticator, credential, AccountsUnauthorized.instance), (principal) =>
           Effect.provideService(
-            refusingNonUtf8(httpEffect, endpoint, AccountsBadRequest.of(notUtf8)),
+            RequestErrors.refusingNonUtf8(httpEffect, endpoint, AccountsBadRequest.of(RequestErrors.notUtf8)),
             AccountsPrincipal,
             principal
           )
@@ -146,13 +216,13 @@ export const authorizationLayer = Layer.effect(
 
 /** The first problem of a decoding failure, as a 400 in the envelope. */
 const badRequestOf = (root: string, issue: SchemaIssue.Issue) => {
-  const [first] = issuesOf(root, issue)
+  const [first] = RequestErrors.issuesOf(root, issue)
   return AccountsBadRequest.of(first === undefined ? `${root}: invalid` : `${first.path}: ${first.message}`)
 }
 
 export const requestErrorsLayer = HttpApiMiddleware.layerSchemaErrorTransform(
   AccountsRequestErrors,
-  (error) => Effect.fail(badRequestOf(error.kind.toLowerCase(), error.cause.issue))
+  RequestErrors.transform((error) => Effect.fail(badRequestOf(error.kind.toLowerCase(), error.cause.issue)))
 )
 
 const decodeTrigger = Schema.decodeUnknownResult(Trigger.NewTrigger)
@@ -293,17 +363,31 @@ export const buildsLayer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (
           const { access, principal } = yield* accountOf(storage, params.account_id)
           yield* writer
           const build = yield* buildOf(access, params.build_uuid)
-          const { build: after } = yield* fromStorage(
+          const { build: after, accepted } = yield* fromStorage(
             notFoundAs(
               "Build not found",
               storage.requestCancel(access, build.id, `cancelled by ${principal.name}`)
             )
           )
-          return ok({
-            build_uuid: Id.toUuid(after.id),
-            build_outcome: BuildState.toAccounts(after as BuildState.State).buildOutcome,
-            stopped_on: iso(after.completedAt)
-          })
+          const { status, buildOutcome } = BuildState.toAccounts(after as BuildState.State)
+          return {
+            ...ok({
+              build_uuid: Id.toUuid(after.id),
+              status,
+              build_outcome: buildOutcome,
+              stopped_on: iso(after.completedAt)
+            }),
+            messages: !accepted
+              ? [{ code: 409, message: `the build had already stopped (${buildOutcome}): nothing to cancel` }]
+              : status === "stopped"
+                ? []
+                : [
+                    {
+                      code: 202,
+                      message: `cancel requested: the build is ${status} until its runner has stopped it; its build_outcome follows (GET the build)`
+                    }
+                  ]
+          }
         })
       )
       .handle("logs", ({ params, query }) =>
@@ -315,8 +399,10 @@ export const buildsLayer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (
           )
           const page = yield* Effect.orDie(storage.readLogs(access, build.id, after, 1000))
           const last = page.lines.at(-1)?.seq ?? after
+          // The build was read first: stopped then, every line it will have was already stored.
+          const complete = build.phase === "stopped" && last >= page.lastSeq
           return ok({
-            cursor: LogCursor.encode(last),
+            ...(complete ? {} : { cursor: LogCursor.encode(last) }),
             lines: page.lines.map((line) => [DateTime.toEpochMillis(line.ts), line.text] as const),
             truncated: page.truncated
           })
@@ -345,7 +431,8 @@ export const buildsLayer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (
               per_page: perPage,
               count: rows.length,
               total_count: result.total,
-              total_pages: Math.ceil(result.total / perPage)
+              total_pages: Math.ceil(result.total / perPage),
+              next_page: page * perPage < result.total
             }
           }
         })
@@ -400,9 +487,10 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
         branchExcludes: input.branch_excludes,
         pathIncludes: input.path_includes,
         pathExcludes: input.path_excludes,
-        buildCommand: input.build_command,
-        deployCommand: input.deploy_command,
-        rootDirectory: input.root_directory,
+        buildCommand: input.build_command === "" ? null : input.build_command,
+        deployCommand: input.deploy_command === "" ? null : input.deploy_command,
+        rootDirectory:
+          input.root_directory === undefined ? undefined : rootDirectoryInput(input.root_directory),
         cachingEnabled: input.build_caching_enabled,
         environment:
           input.environment_variables === undefined
@@ -443,6 +531,15 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
         return { ...patch, environment }
       })
 
+    /** A trigger's repository, refused when the source store would not fetch from it. */
+    const checkedRepository = (repository: string | null) => {
+      const refused =
+        repository === null
+          ? undefined
+          : refusal(sources, { url: repository }, { url: "payload.repository", ref: "payload.branch" })
+      return refused === undefined ? Effect.void : Effect.fail(AccountsBadRequest.of(refused))
+    }
+
     return handlers
       .handle("create", ({ params, payload }) =>
         Effect.gen(function* () {
@@ -452,6 +549,7 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
           if (appId === undefined) return yield* AccountsNotFound.of("Script not found")
           const patch = yield* sealed(patchOf(payload), [])
           const input = yield* checkedTrigger(Trigger.input(appId, payload.trigger_name, patch))
+          yield* checkedRepository(input.repository)
           const trigger = yield* fromStorage(
             notFoundAs("Script not found", storage.createTrigger(access, input))
           )
@@ -474,6 +572,7 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
             ...patched
           } = Trigger.update(trigger, patch, trigger.updatedAt)
           yield* checkedTrigger(patched)
+          yield* checkedRepository(patched.repository)
           return ok(triggerView(yield* fromStorage(storage.updateTrigger(access, trigger.id, patch))))
         })
       )
@@ -512,6 +611,11 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
           if ((payload.branch === undefined) === (payload.commit_hash === undefined)) {
             return yield* AccountsBadRequest.of("give exactly one of branch and commit_hash")
           }
+          // A repository stored before the store refused it is the trigger's fault, not the request's.
+          const refused = sources.checkGit(trigger.repository, payload.branch)
+          if (refused?.field === "url")
+            return yield* AccountsConflict.of(`the trigger's repository is refused: ${refused.issue}`)
+          if (refused !== undefined) return yield* AccountsBadRequest.of(`payload.branch: ${refused.issue}`)
           const source =
             payload.commit_hash !== undefined
               ? { type: "git" as const, url: trigger.repository, commitSha: payload.commit_hash }
@@ -558,7 +662,9 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
                   branch: payload.branch ?? null,
                   commitSha: ready.commitSha,
                   commitMessage: ready.source.type === "git" ? ready.source.message : null,
-                  author: ready.source.type === "git" ? ready.source.author : null
+                  author: ready.source.type === "git" ? ready.source.author : null,
+                  tokenId: principal.tokenId,
+                  tokenName: principal.tokenId === null ? null : principal.name
                 })
               }
             })

@@ -1,7 +1,8 @@
 /**
- * `/api/app-versions`. A git version given by commit is ready at once; given by ref, the ref is resolved
- * now (the version is stored failed, with git's reason, if it cannot be). An archive version waits for
- * its upload — `application/gzip`, or multipart as `archiveUpload.ts` reads it — which the source store
+ * `/api/app-versions`. A git source the source store would not fetch from (a path on the server's disk,
+ * say) is refused with a 400. A git version given by commit is ready at once; given by ref, the ref is
+ * resolved now (the version is stored failed, with git's reason, if it cannot be). An archive version waits
+ * for its upload — `application/gzip`, or multipart as `archiveUpload.ts` reads it — which the source store
  * checks whole before anything is built from it.
  */
 import { AppVersion, Fields, SourceStore, Storage } from "@kiln/core"
@@ -12,6 +13,7 @@ import * as ApiError from "../ApiError.ts"
 import * as ArchiveUpload from "./archiveUpload.ts"
 import { requireRole } from "./authorization.ts"
 import { fromStorage } from "./errors.ts"
+import { refusal } from "./gitSources.ts"
 import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
 
@@ -24,6 +26,11 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
+          const refused =
+            payload.source.type === "git"
+              ? refusal(sources, payload.source, { url: "payload.source.url", ref: "payload.source.ref" })
+              : undefined
+          if (refused !== undefined) return yield* ApiError.badRequest("invalid_request", refused)
           const version = yield* fromStorage(
             storage.createAppVersion(principal.access, {
               appId: canonicalId("app", payload.appId),

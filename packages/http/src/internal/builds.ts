@@ -11,6 +11,7 @@ import { requireRole } from "./authorization.ts"
 import { fromQuery, fromStorage } from "./errors.ts"
 import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
+import * as LogTickets from "./logTickets.ts"
 import { buildDetailJson, buildPage } from "./views.ts"
 
 const maxLogLines = 10_000
@@ -100,6 +101,16 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
             truncated: page.truncated,
             complete: build.phase === "stopped" && last >= page.lastSeq
           }
+        })
+      )
+      .handle("logTicket", ({ params }) =>
+        Effect.gen(function* () {
+          const principal = yield* Effect.service(CurrentPrincipal)
+          const { ticket, expiresAt } = yield* LogTickets.issue(
+            principal,
+            fromStorage(storage.getBuild(principal.access, params.id as never))
+          )
+          return { ticket, url: yield* LogTickets.streamUrl(ticket), expiresAt }
         })
       )
   })

@@ -8,8 +8,9 @@
  * resumes from any cursor gets no gap and no duplicate.
  *
  * Browsers cannot set headers on a WebSocket: besides `Authorization`, the token may come as the
- * subprotocol `bearer.<token>`. Refusals (401, 404, 400) are answered before the upgrade, in the API's
- * error body.
+ * subprotocol `bearer.<token>`, or a short-lived ticket for the build (`logTickets.ts`) as `?ticket=`, which
+ * is all a plain `new WebSocket(url)` can send. Refusals (401, 404, 400) are answered before the upgrade,
+ * in the API's error body.
  */
 import { Authenticator, type Build, LogCursor, Storage } from "@kiln/core"
 import { Deferred, Effect, Queue, Schema, Stream } from "effect"
@@ -18,6 +19,7 @@ import { Socket } from "effect/socket"
 import { LogStreamMessage, logStreamTokenProtocol } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { canonicalId, idOf } from "./ids.ts"
+import * as LogTickets from "./logTickets.ts"
 import { respond } from "./responses.ts"
 
 /** The bearer credential of an upgrade request: the Authorization header, or a `bearer.<token>` subprotocol. */
@@ -71,13 +73,17 @@ export const follow = (
     if ((request.headers.upgrade ?? "").toLowerCase() !== "websocket") return upgradeRequired
     const params = yield* HttpRouter.params
     const id = dialect.buildId(params)
+    const query = new URL(request.url, "http://kiln").searchParams
     const credential = credentialOf(request.headers)
-    const principal = yield* credential === undefined
-      ? Effect.fail(ApiError.Unauthorized.instance)
-      : authenticator
+    const ticket = query.get("ticket")
+    const principal = yield* credential !== undefined
+      ? authenticator
           .authenticate(credential)
           .pipe(Effect.catchTag("Unauthenticated", () => Effect.fail(ApiError.Unauthorized.instance)))
-    const cursor = new URL(request.url, "http://kiln").searchParams.get("cursor") ?? undefined
+      : ticket !== null
+        ? LogTickets.redeem(storage, ticket, id ?? "")
+        : Effect.fail(ApiError.Unauthorized.instance)
+    const cursor = query.get("cursor") ?? undefined
     let seq = yield* Effect.fromResult(LogCursor.decode(cursor)).pipe(
       Effect.mapError((error) => ApiError.badRequest("invalid_cursor", error.message))
     )

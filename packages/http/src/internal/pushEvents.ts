@@ -6,17 +6,19 @@
  *
  * Body: `{workspaceId, deliveryId, repository, branch?, commit?, changedPaths?, author?, message?}`;
  * unknown fields are refused. Answers 201 with `{eventId, redelivered, builds, ignored}` (200 for a
- * redelivery), 400 for a body that is not such a push, 401 for a missing or wrong signature, 404 for a
- * correctly signed push to a workspace that does not exist, 503 when the server has no push key. The
- * signature is checked before the workspace is looked up, so a caller without the workspace's secret gets
- * the same 401 whether or not it exists: the endpoint is no way to find out which workspaces exist.
+ * redelivery), 400 for a body that is not such a push or a repository Kiln would not fetch from, 401 for a
+ * missing or wrong signature, 404 for a correctly signed push to a workspace that does not exist, 503 when
+ * the server has no push key. The signature is checked before the workspace is looked up, so a caller
+ * without the workspace's secret gets the same 401 whether or not it exists: the endpoint is no way to
+ * find out which workspaces exist.
  */
 import { isUtf8 } from "node:buffer"
-import { Access, Id, PushEvents, PushSignature, Storage } from "@kiln/core"
+import { Access, Id, PushEvents, PushSignature, SourceStore, Storage } from "@kiln/core"
 import { Effect, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PushPayload } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
+import { refusal } from "./gitSources.ts"
 import { issuesOf, notUtf8 } from "./requestErrors.ts"
 import { respond } from "./responses.ts"
 import { buildJson } from "./views.ts"
@@ -67,6 +69,13 @@ const receive = Effect.gen(function* () {
     )
   }
   const push = payload.success
+  // A push builds its repository: one the source store would refuse (a path on the server) builds nothing.
+  const refused = refusal(
+    yield* SourceStore.SourceStore,
+    { url: push.repository },
+    { url: "payload.repository", ref: "payload.branch" }
+  )
+  if (refused !== undefined) return yield* respond(ApiError.badRequest("invalid_request", refused))
   const received = yield* PushEvents.receive(
     // The signature proves the sender holds this workspace's secret: it acts within that workspace only.
     Access.workspaces([workspaceId]),
@@ -96,6 +105,14 @@ const receive = Effect.gen(function* () {
 export const route = HttpRouter.use((router) =>
   Effect.gen(function* () {
     const storage = yield* Storage.Storage
-    yield* router.add("POST", "/api/events/push", Effect.provideService(receive, Storage.Storage, storage))
+    const sources = yield* SourceStore.SourceStore
+    yield* router.add(
+      "POST",
+      "/api/events/push",
+      receive.pipe(
+        Effect.provideService(Storage.Storage, storage),
+        Effect.provideService(SourceStore.SourceStore, sources)
+      )
+    )
   })
 )

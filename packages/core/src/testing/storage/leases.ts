@@ -1,9 +1,18 @@
 import { describe, expect } from "@effect/vitest"
 import { Clock, DateTime, Effect } from "effect"
 import * as Access from "../../Access.ts"
+import { byteLength, type LogLine } from "../../LogLine.ts"
 import { assertValidBuild, claimOne, type MakeStorage, queue, seed, test } from "./fixtures.ts"
 
 const now = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.makeUnsafe(ms))
+
+const stdout = (seq: number, text: string, ts: DateTime.Utc): LogLine => ({
+  seq,
+  ts,
+  stream: "stdout",
+  step: null,
+  text
+})
 
 /** Leases: heartbeats extend them; the reaper stops builds whose owner stopped renewing. Real time. */
 export const leases = (name: string, make: MakeStorage) =>
@@ -47,6 +56,85 @@ export const leases = (name: string, make: MakeStorage) =>
         expect(yield* storage.reapExpired()).toEqual([])
       }))
 
+    it("ends a reaped build's log with a system line that says what became of it and why", () =>
+      Effect.gen(function* () {
+        const { storage, version } = yield* seed()
+        yield* queue(version, 2)
+        const lost = yield* claimOne("engine-a", 150)
+        const cancelled = yield* claimOne("engine-a", 150)
+        const at = yield* now
+        yield* storage.appendLogs(lost.build.id, lost.fence, [stdout(1, "one", at), stdout(2, "two", at)])
+        yield* storage.requestCancel(Access.all, cancelled.build.id, "user")
+        yield* Effect.sleep("400 millis")
+        expect(yield* storage.reapExpired()).toHaveLength(2)
+        const expired = (build: typeof lost.build) => DateTime.formatIso(build.leaseExpiresAt!)
+        const lostLog = (yield* storage.readLogs(Access.all, lost.build.id, 0, 10)).lines
+        expect(lostLog.map((line) => line.text)).toEqual([
+          "one",
+          "two",
+          `[kiln] lost: its process (owner engine-a) stopped heartbeating; its lease expired at ${expired(lost.build)}`
+        ])
+        const stopped = yield* storage.getBuild(Access.all, lost.build.id)
+        expect(lostLog[2]).toEqual({
+          seq: 3,
+          ts: stopped.completedAt,
+          stream: "system",
+          step: null,
+          text: lostLog[2]!.text
+        })
+        expect((yield* storage.readLogs(Access.all, cancelled.build.id, 0, 10)).lines).toMatchObject([
+          {
+            seq: 1,
+            stream: "system",
+            text: `[kiln] cancelled: user (its process (owner engine-a) stopped heartbeating; its lease expired at ${expired(cancelled.build)})`
+          }
+        ])
+        // Reaping again finds nothing, and writes nothing.
+        expect(yield* storage.reapExpired()).toEqual([])
+        expect((yield* storage.readLogs(Access.all, lost.build.id, 0, 10)).lines).toHaveLength(3)
+      }))
+
+    it("writes the line once when reapers race", () =>
+      Effect.gen(function* () {
+        const { storage, version } = yield* seed()
+        yield* queue(version)
+        const { build } = yield* claimOne("engine", 100)
+        yield* Effect.sleep("300 millis")
+        const answers = yield* Effect.all(
+          [storage.reapExpired(), storage.reapExpired(), storage.reapExpired()],
+          {
+            concurrency: "unbounded"
+          }
+        )
+        expect(answers.flat().map((b) => b.id)).toEqual([build.id])
+        const log = (yield* storage.readLogs(Access.all, build.id, 0, 10)).lines
+        expect(log).toMatchObject([{ seq: 1, stream: "system" }])
+      }))
+
+    it(
+      "keeps the line within the log budget, like every append",
+      () =>
+        Effect.gen(function* () {
+          const { storage, version } = yield* seed()
+          yield* queue(version)
+          const { build, fence } = yield* claimOne("engine", 150)
+          const at = yield* now
+          const full = Array.from({ length: 20 }, (_, i) => stdout(i + 1, "x".repeat(20), at))
+          yield* storage.appendLogs(build.id, fence, full)
+          yield* Effect.sleep("400 millis")
+          yield* storage.reapExpired()
+          const read = yield* storage.readLogs(Access.all, build.id, 0, 100)
+          expect(read.truncated).toBe(true)
+          expect(read.lastSeq).toBe(21)
+          expect(read.lines.at(-1)).toMatchObject({ seq: 21, stream: "system" })
+          expect(read.lines.at(-1)!.text).toContain("[kiln] lost: ")
+          // What is stored (the truncation marker is not) stays within head + tail.
+          const stored = read.lines.filter((line) => !line.text.includes("dropped to stay within"))
+          expect(stored.reduce((sum, line) => sum + byteLength(line.text), 0)).toBeLessThanOrEqual(100 + 200)
+        }),
+      { storage: { logBudget: { headBytes: 100, tailBytes: 200 } } }
+    )
+
     it("fences out the owner of a reaped build: heartbeat, steps, logs and the final write all fail", () =>
       Effect.gen(function* () {
         const { storage, version } = yield* seed()
@@ -86,7 +174,10 @@ export const leases = (name: string, make: MakeStorage) =>
         expect(errors.map((e) => e._tag)).toEqual(["LeaseLost", "LeaseLost", "LeaseLost", "LeaseLost"])
         const stored = yield* storage.getBuild(Access.all, build.id)
         expect(stored).toMatchObject({ outcome: "lost", imageTag: null, steps: [] })
-        expect((yield* storage.readLogs(Access.all, build.id, 0, 10)).lines).toEqual([])
+        // Only the reaper's line: none of the owner's.
+        expect((yield* storage.readLogs(Access.all, build.id, 0, 10)).lines).toMatchObject([
+          { seq: 1, stream: "system" }
+        ])
       }))
 
     it("keeps a heartbeating build alive past its first lease", () =>

@@ -1,0 +1,45 @@
+/**
+ * Kiln's server (or the bare baseline) in a child process of its own, from `http-server.ts`: a load
+ * generator or a memory probe in this process then does not share the server's event loop or heap.
+ */
+import { type ChildProcess, fork } from "node:child_process"
+import { Effect } from "effect"
+
+/** What the child sends once it listens. */
+export type Ready = { readonly port: number }
+
+const stop = (child: ChildProcess) =>
+  Effect.callback<void>((resume) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+    child.once("exit", () => resume(Effect.void))
+    child.kill()
+  })
+
+/**
+ * `http-server.ts <kind> …args` in a child process (with these Node options besides this process's), killed
+ * when the scope closes; its base URL and pid once it listens.
+ */
+export const serverProcess = (
+  kind: "kiln" | "raw",
+  args: ReadonlyArray<string>,
+  nodeOptions: ReadonlyArray<string> = []
+) =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      // The child inherits `--conditions=@kiln/source`, so it runs Kiln from source like this process.
+      fork(new URL("./http-server.ts", import.meta.url), [kind, ...args], {
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+        execArgv: [...process.execArgv, ...nodeOptions]
+      })
+    ),
+    stop
+  ).pipe(
+    Effect.flatMap((child) =>
+      Effect.callback<{ readonly url: string; readonly pid: number }>((resume) => {
+        child.once("message", (ready: Ready) =>
+          resume(Effect.succeed({ url: `http://127.0.0.1:${ready.port}`, pid: child.pid! }))
+        )
+        child.once("exit", (code) => resume(Effect.die(`the ${kind} server exited with ${code}`)))
+      })
+    )
+  )
