@@ -358,8 +358,15 @@ export class BuildsGroup extends HttpApiGroup.make("builds")
       params: idParam,
       query: {
         cursor: optionalText(100, "Continue after this log cursor."),
-        limit: optionalText(8, "Lines per page, 1–10000 (default 1000)."),
-        format: Schema.optional(Schema.Literals(["json", "text"]))
+        limit: optionalText(
+          8,
+          "Lines per page, 1–10000 (default 1000); with format=text, at most this many (default the whole log)."
+        ),
+        format: Schema.optional(
+          Schema.Literals(["json", "text"]).annotate({
+            description: "text: the log from the cursor on as text/plain, one line per newline, streamed."
+          })
+        )
       },
       success: [LogPageView, Schema.String.pipe(HttpApiSchema.asText())],
       error: [BadRequest, NotFound]
