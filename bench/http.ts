@@ -12,9 +12,10 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { NodeRuntime } from "@effect/platform-node"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
-import { Access, App, Authenticator, Storage } from "@kiln/core"
+import { Access, Storage } from "@kiln/core"
 import autocannon from "autocannon"
 import { Effect } from "effect"
+import { readyVersion } from "./seed.ts"
 import { serverProcess } from "./server-process.ts"
 
 const builds = Number(process.env.KILN_BENCH_BUILDS ?? 5_000)
@@ -28,32 +29,15 @@ const seconds = 4
 const kinds = ["kiln", "raw"] as const
 type Kind = (typeof kinds)[number]
 
-/** A workspace, an app with a ready git version and `builds` builds; the one to fetch sits in the middle. */
+/** A ready version with `builds` builds; the one to fetch sits in the middle. */
 const seed = (file: string) =>
   Effect.gen(function* () {
     const storage = yield* Storage.Storage
-    const workspace = yield* storage.createWorkspace({ name: "bench" })
-    const app = yield* storage.createApp(Access.all, {
-      workspaceId: workspace.id,
-      handle: "bench",
-      name: "Bench",
-      kind: "app",
-      build: App.defaultBuildSettings
-    })
-    const version = yield* storage.createAppVersion(Access.all, {
-      appId: app.id,
-      source: { type: "git", url: "https://git.example.com/bench.git", commitSha: "c".repeat(40) }
-    })
+    const { version, token } = yield* readyVersion
     const created = yield* Effect.forEach(Array.from({ length: builds }), () =>
       storage.createBuild(Access.all, { appVersionId: version.id, trigger: "manual", createdBy: "bench" })
     )
-    const { secret } = yield* Authenticator.issueToken({
-      name: "bench",
-      role: "admin",
-      workspaceIds: "*",
-      expiresAt: null
-    })
-    return { buildId: created[Math.floor(builds / 2)]!.id, token: secret }
+    return { buildId: created[Math.floor(builds / 2)]!.id, token }
   }).pipe(Effect.provide(SqliteStorage.layer({ filename: file })))
 
 /** Both servers must answer the same build, and refuse a caller without the token. */

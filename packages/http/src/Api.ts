@@ -189,7 +189,9 @@ const logStreamPath = (() => {
         description:
           "Upgrades to a WebSocket that sends JSON messages: `line` for each log line (with its cursor), `status` " +
           "when the status changes, and `end` once the build has stopped and every line was sent; the server then " +
-          "closes with 1000. Reconnect with the last cursor to resume with no gap and no duplicate. Browsers, which " +
+          "closes with 1000. Reconnect with the last cursor to resume with no gap and no duplicate. A client that " +
+          "takes nothing for 30 s while 1 MiB waits for it is closed with 4008, reason `slow consumer: resume from " +
+          "cursor <cursor>`, after every line sent: reconnect with that cursor. Browsers, which " +
           "cannot set headers here, pass a ticket from `POST /api/builds/{id}/logs/ticket` as `?ticket=`, or offer " +
           `the token as the subprotocol \`${logStreamTokenProtocol}<token>\` beside \`${logStreamProtocol}\`, which ` +
           "the server answers with.",
@@ -225,13 +227,15 @@ const deploymentLogStreamPath = {
       summary: "Follow a deployment build's log over a WebSocket",
       description:
         "Upgrades to a WebSocket that sends each log line's text, as it is produced, then closes with 1000 once " +
-        "the build has stopped and every line was sent. Refusals come before the upgrade, as on the canonical stream. " +
-        "A browser opens the `url` that `POST …/builds/{build_id}/logs/ticket` answers (this URL with `?ticket=`), " +
-        "since `new WebSocket(url)` cannot send an `Authorization` header.",
+        "the build has stopped and every line was sent. A client that stops reading is closed with 4008 as on the " +
+        "canonical stream, whose cursors `?cursor=` takes here too. Refusals come before the upgrade, as on the " +
+        "canonical stream. A browser opens the `url` that `POST …/builds/{build_id}/logs/ticket` answers (this URL " +
+        "with `?ticket=`), since `new WebSocket(url)` cannot send an `Authorization` header.",
       security: [{ bearer: [] }, {}],
       parameters: [
         { name: "deployment_id", in: "path", required: true, schema: { type: "string" } },
         { name: "build_id", in: "path", required: true, schema: { type: "string" } },
+        { name: "cursor", in: "query", required: false, schema: { type: "string" } },
         ticketParameter
       ],
       responses: {
@@ -358,8 +362,15 @@ export class BuildsGroup extends HttpApiGroup.make("builds")
       params: idParam,
       query: {
         cursor: optionalText(100, "Continue after this log cursor."),
-        limit: optionalText(8, "Lines per page, 1–10000 (default 1000)."),
-        format: Schema.optional(Schema.Literals(["json", "text"]))
+        limit: optionalText(
+          8,
+          "Lines per page, 1–10000 (default 1000); with format=text, at most this many (default the whole log)."
+        ),
+        format: Schema.optional(
+          Schema.Literals(["json", "text"]).annotate({
+            description: "text: the log from the cursor on as text/plain, one line per newline, streamed."
+          })
+        )
       },
       success: [LogPageView, Schema.String.pipe(HttpApiSchema.asText())],
       error: [BadRequest, NotFound]

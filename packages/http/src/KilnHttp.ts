@@ -45,7 +45,11 @@ export interface Options {
   readonly dialects?:
     | { readonly deployments?: boolean | undefined; readonly accounts?: boolean | undefined }
     | undefined
+  /** How far a log stream follower may fall behind before Kiln waits for it, and closes it if it stalls. */
+  readonly logStream?: LogStreamLimits | undefined
 }
+
+export type LogStreamLimits = LogStream.Limits
 
 /** What the routes need from the host: Kiln's storage, its source store and an authenticator. */
 export type Requirements = Storage.Storage | SourceStore.SourceStore | Authenticator.Authenticator
@@ -224,13 +228,14 @@ const accounts = HttpApiBuilder.layer(AccountsApi.AccountsApi, {
   Layer.provide(Accounts.requestErrorsLayer)
 )
 
-const deployments = Layer.mergeAll(
-  HttpApiBuilder.layer(DeploymentsApi, { openapiPath: documents.deployments }).pipe(
-    Layer.provide(Deployments.layer.pipe(Layer.provide(Authorization.layer))),
-    Layer.provide(RequestErrors.layer)
-  ),
-  LogStream.deploymentsRoute
-)
+const deployments = (options: Options) =>
+  Layer.mergeAll(
+    HttpApiBuilder.layer(DeploymentsApi, { openapiPath: documents.deployments }).pipe(
+      Layer.provide(Deployments.layer.pipe(Layer.provide(Authorization.layer))),
+      Layer.provide(RequestErrors.layer)
+    ),
+    LogStream.deploymentsRoute(options.logStream ?? {})
+  )
 
 /** A surface's OpenAPI document, where it is served, and how the reference page names it. */
 interface Surface {
@@ -291,9 +296,9 @@ const routes = (options: Options) => {
       Layer.provide(handlers),
       Layer.provide(RequestErrors.layer)
     ),
-    options.dialects?.deployments === false ? Layer.empty : deployments,
+    options.dialects?.deployments === false ? Layer.empty : deployments(options),
     options.dialects?.accounts === false ? Layer.empty : accounts,
-    LogStream.route,
+    LogStream.route(options.logStream ?? {}),
     Push.route,
     referencePage(surfaces),
     guard(allowed)

@@ -329,6 +329,34 @@ describe("http › builds › logs", () => {
     expect(text.text).toBe("line 1\nline 2\nline 3\n")
   })
 
+  it("serves a log longer than a page limit as text: all of it, or what follows a cursor, in order", async () => {
+    const { version } = await setup()
+    const build = (await createBuild(version.id)).body
+    const engine = await byHand(server, build.id)
+    await engine.log(25_000)
+    const lines = (from: number, to: number) =>
+      Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}\n`).join("")
+    const all = await call(server, "GET", `/api/builds/${build.id}/logs?format=text`)
+    expect(all.status).toBe(200)
+    expect(all.text).toBe(lines(1, 25_000))
+    const page = await call(server, "GET", `/api/builds/${build.id}/logs?limit=10000`)
+    const rest = await call(
+      server,
+      "GET",
+      `/api/builds/${build.id}/logs?format=text&cursor=${page.body.cursor}`
+    )
+    expect(rest.text).toBe(lines(10_001, 25_000))
+    const some = await call(
+      server,
+      "GET",
+      `/api/builds/${build.id}/logs?format=text&cursor=${page.body.cursor}&limit=1500`
+    )
+    expect(some.text).toBe(lines(10_001, 11_500))
+    expect(
+      (await call(server, "GET", "/api/builds/bld_01jz0000000000000000000000/logs?format=text")).status
+    ).toBe(404)
+  })
+
   it("refuses a bad cursor or limit (400) and an unknown build (404)", async () => {
     const { version } = await setup()
     const build = (await createBuild(version.id)).body

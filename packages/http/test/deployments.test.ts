@@ -324,7 +324,7 @@ describe("http › deployments dialect", () => {
     }
   })
 
-  it("answers the whole log as plain text once there is one", async () => {
+  it("answers the whole log as plain text once there is one, however long", async () => {
     const { token } = await workspace(server)
     const deployment = await deploymentOf(server, token, { name: "Text", subdomain: `text-${process.pid}` })
     await upload(server, token, deployment, {
@@ -338,8 +338,13 @@ describe("http › deployments dialect", () => {
     })
     expect(logs.status).toBe(200)
     expect(logs.headers.get("content-type")).toContain("text/plain")
-    expect(logs.text.endsWith("\n")).toBe(true)
-    expect(logs.text.split("\n").length).toBeGreaterThan(2)
+    expect(logs.text).toBe("line 1\nline 2\nline 3\n")
+    // Past any page size, still all of it, in order.
+    await engine.log(24_997)
+    const long = await call(server, "GET", `/api/v1/deployments/${deployment}/builds/${build.id}/logs`, {
+      token
+    })
+    expect(long.text).toBe(Array.from({ length: 25_000 }, (_, i) => `line ${i + 1}\n`).join(""))
   })
 })
 

@@ -4,6 +4,7 @@
  * cursor. The engine's part is played through storage, so every step of the build is under the test's
  * control (the Docker end-to-end tests cover real builds).
  */
+import { get } from "node:http"
 import { connect, createServer, type Socket } from "node:net"
 import { Id } from "@kiln/core"
 import { KilnClient } from "@kiln/http"
@@ -18,6 +19,7 @@ import {
   type TestServer,
   workspaceWithApp
 } from "./fixtures/server.ts"
+import { type Memory, type ServerProcess, serverProcess } from "./fixtures/server-process.ts"
 import { openStream } from "./fixtures/websocket.ts"
 
 let server: TestServer
@@ -43,6 +45,50 @@ const until = async (check: () => boolean) => {
 
 const streamPath = (id: string, cursor?: string) =>
   `/api/builds/${id}/logs/stream${cursor === undefined ? "" : `?cursor=${cursor}`}`
+
+/**
+ * A TCP proxy in front of a server, as a network is: `drop` cuts every connection it carries, and with
+ * `holdMs` its first connection stops passing on what the server sends for that long, as a stuck client
+ * would, then passes it all on. It counts log stream upgrades (a resumed stream may reuse a connection).
+ */
+const proxyTo = async (url: string, holdMs?: number) => {
+  const sockets = new Set<Socket>()
+  const target = new URL(url)
+  let connections = 0
+  let upgrades = 0
+  const proxy = createServer((inbound) => {
+    const outbound = connect(Number(target.port), target.hostname)
+    for (const socket of [inbound, outbound]) {
+      sockets.add(socket)
+      socket.on("close", () => sockets.delete(socket))
+      socket.on("error", () => socket.destroy())
+    }
+    inbound.pipe(outbound).pipe(inbound)
+    inbound.on("data", (chunk) => {
+      upgrades += String(chunk).match(/^GET \S+\/logs\/stream\S* HTTP\/1\.1\r$/gm)?.length ?? 0
+    })
+    if (++connections === 1 && holdMs !== undefined) {
+      outbound.once("data", () => {
+        outbound.unpipe(inbound)
+        outbound.pause()
+        setTimeout(() => outbound.pipe(inbound), holdMs)
+      })
+    }
+  })
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve))
+  const drop = () => {
+    for (const socket of sockets) socket.destroy()
+  }
+  return {
+    url: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`,
+    upgrades: () => upgrades,
+    drop,
+    close: () => {
+      proxy.close()
+      drop()
+    }
+  }
+}
 
 describe("http › log stream", () => {
   it("sends the log live, then status changes, then end and a normal close", async () => {
@@ -176,23 +222,10 @@ describe("http › log stream", () => {
   it("resumes by itself in the typed client when the connection drops, from its last cursor", async () => {
     const { id, engine } = await runningBuild()
     await engine.log(100)
-    // A TCP proxy in front of the server whose connections the test can drop, as a network would.
-    const sockets = new Set<Socket>()
-    const target = new URL(server.url)
-    const proxy = createServer((inbound) => {
-      const outbound = connect(Number(target.port), target.hostname)
-      for (const socket of [inbound, outbound]) {
-        sockets.add(socket)
-        socket.on("close", () => sockets.delete(socket))
-        socket.on("error", () => socket.destroy())
-      }
-      inbound.pipe(outbound).pipe(inbound)
-    })
-    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve))
-    const port = (proxy.address() as { port: number }).port
+    const proxy = await proxyTo(server.url)
     try {
       const client = await Effect.runPromise(
-        KilnClient.make({ baseUrl: `http://127.0.0.1:${port}`, token: server.admin }).pipe(
+        KilnClient.make({ baseUrl: proxy.url, token: server.admin }).pipe(
           Effect.provide(FetchHttpClient.layer)
         )
       )
@@ -206,7 +239,7 @@ describe("http › log stream", () => {
             // Drop every connection after the 30th and the 120th line.
             if (message.seq === 30 || message.seq === 120) {
               drops++
-              for (const socket of sockets) socket.destroy()
+              proxy.drop()
             }
           })
         )
@@ -220,7 +253,129 @@ describe("http › log stream", () => {
       expect(seen).toEqual(Array.from({ length: 150 }, (_, i) => i + 1))
     } finally {
       proxy.close()
-      for (const socket of sockets) socket.destroy()
+    }
+  })
+})
+
+/** Opens the stream, failing the test if it is refused. */
+const opened = async (url: string, path: string, token: string) => {
+  const outcome = await openStream(url, path, { token })
+  if (!("opened" in outcome)) throw new Error(outcome.refused.text)
+  return outcome.opened
+}
+
+const seqsOf = (messages: ReadonlyArray<Record<string, unknown>>) =>
+  messages.filter((m) => m.type === "line").map((m) => m.seq as number)
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+const MiB = 1024 * 1024
+
+/** A GET whose body the client never reads: resolves once the answer starts, with a way to drop it. */
+const stuckDownload = (url: string, token: string) =>
+  new Promise<{ readonly status: number | undefined; readonly drop: () => void }>((resolve, reject) => {
+    const request = get(url, { headers: { authorization: `Bearer ${token}` } }, (response) => {
+      response.pause()
+      response.on("error", () => {})
+      resolve({ status: response.statusCode, drop: () => request.destroy() })
+    })
+    request.on("error", reject)
+  })
+
+/** What the server holds on to: its heap and the memory outside it (socket buffers), after a collection. */
+const live = (memory: Memory) => memory.heapUsed + memory.external
+
+describe("http › log stream › followers that stop reading (the server in a process of its own)", () => {
+  // 40 MB of log, so that a follower's messages are far past its 1 MiB bound and the kernel's socket buffers.
+  const lineCount = 40_000
+  const text = (seq: number) => `line ${seq} `.padEnd(1000, "x")
+  const stallTimeoutMs = 3000
+  // Each stuck follower may hold 1 MiB unsent and a page of lines (1,000 here, about 1 MB, and their messages);
+  // each stuck download two pages, one as text.
+  const bound = 32 * MiB
+  let remote: ServerProcess
+  let id: string
+  let appId: string
+  beforeAll(async () => {
+    remote = await serverProcess({
+      logStream: { stallTimeoutMs },
+      logBudget: { headBytes: MiB, tailBytes: 64 * MiB }
+    })
+    const { app } = await workspaceWithApp(remote)
+    appId = app.id
+    const version = await readyVersion(remote, app.id)
+    id = (await call(remote, "POST", "/api/builds", { body: { appVersionId: version.id } })).body.id
+    const engine = await byHand(remote, id)
+    for (let added = 0; added < lineCount; added += 5000) await engine.log(5000, text)
+    await engine.succeed()
+  }, 120_000)
+  afterAll(() => remote?.close())
+
+  it("holds a bounded buffer for five followers and two text downloads that never read, sends a reader every line meanwhile, and lets go when they leave", async () => {
+    const before = await remote.memory()
+    const stuck = await Promise.all(range(1, 5).map(() => opened(remote.url, streamPath(id), remote.admin)))
+    for (const follower of stuck) follower.pause()
+    // Both dialects' plain-text logs: the same code reads them from storage as the client takes them.
+    const downloads = await Promise.all(
+      [`/api/builds/${id}/logs?format=text`, `/api/v1/deployments/${appId}/builds/${id}/logs`].map((path) =>
+        stuckDownload(`${remote.url}${path}`, remote.admin)
+      )
+    )
+    expect(downloads.map((download) => download.status)).toEqual([200, 200])
+    const reader = await opened(remote.url, streamPath(id), remote.admin)
+    expect(await reader.closed).toBe(1000)
+    expect(seqsOf(reader.messages)).toEqual(range(1, lineCount))
+    expect(reader.messages.at(-1)).toMatchObject({ type: "end", status: "completed" })
+    // The stuck followers had all the time the reader took to fill their buffers.
+    const during = await remote.memory()
+    for (const follower of stuck) follower.cut()
+    for (const download of downloads) download.drop()
+    await Promise.all(stuck.map((follower) => follower.closed))
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const after = await remote.memory()
+    const figures = [before, during, after].map((m) => `${(live(m) / MiB).toFixed(0)} MiB`).join(" → ")
+    expect(live(during) - live(before), figures).toBeLessThan(bound)
+    expect(live(after) - live(before), figures).toBeLessThan(8 * MiB)
+  })
+
+  it("closes a follower that takes nothing for the stall timeout with 4008 and the cursor to resume from", async () => {
+    const follower = await opened(remote.url, streamPath(id), remote.admin)
+    follower.pause()
+    await new Promise((resolve) => setTimeout(resolve, stallTimeoutMs + 3000))
+    follower.resume()
+    expect(await follower.closed).toBe(4008)
+    // The close frame comes after every line sent: the cursor it names is the last line's.
+    const cursor = /^slow consumer: resume from cursor (\S+)$/.exec(await follower.reason)?.[1]
+    const seen = seqsOf(follower.messages)
+    expect(seen.length).toBeGreaterThan(0)
+    expect(seen.length).toBeLessThan(lineCount)
+    expect(seen).toEqual(range(1, seen.length))
+    expect(cursor).toBe(follower.messages.at(-1)!.cursor)
+    const resumed = await opened(remote.url, streamPath(id, cursor), remote.admin)
+    expect(await resumed.closed).toBe(1000)
+    expect(seqsOf(resumed.messages)).toEqual(range(seen.length + 1, lineCount))
+  })
+
+  it("is resumed after a 4008 by the typed client's followLogs by itself, with no gap", async () => {
+    const proxy = await proxyTo(remote.url, stallTimeoutMs + 3000)
+    try {
+      const client = await Effect.runPromise(
+        KilnClient.make({ baseUrl: proxy.url, token: remote.admin }).pipe(
+          Effect.provide(FetchHttpClient.layer)
+        )
+      )
+      const seen: Array<number> = []
+      await Effect.runPromise(
+        Stream.runForEach(client.followLogs(id), (message) =>
+          Effect.sync(() => {
+            if (message.type === "line") seen.push(message.seq)
+          })
+        )
+      )
+      expect(proxy.upgrades()).toBe(2)
+      expect(seen).toEqual(range(1, lineCount))
+    } finally {
+      proxy.close()
     }
   })
 })

@@ -11,6 +11,7 @@ import { requireRole } from "./authorization.ts"
 import { fromQuery, fromStorage } from "./errors.ts"
 import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
+import { plainText } from "./logText.ts"
 import * as LogTickets from "./logTickets.ts"
 import { buildDetailJson, buildPage } from "./views.ts"
 
@@ -87,12 +88,18 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
         Effect.gen(function* () {
           const principal = yield* Effect.service(CurrentPrincipal)
           const after = yield* fromQuery(Effect.fromResult(LogCursor.decode(query.cursor)))
-          const text = query.format === "text"
-          const limit = yield* logLimit(query.limit ?? (text ? String(maxLogLines) : undefined))
+          // As text, the whole log unless a limit is asked for.
+          if (query.format === "text") {
+            const limit = query.limit === undefined ? undefined : yield* logLimit(query.limit)
+            const text = yield* fromStorage(
+              plainText(storage, principal.access, canonicalId("bld", params.id), after, limit)
+            )
+            return text.response
+          }
+          const limit = yield* logLimit(query.limit)
           const page = yield* fromStorage(
             storage.readLogs(principal.access, canonicalId("bld", params.id), after, limit)
           )
-          if (text) return page.lines.map((line) => `${line.text}\n`).join("")
           const build = yield* fromStorage(storage.getBuild(principal.access, canonicalId("bld", params.id)))
           const last = page.lines.at(-1)?.seq ?? after
           return {

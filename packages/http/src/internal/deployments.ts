@@ -27,6 +27,7 @@ import { fromStorage } from "./errors.ts"
 import { refusal } from "./gitSources.ts"
 import { idOf } from "./ids.ts"
 import { everyRow, jsonArray } from "./lists.ts"
+import { plainText } from "./logText.ts"
 import * as LogTickets from "./logTickets.ts"
 
 /** The trigger that makes an app a git deployment. */
@@ -284,16 +285,9 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
           const build = yield* buildOf(principal.access, params.deployment_id, params.build_id)
           const unavailable = ApiError.NotFound.of("Build logs not available")
           if (build.phase === "queued") return yield* unavailable
-          const lines: Array<string> = []
-          for (let after = 0; ; ) {
-            const page = yield* Effect.orDie(storage.readLogs(principal.access, build.id, after, 10_000))
-            for (const line of page.lines) lines.push(line.text)
-            if (page.lines.length < 10_000) break
-            after = page.lines.at(-1)!.seq
-          }
+          const text = yield* Effect.orDie(plainText(storage, principal.access, build.id, 0))
           // Cancelled before it logged, or its log was cleaned up: there is nothing to show.
-          if (lines.length === 0) return yield* unavailable
-          return `${lines.join("\n")}\n`
+          return text.empty ? yield* unavailable : text.response
         })
       )
       .handle("logTicket", ({ params }) =>
