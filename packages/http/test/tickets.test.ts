@@ -126,6 +126,9 @@ describe("http › log stream tickets", () => {
       url: `${server.url.replace(/^http/, "ws")}/api/builds/${build}/logs/stream?ticket=${encodeURIComponent(issued.body.ticket)}`,
       expiresAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/)
     })
+    // The path takes the build's UUID form too, as every canonical path does.
+    const byUuid = await call(server, "POST", `/api/builds/${Id.toUuid(build)}/logs/ticket`, { token })
+    expect(byUuid.status, byUuid.text).toBe(200)
     const socket = browserSocket(issued.body.url)
     expect(await socket.closed).toBe(1000)
     const messages = socket.messages.map((text) => JSON.parse(text))

@@ -97,10 +97,11 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
             return text.response
           }
           const limit = yield* logLimit(query.limit)
+          // The build first: if it had stopped then, the log read after holds its last line.
+          const build = yield* fromStorage(storage.getBuild(principal.access, canonicalId("bld", params.id)))
           const page = yield* fromStorage(
             storage.readLogs(principal.access, canonicalId("bld", params.id), after, limit)
           )
-          const build = yield* fromStorage(storage.getBuild(principal.access, canonicalId("bld", params.id)))
           const last = page.lines.at(-1)?.seq ?? after
           return {
             data: page.lines,
@@ -115,7 +116,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
           const principal = yield* Effect.service(CurrentPrincipal)
           const { ticket, expiresAt } = yield* LogTickets.issue(
             principal,
-            fromStorage(storage.getBuild(principal.access, params.id as never))
+            fromStorage(storage.getBuild(principal.access, canonicalId("bld", params.id)))
           )
           return { ticket, url: yield* LogTickets.streamUrl(ticket), expiresAt }
         })
