@@ -6,7 +6,7 @@ import { createHash, randomBytes } from "node:crypto"
 import { type DateTime, Schema } from "effect"
 import * as Access from "./Access.ts"
 import { TokenId, WorkspaceId } from "./Id.ts"
-import { Name } from "./Workspace.ts"
+import { Name, NewName } from "./Workspace.ts"
 
 export const Role = Schema.Literals(["read", "write", "admin"])
 export type Role = typeof Role.Type
@@ -34,7 +34,7 @@ export const ApiToken = Schema.Struct({
 export type ApiToken = typeof ApiToken.Type
 
 export const NewToken = Schema.Struct({
-  name: Name,
+  name: NewName,
   workspaceIds: TokenWorkspaces,
   role: Role,
   tokenHash: TokenHash,

@@ -4,7 +4,7 @@
  */
 import { type DateTime, Schema } from "effect"
 import { AppId, WorkspaceId } from "./Id.ts"
-import { Name } from "./Workspace.ts"
+import { Name, NewName } from "./Workspace.ts"
 
 /** DNS-label shaped, because it names the image: `{registry}/{handle}:{short_hash}`. */
 export const Handle = Schema.String.check(
@@ -89,7 +89,7 @@ export type App = typeof App.Type
 export const NewApp = Schema.Struct({
   workspaceId: WorkspaceId,
   handle: Handle,
-  name: Name,
+  name: NewName,
   kind: Kind,
   build: BuildSettings
 })

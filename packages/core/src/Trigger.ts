@@ -7,7 +7,7 @@ import { DateTime, Schema } from "effect"
 import { type BuildSettings, RelativePath } from "./App.ts"
 import * as Glob from "./Glob.ts"
 import { AppId, type TokenId, TriggerId, WorkspaceId } from "./Id.ts"
-import { Name } from "./Workspace.ts"
+import { Name, NewName } from "./Workspace.ts"
 
 const Pattern = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(1024))
 const Patterns = Schema.Array(Pattern).check(Schema.isMaxLength(100))
@@ -132,7 +132,7 @@ export const NewTrigger = Trigger.mapFields(
     updatedAt: _updated,
     deletedAt: _deleted,
     ...fields
-  }) => fields
+  }) => ({ ...fields, name: NewName })
 )
 export type NewTrigger = typeof NewTrigger.Type
 

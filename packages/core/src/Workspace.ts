@@ -4,10 +4,11 @@
 import { type DateTime, Schema } from "effect"
 import { WorkspaceId } from "./Id.ts"
 
-/** Names reach logs, terminals and pages: no control characters (NUL, line breaks, escapes). */
-export const Name = Schema.Trimmed.check(
-  Schema.isNonEmpty(),
-  Schema.isMaxLength(200),
+/** A stored name, as answers carry it: names stored before `NewName` existed must still read. */
+export const Name = Schema.Trimmed.check(Schema.isNonEmpty(), Schema.isMaxLength(200))
+
+/** A name as a caller gives it. Names reach logs, terminals and pages: no control characters. */
+export const NewName = Name.check(
   Schema.isPattern(/^\P{Cc}*$/u, { expected: "a name without control characters (NUL, line breaks, …)" })
 )
 
@@ -19,7 +20,7 @@ export const Workspace = Schema.Struct({
 })
 export type Workspace = typeof Workspace.Type
 
-export const NewWorkspace = Schema.Struct({ name: Name })
+export const NewWorkspace = Schema.Struct({ name: NewName })
 export type NewWorkspace = typeof NewWorkspace.Type
 
 export const make = (id: WorkspaceId, input: NewWorkspace, now: DateTime.Utc): Workspace => ({

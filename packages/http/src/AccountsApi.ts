@@ -256,7 +256,7 @@ const account = { account_id: Id }
 const notFound = [AccountsBadRequest, AccountsNotFound] as const
 
 const TriggerInput = {
-  trigger_name: Workspace.Name,
+  trigger_name: Workspace.NewName,
   repository: Schema.optionalKey(Schema.NullOr(Text(2048))),
   branch_includes: Schema.optionalKey(Patterns),
   branch_excludes: Schema.optionalKey(Patterns),

@@ -397,7 +397,7 @@ export class WorkspacesGroup extends HttpApiGroup.make("workspaces")
       error: BadRequest
     }),
     HttpApiEndpoint.post("create", "/workspaces", {
-      payload: Schema.Struct({ name: Workspace.Name }),
+      payload: Schema.Struct({ name: Workspace.NewName }),
       success: WorkspaceView.pipe(HttpApiSchema.status(201)),
       error: [Forbidden]
     }),
@@ -450,7 +450,7 @@ export class AppsGroup extends HttpApiGroup.make("apps")
       payload: Schema.Struct({
         workspaceId: Text(100),
         handle: App.Handle,
-        name: Workspace.Name,
+        name: Workspace.NewName,
         kind: App.Kind,
         build: Schema.optionalKey(BuildSettingsInput)
       }),
@@ -508,7 +508,7 @@ export class TokensGroup extends HttpApiGroup.make("tokens")
     }),
     HttpApiEndpoint.post("create", "/tokens", {
       payload: Schema.Struct({
-        name: Workspace.Name,
+        name: Workspace.NewName,
         workspaceIds: ApiToken.TokenWorkspaces,
         role: ApiToken.Role,
         expiresAt: Schema.optionalKey(Schema.NullOr(Schema.DateTimeUtc))
@@ -570,7 +570,7 @@ export class DeploymentsGroup extends HttpApiGroup.make("deployments")
     HttpApiEndpoint.get("list", "/deployments", { success: Schema.Array(DeploymentView) }),
     HttpApiEndpoint.post("create", "/deployments", {
       payload: Schema.Struct({
-        name: Workspace.Name,
+        name: Workspace.NewName,
         subdomain: App.Handle,
         repo_url: Schema.optionalKey(Schema.NullOr(Text(2048))),
         branch: Schema.optionalKey(Schema.NullOr(Text(255))),

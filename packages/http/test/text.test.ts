@@ -3,7 +3,8 @@
  * the field, and a JSON body that is not valid UTF-8 is refused rather than decoded with replacement
  * characters (which would store something other than what was sent).
  */
-import { Id } from "@kiln/core"
+import { Access, App, Id, Storage } from "@kiln/core"
+import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { call, startServer, type TestServer, workspaceWithApp } from "./fixtures/server.ts"
 
@@ -57,6 +58,30 @@ describe("http › text in requests", () => {
       body: { workspaceId: workspace.id, handle: "we\u0000b", name: "Web", kind: "app" }
     })
     expect([handle.status, handle.body.message]).toEqual([400, expect.stringMatching(/^payload\.handle: /)])
+  })
+
+  it("still answers names stored before control characters were refused: lists keep working", async () => {
+    const stored = "from before\u0000"
+    const { workspace } = await workspaceWithApp(server)
+    const renamed = await server.run(
+      Effect.gen(function* () {
+        const storage = yield* Storage.Storage
+        const other = yield* storage.createWorkspace({ name: stored })
+        const named = yield* storage.createApp(Access.all, {
+          workspaceId: workspace.id as never,
+          handle: "stored",
+          name: stored,
+          kind: "app",
+          build: App.defaultBuildSettings
+        })
+        return { other, named }
+      })
+    )
+    const workspaces = await call(server, "GET", `/api/workspaces?ids=${renamed.other.id}`)
+    expect([workspaces.status, workspaces.body.data?.[0]?.name], workspaces.text).toEqual([200, stored])
+    const apps = await call(server, "GET", `/api/apps?workspace_id=${workspace.id}`)
+    expect(apps.status, apps.text).toBe(200)
+    expect(apps.body.data.map((a: { name: string }) => a.name)).toContain(stored)
   })
 
   it("refuses a JSON body that is not valid UTF-8 with a 400, on every surface and the push route", async () => {
