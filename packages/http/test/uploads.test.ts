@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from "node:fs"
 import { request as httpRequest } from "node:http"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
+import { Id } from "@kiln/core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { call, startServer, type TestServer, workspaceWithApp } from "./fixtures/server.ts"
 
@@ -156,9 +157,19 @@ describe("http › uploads › a gzip body (app versions)", () => {
     const type = "application/gzip"
     const archive = archiveOf({ Dockerfile: "FROM busybox\n" })
     const declared = await send(await routes[0]!.target(), archive, { type, declared: maxArchiveBytes + 1 })
-    refused(declared, 413, /larger than \d+ bytes/)
+    refused(declared, 413, /larger than [\d.]+ MiB/)
     const big = archiveOf({ noise: randomBytes(2 * maxArchiveBytes) })
     refused(await send(await routes[0]!.target(), big, { type, chunked: true }), 413, /larger than 2 MiB/)
+  })
+})
+
+describe("http › uploads › a deployment's refused upload", () => {
+  it("leaves no app version behind: the archive is stored before its version is made", async () => {
+    const path = await routes[1]!.target()
+    refused(await send(path, form(part("note", "hello"))), 400, /unexpected part "note"/)
+    const app = Id.fromUuid("app", path.split("/")[4]!)
+    const versions = await call(server, "GET", `/api/app-versions?app_id=${app}`)
+    expect([versions.status, versions.body.data]).toEqual([200, []])
   })
 })
 
@@ -239,7 +250,7 @@ describe.each(routes)("http › uploads › $name", (route) => {
     const sent = await send(await route.target(), part("archive", archive, "a.tgz"), {
       declared: 64 * 1024 * 1024
     })
-    refused(sent, 413, /larger than \d+ bytes/)
+    refused(sent, 413, /larger than [\d.]+ MiB/)
     expect(sent.connection).toBe("close")
   })
 
@@ -260,7 +271,7 @@ describe.each(routes)("http › uploads › $name", (route) => {
           chunked: true
         }),
         413,
-        /larger than 1048576 bytes/
+        /larger than 1 MiB/
       )
     }
   })

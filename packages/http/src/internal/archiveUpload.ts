@@ -25,6 +25,12 @@ const multipartOverheadBytes = 64 * 1024
 
 const invalid = (message: string) => ApiError.badRequest("invalid_archive", message)
 
+const sizeOf = (bytes: number) => ByteSize.format(ByteSize.bytes(bytes))
+
+/** An upload past `maxBytes`, in the same words as the source store's own refusal. */
+const tooLarge = (maxBytes: number) =>
+  ApiError.PayloadTooLarge.of(`the upload is larger than ${sizeOf(maxBytes)}`)
+
 const expected = "an upload takes an optional dockerfile part, then the file part archive"
 
 /** What the multipart parser's failures mean to the client, in words. */
@@ -45,10 +51,10 @@ const refusalOf =
         return invalid("a part has no form-data content-disposition with a name")
       case "MaxTotalSize":
       case "BodyTooLarge":
-        return ApiError.PayloadTooLarge.of(`the upload is larger than ${maxBytes} bytes`)
+        return tooLarge(maxBytes)
       case "MaxFieldSize":
       case "FieldTooLarge":
-        return ApiError.PayloadTooLarge.of(`a field part is larger than ${maxDockerfileBytes} bytes`)
+        return ApiError.PayloadTooLarge.of(`a field part is larger than ${sizeOf(maxDockerfileBytes)}`)
       default:
         return invalid("the multipart body could not be read")
     }
@@ -63,7 +69,7 @@ const dockerfileOf = (part: Multipart.Part, refusal: ReturnType<typeof refusalOf
         (all, chunk) => {
           if (all.length + chunk.length > maxDockerfileBytes) {
             return Effect.fail(
-              ApiError.PayloadTooLarge.of(`the dockerfile part is larger than ${maxDockerfileBytes} bytes`)
+              ApiError.PayloadTooLarge.of(`the dockerfile part is larger than ${sizeOf(maxDockerfileBytes)}`)
             )
           }
           const next = new Uint8Array(all.length + chunk.length)
@@ -95,22 +101,26 @@ export const store = (
 ) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const put = <E>(bytes: Stream.Stream<Uint8Array, E>) =>
+    const put = (bytes: Stream.Stream<Uint8Array, ApiError.BadRequest | ApiError.PayloadTooLarge>) =>
       sources
         .putArchive(bytes)
         .pipe(
           Effect.catch((error) =>
             error instanceof ApiError.BadRequest || error instanceof ApiError.PayloadTooLarge
               ? Effect.fail(error)
-              : fromSource(error as SourceStore.SourceError)
+              : fromSource(error)
           )
         )
     const multipart = (request.headers["content-type"] ?? "").startsWith("multipart/")
     const maxBytes = sources.maxArchiveBytes + (multipart ? maxDockerfileBytes + multipartOverheadBytes : 0)
-    if (Number(request.headers["content-length"] ?? 0) > maxBytes) {
-      return yield* ApiError.PayloadTooLarge.of(`the upload is larger than ${maxBytes} bytes`)
+    if (Number(request.headers["content-length"] ?? 0) > maxBytes) return yield* tooLarge(maxBytes)
+    if (!multipart) {
+      return yield* put(
+        Stream.mapError(payload as Stream.Stream<Uint8Array, unknown>, () =>
+          invalid("the request body could not be read")
+        )
+      )
     }
-    if (!multipart) return yield* put(payload as Stream.Stream<Uint8Array>)
 
     const refusal = refusalOf(maxBytes)
     let dockerfile: Uint8Array | undefined

@@ -235,13 +235,14 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
           const app = yield* deploymentOf(principal.access, params.deployment_id)
-          const version = yield* fromStorage(
-            storage.createAppVersion(principal.access, { appId: app.id, source: { type: "archive" } })
-          )
+          // The archive first: an upload refused or cut off leaves no version behind.
           const stored = yield* ArchiveUpload.store(
             sources,
             payload as Stream.Stream<unknown, unknown>,
             app.build.dockerfilePath
+          )
+          const version = yield* fromStorage(
+            storage.createAppVersion(principal.access, { appId: app.id, source: { type: "archive" } })
           )
           yield* fromStorage(
             storage.resolveAppVersion(principal.access, version.id, AppVersion.archiveStored(stored))
