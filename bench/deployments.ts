@@ -13,7 +13,7 @@
  *
  * The database lives in a temporary directory, removed at the end. Linux only (it reads `/proc`).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { performance } from "node:perf_hooks"
@@ -23,7 +23,7 @@ import { Access, App, type AppVersion, Authenticator, Build, Id, Storage } from 
 import Database from "better-sqlite3"
 import { DateTime, Effect } from "effect"
 import { insertBuilds } from "./build-rows.ts"
-import { serverProcess } from "./server-process.ts"
+import { residentKib, serverProcess } from "./server-process.ts"
 
 const large = Number(process.env.KILN_BENCH_BUILDS ?? 100_000)
 const small = 10_000
@@ -90,13 +90,6 @@ const fill = (db: Database.Database, version: AppVersion.AppVersion, count: numb
 }
 
 const mb = (kib: number) => (kib / 1024).toFixed(1)
-/** A line of `/proc/<pid>/status`, in KiB. */
-const statusKib = (pid: number, field: "VmRSS" | "VmHWM") => {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`${field}:`))
-  return Number(line?.split(/\s+/)[1])
-}
 
 const median = (values: ReadonlyArray<number>) =>
   [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
@@ -115,10 +108,10 @@ const fetchList = (url: string, token: string, pid: number, expected: ReadonlyAr
   Effect.promise(async (): Promise<Round> => {
     // Clears the high-water mark to the current resident set (Linux ≥ 4.0).
     writeFileSync(`/proc/${pid}/clear_refs`, "5")
-    const beforeKib = statusKib(pid, "VmRSS")
+    const beforeKib = residentKib(pid).now
     const samples: Array<{ readonly bytes: number; readonly rssKib: number }> = []
     let bytes = 0
-    const sampler = setInterval(() => samples.push({ bytes, rssKib: statusKib(pid, "VmRSS") }), 20)
+    const sampler = setInterval(() => samples.push({ bytes, rssKib: residentKib(pid).now }), 20)
     const started = performance.now()
     const response = await fetch(url, { headers: { authorization: `Bearer ${token}` } })
     const chunks: Array<Uint8Array> = []
@@ -128,8 +121,8 @@ const fetchList = (url: string, token: string, pid: number, expected: ReadonlyAr
     }
     const seconds = (performance.now() - started) / 1000
     clearInterval(sampler)
-    const peakKib = statusKib(pid, "VmHWM")
-    samples.push({ bytes, rssKib: statusKib(pid, "VmRSS") })
+    const peakKib = residentKib(pid).peak
+    samples.push({ bytes, rssKib: residentKib(pid).now })
     const text = Buffer.concat(chunks).toString("utf8")
     const ids = (JSON.parse(text) as Array<{ id: string }>).map((build) => build.id)
     if (

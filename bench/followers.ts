@@ -14,7 +14,7 @@
  * next followers), and a reader got all 2,000,000 lines at about 16,000 a second.
  */
 import { randomBytes } from "node:crypto"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { connect, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -24,7 +24,7 @@ import { SqliteStorage } from "@kiln/adapter-sqlite"
 import { Access, Storage } from "@kiln/core"
 import { DateTime, Duration, Effect } from "effect"
 import { readyVersion } from "./seed.ts"
-import { serverProcess } from "./server-process.ts"
+import { residentKib, serverProcess } from "./server-process.ts"
 
 const lines = Number(process.env.KILN_BENCH_LINES ?? 2_000_000)
 const followers = Number(process.env.KILN_BENCH_FOLLOWERS ?? 5)
@@ -72,11 +72,10 @@ const seed = (file: string) =>
     )
   )
 
-/** The process's resident memory now and at its peak, in MiB, from `/proc/<pid>/status`. */
+/** The process's resident memory now and at its peak, in MiB. */
 const rss = (pid: number) => {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8")
-  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)![1]) / 1024
-  return { now: kib("VmRSS"), peak: kib("VmHWM") }
+  const { now, peak } = residentKib(pid)
+  return { now: now / 1024, peak: peak / 1024 }
 }
 
 /** A WebSocket upgrade done by hand, after which the client never reads again. */

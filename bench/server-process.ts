@@ -3,6 +3,7 @@
  * generator or a memory probe in this process then does not share the server's event loop or heap.
  */
 import { type ChildProcess, fork } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { Effect } from "effect"
 
 /** What the child sends once it listens. */
@@ -43,3 +44,10 @@ export const serverProcess = (
       })
     )
   )
+
+/** A process's resident memory now and at its peak, in KiB, from `/proc/<pid>/status`. */
+export const residentKib = (pid: number) => {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8")
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)![1])
+  return { now: kib("VmRSS"), peak: kib("VmHWM") }
+}

@@ -5,10 +5,10 @@
  * It serves Kiln's HTTP API over SQLite, the source store, the Docker runner and the engine, builds a small
  * Dockerfile app from an uploaded archive through that API, and reads the build and its log back; then it
  * starts a throwaway PostgreSQL with `@kiln/adapter-postgres/testing` and stores a workspace in it.
- * Exits non-zero, saying why, if any of it fails.
+ * Exits non-zero, saying why, if any of it fails; removes its directory and its images either way.
  */
 import { execFileSync } from "node:child_process"
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { PgStorage } from "@kiln/adapter-postgres"
@@ -21,6 +21,7 @@ import { Effect, Layer } from "effect"
 import { HttpServer } from "effect/http"
 
 const dir = mkdtempSync(join(tmpdir(), "kiln-consumer-"))
+const namespace = `kiln-consumer-${process.pid}`
 const app = join(dir, "app")
 mkdirSync(app)
 writeFileSync(join(app, "Dockerfile"), 'FROM busybox\nRUN echo "built from the packed packages"\n')
@@ -30,7 +31,7 @@ const stack = Layer.mergeAll(Engine.Engine.layer({ concurrency: 1 }), Authentica
     Layer.mergeAll(
       SqliteStorage.layer({ filename: join(dir, "kiln.db") }),
       SourceStore.SourceStore.layer({ directory: join(dir, "sources") }),
-      DockerRunner.layer({ namespace: `kiln-consumer-${process.pid}` })
+      DockerRunner.layer({ namespace })
     )
   ),
   Layer.provideMerge(Cursor.layer("a cursor secret for the consumer check"))
@@ -120,10 +121,17 @@ const program = Effect.gen(function* () {
   yield* onPostgres
 }).pipe(Effect.scoped)
 
-Effect.runPromise(program).then(
-  () => console.log("consumer: ok"),
-  (error) => {
-    console.error("consumer: FAILED", error)
-    process.exitCode = 1
-  }
-)
+Effect.runPromise(program)
+  .then(
+    () => console.log("consumer: ok"),
+    (error) => {
+      console.error("consumer: FAILED", error)
+      process.exitCode = 1
+    }
+  )
+  .finally(() => {
+    const docker = (...args) => execFileSync("docker", args, { encoding: "utf8" }).split("\n").filter(Boolean)
+    const images = docker("images", "-q", "--filter", `label=dev.kiln.namespace=${namespace}`)
+    if (images.length > 0) docker("rmi", "-f", ...new Set(images))
+    rmSync(dir, { recursive: true, force: true })
+  })
