@@ -76,10 +76,6 @@ const isTooLarge = (reason: HttpServerError.RequestParseError) =>
   (reason.cause instanceof Error && (reason.cause as { _tag?: unknown })._tag === "MaxBytesError")
 
 /**
- * Unknown routes, requests past the limits, unreadable bodies and defects, in the API's error body, and a
- * request id on every response. Applied to the whole router, so it also covers routes the host adds.
- */
-/**
  * An error answered outside HttpApi, in the body of the surface the request is for: the accounts dialect
  * wraps every answer in its envelope, the other surfaces use `{error, message}`.
  */

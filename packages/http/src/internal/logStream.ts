@@ -14,8 +14,8 @@
  *
  * Browsers cannot set headers on a WebSocket: besides `Authorization`, the token may come as the
  * subprotocol `bearer.<token>`, or a short-lived ticket for the build (`logTickets.ts`) as `?ticket=`, which
- * is all a plain `new WebSocket(url)` can send. Refusals (401, 404, 400) are answered before the upgrade,
- * in the API's error body.
+ * is all a plain `new WebSocket(url)` can send. Refusals (401, 404, 400, and 426 to a plain GET) are
+ * answered before the upgrade, in the API's error body.
  */
 import { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"

@@ -13,12 +13,13 @@
  * find out which workspaces exist.
  */
 import { isUtf8 } from "node:buffer"
-import { Access, Id, PushEvents, PushSignature, SourceStore, Storage } from "@kiln/core"
+import { Access, PushEvents, PushSignature, SourceStore, Storage } from "@kiln/core"
 import { Effect, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PushPayload } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { refusal } from "./gitSources.ts"
+import { idOf } from "./ids.ts"
 import { issuesOf, notUtf8 } from "./requestErrors.ts"
 import { respond } from "./responses.ts"
 import { buildJson } from "./views.ts"
@@ -42,12 +43,7 @@ const receive = Effect.gen(function* () {
     return yield* respond(ApiError.badRequest("invalid_request", "the body is not JSON"))
   }
   const claimed = (json as { readonly workspaceId?: unknown } | null)?.workspaceId
-  const workspaceId =
-    typeof claimed !== "string"
-      ? undefined
-      : claimed.startsWith("wsp_")
-        ? (claimed as Id.WorkspaceId)
-        : Id.fromUuid("wsp", claimed)
+  const workspaceId = typeof claimed === "string" ? idOf("wsp", claimed) : undefined
   // The signature is checked before the body is believed any further.
   if (
     workspaceId === undefined ||
