@@ -201,6 +201,14 @@ describe("http › git sources › accounts triggers", () => {
       expect(refused.body.errors[0].message).toBe(`the trigger's repository is refused: ${GitUrl.expected}`)
     }
     expect((await call(server, "GET", `/api/builds?app_id=${app.id}`)).body.data).toEqual([])
+    // Its other fields can still be edited, and its repository replaced with one that is taken.
+    const renamed = await call(server, "PATCH", trigger, { token, body: { trigger_name: "renamed" } })
+    expect([renamed.status, renamed.body.result?.trigger_name], renamed.text).toEqual([200, "renamed"])
+    const moved = await call(server, "PATCH", trigger, { token, body: { repository: local } })
+    expect([moved.status, moved.body.errors?.[0]?.message]).toEqual([
+      400,
+      expect.stringMatching(/^payload\.repository: /)
+    ])
   })
 })
 

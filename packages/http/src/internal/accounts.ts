@@ -572,7 +572,8 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
             ...patched
           } = Trigger.update(trigger, patch, trigger.updatedAt)
           yield* checkedTrigger(patched)
-          yield* checkedRepository(patched.repository)
+          // A repository stored before it was refused does not block editing the rest: its builds are 409s.
+          if (patch.repository !== undefined) yield* checkedRepository(patch.repository)
           return ok(triggerView(yield* fromStorage(storage.updateTrigger(access, trigger.id, patch))))
         })
       )
