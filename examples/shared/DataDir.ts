@@ -4,7 +4,7 @@
  * first start, and the key that signs its page cursors. With `KILN_DATABASE_URL` the database is that
  * PostgreSQL instead, shared by every process pointed at it.
  */
-import { mkdirSync } from "node:fs"
+import { existsSync, mkdirSync, statSync } from "node:fs"
 import { dirname, isAbsolute, relative, resolve } from "node:path"
 
 export interface DataDir {
@@ -38,6 +38,20 @@ export const at = (dir: string, database: string = resolve(dir, "kiln.db")): Dat
 export const create = (dataDir: DataDir): void => {
   mkdirSync(dataDir.dir, { recursive: true, mode: 0o700 })
   mkdirSync(dirname(dataDir.database), { recursive: true, mode: 0o700 })
+}
+
+/**
+ * What to say when the SQLite database others can read was made before Kiln created it 0600 (or by hand):
+ * its files are named with the command that makes them this user's only. Nothing is changed on its own.
+ */
+export const exposure = (dataDir: DataDir): string | undefined => {
+  if (dataDir.postgres !== undefined) return undefined
+  const files = [dataDir.database, `${dataDir.database}-wal`, `${dataDir.database}-shm`].filter(
+    (file) => existsSync(file) && (statSync(file).mode & 0o077) !== 0
+  )
+  if (files.length === 0) return undefined
+  const modes = files.map((file) => `${forDisplay(file)} ${(statSync(file).mode & 0o777).toString(8)}`)
+  return `${modes.join(", ")}: other local users can read the builds and their logs. Run: chmod 600 ${files.map(forDisplay).join(" ")}`
 }
 
 /** `KILN_DATA_DIR` (default `fallback`, else `.kiln/` in the repository), `KILN_DB` and `KILN_DATABASE_URL`. */

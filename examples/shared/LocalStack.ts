@@ -61,8 +61,10 @@ export const layer = (
   options: Options = {}
 ): Layer.Layer<Services, StorageError.StorageError | SourceError.SourceError> =>
   Layer.unwrap(
-    Effect.sync(() => {
+    Effect.gen(function* () {
       DataDir.create(dataDir)
+      const exposed = DataDir.exposure(dataDir)
+      if (exposed !== undefined) yield* Effect.logWarning(exposed)
       const storage =
         dataDir.postgres === undefined
           ? SqliteStorage.layer({ filename: dataDir.database })

@@ -2,7 +2,7 @@
  * The examples' data directory on disk: created for its user only (0700), with the SQLite database, its
  * -wal and -shm 0600, so that other local users cannot read the logs; a directory that exists keeps its mode.
  */
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs"
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
@@ -34,6 +34,18 @@ describe("examples › data directory", () => {
           mode(`${dataDir.database}-shm`)
         ]).toEqual([0o600, 0o600, 0o600])
       }).pipe(Effect.provide(SqliteStorage.layer({ filename: dataDir.database })))
+    )
+  })
+
+  it("names a database other users can read, and the command that makes it private", () => {
+    const dataDir = DataDir.at(join(scratch, "exposed"))
+    DataDir.create(dataDir)
+    writeFileSync(dataDir.database, "", { mode: 0o600 })
+    expect(DataDir.exposure(dataDir)).toBeUndefined()
+    chmodSync(dataDir.database, 0o644)
+    expect(DataDir.exposure(dataDir)).toBe(
+      `${DataDir.forDisplay(dataDir.database)} 644: other local users can read the builds and their logs. ` +
+        `Run: chmod 600 ${DataDir.forDisplay(dataDir.database)}`
     )
   })
 
