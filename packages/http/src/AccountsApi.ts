@@ -162,7 +162,7 @@ export const BuildTriggerMetadataView = Schema.Struct({
     "The trigger's variables when the build was made, as the trigger has them now; one it no longer has shows as a secret created when the build was."
   ),
   build_token_name: StringField(
-    'The API token that asked for a manual build; "" for builds Kiln recorded no token for (pushes, and builds queued through the other APIs).'
+    'The API token that asked for a manual build; "" for builds Kiln recorded no token for (pushes, and builds queued through the other APIs). Like the rest of a build, it is shown to every token that can read the workspace.'
   ),
   build_token_uuid: StringField('That token\'s UUID, or "".'),
   provider_type: StringField('`github`, `gitlab` or `git`, from the repository URL; "" without one.'),
