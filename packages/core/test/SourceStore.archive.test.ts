@@ -340,4 +340,45 @@ describe("SourceStore archives", () => {
       expect(leftovers(directory)).toEqual([])
     }).pipe(Effect.provide(layer))
   })
+
+  it.live("sweeps the archives no version names once they are past the grace period", () => {
+    const { directory, layer } = store({ archiveGracePeriod: "300 millis" })
+    return Effect.gen(function* () {
+      const source = yield* SourceStore.SourceStore
+      const named = yield* source.putArchive(body(tarGz(files)))
+      const unnamed = yield* source.putArchive(body(tarGz({ "other.txt": "other\n" })))
+      yield* Effect.sleep("400 millis")
+      const fresh = yield* source.putArchive(body(tarGz({ "fresh.txt": "fresh\n" })))
+      const asked: Array<ReadonlyArray<string>> = []
+      const referencedAmong: SourceStore.ReferencedAmong = (sha256s) => {
+        asked.push(sha256s)
+        return SourceStore.referencedOnly([named.sha256])(sha256s)
+      }
+      expect(yield* source.sweepArchives(referencedAmong)).toEqual([unnamed.sha256])
+      // Only the stale ones were asked about: the fresh one is kept without a question.
+      expect(asked).toEqual([[named.sha256, unnamed.sha256].sort()])
+      expect(readdirSync(join(directory, "archives")).sort()).toEqual(
+        [named, fresh].map((stored) => `${stored.sha256}.tar.gz`).sort()
+      )
+      expect(extract(yield* collect(source.context(archiveVersion(named), "")))).toEqual(files)
+      const error = yield* Effect.flip(collect(source.context(archiveVersion(unnamed), "")))
+      expect(error.reason).toBe("Missing")
+      // A sweep that cannot tell (every archive referenced) removes nothing.
+      yield* Effect.sleep("400 millis")
+      expect(yield* source.sweepArchives((sha256s) => Effect.succeed(new Set(sha256s)))).toEqual([])
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.live("keeps an archive uploaded again since it went stale", () => {
+    const { layer } = store({ archiveGracePeriod: "300 millis" })
+    return Effect.gen(function* () {
+      const source = yield* SourceStore.SourceStore
+      const bytes = tarGz(files)
+      const stored = yield* source.putArchive(body(bytes))
+      yield* Effect.sleep("400 millis")
+      yield* source.putArchive(body(bytes))
+      expect(yield* source.sweepArchives(SourceStore.referencedOnly([]))).toEqual([])
+      expect(extract(yield* collect(source.context(archiveVersion(stored), "")))).toEqual(files)
+    }).pipe(Effect.provide(layer))
+  })
 })

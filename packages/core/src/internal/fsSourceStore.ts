@@ -1,30 +1,39 @@
 /**
- * The SourceStore on a local directory: `archives/<sha256>.tar.gz` holds validated uploads, `tmp/` the
- * uploads being received and the scratch git repositories of running operations. Everything under
- * `tmp/` belongs to one operation and is removed when it ends, however it ends.
+ * The SourceStore: validated uploads go to the `ArchiveStore` it is given, and `tmp/` under its directory
+ * holds the uploads being received and the scratch git repositories of running operations. Everything
+ * under `tmp/` belongs to one operation and is removed when it ends, however it ends.
  */
 import { createHash, randomUUID } from "node:crypto"
-import { mkdir, open, rename, rm, stat } from "node:fs/promises"
+import { mkdir, rm } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { ByteSize, Duration, Effect, Schema, Stream } from "effect"
 import { RelativePath } from "../App.ts"
-import type { AppVersion } from "../AppVersion.ts"
+import type { AppVersion, CommitSha } from "../AppVersion.ts"
+import { ArchiveStore } from "../ArchiveStore.ts"
 import * as GitUrl from "../GitUrl.ts"
 import { SourceError } from "../SourceError.ts"
-import type { GitRefusal, SourceStoreOptions, SourceStoreShape, StoredArchive } from "../SourceStore.ts"
+import type {
+  GitRefusal,
+  ReferencedAmong,
+  SourceStoreOptions,
+  SourceStoreShape,
+  StoredArchive
+} from "../SourceStore.ts"
+import { readFile, unavailable, writeFile } from "./fileStreams.ts"
 import * as Git from "./git.ts"
-import { gunzipFile, missingRoot, reroot, validate } from "./tarArchive.ts"
-
-const unavailable = (message: string) => (cause: unknown) =>
-  new SourceError({ reason: "Unavailable", message, cause })
+import { gunzip, missingRoot, reroot, validate } from "./tarArchive.ts"
 
 const isRelativePath = Schema.is(RelativePath)
 
+/** Blobs a sweep asks about at once: the query language's cap on an `in` list. */
+const sweepPage = 100
+
 export const makeFsSourceStore = (options: SourceStoreOptions) =>
   Effect.gen(function* () {
+    const archives = yield* ArchiveStore
     const directory = resolve(options.directory)
-    const archives = join(directory, "archives")
     const scratch = join(directory, "tmp")
+    const gracePeriod = Duration.fromInputUnsafe(options.archiveGracePeriod ?? "1 hour")
     const maxArchiveBytes = options.maxArchiveBytes ?? 256 * 1024 ** 2
     const limits = {
       maxUnpackedBytes: options.maxUnpackedBytes ?? 2 * 1024 ** 3,
@@ -35,7 +44,7 @@ export const makeFsSourceStore = (options: SourceStoreOptions) =>
       timeout: Duration.fromInputUnsafe(options.gitTimeout ?? "5 minutes")
     }
     yield* Effect.tryPromise({
-      try: () => Promise.all([mkdir(archives, { recursive: true }), mkdir(scratch, { recursive: true })]),
+      try: () => mkdir(scratch, { recursive: true }),
       catch: unavailable("the source store could not create its directories")
     })
 
@@ -45,20 +54,15 @@ export const makeFsSourceStore = (options: SourceStoreOptions) =>
       (path) => Effect.promise(() => rm(path, { recursive: true, force: true }).catch(() => undefined))
     )
 
-    const archivePath = (sha256: string) => join(archives, `${sha256}.tar.gz`)
-
     const putArchive = <E>(body: Stream.Stream<Uint8Array, E>) =>
       Effect.gen(function* () {
         const temp = yield* scratchPath
         const received = yield* receive(body, temp, maxArchiveBytes)
         if (received.head[0] !== 0x1f || received.head[1] !== 0x8b)
           return yield* new SourceError({ reason: "InvalidArchive", message: "not a gzip-compressed tar" })
-        yield* validate(gunzipFile(temp), limits)
-        // Same bytes, same name: replacing an existing blob with its twin keeps one.
-        yield* Effect.tryPromise({
-          try: () => rename(temp, archivePath(received.sha256)),
-          catch: unavailable("the source store could not store the archive")
-        })
+        const bytes = readFile(temp, unavailable("the source store could not read an upload"))
+        yield* validate(gunzip(bytes), limits)
+        yield* archives.put({ sha256: received.sha256, sizeBytes: received.size, body: bytes })
         return { sha256: received.sha256, sizeBytes: received.size } satisfies StoredArchive
       }).pipe(Effect.scoped)
 
@@ -103,17 +107,9 @@ export const makeFsSourceStore = (options: SourceStoreOptions) =>
           const root = rootDirectory.split("/").filter((segment) => segment !== "" && segment !== ".")
           const short = commit.slice(0, 8)
           if (version.source.type === "archive") {
-            const file = archivePath(commit)
-            const exists = yield* Effect.tryPromise({
-              try: () =>
-                stat(file).then(
-                  () => true,
-                  (error: NodeJS.ErrnoException) => (error.code === "ENOENT" ? false : Promise.reject(error))
-                ),
-              catch: unavailable("the source store could not read an archive")
-            })
-            if (!exists) return yield* missing(`archive ${short} is not in the source store`)
-            return reroot(gunzipFile(file), root, short)
+            if (!(yield* archives.has(commit)))
+              return yield* missing(`archive ${short} is not in the source store`)
+            return reroot(gunzip(archives.read(commit)), root, short)
           }
           const url = version.source.url
           yield* refused(url)
@@ -134,45 +130,60 @@ export const makeFsSourceStore = (options: SourceStoreOptions) =>
         })
       )
 
-    return { putArchive, maxArchiveBytes, checkGit, resolveGit, context } satisfies SourceStoreShape
+    // Listing first, then asking, then removing only what is still stale: a version that names a blob is
+    // created just after the blob is put (which makes it fresh), so it cannot miss its blob.
+    const sweepArchives = (referencedAmong: ReferencedAmong) =>
+      Effect.gen(function* () {
+        const removed: Array<CommitSha> = []
+        let after: string | undefined
+        while (true) {
+          const page = yield* archives.stale(gracePeriod, after, sweepPage)
+          if (page.length === 0) return removed
+          const referenced = yield* referencedAmong(page)
+          const unreferenced = page.filter((sha256) => !referenced.has(sha256))
+          if (unreferenced.length > 0) removed.push(...(yield* archives.remove(unreferenced, gracePeriod)))
+          if (page.length < sweepPage) return removed
+          after = page[page.length - 1]
+        }
+      })
+
+    return {
+      putArchive,
+      maxArchiveBytes,
+      checkGit,
+      resolveGit,
+      context,
+      sweepArchives
+    } satisfies SourceStoreShape
   })
 
 /**
  * Writes the upload to `file` while hashing and counting it, and stops reading the moment it passes
- * `maxBytes`. Answers the first bytes too, for the gzip magic.
+ * `maxBytes`. Answers the first bytes too, for the gzip magic. The file is scratch, so it is not synced:
+ * the archive store makes the stored copy durable.
  */
 const receive = <E>(body: Stream.Stream<Uint8Array, E>, file: string, maxBytes: number) =>
   Effect.gen(function* () {
-    const write = unavailable("the source store could not write the archive")
-    const handle = yield* Effect.acquireRelease(
-      Effect.tryPromise({ try: () => open(file, "wx"), catch: write }),
-      (handle) => Effect.promise(() => handle.close().catch(() => undefined))
-    )
     const hash = createHash("sha256")
     const head: Array<number> = []
     let size = 0
-    yield* Stream.runForEach(body, (chunk) =>
-      Effect.suspend(() => {
-        size += chunk.length
-        if (size > maxBytes)
-          return Effect.fail(
-            new SourceError({
-              reason: "TooLarge",
-              message: `archive is larger than ${ByteSize.format(ByteSize.bytes(maxBytes))}`
-            })
-          )
-        hash.update(chunk)
-        for (let i = 0; head.length < 2 && i < chunk.length; i++) head.push(chunk[i]!)
-        return Effect.tryPromise({
-          try: async () => {
-            for (let offset = 0; offset < chunk.length; )
-              offset += (await handle.write(chunk, offset, chunk.length - offset)).bytesWritten
-          },
-          catch: write
-        })
-      })
-    )
-    // The blob must be on disk before its name says it is stored.
-    yield* Effect.tryPromise({ try: () => handle.sync(), catch: write })
+    yield* writeFile(body, file, {
+      inspect: (chunk) =>
+        Effect.suspend(() => {
+          size += chunk.length
+          if (size > maxBytes)
+            return Effect.fail(
+              new SourceError({
+                reason: "TooLarge",
+                message: `archive is larger than ${ByteSize.format(ByteSize.bytes(maxBytes))}`
+              })
+            )
+          hash.update(chunk)
+          for (let i = 0; head.length < 2 && i < chunk.length; i++) head.push(chunk[i]!)
+          return Effect.void
+        }),
+      sync: false,
+      failure: "the source store could not write the archive"
+    })
     return { sha256: hash.digest("hex"), size, head }
-  }).pipe(Effect.scoped)
+  })
