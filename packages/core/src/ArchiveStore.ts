@@ -1,35 +1,50 @@
 /**
- * Where the SourceStore keeps uploaded archives: blobs named by the SHA-256 of their bytes, each written
- * once and never changed. The SourceStore receives, hashes and validates an upload, then puts it here; a
- * build reads it back as a stream. A blob is visible only once it is complete, so a put that fails, is
- * interrupted or whose process dies leaves nothing a build can read.
+ * Where the SourceStore keeps uploaded archives: blobs named by the SHA-256 of their bytes, each stored
+ * once and never changed. The SourceStore streams an upload into the store as it arrives while it checks
+ * the archive, and the store keeps the blob only once the check has passed; a build reads it back as a
+ * stream. A blob is visible only once it is complete, so a put that fails, is interrupted or whose
+ * process dies leaves nothing a build can read.
  *
  * Backends: a local directory (`layer`, what `SourceStore.layer` uses), which only the processes on its
  * host can read; PostgreSQL (`PgArchiveStore` in `@kiln/adapter-postgres`), which every process on one
  * database reads. The contract asks no more than an object store gives — keys named by content, streamed
  * puts and reads, a blob visible once complete, the time it was last written — so an S3-compatible store
- * fits as a third backend. `ArchiveStoreConformance` in `@kiln/core/testing` holds a backend to it.
+ * fits as a third backend: a multipart upload to a temporary key as the body streams, hashed on the way,
+ * then copied to `<sha256>` once `complete` passes (or, when that key exists, the existing object's time
+ * refreshed), and the temporary key deleted. `ArchiveStoreConformance` in `@kiln/core/testing` holds a
+ * backend to the contract.
  */
 import { Context, type Duration, type Effect, Layer, type Stream } from "effect"
 import { makeDirectoryArchives } from "./internal/directoryArchives.ts"
-import { SourceError } from "./SourceError.ts"
+import type { SourceError } from "./SourceError.ts"
 
-export interface ArchiveBlob {
-  /** The SHA-256 of `body`, lowercase hex: the caller hashed it (the store takes it on trust). */
+/** A stored blob: the SHA-256 of its bytes (lowercase hex), which names it, and its size. */
+export interface StoredBlob {
   readonly sha256: string
   readonly sizeBytes: number
-  /** The blob's bytes, read once, and not at all when the blob is stored already. */
-  readonly body: Stream.Stream<Uint8Array, SourceError>
+}
+
+export interface ArchiveUpload<E> {
+  /** The blob's bytes, read once, as they arrive: the store writes them as it reads them. */
+  readonly body: Stream.Stream<Uint8Array, E>
+  /**
+   * Decides, once all of the body is written, whether it is kept: the store hashes what it wrote and
+   * asks, and only if this succeeds does the blob become visible (or, when it was stored already, count
+   * as put now). Failing it stores nothing and fails the put. The SourceStore waits here for its check of
+   * the archive, which reads the same bytes meanwhile.
+   */
+  readonly complete?: ((blob: StoredBlob) => Effect.Effect<void, SourceError>) | undefined
 }
 
 export interface ArchiveStoreShape {
   /**
-   * Stores a blob unless it is stored already; either way it counts as put now, so the grace period that
-   * keeps a blob from `remove` starts again. The blob becomes visible only once all of it is stored:
-   * concurrent puts of one blob, from any number of processes, all succeed and leave one. A body that is
-   * not `sizeBytes` long stores nothing.
+   * Stores a blob as its body streams in, and answers its name and size. A blob is stored once: when one
+   * with the same bytes is stored already, what this put wrote is discarded and the stored one counts as
+   * put now, so the grace period that keeps it from `remove` starts again. A blob becomes visible only
+   * once all of it is stored, so a put that fails, is interrupted or whose process dies leaves nothing;
+   * concurrent puts of one blob, from any number of processes, all succeed and leave one.
    */
-  readonly put: (blob: ArchiveBlob) => Effect.Effect<void, SourceError>
+  readonly put: <E>(upload: ArchiveUpload<E>) => Effect.Effect<StoredBlob, SourceError | E>
   /** Whether a complete blob is stored under `sha256`. */
   readonly has: (sha256: string) => Effect.Effect<boolean, SourceError>
   /** The bytes of a stored blob; `Missing` when there is none. */
@@ -57,13 +72,6 @@ export interface DirectoryOptions {
   /** Where the blobs live, as `<sha256>.tar.gz`; created if missing. */
   readonly directory: string
 }
-
-/** The failure of a put whose body was not the size its caller said: nothing is stored. */
-export const wrongSize = (sha256: string, expected: number, actual: number): SourceError =>
-  new SourceError({
-    reason: "Unavailable",
-    message: `archive ${sha256.slice(0, 8)} was not stored: ${actual} of its ${expected} bytes arrived`
-  })
 
 export class ArchiveStore extends Context.Service<ArchiveStore, ArchiveStoreShape>()(
   "@kiln/core/ArchiveStore"

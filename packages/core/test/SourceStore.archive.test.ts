@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
@@ -275,13 +276,15 @@ describe("SourceStore archives", () => {
 
     it.live("an upload over maxArchiveBytes, without reading the rest of it", () => {
       const { directory, layer } = store({ maxArchiveBytes: 1024 * 1024 })
+      // A valid start of a gzip tar, 2 MiB long: only the size can stop it.
+      const bytes = craft([{ path: "noise", content: randomBytes(2 * 1024 * 1024).toString("hex") }])
+      expect(bytes.length).toBeGreaterThan(2 * 1024 * 1024)
       let pulled = 0
-      const chunk = new Uint8Array(64 * 1024).fill(7)
       const endless = Stream.fromIterable(
         (function* () {
-          for (let i = 0; i < 1000; i++) {
+          for (let offset = 0; offset < bytes.length; offset += 64 * 1024) {
             pulled++
-            yield chunk
+            yield bytes.subarray(offset, offset + 64 * 1024)
           }
         })(),
         { chunkSize: 1 }
@@ -293,6 +296,32 @@ describe("SourceStore archives", () => {
         expect(error.message).toBe("archive is larger than 1 MiB")
         expect(pulled).toBeLessThan(20)
         expect(leftovers(directory)).toEqual([])
+      }).pipe(Effect.provide(layer))
+    })
+
+    it.live("an archive whose first entry is refused, without reading the rest of it", () => {
+      const { directory, layer } = store()
+      const bytes = craft([
+        { path: "../escape", content: "x" },
+        { path: "noise", content: randomBytes(2 * 1024 * 1024).toString("hex") }
+      ])
+      let pulled = 0
+      const upload = Stream.fromIterable(
+        (function* () {
+          for (let offset = 0; offset < bytes.length; offset += 64 * 1024) {
+            pulled++
+            yield bytes.subarray(offset, offset + 64 * 1024)
+          }
+        })(),
+        { chunkSize: 1 }
+      )
+      return Effect.gen(function* () {
+        const source = yield* SourceStore.SourceStore
+        const error = yield* Effect.flip(source.putArchive(upload))
+        expect(error.message).toBe(`archive entry "../escape" escapes the archive root`)
+        expect(pulled).toBeLessThan(bytes.length / (64 * 1024) / 2)
+        expect(leftovers(directory)).toEqual([])
+        expect(readdirSync(join(directory, "archives"))).toEqual([])
       }).pipe(Effect.provide(layer))
     })
 

@@ -1,13 +1,14 @@
 /**
  * The archive store on a local directory: `<sha256>.tar.gz` per blob. A put writes a hidden partial file
- * and renames it into place once it is complete and on disk, so a blob's name appears only with all of
- * its bytes. A file's modification time is when its blob was last put.
+ * as the body arrives, hashing it, and renames it into place once it is complete, on disk and accepted,
+ * so a blob's name appears only with all of its bytes. A file's modification time is when its blob was
+ * last put.
  */
-import { randomUUID } from "node:crypto"
+import { createHash, randomUUID } from "node:crypto"
 import { mkdir, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { Clock, Duration, Effect } from "effect"
-import { type ArchiveBlob, type ArchiveStoreShape, wrongSize } from "../ArchiveStore.ts"
+import type { ArchiveStoreShape, ArchiveUpload, StoredBlob } from "../ArchiveStore.ts"
 import { SourceError } from "../SourceError.ts"
 import { readFile, unavailable, writeFile } from "./fileStreams.ts"
 
@@ -38,37 +39,42 @@ export const makeDirectoryArchives = (directory: string) =>
     const cutoff = (olderThan: Duration.Duration) =>
       Effect.map(Clock.currentTimeMillis, (now) => now - Duration.toMillis(olderThan))
 
-    const put = ({ sha256, sizeBytes, body }: ArchiveBlob) =>
+    const put = <E>({ body, complete }: ArchiveUpload<E>) =>
       Effect.gen(function* () {
+        const partial = yield* Effect.acquireRelease(
+          Effect.sync(() => join(root, `.${randomUUID()}.partial`)),
+          (path) => Effect.promise(() => rm(path, { force: true }).catch(() => undefined))
+        )
+        const hash = createHash("sha256")
+        let sizeBytes = 0
+        yield* writeFile(body, partial, {
+          inspect: (chunk) =>
+            Effect.sync(() => {
+              hash.update(chunk)
+              sizeBytes += chunk.length
+            }),
+          sync: true,
+          failure: "the archive store could not store the archive"
+        })
+        const blob: StoredBlob = { sha256: hash.digest("hex"), sizeBytes }
+        if (complete !== undefined) yield* complete(blob)
         const now = (yield* Clock.currentTimeMillis) / 1000
+        // Stored already: that copy now counts as put, and this one goes with the scope.
         const stored = yield* Effect.tryPromise({
           try: () =>
-            utimes(pathOf(sha256), now, now).then(
+            utimes(pathOf(blob.sha256), now, now).then(
               () => true,
               (error) => (isMissing(error) ? false : Promise.reject(error))
             ),
           catch: unavailable("the archive store could not store the archive")
         })
-        if (stored) return
-        const partial = yield* Effect.acquireRelease(
-          Effect.sync(() => join(root, `.${sha256}.${randomUUID()}.partial`)),
-          (path) => Effect.promise(() => rm(path, { force: true }).catch(() => undefined))
-        )
-        let written = 0
-        yield* writeFile(body, partial, {
-          inspect: (chunk) =>
-            Effect.sync(() => {
-              written += chunk.length
-            }),
-          sync: true,
-          failure: "the archive store could not store the archive"
-        })
-        if (written !== sizeBytes) return yield* wrongSize(sha256, sizeBytes, written)
         // Same bytes, same name: replacing a twin that a concurrent put stored keeps one.
-        yield* Effect.tryPromise({
-          try: () => rename(partial, pathOf(sha256)),
-          catch: unavailable("the archive store could not store the archive")
-        })
+        if (!stored)
+          yield* Effect.tryPromise({
+            try: () => rename(partial, pathOf(blob.sha256)),
+            catch: unavailable("the archive store could not store the archive")
+          })
+        return blob
       }).pipe(Effect.scoped)
 
     const has = (sha256: string) => Effect.map(putAt(sha256), (at) => at !== undefined)

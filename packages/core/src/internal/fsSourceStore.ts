@@ -3,10 +3,10 @@
  * holds the uploads being received and the scratch git repositories of running operations. Everything
  * under `tmp/` belongs to one operation and is removed when it ends, however it ends.
  */
-import { createHash, randomUUID } from "node:crypto"
+import { randomUUID } from "node:crypto"
 import { mkdir, rm } from "node:fs/promises"
 import { join, resolve } from "node:path"
-import { ByteSize, Duration, Effect, Schema, Stream } from "effect"
+import { ByteSize, type Cause, Deferred, Duration, Effect, Queue, Schema, Stream } from "effect"
 import { RelativePath } from "../App.ts"
 import type { AppVersion, CommitSha } from "../AppVersion.ts"
 import { ArchiveStore } from "../ArchiveStore.ts"
@@ -19,11 +19,20 @@ import type {
   SourceStoreShape,
   StoredArchive
 } from "../SourceStore.ts"
-import { readFile, unavailable, writeFile } from "./fileStreams.ts"
+import { unavailable } from "./fileStreams.ts"
 import * as Git from "./git.ts"
 import { gunzip, missingRoot, reroot, validate } from "./tarArchive.ts"
 
 const isRelativePath = Schema.is(RelativePath)
+
+/** Chunks of an upload that may wait for the archive's check before the upload is read further. */
+const checkAhead = 16
+
+const notGzip = new SourceError({ reason: "InvalidArchive", message: "not a gzip-compressed tar" })
+
+/** Whether the first bytes seen so far can begin a gzip stream. */
+const isGzip = (head: ReadonlyArray<number>) =>
+  (head.length < 1 || head[0] === 0x1f) && (head.length < 2 || head[1] === 0x8b)
 
 /** Blobs a sweep asks about at once: the query language's cap on an `in` list. */
 const sweepPage = 100
@@ -54,17 +63,51 @@ export const makeFsSourceStore = (options: SourceStoreOptions) =>
       (path) => Effect.promise(() => rm(path, { recursive: true, force: true }).catch(() => undefined))
     )
 
+    // The upload streams into the archive store as it arrives, and through the archive's check at the same
+    // time (a queue hands each chunk over): the store keeps it only once the check has passed. Measured
+    // with a 50 MB archive into PostgreSQL, which alone takes ~300 ms to store it, receiving, checking
+    // and storing one after the other took 1.4 s.
     const putArchive = <E>(body: Stream.Stream<Uint8Array, E>) =>
       Effect.gen(function* () {
-        const temp = yield* scratchPath
-        const received = yield* receive(body, temp, maxArchiveBytes)
-        if (received.head[0] !== 0x1f || received.head[1] !== 0x8b)
-          return yield* new SourceError({ reason: "InvalidArchive", message: "not a gzip-compressed tar" })
-        const bytes = readFile(temp, unavailable("the source store could not read an upload"))
-        yield* validate(gunzip(bytes), limits)
-        yield* archives.put({ sha256: received.sha256, sizeBytes: received.size, body: bytes })
-        return { sha256: received.sha256, sizeBytes: received.size } satisfies StoredArchive
-      }).pipe(Effect.scoped)
+        const toCheck = yield* Queue.bounded<Uint8Array, Cause.Done>(checkAhead)
+        const checked = yield* Deferred.make<void, SourceError>()
+        // The check fails the put at once (interrupting the upload), and tells the store whether to keep it.
+        const check = Effect.onExit(validate(gunzip(Stream.fromQueue(toCheck)), limits), (exit) =>
+          Deferred.done(checked, exit)
+        )
+        let size = 0
+        const head: Array<number> = []
+        const counted = Stream.mapEffect(body, (chunk) =>
+          Effect.suspend(() => {
+            size += chunk.length
+            if (size > maxArchiveBytes)
+              return Effect.fail(
+                new SourceError({
+                  reason: "TooLarge",
+                  message: `archive is larger than ${ByteSize.format(ByteSize.bytes(maxArchiveBytes))}`
+                })
+              )
+            for (let i = 0; head.length < 2 && i < chunk.length; i++) head.push(chunk[i]!)
+            if (!isGzip(head)) return Effect.fail(notGzip)
+            return Effect.as(Queue.offer(toCheck, chunk), chunk)
+          })
+        )
+        // The check's input ends only after a whole gzip has been received.
+        const ending = Effect.suspend(() =>
+          isGzip(head) && head.length === 2 ? Queue.end(toCheck) : Effect.fail(notGzip)
+        )
+        const [, stored] = yield* Effect.all(
+          [
+            check,
+            archives.put({
+              body: Stream.concat(counted, Stream.fromEffect(ending).pipe(Stream.drain)),
+              complete: () => Deferred.await(checked)
+            })
+          ],
+          { concurrency: "unbounded" }
+        )
+        return stored satisfies StoredArchive
+      })
 
     const checkGit = (url: string, ref?: string): GitRefusal | undefined => {
       const urlIssue = GitUrl.check(url, git.localRepositories)
@@ -155,35 +198,4 @@ export const makeFsSourceStore = (options: SourceStoreOptions) =>
       context,
       sweepArchives
     } satisfies SourceStoreShape
-  })
-
-/**
- * Writes the upload to `file` while hashing and counting it, and stops reading the moment it passes
- * `maxBytes`. Answers the first bytes too, for the gzip magic. The file is scratch, so it is not synced:
- * the archive store makes the stored copy durable.
- */
-const receive = <E>(body: Stream.Stream<Uint8Array, E>, file: string, maxBytes: number) =>
-  Effect.gen(function* () {
-    const hash = createHash("sha256")
-    const head: Array<number> = []
-    let size = 0
-    yield* writeFile(body, file, {
-      inspect: (chunk) =>
-        Effect.suspend(() => {
-          size += chunk.length
-          if (size > maxBytes)
-            return Effect.fail(
-              new SourceError({
-                reason: "TooLarge",
-                message: `archive is larger than ${ByteSize.format(ByteSize.bytes(maxBytes))}`
-              })
-            )
-          hash.update(chunk)
-          for (let i = 0; head.length < 2 && i < chunk.length; i++) head.push(chunk[i]!)
-          return Effect.void
-        }),
-      sync: false,
-      failure: "the source store could not write the archive"
-    })
-    return { sha256: hash.digest("hex"), size, head }
   })
