@@ -17,6 +17,7 @@ import type { AddressInfo } from "node:net"
 import { resolve } from "node:path"
 import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
+import type { Bootstrap } from "@kiln/core"
 import { KilnHttp } from "@kiln/http"
 import { Layer, ManagedRuntime } from "effect"
 import * as DataDir from "../shared/DataDir.ts"
@@ -77,7 +78,7 @@ const forward = async (
 export interface Mounted {
   readonly server: Server
   readonly url: string
-  readonly bootstrapped: LocalStack.Bootstrapped
+  readonly bootstrapped: Bootstrap.Bootstrapped
   readonly close: () => Promise<void>
 }
 

@@ -2,7 +2,8 @@
  * Kiln as a server (`npm start`): SQLite, the source store, the Docker runner and the engine, with the
  * HTTP API, its log stream WebSocket and its docs on 127.0.0.1:8787. The first start on an empty
  * database creates a workspace and an admin token, whose secret it writes to `.kiln/admin-token` (0600);
- * later starts reuse both. Ctrl-C (or SIGTERM) stops it gracefully: running builds get 10 s to finish,
+ * later starts reuse both (on a shared PostgreSQL, the one process that issued the token writes the file,
+ * and the others say so). Ctrl-C (or SIGTERM) stops it gracefully: running builds get 10 s to finish,
  * then are cancelled.
  *
  * Environment: `KILN_PORT`, `KILN_HOST`; `KILN_DATA_DIR` (default `.kiln/`), `KILN_DB`, or `KILN_DATABASE_URL`
@@ -13,7 +14,7 @@
 import { existsSync } from "node:fs"
 import { NodeRuntime } from "@effect/platform-node"
 import { KilnHttp } from "@kiln/http"
-import { Config, Console, Effect, Layer } from "effect"
+import { Config, Console, DateTime, Effect, Layer } from "effect"
 import { HttpServer } from "effect/http"
 import * as DataDir from "../shared/DataDir.ts"
 import * as LocalStack from "../shared/LocalStack.ts"
@@ -34,12 +35,19 @@ const welcome = Effect.gen(function* () {
   if (bootstrapped._tag === "Issued") {
     lines.push(
       bootstrapped.createdWorkspace
-        ? `First start: created the workspace "${bootstrapped.workspace}" and an admin token for all workspaces.`
+        ? `First start: created the workspace "${bootstrapped.workspace.name}" and an admin token for all workspaces.`
         : "First start of the API on this database: issued an admin token for all workspaces.",
       `Its secret is in ${tokenFile} (readable by you only). Try:`
     )
   } else if (existsSync(dataDir.adminToken)) {
     lines.push(`Admin token: ${tokenFile} (issued on the first start). Try:`)
+  } else if (dataDir.postgres !== undefined) {
+    // Processes sharing the database issued one token between them: its secret went to one data directory.
+    const { first } = bootstrapped
+    lines.push(
+      `The admin token was issued by another Kiln process on this database ("${first.name}", ${DateTime.formatIso(first.createdAt)}):`,
+      `its secret is in that process's data directory, in admin-token.`
+    )
   } else {
     // The secret was shown only to that file: there is nothing to print.
     lines.push(

@@ -5,20 +5,19 @@
  */
 import { randomBytes } from "node:crypto"
 import { readFileSync, rmSync, writeFileSync } from "node:fs"
+import { hostname } from "node:os"
 import { delimiter } from "node:path"
 import { PgStorage } from "@kiln/adapter-postgres"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
 import {
-  Access,
   Authenticator,
+  type Bootstrap,
   Cursor,
   Engine,
-  Fields,
-  Query,
   type Runner,
   type SourceError,
   SourceStore,
-  Storage,
+  type Storage,
   type StorageError
 } from "@kiln/core"
 import { DockerRunner } from "@kiln/runner-docker"
@@ -65,6 +64,8 @@ export const layer = (
       DataDir.create(dataDir)
       const exposed = DataDir.exposure(dataDir)
       if (exposed !== undefined) yield* Effect.logWarning(exposed)
+      const unshared = unsharedImages(dataDir, options)
+      if (unshared !== undefined) yield* Effect.logWarning(unshared)
       const storage =
         dataDir.postgres === undefined
           ? SqliteStorage.layer({ filename: dataDir.database })
@@ -87,43 +88,39 @@ export const layer = (
     })
   )
 
-export type Bootstrapped =
-  /** The admin token was issued now, and the workspace created unless one existed. */
-  | { readonly _tag: "Issued"; readonly workspace: string; readonly createdWorkspace: boolean }
-  | { readonly _tag: "Existing"; readonly tokens: number }
-
 /**
  * On a database without tokens: the first workspace (unless one exists) and an admin token over all
- * workspaces, whose secret goes to the data directory's `admin-token` (0600) and nowhere else. Later
- * starts find the tokens and change nothing.
+ * workspaces, whose secret goes to the data directory's `admin-token` (0600) and nowhere else. Processes
+ * started together on one database issue one token between them: only the one told `Issued` writes the
+ * file. Later starts find the tokens and change nothing.
  */
 export const bootstrap = (
   dataDir: DataDir.DataDir
-): Effect.Effect<Bootstrapped, StorageError.StorageError | StorageError.NotFound, Storage.Storage> =>
+): Effect.Effect<Bootstrap.Bootstrapped, StorageError.StorageError, Storage.Storage> =>
   Effect.gen(function* () {
-    const storage = yield* Storage.Storage
-    // Fixed parameters: parsing them cannot fail.
-    const first = (table: Fields.Table<unknown>) =>
-      Query.fromParams(table, Access.all, { limit: "1" }).pipe(Effect.orDie)
-    const tokens = yield* storage.listTokens(Access.all, yield* first(Fields.tokens as Fields.Table<unknown>))
-    if (tokens.total > 0) return { _tag: "Existing", tokens: tokens.total } as const
-    const workspaces = yield* storage.listWorkspaces(
-      Access.all,
-      yield* first(Fields.workspaces as Fields.Table<unknown>)
-    )
-    const existing = workspaces.rows[0]
-    const workspace = existing ?? (yield* storage.createWorkspace({ name: "Default" }))
-    const { secret } = yield* Authenticator.issueToken({
-      name: "admin (first start)",
-      workspaceIds: "*",
-      role: "admin",
-      expiresAt: null
+    const bootstrapped = yield* Authenticator.bootstrap({
+      workspaceName: "Default",
+      // Names the host, so that the other hosts of a deployment can say where the secret is.
+      tokenName: `admin (first start on ${hostname()})`
     })
+    if (bootstrapped._tag === "Existing") return bootstrapped
+    const { secret, ...issued } = bootstrapped
     // Created fresh with 0600, so the secret is never readable by others, not even for a moment.
     rmSync(dataDir.adminToken, { force: true })
     writeFileSync(dataDir.adminToken, `${secret}\n`, { mode: 0o600, flag: "wx" })
-    return { _tag: "Issued", workspace: workspace.name, createdWorkspace: existing === undefined } as const
+    return issued
   })
+
+/**
+ * What to say when processes share a PostgreSQL but push no images: a build claimed by one host leaves its
+ * image on that host's engine only, whichever host the build was asked of.
+ */
+const unsharedImages = (dataDir: DataDir.DataDir, options: Options): string | undefined =>
+  dataDir.postgres === undefined || options.registry !== undefined
+    ? undefined
+    : "KILN_DATABASE_URL without KILN_REGISTRY: each image stays on the Docker engine of the host that built it, " +
+      "so a build's image tag (the deployments API's image_tag too) names an image other hosts cannot pull. " +
+      "Set KILN_REGISTRY on every host to push each image to a registry any host can pull from."
 
 /** `KILN_CURSOR_SECRET`, or a random key kept in the data directory (0600), made on the first start. */
 const cursorSecret = (dataDir: DataDir.DataDir): string => {

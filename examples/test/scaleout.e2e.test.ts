@@ -8,6 +8,7 @@ import { Effect } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { openStream } from "../../packages/http/test/fixtures/websocket.ts"
 import { type Cluster, cluster, type KilnProcess } from "./fixtures/cluster.ts"
+import { sleep, until } from "./fixtures/polling.ts"
 
 let current: Cluster | undefined
 afterEach(async () => {
@@ -17,23 +18,6 @@ afterEach(async () => {
 const fresh = async () => {
   current = await cluster()
   return current
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Polls until `check` answers something other than undefined. */
-const until = async <A>(
-  what: string,
-  check: () => Promise<A | undefined>,
-  timeoutMs = 60_000
-): Promise<A> => {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    const answer = await check()
-    if (answer !== undefined) return answer
-    await sleep(50)
-  }
-  throw new Error(`timed out waiting for ${what}`)
 }
 
 /** A small deterministic generator, so a seed reproduces a run's choices. */

@@ -3,7 +3,7 @@
  * and a free port, `npm run demo` against it (the image it builds must run), a graceful stop and a
  * restart on the same database; and requests through the mount example's host, under `/ci`.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as PgTesting from "@kiln/adapter-postgres/testing"
@@ -25,6 +25,10 @@ afterAll(() => {
   }
   rmSync(scratch, { recursive: true, force: true })
 })
+
+/** The start of the warning a process on a shared PostgreSQL gives when it pushes no images. */
+const unsharedImages =
+  "KILN_DATABASE_URL without KILN_REGISTRY: each image stays on the Docker engine of the host"
 
 /** The rows of a list response. */
 const rows = async (response: Response) => ((await response.json()) as { readonly data: unknown }).data
@@ -51,6 +55,8 @@ DockerTesting.describeDocker("e2e › examples/server and examples/demo", () => 
     await server.printed(/npm run demo/)
     expect(server.output()).toContain(`${url}/api/docs`)
     expect(server.output()).toContain(`First start: created the workspace "Default"`)
+    // One process on SQLite: its images are where its builds run.
+    expect(server.output()).not.toContain(unsharedImages)
     expect(server.output()).toContain(`curl -H "Authorization: Bearer $(cat ${dataDir.adminToken})"`)
     expect(statSync(dataDir.adminToken).mode & 0o777).toBe(0o600)
     expect(statSync(dataDir.cursorSecret).mode & 0o777).toBe(0o600)
@@ -104,14 +110,15 @@ DockerTesting.describeDocker("e2e › examples/server on PostgreSQL", () => {
     await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`)
     try {
       const databaseUrl = Object.assign(new URL(PgTesting.databaseUrl()), { pathname: `/${database}` })
-      const start = async (name: string) => {
+      const start = async (name: string, env: Record<string, string> = {}) => {
         const dataDir = DataDir.at(join(scratch, name))
         const server = run("examples/server/main.ts", {
           KILN_DATA_DIR: dataDir.dir,
           KILN_PORT: String(await DockerTesting.freePort()),
           KILN_DOCKER_NAMESPACE: `${namespace}-pg`,
           KILN_DATABASE_URL: databaseUrl.toString(),
-          KILN_CURSOR_SECRET: "shared by every server of this deployment"
+          KILN_CURSOR_SECRET: "shared by every server of this deployment",
+          ...env
         })
         const url = (await server.printed(/Kiln is listening on (\S+)/))[1]!
         await server.printed(/npm run demo/)
@@ -122,14 +129,24 @@ DockerTesting.describeDocker("e2e › examples/server on PostgreSQL", () => {
         `database   postgres://postgres:***@127.0.0.1:${databaseUrl.port}/${database}`
       )
       expect(first.server.output()).toContain("First start")
+      expect(first.server.output()).toContain(unsharedImages)
+      expect(first.server.output()).toContain(
+        "so a build's image tag (the deployments API's image_tag too) names an image other hosts cannot pull"
+      )
       const token = readFileSync(first.dataDir.adminToken, "utf8").trim()
       const headers = { authorization: `Bearer ${token}` }
       const page = (await (await fetch(`${first.url}/api/workspaces?limit=1`, { headers })).json()) as {
         pageInfo: { endCursor: string }
       }
 
-      const second = await start("pg-second")
+      // Nothing is pushed in this test: the registry only has to be named.
+      const second = await start("pg-second", { KILN_REGISTRY: "127.0.0.1:5000" })
       expect(second.server.output()).not.toContain("First start")
+      expect(second.server.output()).not.toContain(unsharedImages)
+      expect(second.server.output()).toMatch(
+        /The admin token was issued by another Kiln process on this database \("admin \(first start on [^)]+\)", \d{4}-/
+      )
+      expect(existsSync(second.dataDir.adminToken)).toBe(false)
       const workspaces = await fetch(`${second.url}/api/workspaces`, { headers })
       expect(workspaces.status).toBe(200)
       expect(await rows(workspaces)).toEqual([expect.objectContaining({ name: "Default" })])

@@ -17,6 +17,7 @@ import {
   ApiToken,
   App,
   AppVersion,
+  Bootstrap,
   Build,
   BuildState,
   Claim,
@@ -336,7 +337,7 @@ export const make = (
     const claimWithCaps = (request: Claim.ClaimRequest) =>
       transaction((tx) =>
         Effect.gen(function* () {
-          yield* tx(statements.lockClaims, [lockKey(schema, "claim")])
+          yield* tx(statements.advisoryLock, [lockKey(schema, "claim")])
           const byWorkspace = new Map<string, number>()
           const byApp = new Map<string, number>()
           const counted = yield* tx<{ workspace_id: string; entity_id: string; active: number }>(
@@ -649,6 +650,39 @@ export const make = (
           DateTime.toEpochMillis(at)
         ])
         return rows.toToken(revoked!)
+      }),
+
+      bootstrap: Effect.fnUntraced(function* (input) {
+        const at = yield* now
+        const workspaceId = yield* Id.generate("wsp")
+        const token = ApiToken.make(yield* Id.generate("tok"), Bootstrap.adminToken(input.token), at)
+        // Under the schema's bootstrap lock, processes starting together take turns: the first sees no
+        // token and issues one, the others see it. (Nothing else takes this lock; nothing else waits.)
+        return yield* transaction((tx) =>
+          Effect.gen(function* () {
+            yield* tx(statements.advisoryLock, [lockKey(schema, "bootstrap")])
+            const [first] = yield* tx<rows.TokenRow & { readonly tokens: number }>(statements.oldestToken)
+            if (first !== undefined) {
+              return { _tag: "Existing", first: rows.toToken(first), tokens: first.tokens } as const
+            }
+            const [existing] = yield* tx<rows.WorkspaceRow>(statements.oldestWorkspace)
+            const workspace =
+              existing === undefined
+                ? Workspace.make(workspaceId, input.workspace, at)
+                : rows.toWorkspace(existing)
+            if (existing === undefined) {
+              yield* tx(
+                statements.insertWorkspace,
+                valuesOf(rows.fromWorkspace(workspace), rows.workspaceColumns)
+              )
+            }
+            yield* tx(
+              statements.insertToken,
+              valuesOf(rows.fromToken(token, input.token.tokenHash), tokenInsertColumns)
+            )
+            return { _tag: "Issued", workspace, createdWorkspace: existing === undefined, token } as const
+          })
+        )
       }),
 
       createBuild: Effect.fnUntraced(function* (access, input) {

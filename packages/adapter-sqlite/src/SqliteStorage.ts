@@ -14,6 +14,7 @@ import {
   ApiToken,
   App,
   AppVersion,
+  Bootstrap,
   Build,
   BuildState,
   Claim,
@@ -375,6 +376,32 @@ export const make = (
           const revoked = { ...token, revokedAt: token.revokedAt ?? at }
           sql.revokeToken.run(DateTime.toEpochMillis(revoked.revokedAt), id)
           return Result.succeed(revoked)
+        })
+      }),
+
+      bootstrap: Effect.fnUntraced(function* (input) {
+        const at = yield* now
+        const workspaceId = yield* Id.generate("wsp")
+        const token = ApiToken.make(yield* Id.generate("tok"), Bootstrap.adminToken(input.token), at)
+        // One IMMEDIATE transaction: processes sharing the file take turns, so only the first sees no token.
+        return yield* write((): Result.Result<Bootstrap.Bootstrapped> => {
+          const first = sql.oldestToken.get()
+          if (first !== undefined) {
+            return Result.succeed({ _tag: "Existing", first: rows.toToken(first), tokens: first.tokens })
+          }
+          const existing = sql.oldestWorkspace.get()
+          const workspace =
+            existing === undefined
+              ? Workspace.make(workspaceId, input.workspace, at)
+              : rows.toWorkspace(existing)
+          if (existing === undefined) sql.insertWorkspace.run(rows.fromWorkspace(workspace))
+          sql.insertToken.run(rows.fromToken(token, input.token.tokenHash))
+          return Result.succeed({
+            _tag: "Issued",
+            workspace,
+            createdWorkspace: existing === undefined,
+            token
+          })
         })
       }),
 

@@ -6,6 +6,7 @@
 import { Clock, Context, DateTime, Effect, Layer, Option, Schema } from "effect"
 import * as Access from "./Access.ts"
 import { type ApiToken, generateSecret, hashSecret, type NewToken, type Role } from "./ApiToken.ts"
+import type { Bootstrapped } from "./Bootstrap.ts"
 import type { TokenId } from "./Id.ts"
 import { Storage } from "./Storage.ts"
 import type { StorageError } from "./StorageError.ts"
@@ -127,4 +128,20 @@ export const issueToken = (input: Omit<NewToken, "tokenHash">) =>
     const secret = generateSecret()
     const token = yield* storage.createToken({ ...input, tokenHash: hashSecret(secret) })
     return { token, secret }
+  })
+
+/**
+ * The first start on a database without tokens (see `Storage.bootstrap`): the first workspace, unless one
+ * exists, and an admin token over every workspace, whose secret comes back with `Issued` and is never seen
+ * again. Every other call, at the same moment or later, from this process or another, answers `Existing`.
+ */
+export const bootstrap = (input: { readonly workspaceName: string; readonly tokenName: string }) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage
+    const secret = generateSecret()
+    const bootstrapped: Bootstrapped = yield* storage.bootstrap({
+      workspace: { name: input.workspaceName },
+      token: { name: input.tokenName, tokenHash: hashSecret(secret), expiresAt: null }
+    })
+    return bootstrapped._tag === "Issued" ? { ...bootstrapped, secret } : bootstrapped
   })

@@ -8,6 +8,7 @@ import type { Access } from "./Access.ts"
 import type { ApiToken, NewToken } from "./ApiToken.ts"
 import type { App, NewApp } from "./App.ts"
 import type { AppVersion, NewAppVersion, Resolution } from "./AppVersion.ts"
+import type { Bootstrapped, NewBootstrap } from "./Bootstrap.ts"
 import type { Build, BuildStep, BuildWithSteps, NewBuild } from "./Build.ts"
 import type { BuildEvent, Fence, InvalidTransition, LeaseLost } from "./BuildState.ts"
 import type { Change } from "./Change.ts"
@@ -89,6 +90,13 @@ export interface StorageShape {
   readonly listTokens: (access: Access, query: ListQuery) => E<ListResult<ApiToken>>
   /** Revoking twice keeps the first revocation time. */
   readonly revokeToken: (access: Access, id: TokenId) => E<ApiToken, NotFound>
+  /**
+   * The first start's workspace and admin token, made once: when no token exists (revoked ones count),
+   * stores the token over every workspace, in the oldest workspace or a new one, and answers `Issued`;
+   * otherwise changes nothing and answers `Existing`. Calls at the same moment, from any number of
+   * processes sharing the database, take turns, so exactly one of them is told `Issued`.
+   */
+  readonly bootstrap: (input: NewBootstrap) => E<Bootstrapped>
 
   /**
    * Creates a build of a ready app version with the app's next `sequenceNumber` (gapless, from 1).

@@ -54,7 +54,7 @@ export interface Options {
 export const quoteIdentifier = (name: string): string => pg.escapeIdentifier(name)
 
 /** The advisory lock for one purpose in one schema: a 64-bit key, the same in every process. */
-export const lockKey = (schema: string, purpose: "migrate" | "claim"): string => {
+export const lockKey = (schema: string, purpose: "migrate" | "claim" | "bootstrap"): string => {
   const digest = createHash("sha256").update(`kiln ${purpose} ${schema}`).digest()
   return digest.readBigInt64BE(0).toString()
 }

@@ -184,6 +184,10 @@ SELECT id FROM ok WHERE ${announced}`
 
 export const statements = {
   insertWorkspace: prepared("insert_workspace", insertInto("workspaces", workspaceColumns)),
+  oldestWorkspace: prepared(
+    "oldest_workspace",
+    `SELECT ${list(workspaceColumns)} FROM workspaces ORDER BY created_at, id LIMIT 1`
+  ),
   workspaceById: prepared(
     "workspace_by_id",
     `SELECT ${list(workspaceColumns)} FROM workspaces WHERE id = $1`
@@ -270,6 +274,11 @@ export const statements = {
     "token_by_hash",
     `SELECT ${list(tokenColumns)} FROM api_tokens WHERE token_hash = $1`
   ),
+  // The first token and how many there are, for a first start to see whether one was issued.
+  oldestToken: prepared(
+    "oldest_token",
+    `SELECT ${list(tokenColumns)}, (count(*) OVER ())::int AS tokens FROM api_tokens ORDER BY created_at, id LIMIT 1`
+  ),
   // Revoking twice keeps the first time.
   revokeToken: prepared(
     "revoke_token",
@@ -328,8 +337,9 @@ export const statements = {
     "claim_chosen",
     claim("SELECT id FROM builds WHERE id = ANY($5::text[]) AND phase = 'queued' FOR UPDATE SKIP LOCKED")
   ),
-  // Serializes the claims that have caps; see `claimNext`.
-  lockClaims: prepared("lock_claims", "SELECT pg_advisory_xact_lock($1::bigint)"),
+  // Held until the transaction ends: claims with caps (see `claimNext`) and first starts (`bootstrap`) each
+  // take turns on a key of their own (`lockKey`).
+  advisoryLock: prepared("advisory_lock", "SELECT pg_advisory_xact_lock($1::bigint)"),
   // Active builds per workspace and app, on their partial index.
   activeCounts: prepared(
     "active_counts",

@@ -49,6 +49,7 @@ const prepare = <Params extends Array<unknown> = [], Row = unknown>(
 export const prepareStatements = (db: Connection) => ({
   insertWorkspace: prepare<[WorkspaceRow]>(db, insertInto("workspaces", workspaceColumns)),
   workspaceById: prepare<[string], WorkspaceRow>(db, "SELECT * FROM workspaces WHERE id = ?"),
+  oldestWorkspace: prepare<[], WorkspaceRow>(db, "SELECT * FROM workspaces ORDER BY created_at, id LIMIT 1"),
 
   insertApp: prepare<[AppRow]>(db, insertInto("apps", appColumns)),
   appById: prepare<[string], AppRow>(db, "SELECT * FROM apps WHERE id = ?"),
@@ -114,6 +115,11 @@ export const prepareStatements = (db: Connection) => ({
   tokenByHash: prepare<[string], TokenRow>(
     db,
     `SELECT ${tokenColumns.join(", ")} FROM api_tokens WHERE token_hash = ?`
+  ),
+  // The first token and how many there are, for a first start to see whether one was issued.
+  oldestToken: prepare<[], TokenRow & { readonly tokens: number }>(
+    db,
+    `SELECT ${tokenColumns.join(", ")}, count(*) OVER () AS tokens FROM api_tokens ORDER BY created_at, id LIMIT 1`
   ),
   revokeToken: prepare<[number, string]>(db, "UPDATE api_tokens SET revoked_at = ? WHERE id = ?"),
   grantTokenWorkspace: prepare<[string, string]>(

@@ -8,6 +8,7 @@ import * as Access from "../Access.ts"
 import * as ApiToken from "../ApiToken.ts"
 import * as App from "../App.ts"
 import * as AppVersion from "../AppVersion.ts"
+import * as Bootstrap from "../Bootstrap.ts"
 import * as Build from "../Build.ts"
 import * as BuildState from "../BuildState.ts"
 import { buildChanged, type Change } from "../Change.ts"
@@ -279,6 +280,17 @@ export const makeMemoryStorage = (options: StorageOptions) =>
         tokens.set(id, { token, hash: entry.hash })
         return token
       }, serial),
+      bootstrap: Effect.fnUntraced(function* (input) {
+        const at = yield* now
+        const first = oldest(Array.from(tokens.values(), (entry) => entry.token))
+        if (first !== undefined) return { _tag: "Existing", first, tokens: tokens.size } as const
+        const existing = oldest(Array.from(workspaces.values()))
+        const workspace = existing ?? Workspace.make(yield* Id.generate("wsp"), input.workspace, at)
+        workspaces.set(workspace.id, workspace)
+        const token = ApiToken.make(yield* Id.generate("tok"), Bootstrap.adminToken(input.token), at)
+        tokens.set(token.id, { token, hash: input.token.tokenHash })
+        return { _tag: "Issued", workspace, createdWorkspace: existing === undefined, token } as const
+      }, serial),
 
       createBuild: Effect.fnUntraced(function* (access, input) {
         const at = yield* now
@@ -443,3 +455,13 @@ export const makeMemoryStorage = (options: StorageOptions) =>
     }
     return storage
   })
+
+/** The row created first (ids break ties: they sort in creation order). */
+const oldest = <A extends { readonly id: string; readonly createdAt: DateTime.Utc }>(
+  rows: ReadonlyArray<A>
+): A | undefined =>
+  rows.reduce<A | undefined>((first, row) => {
+    if (first === undefined) return row
+    const order = DateTime.toEpochMillis(row.createdAt) - DateTime.toEpochMillis(first.createdAt)
+    return order < 0 || (order === 0 && row.id < first.id) ? row : first
+  }, undefined)

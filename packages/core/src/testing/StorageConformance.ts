@@ -9,6 +9,7 @@
  *
  * Each suite is also exported on its own, so a suite can be run (or skipped, with a reason) by concern.
  */
+import { bootstrap } from "./storage/bootstrap.ts"
 import { builds } from "./storage/builds.ts"
 import { changes } from "./storage/changes.ts"
 import { claims } from "./storage/claims.ts"
@@ -23,10 +24,11 @@ import { triggers } from "./storage/triggers.ts"
 export type { MakeStorage } from "./storage/fixtures.ts"
 /** The rows most storage tests start from, for an adapter's own tests beside the suites. */
 export { claimOne, queue, seed } from "./storage/fixtures.ts"
-export { builds, changes, claims, entities, leases, logs, queries, transitions, triggers }
+export { bootstrap, builds, changes, claims, entities, leases, logs, queries, transitions, triggers }
 
 export const all = (name: string, make: MakeStorage): void => {
   entities(name, make)
+  bootstrap(name, make)
   builds(name, make)
   transitions(name, make)
   claims(name, make)
