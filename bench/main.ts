@@ -9,7 +9,8 @@ const benchmarks: Record<string, () => Promise<unknown>> = {
   http: () => import("./http.ts"),
   latency: () => import("./latency.ts"),
   list: () => import("./list.ts"),
-  logs: () => import("./logs.ts")
+  logs: () => import("./logs.ts"),
+  sources: () => import("./sources.ts")
 }
 
 const name = process.argv[2]

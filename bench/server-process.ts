@@ -6,8 +6,8 @@ import { type ChildProcess, fork } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { Effect } from "effect"
 
-/** What the child sends once it listens. */
-export type Ready = { readonly port: number }
+/** What the child sends once it listens: its port, and the `sources` kind's control port. */
+export type Ready = { readonly port: number; readonly control?: number }
 
 const stop = (child: ChildProcess) =>
   Effect.callback<void>((resume) => {
@@ -21,7 +21,7 @@ const stop = (child: ChildProcess) =>
  * when the scope closes; its base URL and pid once it listens.
  */
 export const serverProcess = (
-  kind: "kiln" | "raw",
+  kind: "kiln" | "raw" | "sources",
   args: ReadonlyArray<string>,
   nodeOptions: ReadonlyArray<string> = []
 ) =>
@@ -36,9 +36,15 @@ export const serverProcess = (
     stop
   ).pipe(
     Effect.flatMap((child) =>
-      Effect.callback<{ readonly url: string; readonly pid: number }>((resume) => {
+      Effect.callback<{ readonly url: string; readonly control: string; readonly pid: number }>((resume) => {
         child.once("message", (ready: Ready) =>
-          resume(Effect.succeed({ url: `http://127.0.0.1:${ready.port}`, pid: child.pid! }))
+          resume(
+            Effect.succeed({
+              url: `http://127.0.0.1:${ready.port}`,
+              control: `http://127.0.0.1:${ready.control ?? ready.port}`,
+              pid: child.pid!
+            })
+          )
         )
         child.once("exit", (code) => resume(Effect.die(`the ${kind} server exited with ${code}`)))
       })

@@ -1,13 +1,13 @@
 /**
- * A whole Kiln on this machine, over a data directory: SQLite, the source store, the Docker runner, the
- * engine, Kiln's own tokens, and a page-cursor key that survives restarts. The server, mount and embed
- * examples all run this; `bootstrap` gives an empty database its first workspace and admin token.
+ * A whole Kiln on this machine, over a data directory: SQLite (or PostgreSQL, with the uploaded archives in
+ * it), the source store, the Docker runner, the engine, Kiln's own tokens, and a page-cursor key that
+ * survives restarts. The server, mount and embed examples all run this; `bootstrap` gives an empty database its first workspace and admin token.
  */
 import { randomBytes } from "node:crypto"
 import { readFileSync, rmSync, writeFileSync } from "node:fs"
 import { hostname } from "node:os"
 import { delimiter } from "node:path"
-import { PgStorage } from "@kiln/adapter-postgres"
+import { PgArchiveStore, PgStorage } from "@kiln/adapter-postgres"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
 import {
   Authenticator,
@@ -66,16 +66,24 @@ export const layer = (
       if (exposed !== undefined) yield* Effect.logWarning(exposed)
       const unshared = unsharedImages(dataDir, options)
       if (unshared !== undefined) yield* Effect.logWarning(unshared)
-      const storage =
+      const sourceOptions = { directory: dataDir.sources, localRepositories: options.gitLocalDirectories }
+      // On PostgreSQL every process may claim a build of an archive another process received: the
+      // archives live in the database, and the directory holds only what a running operation unpacks.
+      const [storage, sources] =
         dataDir.postgres === undefined
-          ? SqliteStorage.layer({ filename: dataDir.database })
-          : PgStorage.layer({ connectionString: dataDir.postgres })
+          ? [
+              SqliteStorage.layer({ filename: dataDir.database }),
+              SourceStore.SourceStore.layer(sourceOptions)
+            ]
+          : [
+              PgStorage.layer({ connectionString: dataDir.postgres }),
+              SourceStore.SourceStore.layerWithArchiveStore(sourceOptions).pipe(
+                Layer.provide(PgArchiveStore.layer({ connectionString: dataDir.postgres }))
+              )
+            ]
       const services = Layer.mergeAll(
         storage,
-        SourceStore.SourceStore.layer({
-          directory: dataDir.sources,
-          localRepositories: options.gitLocalDirectories
-        }),
+        sources,
         DockerRunner.layer({
           namespace: options.namespace,
           registry: options.registry === undefined ? undefined : { host: options.registry }

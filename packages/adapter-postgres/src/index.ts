@@ -1,1 +1,2 @@
+export * as PgArchiveStore from "./PgArchiveStore.ts"
 export * as PgStorage from "./PgStorage.ts"

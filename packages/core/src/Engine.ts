@@ -1,7 +1,8 @@
 /**
  * The engine (DESIGN.md §3, §8): claims queued builds up to its concurrency, runs each with the Runner,
  * batches its log lines into storage, heartbeats its leases, watches for cancel requests, enforces
- * timeouts, reaps expired leases, sweeps what crashed processes left behind, and shuts down gracefully.
+ * timeouts, reaps expired leases, sweeps what crashed processes left behind (and stored archives no
+ * version names), and shuts down gracefully.
  *
  * Every write a build makes carries its claim's `(owner, attempt)` fence, so once a lease is lost — the
  * process was paused, or a peer reaped it — nothing this process does can change the build again.
@@ -31,6 +32,12 @@ export interface EngineOptions {
   readonly cancelPollMs?: number
   /** How often to reap expired leases (and then sweep their leftovers). Default 5 s. */
   readonly reapIntervalMs?: number
+  /**
+   * How often to remove stored archives that no app version names and that were stored longer ago than
+   * the source store's `archiveGracePeriod`; once at start, then at this interval. Every process may
+   * sweep: a removal re-checks that the archive is still stale. Default 1 hour.
+   */
+  readonly archiveSweepIntervalMs?: number
   /** On shutdown, how long running builds may finish before they are cancelled. Default 30 s. */
   readonly shutdownGraceMs?: number
   /** The most log lines written to storage at once. Default 500. */

@@ -1,10 +1,14 @@
 /**
  * The SourceStore turns an app version into a build context — a tar stream of its source tree — and
  * stores uploaded archives, content-addressed by SHA-256 (DESIGN.md §3). Archives are validated when
- * they are stored, so a bad one is refused before any build of it starts.
+ * they are stored, so a bad one is refused before any build of it starts. The archives themselves live
+ * in an `ArchiveStore`: a local directory by default, a shared one (PostgreSQL) when several processes
+ * build them.
  */
-import { Context, type Duration, type Effect, Layer, type Stream } from "effect"
+import { join } from "node:path"
+import { Context, type Duration, Effect, Layer, type Stream } from "effect"
 import type { AppVersion, CommitSha } from "./AppVersion.ts"
+import { ArchiveStore } from "./ArchiveStore.ts"
 import { makeFsSourceStore } from "./internal/fsSourceStore.ts"
 import type { SourceError } from "./SourceError.ts"
 
@@ -26,6 +30,18 @@ export interface GitRefusal {
   readonly field: "url" | "ref"
   readonly issue: string
 }
+
+/**
+ * Which of these archives (by SHA-256) an app version names. A caller that cannot tell answers all of
+ * them: a sweep that cannot ask removes nothing.
+ */
+export type ReferencedAmong = (sha256s: ReadonlyArray<CommitSha>) => Effect.Effect<ReadonlySet<string>>
+
+/** An answer for tests and simple hosts: exactly these archives are referenced. */
+export const referencedOnly =
+  (sha256s: Iterable<string>): ReferencedAmong =>
+  () =>
+    Effect.succeed(new Set(sha256s))
 
 export interface SourceStoreShape {
   /**
@@ -50,10 +66,22 @@ export interface SourceStoreShape {
    * `rootDirectory` ("" for the whole tree). Temporary files live only as long as the stream.
    */
   readonly context: (version: AppVersion, rootDirectory: string) => Stream.Stream<Uint8Array, SourceError>
+  /**
+   * Removes the stored archives that no app version names, once they were last stored longer ago than
+   * `archiveGracePeriod`, and answers their SHA-256s. Lists the stale ones first, then asks
+   * `referencedAmong` about them, then removes those still stale: an upload stores (or re-stores) its
+   * archive just before its version names it, so the grace period covers the moment in between.
+   */
+  readonly sweepArchives: (
+    referencedAmong: ReferencedAmong
+  ) => Effect.Effect<ReadonlyArray<CommitSha>, SourceError>
 }
 
 export interface SourceStoreOptions {
-  /** Where stored archives and temporary files live; created if missing. */
+  /**
+   * Where temporary files live (uploads being received, git checkouts), and with `layer`, the stored
+   * archives too (under `archives/`); created if missing.
+   */
   readonly directory: string
   /** The largest upload accepted, compressed. Default 256 MiB. */
   readonly maxArchiveBytes?: number | undefined
@@ -69,10 +97,29 @@ export interface SourceStoreOptions {
   readonly localRepositories?: ReadonlyArray<string> | undefined
   /** How long one git fetch may take. Default 5 minutes. */
   readonly gitTimeout?: Duration.Input | undefined
+  /**
+   * How long a stored archive that no version names is kept before `sweepArchives` removes it, counted
+   * from when it was last stored. Default 1 hour.
+   */
+  readonly archiveGracePeriod?: Duration.Input | undefined
 }
 
 export class SourceStore extends Context.Service<SourceStore, SourceStoreShape>()("@kiln/core/SourceStore") {
-  /** The store on a local directory, with the git CLI for git sources. */
+  /**
+   * The store on a local directory, archives included (`<directory>/archives`), with the git CLI for git
+   * sources: for one process, or processes on one host.
+   */
   static readonly layer = (options: SourceStoreOptions): Layer.Layer<SourceStore, SourceError> =>
+    SourceStore.layerWithArchiveStore(options).pipe(
+      Layer.provide(ArchiveStore.layer({ directory: join(options.directory, "archives") }))
+    )
+
+  /**
+   * The store with its archives in the `ArchiveStore` provided to it (e.g. `PgArchiveStore`, which every
+   * process on one database reads); `directory` holds only temporary files.
+   */
+  static readonly layerWithArchiveStore = (
+    options: SourceStoreOptions
+  ): Layer.Layer<SourceStore, SourceError, ArchiveStore> =>
     Layer.effect(SourceStore, makeFsSourceStore(options))
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
@@ -361,5 +361,54 @@ describe("Engine", () => {
       expect(quickDone.status).toBe("completed")
       expect(slowDone).toMatchObject({ status: "cancelled", cancelReason: "shutdown" })
     })
+  )
+})
+
+describe("Engine archive sweep", () => {
+  it.live(
+    "removes the stored archives no version names, asking about every name however many versions share one",
+    () => {
+      const directory = join(dir, "sweep")
+      const layer = Engine.Engine.layer({ owner: "sweeper", archiveSweepIntervalMs: 100 }).pipe(
+        Layer.provideMerge(
+          Layer.mergeAll(
+            Storage.Storage.layerMemory(),
+            Runner.Runner.layerTest,
+            SourceStore.SourceStore.layer({ directory, archiveGracePeriod: "200 millis" })
+          )
+        )
+      )
+      return Effect.gen(function* () {
+        const storage = yield* Storage.Storage
+        const sources = yield* SourceStore.SourceStore
+        const workspace = yield* storage.createWorkspace({ name: "acme" })
+        const app = yield* storage.createApp(Access.all, {
+          workspaceId: workspace.id,
+          handle: "web",
+          name: "Web",
+          kind: "app",
+          build: App.defaultBuildSettings
+        })
+        const store = (text: string) =>
+          Effect.flatMap(tarOf({ "README.md": text }), (bytes) => sources.putArchive(Stream.make(bytes)))
+        const name = (stored: SourceStore.StoredArchive) =>
+          Effect.flatMap(
+            storage.createAppVersion(Access.all, { appId: app.id, source: { type: "archive" } }),
+            (version) => storage.resolveAppVersion(Access.all, version.id, AppVersion.archiveStored(stored))
+          )
+        const once = yield* store("named once\n")
+        const often = yield* store("named often\n")
+        yield* store("named by nothing\n")
+        // The version of `once` is the oldest, so a single page of the newest versions would miss it.
+        yield* name(once)
+        yield* Effect.forEach(Array.from({ length: 4 }), () => name(often))
+        const names = () => readdirSync(join(directory, "archives")).sort()
+        const expected = [once, often].map((stored) => `${stored.sha256}.tar.gz`).sort()
+        yield* Effect.sleep("100 millis").pipe(
+          Effect.repeat({ until: () => names().length === 2, times: 50 })
+        )
+        expect(names()).toEqual(expected)
+      }).pipe(Effect.provide(layer))
+    }
   )
 })

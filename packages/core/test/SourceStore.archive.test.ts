@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
@@ -275,13 +276,15 @@ describe("SourceStore archives", () => {
 
     it.live("an upload over maxArchiveBytes, without reading the rest of it", () => {
       const { directory, layer } = store({ maxArchiveBytes: 1024 * 1024 })
+      // A valid start of a gzip tar, 2 MiB long: only the size can stop it.
+      const bytes = craft([{ path: "noise", content: randomBytes(2 * 1024 * 1024).toString("hex") }])
+      expect(bytes.length).toBeGreaterThan(2 * 1024 * 1024)
       let pulled = 0
-      const chunk = new Uint8Array(64 * 1024).fill(7)
       const endless = Stream.fromIterable(
         (function* () {
-          for (let i = 0; i < 1000; i++) {
+          for (let offset = 0; offset < bytes.length; offset += 64 * 1024) {
             pulled++
-            yield chunk
+            yield bytes.subarray(offset, offset + 64 * 1024)
           }
         })(),
         { chunkSize: 1 }
@@ -293,6 +296,32 @@ describe("SourceStore archives", () => {
         expect(error.message).toBe("archive is larger than 1 MiB")
         expect(pulled).toBeLessThan(20)
         expect(leftovers(directory)).toEqual([])
+      }).pipe(Effect.provide(layer))
+    })
+
+    it.live("an archive whose first entry is refused, without reading the rest of it", () => {
+      const { directory, layer } = store()
+      const bytes = craft([
+        { path: "../escape", content: "x" },
+        { path: "noise", content: randomBytes(2 * 1024 * 1024).toString("hex") }
+      ])
+      let pulled = 0
+      const upload = Stream.fromIterable(
+        (function* () {
+          for (let offset = 0; offset < bytes.length; offset += 64 * 1024) {
+            pulled++
+            yield bytes.subarray(offset, offset + 64 * 1024)
+          }
+        })(),
+        { chunkSize: 1 }
+      )
+      return Effect.gen(function* () {
+        const source = yield* SourceStore.SourceStore
+        const error = yield* Effect.flip(source.putArchive(upload))
+        expect(error.message).toBe(`archive entry "../escape" escapes the archive root`)
+        expect(pulled).toBeLessThan(bytes.length / (64 * 1024) / 2)
+        expect(leftovers(directory)).toEqual([])
+        expect(readdirSync(join(directory, "archives"))).toEqual([])
       }).pipe(Effect.provide(layer))
     })
 
@@ -338,6 +367,47 @@ describe("SourceStore archives", () => {
       const failing = Stream.concat(body(tarGz(files)), Stream.fail("connection reset" as const))
       expect(yield* Effect.flip(source.putArchive(failing))).toBe("connection reset")
       expect(leftovers(directory)).toEqual([])
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.live("sweeps the archives no version names once they are past the grace period", () => {
+    const { directory, layer } = store({ archiveGracePeriod: "300 millis" })
+    return Effect.gen(function* () {
+      const source = yield* SourceStore.SourceStore
+      const named = yield* source.putArchive(body(tarGz(files)))
+      const unnamed = yield* source.putArchive(body(tarGz({ "other.txt": "other\n" })))
+      yield* Effect.sleep("400 millis")
+      const fresh = yield* source.putArchive(body(tarGz({ "fresh.txt": "fresh\n" })))
+      const asked: Array<ReadonlyArray<string>> = []
+      const referencedAmong: SourceStore.ReferencedAmong = (sha256s) => {
+        asked.push(sha256s)
+        return SourceStore.referencedOnly([named.sha256])(sha256s)
+      }
+      expect(yield* source.sweepArchives(referencedAmong)).toEqual([unnamed.sha256])
+      // Only the stale ones were asked about: the fresh one is kept without a question.
+      expect(asked).toEqual([[named.sha256, unnamed.sha256].sort()])
+      expect(readdirSync(join(directory, "archives")).sort()).toEqual(
+        [named, fresh].map((stored) => `${stored.sha256}.tar.gz`).sort()
+      )
+      expect(extract(yield* collect(source.context(archiveVersion(named), "")))).toEqual(files)
+      const error = yield* Effect.flip(collect(source.context(archiveVersion(unnamed), "")))
+      expect(error.reason).toBe("Missing")
+      // A sweep that cannot tell (every archive referenced) removes nothing.
+      yield* Effect.sleep("400 millis")
+      expect(yield* source.sweepArchives((sha256s) => Effect.succeed(new Set(sha256s)))).toEqual([])
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.live("keeps an archive uploaded again since it went stale", () => {
+    const { layer } = store({ archiveGracePeriod: "300 millis" })
+    return Effect.gen(function* () {
+      const source = yield* SourceStore.SourceStore
+      const bytes = tarGz(files)
+      const stored = yield* source.putArchive(body(bytes))
+      yield* Effect.sleep("400 millis")
+      yield* source.putArchive(body(bytes))
+      expect(yield* source.sweepArchives(SourceStore.referencedOnly([]))).toEqual([])
+      expect(extract(yield* collect(source.context(archiveVersion(stored), "")))).toEqual(files)
     }).pipe(Effect.provide(layer))
   })
 })

@@ -54,8 +54,14 @@ export const store = (options: Omit<SourceStore.SourceStoreOptions, "directory">
   return { directory, layer: SourceStore.SourceStore.layer({ directory, ...options }) }
 }
 
-/** What the store left in its scratch directory: nothing, once every operation has ended. */
-export const leftovers = (directory: string): ReadonlyArray<string> => readdirSync(join(directory, "tmp"))
+/**
+ * What the store left in its scratch directory and as partial archives (hidden files beside the stored
+ * ones): nothing, once every operation has ended.
+ */
+export const leftovers = (directory: string): ReadonlyArray<string> => [
+  ...readdirSync(join(directory, "tmp")),
+  ...readdirSync(join(directory, "archives")).filter((name) => name.startsWith("."))
+]
 
 /**
  * Writes `files` under a new directory: path → content, or "-> target" for a symbolic link, or

@@ -31,12 +31,23 @@ export interface Database {
   readonly transaction: <A, E>(
     body: (run: Run) => Effect.Effect<A, E>
   ) => Effect.Effect<A, E | StorageError.StorageError>
+  /**
+   * A pooled connection for the life of the scope, outside any transaction: for a stream of statements
+   * that must not take a connection from the pool for each one. Closed rather than returned to the pool
+   * unless the scope ends in success, as a statement may still be running on it.
+   */
+  readonly connection: Effect.Effect<Run, StorageError.StorageError, Scope.Scope>
 }
 
 export interface Options {
   readonly connectionString: string
   readonly schema: string
   readonly poolSize: number
+  /**
+   * Sends a connection's statements without waiting for the answer to the one before, so that calls made
+   * concurrently on one connection (in a transaction, or on `connection`) overlap with the server's work.
+   */
+  readonly pipeline?: boolean | undefined
 }
 
 /** The schema as a quoted identifier. */
@@ -108,7 +119,11 @@ export const open = (options: Options): Effect.Effect<Database, never, Scope.Sco
   Effect.gen(function* () {
     const pool = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const pool = new pg.Pool({ ...clientConfig(options), max: options.poolSize })
+        const pool = new pg.Pool({
+          ...clientConfig(options),
+          max: options.poolSize,
+          pipeline: options.pipeline ?? false
+        })
         // An idle connection that breaks (a server restart, pg_terminate_backend) is dropped by the pool,
         // and the next checkout opens a new one; without a listener the event would crash the process.
         pool.on("error", () => {})
@@ -151,5 +166,12 @@ export const open = (options: Options): Effect.Effect<Database, never, Scope.Sco
         )
       )
 
-    return { run: (statement, values) => attempt(run(statement, values)), transaction }
+    const connection = Effect.map(
+      Effect.acquireRelease(checkout, (client, exit) =>
+        Effect.sync(() => client.release(Exit.isSuccess(exit) ? undefined : true))
+      ),
+      runOn
+    )
+
+    return { run: (statement, values) => attempt(run(statement, values)), transaction, connection }
   })

@@ -209,9 +209,39 @@ CREATE TABLE triggers (
 CREATE INDEX triggers_live ON triggers (workspace_id, created_at, id) WHERE deleted_at IS NULL;
 `
 
+// Uploaded archives (see PgArchiveStore.ts): a row per blob, named by the SHA-256 of its bytes, and the
+// bytes in chunks. A put streams the chunks in before it knows their hash, under an id of its own, then
+// names them in the same transaction, so a blob is seen whole or not at all.
+const archives = `
+CREATE TABLE archive_blobs (
+  sha256 TEXT COLLATE "C" PRIMARY KEY,
+  blob_id UUID NOT NULL UNIQUE,
+  size_bytes BIGINT NOT NULL,
+  -- Every chunk but the last holds this many bytes.
+  chunk_bytes INTEGER NOT NULL,
+  -- When the blob was last put, on the database's clock: a sweep removes only blobs older than its
+  -- grace period, so one put for a version about to be created is kept.
+  stored_at BIGINT NOT NULL
+);
+CREATE TABLE archive_chunks (
+  -- Checked at commit: the chunks are written before the blob's row.
+  blob_id UUID NOT NULL REFERENCES archive_blobs (blob_id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+  idx INTEGER NOT NULL,
+  data BYTEA NOT NULL,
+  PRIMARY KEY (blob_id, idx)
+);
+-- Archives are gzip already: trying to compress a chunk again only costs time. Measured with 50 MB of
+-- random bytes in 1 MiB chunks, one statement at a time: 116-121 MB/s stored with compression tried,
+-- 136-141 MB/s without.
+ALTER TABLE archive_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+-- A sweep asks which archives versions name.
+CREATE INDEX app_versions_by_commit ON app_versions (commit_sha);
+`
+
 export const migrations: ReadonlyArray<Migration> = [
   { version: 1, name: "create_schema", sql: createSchema },
-  { version: 2, name: "triggers", sql: triggers }
+  { version: 2, name: "triggers", sql: triggers },
+  { version: 3, name: "archives", sql: archives }
 ]
 
 /**

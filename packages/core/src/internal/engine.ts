@@ -81,6 +81,20 @@ const activeQuery = (ids?: ReadonlyArray<BuildId>): ListQuery => ({
   cursor: undefined
 })
 
+/** Archive versions that name one of these archives. */
+const archivesQuery = (sha256s: ReadonlyArray<string>): ListQuery => ({
+  filter: {
+    _tag: "And",
+    filters: [
+      { _tag: "In", field: "sourceType", values: ["archive"], negate: false },
+      { _tag: "In", field: "commitSha", values: sha256s, negate: false }
+    ]
+  },
+  orderBy: OrderBy.complete(OrderBy.defaultOrder),
+  limit: sha256s.length,
+  cursor: undefined
+})
+
 /** A state change the build writer applies in turn, and what to do with its result. */
 interface QueuedEvent {
   readonly _tag: "Event"
@@ -288,6 +302,33 @@ export const makeEngine = (options: EngineOptions) =>
         )
       }
     }).pipe(Effect.catch((error) => Effect.logWarning("sweep failed", error)))
+
+    /** Removes stored archives that no version names (the source store keeps fresh ones). */
+    const sweepArchives = Effect.gen(function* () {
+      // Many versions may name one archive, so a page of answers may not reach every name: ask again about
+      // the names not found yet until a page comes back short. Each full page finds at least one name.
+      const referencedAmong = (sha256s: ReadonlyArray<string>) =>
+        Effect.gen(function* () {
+          const found = new Set<string>()
+          let asking = sha256s
+          while (asking.length > 0) {
+            const page = yield* storage.listAppVersions(Access.all, archivesQuery(asking))
+            for (const version of page.rows) if (version.commitSha !== null) found.add(version.commitSha)
+            if (page.rows.length < asking.length) return found
+            asking = asking.filter((sha256) => !found.has(sha256))
+          }
+          return found
+        }).pipe(Effect.orElseSucceed(() => new Set(sha256s)))
+      const removed = yield* sources.sweepArchives(referencedAmong)
+      if (removed.length > 0) {
+        yield* Effect.logInfo(`removed ${removed.length} archives no version names`).pipe(
+          Effect.annotateLogs({ archives: removed.map((sha256) => sha256.slice(0, 8)).join(" ") })
+        )
+      }
+    }).pipe(
+      Effect.catch((error) => Effect.logWarning("archive sweep failed", error)),
+      Effect.repeat(Schedule.spaced(`${options.archiveSweepIntervalMs ?? 3_600_000} millis`))
+    )
 
     // -----------------------------------------------------------------------------------------------
     // One build
@@ -625,6 +666,7 @@ export const makeEngine = (options: EngineOptions) =>
     yield* Effect.forkScoped(Stream.runForEach(changes, onChange))
     yield* Effect.forkScoped(cancelPoll)
     yield* Effect.forkScoped(reapLoop)
+    yield* Effect.forkScoped(sweepArchives)
     yield* Effect.forkScoped(claimLoop)
     // Registered last, so it runs first when the layer closes: before the loops are interrupted.
     yield* Effect.addFinalizer(() => shutdown)

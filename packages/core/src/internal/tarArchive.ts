@@ -3,8 +3,7 @@
  * tar must pass before it is stored (every path and link stays inside the root, only files, directories
  * and links, within the size and entry caps), and the rewrite that re-roots a tar at a directory.
  */
-import { createReadStream } from "node:fs"
-import { pipeline } from "node:stream"
+import { pipeline, Readable } from "node:stream"
 import { createGunzip } from "node:zlib"
 import { ByteSize, Effect, Result, Stream } from "effect"
 import { SourceError } from "../SourceError.ts"
@@ -30,24 +29,40 @@ const MAX_LINK_HOPS = 40
 
 const invalid = (message: string) => new SourceError({ reason: "InvalidArchive", message })
 
-/** The gunzipped bytes of a `.tar.gz` file; a gzip error is an `InvalidArchive`, a disk error `Unavailable`. */
-export const gunzipFile = (file: string): Stream.Stream<Uint8Array, SourceError> =>
+/**
+ * zlib's output buffer. Its default, 16 KiB, costs a round trip to zlib's thread per 16 KiB: 50 MB of
+ * random bytes gunzipped at 120 MB/s; with 256 KiB, 330 MB/s.
+ */
+const gunzipChunkBytes = 256 * 1024
+
+/**
+ * The gunzipped bytes of a `.tar.gz` stream: a gzip error is an `InvalidArchive`; the source's own
+ * failures pass through as they are.
+ */
+export const gunzip = (gz: Stream.Stream<Uint8Array, SourceError>): Stream.Stream<Uint8Array, SourceError> =>
   Stream.suspend(() =>
-    // pipeline destroys both streams when either fails or when the consumer stops early.
+    // pipeline destroys both sides when either fails or when the consumer stops early, which ends the
+    // source stream too.
     Stream.fromAsyncIterable(
-      pipeline(createReadStream(file), createGunzip(), () => {}),
+      pipeline(
+        Readable.from(Stream.toAsyncIterable(gz), { objectMode: false }),
+        createGunzip({ chunkSize: gunzipChunkBytes }),
+        () => {}
+      ),
       (cause): SourceError =>
-        isZlibError(cause)
-          ? new SourceError({
-              reason: "InvalidArchive",
-              message: "not a gzip-compressed tar: the gzip data is corrupt or truncated",
-              cause
-            })
-          : new SourceError({
-              reason: "Unavailable",
-              message: "the source store could not read an archive",
-              cause
-            })
+        cause instanceof SourceError
+          ? cause
+          : isZlibError(cause)
+            ? new SourceError({
+                reason: "InvalidArchive",
+                message: "not a gzip-compressed tar: the gzip data is corrupt or truncated",
+                cause
+              })
+            : new SourceError({
+                reason: "Unavailable",
+                message: "the source store could not read an archive",
+                cause
+              })
     )
   )
 
