@@ -6,9 +6,12 @@
  * context, as a build would. The server runs in a child process (`server-process.ts`); before each leg its
  * resident-set high-water mark is reset (`/proc/<pid>/clear_refs`), and after it read, so the peak is the
  * server's own above what it held idle. Each round uploads a different archive, so nothing is deduplicated.
+ * The store leg alone is measured too, in this process: the same archives put into a fresh archive store
+ * (`ArchiveStore.put`, in 64 KiB pieces as the server receives them), without HTTP or the archive's check.
  *
- * Lines per round, then `sources: sqlite_mb_s=<n> postgres_mb_s=<n> peak_mb=<n>`: the median upload rate on
- * each storage and the highest peak above idle of any leg. Linux only (it reads `/proc`).
+ * Lines per round, a line per storage with the medians of each leg, then `sources: sqlite_mb_s=<n>
+ * postgres_mb_s=<n> peak_mb=<n>`: the median upload rate (HTTP, check and store) on each storage and the
+ * highest peak above idle of any leg. Linux only (it reads `/proc`).
  */
 import { execFileSync } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
@@ -17,11 +20,11 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { NodeRuntime } from "@effect/platform-node"
-import { PgStorage } from "@kiln/adapter-postgres"
+import { PgArchiveStore, PgStorage } from "@kiln/adapter-postgres"
 import * as PgTesting from "@kiln/adapter-postgres/testing"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
-import { Access, App, Authenticator, Storage } from "@kiln/core"
-import { Effect, type Layer } from "effect"
+import { Access, App, ArchiveStore, Authenticator, Storage } from "@kiln/core"
+import { Effect, type Layer, Stream } from "effect"
 import { postgres } from "./pipeline.ts"
 import { residentKib, serverProcess } from "./server-process.ts"
 
@@ -141,6 +144,22 @@ const storage = (
     }
   })
 
+/** The median rate of putting each archive into a fresh store, in the pieces a server receives. */
+const storeLeg = (layer: Layer.Layer<ArchiveStore.ArchiveStore, unknown>, archives: ReadonlyArray<Buffer>) =>
+  Effect.gen(function* () {
+    const store = yield* ArchiveStore.ArchiveStore
+    const rates: Array<number> = []
+    for (const archive of archives) {
+      const pieces = Array.from({ length: Math.ceil(archive.length / 65536) }, (_, i) =>
+        archive.subarray(i * 65536, (i + 1) * 65536)
+      )
+      const started = performance.now()
+      yield* store.put({ body: Stream.fromIterable(pieces) })
+      rates.push(archive.length / MB / ((performance.now() - started) / 1000))
+    }
+    return median(rates)
+  }).pipe(Effect.provide(layer))
+
 const bench = Effect.gen(function* () {
   const dir = yield* Effect.acquireRelease(
     Effect.sync(() => mkdtempSync(join(tmpdir(), "kiln-bench-sources-"))),
@@ -162,14 +181,23 @@ const bench = Effect.gen(function* () {
     [url, join(dir, "postgres-sources"), schema],
     archives
   )
-  console.log(
-    `sqlite: upload_mb_s=${sqlite.uploadMbS.toFixed(0)} context_mb_s=${sqlite.contextMbS.toFixed(0)} ` +
-      `peak_above_idle_mb=${mb(sqlite.peakKib).toFixed(1)}`
+  const sqliteStore = yield* storeLeg(
+    ArchiveStore.ArchiveStore.layer({ directory: join(dir, "store") }),
+    archives
   )
-  console.log(
-    `postgres: upload_mb_s=${pg.uploadMbS.toFixed(0)} context_mb_s=${pg.contextMbS.toFixed(0)} ` +
-      `peak_above_idle_mb=${mb(pg.peakKib).toFixed(1)}`
+  const pgStore = yield* storeLeg(
+    PgArchiveStore.layer({ connectionString: url, schema: PgTesting.uniqueSchema("kiln_bench") }),
+    archives
   )
+  for (const [name, legs, store] of [
+    ["sqlite", sqlite, sqliteStore],
+    ["postgres", pg, pgStore]
+  ] as const) {
+    console.log(
+      `${name}: upload_mb_s=${legs.uploadMbS.toFixed(0)} store_mb_s=${store.toFixed(0)} ` +
+        `context_mb_s=${legs.contextMbS.toFixed(0)} peak_above_idle_mb=${mb(legs.peakKib).toFixed(1)}`
+    )
+  }
   console.log(
     `sources: sqlite_mb_s=${sqlite.uploadMbS.toFixed(0)} postgres_mb_s=${pg.uploadMbS.toFixed(0)} ` +
       `peak_mb=${mb(Math.max(sqlite.peakKib, pg.peakKib)).toFixed(1)}`

@@ -129,6 +129,43 @@ describe("postgres archive store", () => {
   )
 
   it.live(
+    "a reader that stops early leaves no connection mid-COPY: the next read on a pool of one works",
+    () =>
+      Effect.gen(function* () {
+        const schema = yield* freshSchema
+        // One connection: one left mid-COPY or lost would stall the next call.
+        const archives = Context.get(
+          yield* Layer.build(
+            PgArchiveStore.layer({ connectionString: PgTesting.databaseUrl(), schema, poolSize: 1 })
+          ),
+          ArchiveStore.ArchiveStore
+        )
+        const bytes = bytesOf("early", 24 * 1024 * 1024)
+        const { sha256 } = yield* archives.put({ body: inPieces(bytes, 16 * 1024) })
+        for (let i = 0; i < 3; i++) {
+          const head = yield* Stream.runCollect(Stream.take(archives.read(sha256), 1))
+          expect(head.length).toBe(1)
+        }
+        const whole = Buffer.concat(yield* Stream.runCollect(archives.read(sha256)))
+        expect(whole.equals(bytes)).toBe(true)
+        expect(yield* archives.has(sha256)).toBe(true)
+      }).pipe(Effect.timeout("20 seconds"), Effect.scoped)
+  )
+
+  it.live("a chunk lost from the database fails the read as damaged, never as a shorter archive", () =>
+    Effect.gen(function* () {
+      const schema = yield* freshSchema
+      const archives = Context.get(yield* Layer.build(archivesOn(schema)), ArchiveStore.ArchiveStore)
+      const bytes = bytesOf("damaged", 3 * 1024 * 1024 + 5)
+      const { sha256 } = yield* archives.put({ body: inPieces(bytes) })
+      yield* sql(`DELETE FROM ${pg.escapeIdentifier(schema)}.archive_chunks WHERE idx = 1`)
+      const error = yield* Effect.flip(Stream.runDrain(archives.read(sha256)))
+      expect(error.reason).toBe("Unavailable")
+      expect(error.message).toBe(`archive ${sha256.slice(0, 8)} is damaged or was removed while it was read`)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live(
     "a process killed during an upload leaves nothing readable, and does not hold the archive's name",
     () =>
       Effect.gen(function* () {

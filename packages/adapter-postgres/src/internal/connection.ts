@@ -32,22 +32,16 @@ export interface Database {
     body: (run: Run) => Effect.Effect<A, E>
   ) => Effect.Effect<A, E | StorageError.StorageError>
   /**
-   * A pooled connection for the life of the scope, outside any transaction: for a stream of statements
-   * that must not take a connection from the pool for each one. Closed rather than returned to the pool
-   * unless the scope ends in success, as a statement may still be running on it.
+   * A connection of the pool, for statements the other calls cannot run (COPY). The caller gives it back
+   * with `release()`, or `release(true)` to close it when it may be mid-statement or mid-transaction.
    */
-  readonly connection: Effect.Effect<Run, StorageError.StorageError, Scope.Scope>
+  readonly checkout: Effect.Effect<pg.PoolClient, StorageError.StorageError>
 }
 
 export interface Options {
   readonly connectionString: string
   readonly schema: string
   readonly poolSize: number
-  /**
-   * Sends a connection's statements without waiting for the answer to the one before, so that calls made
-   * concurrently on one connection (in a transaction, or on `connection`) overlap with the server's work.
-   */
-  readonly pipeline?: boolean | undefined
 }
 
 /** The schema as a quoted identifier. */
@@ -97,7 +91,7 @@ const busyRetry = {
 export const attempt = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
   Effect.catchIf(effect, busy, () => Effect.retry(effect, busyRetry))
 
-const runOn =
+export const runOn =
   (client: pg.Pool | pg.PoolClient): Run =>
   <Row>(statement: Statement, values?: ReadonlyArray<unknown>) =>
     Effect.tryPromise({
@@ -119,11 +113,7 @@ export const open = (options: Options): Effect.Effect<Database, never, Scope.Sco
   Effect.gen(function* () {
     const pool = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const pool = new pg.Pool({
-          ...clientConfig(options),
-          max: options.poolSize,
-          pipeline: options.pipeline ?? false
-        })
+        const pool = new pg.Pool({ ...clientConfig(options), max: options.poolSize })
         // An idle connection that breaks (a server restart, pg_terminate_backend) is dropped by the pool,
         // and the next checkout opens a new one; without a listener the event would crash the process.
         pool.on("error", () => {})
@@ -166,12 +156,5 @@ export const open = (options: Options): Effect.Effect<Database, never, Scope.Sco
         )
       )
 
-    const connection = Effect.map(
-      Effect.acquireRelease(checkout, (client, exit) =>
-        Effect.sync(() => client.release(Exit.isSuccess(exit) ? undefined : true))
-      ),
-      runOn
-    )
-
-    return { run: (statement, values) => attempt(run(statement, values)), transaction, connection }
+    return { run: (statement, values) => attempt(run(statement, values)), transaction, checkout }
   })
