@@ -32,7 +32,7 @@ describe("postgres specifics", () => {
       ).toContain("builds_queued")
       expect(yield* plan(schema, statements.queuedOldest.text, [10])).toContain("builds_queued")
       expect(yield* plan(schema, statements.activeCounts.text, [])).toContain("builds_active")
-      expect(yield* plan(schema, statements.expiredLeases.text, [])).toContain("builds_active_by_lease")
+      expect(yield* plan(schema, statements.expiredLeases.text, [0])).toContain("builds_active_by_lease")
     }).pipe(Effect.scoped)
   )
 

@@ -15,9 +15,6 @@ import type { Change } from "./Change.ts"
 import type { ClaimRequest } from "./Claim.ts"
 import type { AppId, AppVersionId, BuildId, SourceEventId, TokenId, TriggerId, WorkspaceId } from "./Id.ts"
 import { makeMemoryStorage } from "./internal/memoryStorage.ts"
-
-export { appendThenTransition } from "./internal/appendThenTransition.ts"
-
 import type { Budget, LogSequenceGap } from "./LogBudget.ts"
 import type { LogLine, LogPage } from "./LogLine.ts"
 import type { ListQuery, ListResult } from "./Query.ts"

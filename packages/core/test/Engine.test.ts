@@ -58,7 +58,13 @@ const spying = (spy: Spy, options: { readonly silent?: boolean; readonly frozenH
         ...spied,
         appendAndTransition: (id, fence, lines, events) => {
           spy.calls.push(`write:${lines.length}:${events.map((event) => event._tag).join("+")}`)
-          return Storage.appendThenTransition(spied)(id, fence, lines, events)
+          const [first, ...rest] = events
+          return Effect.gen(function* () {
+            if (lines.length > 0) yield* spied.appendLogs(id, fence, lines)
+            let build = yield* spied.transition(id, first)
+            for (const event of rest) build = yield* spied.transition(id, event)
+            return build
+          })
         }
       } satisfies Storage.StorageShape
     })

@@ -292,11 +292,6 @@ export const statements = {
   buildById: prepared("build_by_id", `SELECT ${builds} FROM builds WHERE id = $1`),
   // Fenced writes lock the build: they take turns with each other and with every state change.
   lockBuild: prepared("lock_build", `SELECT ${builds} FROM builds WHERE id = $1 FOR NO KEY UPDATE`),
-  lockBuildForLogs: prepared(
-    "lock_build_for_logs",
-    `SELECT ${list(buildColumns, "b")}, row_to_json(s) AS stats
-     FROM builds b LEFT JOIN log_stats s ON s.build_id = b.id WHERE b.id = $1 FOR NO KEY UPDATE OF b`
-  ),
   // A key and a source event may point at different builds; the one created first answers both.
   existingBuild: prepared(
     "existing_build",
@@ -333,10 +328,6 @@ export const statements = {
       "SELECT id FROM builds WHERE phase = 'queued' ORDER BY created_at, id LIMIT $5 FOR UPDATE SKIP LOCKED"
     )
   ),
-  claimChosen: prepared(
-    "claim_chosen",
-    claim("SELECT id FROM builds WHERE id = ANY($5::text[]) AND phase = 'queued' FOR UPDATE SKIP LOCKED")
-  ),
   // Held until the transaction ends: claims with caps (see `claimNext`) and first starts (`bootstrap`) each
   // take turns on a key of their own (`lockKey`).
   advisoryLock: prepared("advisory_lock", "SELECT pg_advisory_xact_lock($1::bigint)"),
@@ -346,21 +337,21 @@ export const statements = {
     `SELECT workspace_id, entity_id, count(*) AS active FROM builds WHERE ${activePhases}
      GROUP BY workspace_id, entity_id`
   ),
-  // Claim candidates, oldest first, as `Claim.select` reads them.
+  // Claim candidates, oldest first, as `Claim.select` reads them; a claim's compare-and-set skips one
+  // another claimer took meanwhile.
   queuedOldest: prepared(
     "queued_oldest",
-    `SELECT id, workspace_id AS "workspaceId", entity_id AS "entityId" FROM builds
-     WHERE phase = 'queued' ORDER BY created_at, id LIMIT $1`
+    `SELECT ${builds} FROM builds WHERE phase = 'queued' ORDER BY created_at, id LIMIT $1`
   ),
-  // Expired on the database clock, which the reaper's transition reads too; a build another
-  // transaction holds is left for the next round.
+  // Expired by $1, the transaction's reading of the database clock; a build another transaction holds is
+  // left for the next round.
   expiredLeases: prepared(
     "expired_leases",
-    `WITH clock AS (SELECT ${databaseNow} AS now)
-     SELECT ${list(buildColumns, "b")}, clock.now, row_to_json(s) AS stats
-     FROM builds b CROSS JOIN clock LEFT JOIN log_stats s ON s.build_id = b.id
-     WHERE b.${activePhases} AND b.lease_expires_at <= clock.now FOR NO KEY UPDATE OF b SKIP LOCKED`
+    `SELECT ${builds} FROM builds WHERE ${activePhases} AND lease_expires_at <= $1
+     FOR NO KEY UPDATE SKIP LOCKED`
   ),
+  // The database clock, which leases are taken and reaped on.
+  clock: prepared("clock", `SELECT ${databaseNow} AS now`),
 
   upsertStep: prepared(
     "upsert_step",
@@ -373,6 +364,7 @@ export const statements = {
 
   writeBatch: prepared("write_batch", writeBatch),
 
+  logStats: prepared("log_stats", `SELECT ${list(logStatsColumns)} FROM log_stats WHERE build_id = $1`),
   // The sizes of the oldest tail lines, for LogBudget.planTrim; read in batches, as far as it needs.
   tailLineSizes: prepared(
     "tail_line_sizes",

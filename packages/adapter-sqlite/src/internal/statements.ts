@@ -149,10 +149,10 @@ export const prepareStatements = (db: Connection) => ({
     `UPDATE builds SET ${buildStateColumns.map((c) => `${c} = @${c}`).join(", ")}
      WHERE id = @id AND phase = @expected_phase AND attempt = @expected_attempt`
   ),
-  // Oldest first on the partial queue index; read lazily, so a claim reads only as far as it takes.
-  queuedOldestFirst: prepare<[], BuildRow>(
+  // Oldest first on the partial queue index, as far as a claim reads.
+  queuedOldest: prepare<[number], BuildRow>(
     db,
-    "SELECT * FROM builds WHERE phase = 'queued' ORDER BY created_at, id"
+    "SELECT * FROM builds WHERE phase = 'queued' ORDER BY created_at, id LIMIT ?"
   ),
   // Only for claims with caps; each count reads just the active builds, on its partial index.
   activeByWorkspace: prepare<[], { readonly key: string; readonly active: number }>(
@@ -199,12 +199,12 @@ export const prepareStatements = (db: Connection) => ({
     db,
     insertInto("log_lines", ["build_id", "seq", "ts", "stream", "step", "text"])
   ),
-  // The sizes of the oldest tail lines, for LogBudget.planTrim to consume only as far as it needs. The
-  // budget counts UTF-8 bytes, which is what length() measures on a BLOB (on TEXT it counts characters).
-  tailLineSizes: prepare<[string, number], { readonly seq: number; readonly bytes: number }>(
+  // The sizes of the oldest tail lines, for LogBudget.planTrim, in batches as far as it needs. The budget
+  // counts UTF-8 bytes, which is what length() measures on a BLOB (on TEXT it counts characters).
+  tailLineSizes: prepare<[string, number, number], { readonly seq: number; readonly bytes: number }>(
     db,
     `SELECT seq, length(CAST(text AS BLOB)) AS bytes FROM log_lines
-     WHERE build_id = ? AND seq >= ? ORDER BY seq`
+     WHERE build_id = ? AND seq >= ? ORDER BY seq LIMIT ?`
   ),
   deleteLogLines: prepare<[string, number, number]>(
     db,

@@ -1,0 +1,328 @@
+/**
+ * The PostgreSQL storage's queries: every entity's reads, writes and lists, each one statement or one
+ * transaction that locks the rows it reads. (The build lifecycle is core's, over `transaction.ts`.)
+ */
+import {
+  Access,
+  ApiToken,
+  App,
+  AppVersion,
+  Bootstrap,
+  Fields,
+  Id,
+  type Query,
+  SqlRows as rows,
+  SourceEvent,
+  Sql,
+  Storage,
+  type StorageDriver,
+  Trigger,
+  Workspace
+} from "@kiln/core"
+import { Clock, DateTime, Effect, Option } from "effect"
+import { type Database, lockKey } from "./connection.ts"
+import { statements, tokenInsertColumns, triggerWriteColumns, valuesOf } from "./statements.ts"
+
+export const makeQueries = (db: Database, schema: string): StorageDriver.Queries => {
+  const { run, transaction } = db
+  const now = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.makeUnsafe(ms))
+
+  /** The row a caller may see, or `NotFound`: another workspace's row looks exactly like a missing one. */
+  const visible =
+    (access: Access.Access, entity: string, id: string) =>
+    <R extends { readonly workspace_id: string }>(
+      found: ReadonlyArray<R>
+    ): Effect.Effect<R, Storage.NotFound> => {
+      const row = found[0]
+      return row !== undefined && Access.allows(access, row.workspace_id as Id.WorkspaceId)
+        ? Effect.succeed(row)
+        : Effect.fail(Storage.NotFound.of(entity, id))
+    }
+
+  const list = <Row, Raw>(
+    table: Fields.Table<Row>,
+    toDomain: (raw: Raw) => Row,
+    access: Access.Access,
+    query: Query.ListQuery,
+    options: Sql.CompileOptions = {}
+  ) =>
+    Sql.runList(
+      "postgres",
+      table,
+      access,
+      query,
+      {
+        rows: (statement) =>
+          Effect.map(run<Raw>({ text: statement.text }, statement.params), (found) => found.map(toDomain)),
+        count: (statement) =>
+          Effect.map(
+            run<{ readonly n: number }>({ text: statement.text }, statement.params),
+            ([row]) => row!.n
+          ),
+        exists: (statement) =>
+          Effect.map(run({ text: statement.text }, statement.params), (found) => found.length > 0)
+      },
+      options
+    )
+
+  /** Reads the trigger under its row lock, applies `change`, and writes what changed. */
+  const changeTrigger = <E>(
+    access: Access.Access,
+    id: Id.TriggerId,
+    change: (trigger: Trigger.Trigger, at: DateTime.Utc) => Effect.Effect<Trigger.Trigger, E>
+  ) =>
+    Effect.flatMap(now, (at) =>
+      transaction((tx) =>
+        Effect.gen(function* () {
+          const row = yield* Effect.flatMap(
+            tx<rows.TriggerRow>(statements.lockTrigger, [id]),
+            visible(access, "trigger", id)
+          )
+          const before = rows.toTrigger(row)
+          const after = yield* change(before, at)
+          if (after !== before) {
+            yield* tx(statements.writeTrigger, [
+              id,
+              ...valuesOf(rows.fromTrigger(after), triggerWriteColumns)
+            ])
+          }
+          return after
+        })
+      )
+    )
+
+  const queries: StorageDriver.Queries = {
+    createWorkspace: Effect.fnUntraced(function* (input) {
+      const workspace = Workspace.make(yield* Id.generate("wsp"), input, yield* now)
+      yield* run(statements.insertWorkspace, valuesOf(rows.fromWorkspace(workspace), rows.workspaceColumns))
+      return workspace
+    }),
+    getWorkspace: (access, id) =>
+      Effect.flatMap(run<rows.WorkspaceRow>(statements.workspaceById, [id]), ([row]) =>
+        row !== undefined && Access.allows(access, id)
+          ? Effect.succeed(rows.toWorkspace(row))
+          : Effect.fail(Storage.NotFound.of("workspace", id))
+      ),
+    listWorkspaces: (access, query) => list(Fields.workspaces, rows.toWorkspace, access, query),
+
+    createApp: Effect.fnUntraced(function* (access, input) {
+      const app = App.make(yield* Id.generate("app"), input, yield* now)
+      if (!Access.allows(access, input.workspaceId)) {
+        return yield* Storage.NotFound.of("workspace", input.workspaceId)
+      }
+      const inserted = yield* run(statements.insertApp, valuesOf(rows.fromApp(app), rows.appColumns))
+      if (inserted.length === 1) return app
+      const [workspace] = yield* run(statements.workspaceById, [input.workspaceId])
+      return yield* workspace === undefined
+        ? Storage.NotFound.of("workspace", input.workspaceId)
+        : new Storage.Conflict({ message: `an app with handle ${input.handle} already exists` })
+    }),
+    getApp: (access, id) =>
+      Effect.map(
+        Effect.flatMap(run<rows.AppRow>(statements.appById, [id]), visible(access, "app", id)),
+        rows.toApp
+      ),
+    listApps: (access, query) => list(Fields.apps, rows.toApp, access, query),
+
+    createAppVersion: Effect.fnUntraced(function* (access, input) {
+      const at = yield* now
+      const id = yield* Id.generate("ver")
+      const app = yield* Effect.flatMap(
+        run<rows.AppRow>(statements.appById, [input.appId]),
+        visible(access, "app", input.appId)
+      )
+      const version = AppVersion.make(id, app.workspace_id as Id.WorkspaceId, input, at)
+      yield* run(statements.insertAppVersion, valuesOf(rows.fromAppVersion(version), rows.appVersionColumns))
+      return version
+    }),
+    resolveAppVersion: Effect.fnUntraced(function* (access, id, resolution) {
+      const at = yield* now
+      return yield* transaction((tx) =>
+        Effect.gen(function* () {
+          const row = yield* Effect.flatMap(
+            tx<rows.AppVersionRow>(statements.lockAppVersion, [id]),
+            visible(access, "app version", id)
+          )
+          const version = rows.toAppVersion(row)
+          if (version.status !== "pending") {
+            return yield* new Storage.Conflict({
+              message: `app version ${id} is already ${version.status}`
+            })
+          }
+          const resolved = rows.fromAppVersion(AppVersion.resolve(version, resolution, at))
+          yield* tx(statements.resolveAppVersion, [
+            id,
+            resolved.status,
+            resolved.source,
+            resolved.commit_sha,
+            resolved.error,
+            resolved.updated_at
+          ])
+          return rows.toAppVersion(resolved)
+        })
+      )
+    }),
+    getAppVersion: (access, id) =>
+      Effect.map(
+        Effect.flatMap(
+          run<rows.AppVersionRow>(statements.appVersionById, [id]),
+          visible(access, "app version", id)
+        ),
+        rows.toAppVersion
+      ),
+    listAppVersions: (access, query) => list(Fields.appVersions, rows.toAppVersion, access, query),
+
+    createTrigger: Effect.fnUntraced(function* (access, input) {
+      const at = yield* now
+      const id = yield* Id.generate("trg")
+      const app = yield* Effect.flatMap(
+        run<rows.AppRow>(statements.appById, [input.appId]),
+        visible(access, "app", input.appId)
+      )
+      const trigger = Trigger.make(id, app.workspace_id as Id.WorkspaceId, input, at)
+      yield* run(statements.insertTrigger, valuesOf(rows.fromTrigger(trigger), rows.triggerColumns))
+      return trigger
+    }),
+    getTrigger: (access, id) =>
+      Effect.map(
+        Effect.flatMap(run<rows.TriggerRow>(statements.triggerById, [id]), visible(access, "trigger", id)),
+        rows.toTrigger
+      ),
+    listTriggers: (access, query) => list(Fields.triggers, rows.toTrigger, access, query),
+    updateTrigger: (access, id, patch) =>
+      changeTrigger(access, id, (trigger, at) =>
+        trigger.deletedAt !== null
+          ? Effect.fail(new Storage.Conflict({ message: `trigger ${id} is deleted` }))
+          : Effect.succeed(Trigger.update(trigger, patch, at))
+      ),
+    deleteTrigger: (access, id) =>
+      changeTrigger(access, id, (trigger, at) =>
+        // Deleting twice keeps the first time.
+        Effect.succeed(trigger.deletedAt !== null ? trigger : Trigger.remove(trigger, at))
+      ),
+    activeTriggers: (access, workspaceId) =>
+      Access.allows(access, workspaceId)
+        ? Effect.map(run<rows.TriggerRow>(statements.activeTriggers, [workspaceId]), (found) =>
+            found.map(rows.toTrigger)
+          )
+        : Effect.succeed([]),
+
+    recordSourceEvent: Effect.fnUntraced(function* (access, input) {
+      const event = SourceEvent.make(yield* Id.generate("evt"), input, yield* now)
+      if (!Access.allows(access, input.workspaceId)) {
+        return yield* Storage.NotFound.of("workspace", input.workspaceId)
+      }
+      const inserted = yield* run(
+        statements.insertSourceEvent,
+        valuesOf(rows.fromSourceEvent(event), rows.sourceEventColumns)
+      )
+      if (inserted.length === 1) return { event, created: true }
+      const [stored] = yield* run<rows.SourceEventRow>(statements.sourceEventByDelivery, [
+        input.workspaceId,
+        input.deliveryId
+      ])
+      return stored === undefined
+        ? yield* Storage.NotFound.of("workspace", input.workspaceId)
+        : { event: rows.toSourceEvent(stored), created: false }
+    }),
+    getSourceEvent: (access, id) =>
+      Effect.map(
+        Effect.flatMap(
+          run<rows.SourceEventRow>(statements.sourceEventById, [id]),
+          visible(access, "source event", id)
+        ),
+        rows.toSourceEvent
+      ),
+
+    createToken: Effect.fnUntraced(function* (input) {
+      const token = ApiToken.make(yield* Id.generate("tok"), input, yield* now)
+      const granted = input.workspaceIds === "*" ? [] : input.workspaceIds
+      return yield* transaction((tx) =>
+        Effect.gen(function* () {
+          const existing = yield* tx<{ readonly id: string }>(statements.existingWorkspaces, [granted])
+          const found = new Set(existing.map((row) => row.id))
+          const missing = granted.find((id) => !found.has(id))
+          if (missing !== undefined) return yield* Storage.NotFound.of("workspace", missing)
+          yield* tx(
+            statements.insertToken,
+            valuesOf(rows.fromToken(token, input.tokenHash), tokenInsertColumns)
+          )
+          if (granted.length > 0) yield* tx(statements.grantTokenWorkspaces, [token.id, granted])
+          return token
+        })
+      )
+    }),
+    findTokenByHash: (tokenHash) =>
+      Effect.map(run<rows.TokenRow>(statements.tokenByHash, [tokenHash]), ([row]) =>
+        row === undefined ? Option.none() : Option.some(rows.toToken(row))
+      ),
+    getToken: (access, id) =>
+      Effect.flatMap(run<rows.TokenRow>(statements.tokenById, [id]), ([row]) => {
+        const token = row === undefined ? undefined : rows.toToken(row)
+        return token !== undefined && ApiToken.visibleTo(access, token)
+          ? Effect.succeed(token)
+          : Effect.fail(Storage.NotFound.of("token", id))
+      }),
+    listTokens: (access, query) =>
+      list(Fields.tokens, rows.toToken, access, query, {
+        select: rows.tokenColumns.map((column) => `t0.${column}`).join(", ")
+      }),
+    revokeToken: Effect.fnUntraced(function* (access, id) {
+      const at = yield* now
+      const token = yield* queries.getToken(access, id)
+      // A token's grants never change, so the check above still holds for the write.
+      const [revoked] = yield* run<rows.TokenRow>(statements.revokeToken, [
+        token.id,
+        DateTime.toEpochMillis(at)
+      ])
+      return rows.toToken(revoked!)
+    }),
+
+    bootstrap: Effect.fnUntraced(function* (input) {
+      const at = yield* now
+      const workspaceId = yield* Id.generate("wsp")
+      const token = ApiToken.make(yield* Id.generate("tok"), Bootstrap.adminToken(input.token), at)
+      // Under the schema's bootstrap lock, processes starting together take turns: the first sees no
+      // token and issues one, the others see it. (Nothing else takes this lock; nothing else waits.)
+      return yield* transaction((tx) =>
+        Effect.gen(function* () {
+          yield* tx(statements.advisoryLock, [lockKey(schema, "bootstrap")])
+          const [first] = yield* tx<rows.TokenRow & { readonly tokens: number }>(statements.oldestToken)
+          if (first !== undefined) {
+            return { _tag: "Existing", first: rows.toToken(first), tokens: first.tokens } as const
+          }
+          const [existing] = yield* tx<rows.WorkspaceRow>(statements.oldestWorkspace)
+          const workspace =
+            existing === undefined
+              ? Workspace.make(workspaceId, input.workspace, at)
+              : rows.toWorkspace(existing)
+          if (existing === undefined) {
+            yield* tx(
+              statements.insertWorkspace,
+              valuesOf(rows.fromWorkspace(workspace), rows.workspaceColumns)
+            )
+          }
+          yield* tx(
+            statements.insertToken,
+            valuesOf(rows.fromToken(token, input.token.tokenHash), tokenInsertColumns)
+          )
+          return { _tag: "Issued", workspace, createdWorkspace: existing === undefined, token } as const
+        })
+      )
+    }),
+
+    getBuild: (access, id) =>
+      Effect.map(
+        Effect.flatMap(
+          run<rows.BuildRow & { readonly steps: ReadonlyArray<rows.BuildStepRow> }>(
+            statements.buildWithSteps,
+            [id]
+          ),
+          visible(access, "build", id)
+        ),
+        (row) => ({ ...rows.toBuild(row), steps: row.steps.map(rows.toBuildStep) })
+      ),
+    listBuilds: (access, query) => list(Fields.builds, rows.toBuild, access, query)
+  }
+  return queries
+}

@@ -1,0 +1,123 @@
+/**
+ * The PostgreSQL driver's transactions, for core's build lifecycle: READ COMMITTED, each read of a build
+ * locking its row until the transaction ends, every write publishing its change to other processes
+ * (NOTIFY, sent on commit) in the same statement.
+ */
+import { Change, type Claim, LogBudget, SqlRows as rows, type StorageDriver } from "@kiln/core"
+import { DateTime, Effect } from "effect"
+import { lockKey, type Run } from "./connection.ts"
+import { statements, valuesOf } from "./statements.ts"
+
+/** How this storage's writes announce a change: the last two parameters of a statement that publishes one. */
+export type Notify = (change: Change.Change) => ReadonlyArray<unknown>
+
+/** A log line's columns in the order the statements that write lines take them. */
+export const lineColumns = ["seq", "ts", "stream", "step", "text"] as const
+
+/** One array per column, as the statements that unnest rows take them, even for no rows. */
+export const columnsOf = <Row>(
+  table: ReadonlyArray<Row>,
+  columns: ReadonlyArray<keyof Row>
+): Array<Array<unknown>> => columns.map((column) => table.map((row) => row[column]))
+
+const first = <Row, A>(found: ReadonlyArray<Row>, to: (row: Row) => A): A | undefined =>
+  found[0] === undefined ? undefined : to(found[0])
+
+export const makeTransaction = (tx: Run, schema: string, notify: Notify): StorageDriver.Transaction => ({
+  now: Effect.map(tx<{ readonly now: number }>(statements.clock), ([row]) => DateTime.makeUnsafe(row!.now)),
+  lockBuild: (id) =>
+    Effect.map(tx<rows.BuildRow>(statements.lockBuild, [id]), (found) => first(found, rows.toBuild)),
+  writeBuild: (before, after) =>
+    Effect.map(
+      tx(statements.writeBuildState, [
+        after.id,
+        ...valuesOf(rows.fromBuild(after), rows.buildStateColumns),
+        before.phase,
+        before.owner,
+        before.attempt,
+        ...notify(Change.buildChanged(after))
+      ]),
+      (written) => written.length === 1
+    ),
+  logStats: (id) =>
+    Effect.map(
+      tx<rows.LogStatsRow>(statements.logStats, [id]),
+      (found) => first(found, rows.toLogStats) ?? LogBudget.emptyStats
+    ),
+  tailLineSizes: (id, fromSeq, limit) =>
+    tx<{ readonly seq: number; readonly bytes: number }>(statements.tailLineSizes, [id, fromSeq, limit]),
+  writeLog: (id, write) =>
+    Effect.asVoid(
+      tx(statements.writeLogs, [
+        id,
+        ...columnsOf(
+          write.lines.map((line) => rows.fromLogLine(id, line)),
+          lineColumns
+        ),
+        write.deleteFrom,
+        write.deleteThrough,
+        ...valuesOf(rows.fromLogStats(id, write.stats), rows.logStatsColumns).slice(1),
+        ...notify(write.change)
+      ])
+    ),
+  upsertStep: (id, step) =>
+    Effect.asVoid(tx(statements.upsertStep, valuesOf(rows.fromBuildStep(id, step), rows.stepColumns))),
+  versionToBuild: (id) =>
+    Effect.map(tx<rows.AppVersionRow>(statements.versionToBuild, [id]), (found) =>
+      first(found, rows.toAppVersion)
+    ),
+  sourceEventWorkspace: (id) =>
+    Effect.map(
+      tx<rows.SourceEventRow>(statements.sourceEventById, [id]),
+      (found) => first(found, rows.toSourceEvent)?.workspaceId
+    ),
+  existingBuild: (lookup) =>
+    Effect.gen(function* () {
+      // An idempotency key is unique per workspace: keyed creations in one workspace take turns.
+      if (lookup.idempotencyKey !== null) yield* tx(statements.lockWorkspace, [lookup.workspaceId])
+      const found = yield* tx<rows.BuildRow>(statements.existingBuild, [
+        lookup.workspaceId,
+        lookup.idempotencyKey,
+        lookup.appId,
+        lookup.sourceEventId
+      ])
+      return first(found, rows.toBuild)
+    }),
+  nextSequence: (appId) =>
+    Effect.map(
+      tx<{ readonly build_sequence: number }>(statements.nextBuildSequence, [appId]),
+      ([row]) => row!.build_sequence
+    ),
+  insertBuild: (build) =>
+    Effect.asVoid(
+      tx(statements.insertBuild, [
+        ...valuesOf(rows.fromBuild(build), rows.buildColumns),
+        ...notify(Change.buildChanged(build))
+      ])
+    ),
+  // Claims with caps take turns on a transaction-scoped advisory lock of the schema: under it they count the
+  // active builds, choose and claim, so two processes can never both count "0 active" for one app and both
+  // claim. SERIALIZABLE would abort and retry exactly when engines claim together; the lock queues them
+  // for the few milliseconds a claim takes. (Claims without caps never wait for it.)
+  lockClaims: Effect.asVoid(tx(statements.advisoryLock, [lockKey(schema, "claim")])),
+  activeCounts: Effect.map(
+    tx<{ readonly workspace_id: string; readonly entity_id: string; readonly active: number }>(
+      statements.activeCounts
+    ),
+    (counted): Claim.ActiveCounts => {
+      const byWorkspace = new Map<string, number>()
+      const byApp = new Map<string, number>()
+      for (const { workspace_id, entity_id, active } of counted) {
+        byApp.set(entity_id, active)
+        byWorkspace.set(workspace_id, (byWorkspace.get(workspace_id) ?? 0) + active)
+      }
+      return { byWorkspace, byApp }
+    }
+  ),
+  queuedOldest: (limit) =>
+    Effect.map(tx<rows.BuildRow>(statements.queuedOldest, [limit]), (found) => found.map(rows.toBuild)),
+  expiredLeases: (at) =>
+    Effect.map(tx<rows.BuildRow>(statements.expiredLeases, [DateTime.toEpochMillis(at)]), (found) =>
+      found.map(rows.toBuild)
+    )
+})

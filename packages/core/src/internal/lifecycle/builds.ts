@@ -1,0 +1,200 @@
+/**
+ * A build's own lifecycle operations: creation with its sequence number and idempotency, the fenced
+ * transitions of its owner, cancel requests, lease renewals and steps. Each reads the build under the
+ * transaction's lock, applies `BuildState.transition`, and writes back with compare-and-set — or, for an
+ * owner write planned from what this process knows, takes the driver's `writeKnown` when it has one.
+ */
+import { DateTime, Effect, Result } from "effect"
+import * as Access from "../../Access.ts"
+import * as Build from "../../Build.ts"
+import * as BuildState from "../../BuildState.ts"
+import { buildChanged, type Change } from "../../Change.ts"
+import * as Id from "../../Id.ts"
+import type { LogLine } from "../../LogLine.ts"
+import type { Transaction } from "../../StorageDriver.ts"
+import { Conflict, NotFound, type StorageError } from "../../StorageError.ts"
+import { type Lifecycle, now, writeState } from "./context.ts"
+import { appendInTransaction, lockFenced, storable } from "./logs.ts"
+
+const lockExisting = (tx: Transaction, id: Id.BuildId): Effect.Effect<Build.Build, NotFound | StorageError> =>
+  Effect.flatMap(tx.lockBuild(id), (build) =>
+    build === undefined ? Effect.fail(NotFound.of("build", id)) : Effect.succeed(build)
+  )
+
+/** Applies events in turn to a build; the last state is written once. */
+const applyAll = (build: Build.Build, events: ReadonlyArray<BuildState.BuildEvent>) => {
+  let after: Result.Result<Build.Build, BuildState.InvalidTransition | BuildState.LeaseLost> =
+    Result.succeed(build)
+  for (const event of events) after = Result.flatMap(after, (state) => BuildState.transition(state, event))
+  return after
+}
+
+/** Tracks and announces a state this process wrote. */
+const changed = (lifecycle: Lifecycle, build: Build.Build, also: ReadonlyArray<Change> = []) =>
+  Effect.sync(() => lifecycle.known.track(build)).pipe(
+    Effect.andThen(lifecycle.publish([...also, buildChanged(build)])),
+    Effect.as(build)
+  )
+
+export const createBuild = (lifecycle: Lifecycle) =>
+  Effect.fnUntraced(function* (access: Access.Access, input: Build.NewBuild) {
+    const at = yield* now
+    const id = yield* Id.generate("bld")
+    const key = input.idempotencyKey ?? null
+    const sourceEventId = input.sourceEventId ?? null
+    const { build, created } = yield* lifecycle.driver.transaction((tx) =>
+      Effect.gen(function* () {
+        const version = yield* tx.versionToBuild(input.appVersionId)
+        if (version === undefined || !Access.allows(access, version.workspaceId)) {
+          return yield* NotFound.of("app version", input.appVersionId)
+        }
+        if (version.status !== "ready") {
+          return yield* new Conflict({ message: `app version ${version.id} is ${version.status}, not ready` })
+        }
+        if (
+          sourceEventId !== null &&
+          (yield* tx.sourceEventWorkspace(sourceEventId)) !== version.workspaceId
+        ) {
+          return yield* NotFound.of("source event", sourceEventId)
+        }
+        const existing = yield* tx.existingBuild({
+          workspaceId: version.workspaceId,
+          idempotencyKey: key,
+          appId: version.appId,
+          sourceEventId
+        })
+        if (existing !== undefined) {
+          // A key names one request: reusing it for another version is a mistake, not a retry.
+          if (key !== null && existing.idempotencyKey === key && existing.appVersionId !== version.id) {
+            return yield* new Conflict({
+              message: "the idempotency key was used for a different app version"
+            })
+          }
+          return { build: existing, created: false }
+        }
+        const build = Build.make(id, version, yield* tx.nextSequence(version.appId), input, at)
+        yield* tx.insertBuild(build)
+        return { build, created: true }
+      })
+    )
+    return created ? yield* changed(lifecycle, build) : build
+  })
+
+/** A transition applied to the build as read under its lock: always the authoritative answer. */
+const transitionLocked = (lifecycle: Lifecycle, id: Id.BuildId, event: BuildState.BuildEvent) =>
+  Effect.flatMap(
+    lifecycle.driver.transaction((tx) =>
+      Effect.flatMap(lockExisting(tx, id), (build) =>
+        Effect.flatMap(Effect.fromResult(BuildState.transition(build, event)), (next) =>
+          writeState(lifecycle, tx, build, next)
+        )
+      )
+    ),
+    (build) => changed(lifecycle, build)
+  )
+
+export const transition = (lifecycle: Lifecycle) => (id: Id.BuildId, event: BuildState.BuildEvent) =>
+  Effect.suspend(() => {
+    const writeKnown = lifecycle.driver.fastPaths?.writeKnown
+    const state = writeKnown && lifecycle.known.planTransition(id, [event])
+    if (!writeKnown || state === undefined) return transitionLocked(lifecycle, id, event)
+    return Effect.flatMap(writeKnown({ id, state, changes: [buildChanged(state.after)] }), (done) =>
+      done ? changed(lifecycle, state.after) : transitionLocked(lifecycle, id, event)
+    )
+  })
+
+/**
+ * An owner's lines and then state changes as one write: from what this process knows when the driver
+ * can store that, else in one transaction — the lines appended (fenced) and then every event applied.
+ */
+export const appendAndTransition =
+  (lifecycle: Lifecycle) =>
+  (
+    id: Id.BuildId,
+    fence: BuildState.Fence,
+    batch: ReadonlyArray<LogLine>,
+    events: readonly [BuildState.BuildEvent, ...Array<BuildState.BuildEvent>]
+  ) =>
+    Effect.suspend(() => {
+      const { driver, known } = lifecycle
+      const lines = batch.map(storable)
+      const inTransaction = Effect.gen(function* () {
+        const at = yield* now
+        const { build, appended } = yield* driver.transaction((tx) =>
+          Effect.gen(function* () {
+            const { build: held, appended } =
+              lines.length === 0
+                ? { build: yield* lockExisting(tx, id), appended: undefined }
+                : yield* appendInTransaction(lifecycle, tx, id, fence, lines, at)
+            const after = yield* Effect.fromResult(applyAll(held, events))
+            return { build: yield* writeState(lifecycle, tx, held, after), appended }
+          })
+        )
+        if (appended !== undefined) known.trackLog(build, appended.stats)
+        return yield* changed(lifecycle, build, appended === undefined ? [] : [appended.change])
+      })
+      const writeKnown = driver.fastPaths?.writeKnown
+      const state = writeKnown && known.planTransition(id, events)
+      const planned =
+        writeKnown && lines.length > 0 ? known.planAppend(id, fence, lines, lifecycle.budget) : undefined
+      if (!writeKnown || state === undefined || (lines.length > 0 && planned === undefined))
+        return inTransaction
+      const changes = [...(planned === undefined ? [] : [planned.change]), buildChanged(state.after)]
+      return Effect.flatMap(writeKnown({ id, append: planned?.append, state, changes }), (done) => {
+        if (!done) return inTransaction
+        if (planned !== undefined) known.trackLog(planned.build, planned.append.stats)
+        return changed(lifecycle, state.after, planned === undefined ? [] : [planned.change])
+      })
+    })
+
+export const requestCancel = (lifecycle: Lifecycle) =>
+  Effect.fnUntraced(function* (access: Access.Access, id: Id.BuildId, reason: string | null) {
+    const at = yield* now
+    const outcome = yield* lifecycle.driver
+      .transaction((tx) =>
+        Effect.gen(function* () {
+          const build = yield* tx.lockBuild(id)
+          if (build === undefined || !Access.allows(access, build.workspaceId)) {
+            return yield* NotFound.of("build", id)
+          }
+          if (build.phase === "stopped") return { build, accepted: false }
+          const next = yield* Effect.fromResult(BuildState.transition(build, { _tag: "Cancel", at, reason }))
+          return { build: yield* writeState(lifecycle, tx, build, next), accepted: true }
+        })
+      )
+      .pipe(
+        // Any build that has not stopped accepts a cancel request.
+        Effect.catchTag(["InvalidTransition", "LeaseLost"], Effect.die)
+      )
+    if (outcome.accepted) yield* changed(lifecycle, outcome.build)
+    return outcome
+  })
+
+/** Renews a lease on the transaction's clock, after the driver's one-statement renewal if it has one. */
+export const heartbeat =
+  (lifecycle: Lifecycle) => (id: Id.BuildId, fence: BuildState.Fence, leaseMs: number) =>
+    Effect.gen(function* () {
+      const fast = lifecycle.driver.fastPaths?.heartbeat
+      const renewed = fast === undefined ? undefined : yield* fast(id, fence, leaseMs)
+      const build =
+        renewed ??
+        // Nothing renewed (or no fast path): the locked read says whether the build is missing or lost.
+        (yield* lifecycle.driver.transaction((tx) =>
+          Effect.gen(function* () {
+            const held = yield* lockFenced(tx, id, fence)
+            const at = yield* tx.now
+            return yield* writeState(lifecycle, tx, held, {
+              ...held,
+              leaseExpiresAt: DateTime.add(at, { milliseconds: leaseMs })
+            })
+          })
+        ))
+      lifecycle.known.track(build)
+      return build
+    })
+
+export const recordStep =
+  (lifecycle: Lifecycle) => (id: Id.BuildId, fence: BuildState.Fence, step: Build.BuildStep) =>
+    lifecycle.driver.transaction((tx) =>
+      Effect.flatMap(lockFenced(tx, id, fence), () => tx.upsertStep(id, step))
+    )

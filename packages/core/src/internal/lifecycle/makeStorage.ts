@@ -1,0 +1,48 @@
+/** A Storage from a driver: core's lifecycle operations over the driver's transactions and queries. */
+import { Effect, PubSub, Stream } from "effect"
+import type { Change } from "../../Change.ts"
+import * as LogBudget from "../../LogBudget.ts"
+import type { StorageOptions, StorageShape } from "../../Storage.ts"
+import type { Driver } from "../../StorageDriver.ts"
+import {
+  appendAndTransition,
+  createBuild,
+  heartbeat,
+  recordStep,
+  requestCancel,
+  transition
+} from "./builds.ts"
+import { claimNext } from "./claims.ts"
+import type { Lifecycle } from "./context.ts"
+import { makeKnown } from "./known.ts"
+import { appendLogs, readLogs } from "./logs.ts"
+import { reapExpired } from "./reaper.ts"
+
+export const makeStorage = <ListenError>(driver: Driver<ListenError>, options: StorageOptions = {}) =>
+  Effect.gen(function* () {
+    const changes = yield* PubSub.unbounded<Change>()
+    if (driver.listen !== undefined) yield* driver.listen((change) => PubSub.publishUnsafe(changes, change))
+    const lifecycle: Lifecycle = {
+      driver,
+      budget: options.logBudget ?? LogBudget.defaultBudget,
+      // Published together: one wake-up for a subscriber, not one per change.
+      publish: (published) =>
+        published.length === 0 ? Effect.void : Effect.asVoid(PubSub.publishAll(changes, published)),
+      known: makeKnown(driver.fastPaths?.writeKnown !== undefined)
+    }
+    const storage: StorageShape = {
+      ...driver.queries,
+      createBuild: createBuild(lifecycle),
+      claimNext: claimNext(lifecycle),
+      heartbeat: heartbeat(lifecycle),
+      transition: transition(lifecycle),
+      requestCancel: requestCancel(lifecycle),
+      reapExpired: reapExpired(lifecycle),
+      recordStep: recordStep(lifecycle),
+      appendLogs: appendLogs(lifecycle),
+      appendAndTransition: appendAndTransition(lifecycle),
+      readLogs: readLogs(lifecycle),
+      changes: Effect.map(PubSub.subscribe(changes), Stream.fromSubscription)
+    }
+    return storage
+  })
