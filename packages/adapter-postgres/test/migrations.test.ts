@@ -1,3 +1,5 @@
+import { readFileSync, writeFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
 import { expect, it } from "@effect/vitest"
 import { Clock, Effect } from "effect"
 import pg from "pg"
@@ -6,6 +8,7 @@ import { open } from "../src/internal/connection.ts"
 import { migrate, migrations } from "../src/internal/migrations.ts"
 import * as PgTesting from "../src/testing.ts"
 import { freshSchema, sql, storageOn } from "./fixtures.ts"
+import { schemaDump } from "./schemaDump.ts"
 
 /** What `kiln_migrations` lists, read with a connection of its own. */
 const recorded = (schema: string) =>
@@ -14,6 +17,14 @@ const recorded = (schema: string) =>
   )
 
 const known = migrations.map(({ version, name }) => ({ version, name }))
+
+/** Migrates `schema` on a connection of its own and answers the versions it applied. */
+const migrateOnce = (schema: string, defined = migrations) =>
+  Effect.scoped(
+    Effect.flatMap(open({ connectionString: PgTesting.databaseUrl(), schema, poolSize: 1 }), (db) =>
+      migrate(db, schema, defined)
+    )
+  )
 
 /** Opens a storage on the schema, writes through it once, and closes it again. */
 const openStorage = (schema: string) =>
@@ -56,14 +67,40 @@ describe("postgres migrations", () => {
         ...migrations,
         { version: migrations.length + 1, name: "from_the_future", sql: "SELECT 1" }
       ]
-      yield* Effect.scoped(
-        Effect.flatMap(open({ connectionString: PgTesting.databaseUrl(), schema, poolSize: 1 }), (db) =>
-          migrate(db, schema, newer)
-        )
-      )
+      yield* migrateOnce(schema, newer)
       const error = yield* Effect.flip(openStorage(schema))
       expect(error).toMatchObject({ _tag: "StorageError", reason: "Corrupt" })
       expect(error.message).toContain("from_the_future")
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("matches the committed schema dump (run with KILN_UPDATE_SCHEMA=1 after adding a migration)", () =>
+    Effect.gen(function* () {
+      const schema = yield* freshSchema
+      yield* migrateOnce(schema)
+      const header =
+        "-- Generated from the migrations by test/migrations.test.ts; do not edit.\n" +
+        "-- Read from the catalog, so it shows what PostgreSQL made of them (types, constraint names).\n\n"
+      const dump = header + (yield* schemaDump(schema))
+      const file = fileURLToPath(new URL("../schema.sql", import.meta.url))
+      if (process.env.KILN_UPDATE_SCHEMA === "1") writeFileSync(file, dump)
+      expect(dump).toBe(readFileSync(file, "utf8"))
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("dumps the same schema when migrated again, and under a name that needs quoting", () =>
+    Effect.gen(function* () {
+      const schema = yield* freshSchema
+      expect(yield* migrateOnce(schema)).toEqual(migrations.map(({ version }) => version))
+      const first = yield* schemaDump(schema)
+      expect(yield* migrateOnce(schema)).toEqual([])
+      expect(yield* schemaDump(schema)).toBe(first)
+      const quoted = yield* Effect.acquireRelease(
+        Effect.sync(() => `${PgTesting.uniqueSchema()} "Odd" Name`),
+        (name) => sql(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(name)} CASCADE`)
+      )
+      yield* migrateOnce(quoted)
+      expect(yield* schemaDump(quoted)).toBe(first)
     }).pipe(Effect.scoped)
   )
 })

@@ -1,0 +1,222 @@
+-- Generated from the migrations by test/migrations.test.ts; do not edit.
+-- Read from the catalog, so it shows what PostgreSQL made of them (types, constraint names).
+
+CREATE TABLE api_tokens (
+  id text COLLATE "C" NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  workspace_ids text COLLATE "C" NOT NULL,
+  all_workspaces boolean NOT NULL,
+  role text COLLATE "C" NOT NULL,
+  token_hash text COLLATE "C" NOT NULL,
+  created_at bigint NOT NULL,
+  expires_at bigint,
+  revoked_at bigint,
+  CONSTRAINT api_tokens_pkey PRIMARY KEY (id),
+  CONSTRAINT api_tokens_token_hash_key UNIQUE (token_hash)
+);
+CREATE INDEX api_tokens_list ON api_tokens USING btree (created_at, id);
+
+CREATE TABLE app_versions (
+  id text COLLATE "C" NOT NULL,
+  workspace_id text COLLATE "C" NOT NULL,
+  app_id text COLLATE "C" NOT NULL,
+  status text COLLATE "C" NOT NULL,
+  source text COLLATE "C" NOT NULL,
+  source_type text COLLATE "C" NOT NULL,
+  commit_sha text COLLATE "C",
+  error text COLLATE "C",
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  CONSTRAINT app_versions_pkey PRIMARY KEY (id),
+  CONSTRAINT app_versions_app_id_fkey FOREIGN KEY (app_id) REFERENCES apps(id),
+  CONSTRAINT app_versions_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces(id)
+);
+CREATE INDEX app_versions_by_app ON app_versions USING btree (app_id, created_at, id);
+CREATE INDEX app_versions_by_commit ON app_versions USING btree (commit_sha);
+CREATE INDEX app_versions_list ON app_versions USING btree (created_at, id);
+CREATE INDEX app_versions_list_by_workspace ON app_versions USING btree (workspace_id, created_at, id);
+
+CREATE TABLE apps (
+  id text COLLATE "C" NOT NULL,
+  workspace_id text COLLATE "C" NOT NULL,
+  handle text COLLATE "C" NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  kind text COLLATE "C" NOT NULL,
+  build_settings text COLLATE "C" NOT NULL,
+  build_sequence bigint DEFAULT 0 NOT NULL,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  CONSTRAINT apps_pkey PRIMARY KEY (id),
+  CONSTRAINT apps_workspace_id_handle_key UNIQUE (workspace_id, handle),
+  CONSTRAINT apps_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces(id)
+);
+CREATE INDEX apps_list ON apps USING btree (created_at, id);
+CREATE INDEX apps_list_by_workspace ON apps USING btree (workspace_id, created_at, id);
+
+CREATE TABLE archive_blobs (
+  sha256 text COLLATE "C" NOT NULL,
+  blob_id uuid NOT NULL,
+  size_bytes bigint NOT NULL,
+  chunk_bytes integer NOT NULL,
+  stored_at bigint NOT NULL,
+  CONSTRAINT archive_blobs_pkey PRIMARY KEY (sha256),
+  CONSTRAINT archive_blobs_blob_id_key UNIQUE (blob_id)
+);
+
+CREATE TABLE archive_chunks (
+  blob_id uuid NOT NULL,
+  idx integer NOT NULL,
+  data bytea NOT NULL,
+  CONSTRAINT archive_chunks_pkey PRIMARY KEY (blob_id, idx),
+  CONSTRAINT archive_chunks_blob_id_fkey FOREIGN KEY (blob_id) REFERENCES archive_blobs(blob_id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED
+);
+ALTER TABLE archive_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+
+CREATE TABLE build_steps (
+  build_id text COLLATE "C" NOT NULL,
+  idx numeric NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  status text COLLATE "C" NOT NULL,
+  started_at bigint NOT NULL,
+  completed_at bigint,
+  exit_code numeric,
+  error text COLLATE "C",
+  CONSTRAINT build_steps_pkey PRIMARY KEY (build_id, idx),
+  CONSTRAINT build_steps_build_id_fkey FOREIGN KEY (build_id) REFERENCES builds(id)
+);
+
+CREATE TABLE builds (
+  id text COLLATE "C" NOT NULL,
+  workspace_id text COLLATE "C" NOT NULL,
+  entity_id text COLLATE "C" NOT NULL,
+  app_version_id text COLLATE "C" NOT NULL,
+  sequence_number numeric NOT NULL,
+  phase text COLLATE "C" NOT NULL,
+  outcome text COLLATE "C",
+  status text COLLATE "C" NOT NULL,
+  build_trigger text COLLATE "C" NOT NULL,
+  source_event_id text COLLATE "C",
+  idempotency_key text COLLATE "C",
+  error text COLLATE "C",
+  metadata text COLLATE "C" NOT NULL,
+  created_by text COLLATE "C",
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  started_at bigint,
+  running_at bigint,
+  completed_at bigint,
+  cancel_requested_at bigint,
+  cancel_reason text COLLATE "C",
+  skip_reason text COLLATE "C",
+  image_tag text COLLATE "C",
+  image_digest text COLLATE "C",
+  commit_sha text COLLATE "C",
+  trigger_metadata text COLLATE "C",
+  owner text COLLATE "C",
+  attempt numeric NOT NULL,
+  lease_expires_at bigint,
+  CONSTRAINT builds_pkey PRIMARY KEY (id),
+  CONSTRAINT builds_entity_id_sequence_number_key UNIQUE (entity_id, sequence_number),
+  CONSTRAINT builds_entity_id_source_event_id_key UNIQUE (entity_id, source_event_id),
+  CONSTRAINT builds_workspace_id_idempotency_key_key UNIQUE (workspace_id, idempotency_key),
+  CONSTRAINT builds_app_version_id_fkey FOREIGN KEY (app_version_id) REFERENCES app_versions(id),
+  CONSTRAINT builds_entity_id_fkey FOREIGN KEY (entity_id) REFERENCES apps(id),
+  CONSTRAINT builds_source_event_id_fkey FOREIGN KEY (source_event_id) REFERENCES source_events(id),
+  CONSTRAINT builds_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces(id)
+);
+CREATE INDEX builds_active ON builds USING btree (workspace_id, entity_id) WHERE (phase = ANY (ARRAY['initializing'::text, 'running'::text]));
+CREATE INDEX builds_active_by_lease ON builds USING btree (lease_expires_at) WHERE (phase = ANY (ARRAY['initializing'::text, 'running'::text]));
+CREATE INDEX builds_by_app ON builds USING btree (entity_id, created_at, id);
+CREATE INDEX builds_list ON builds USING btree (created_at, id);
+CREATE INDEX builds_list_by_workspace ON builds USING btree (workspace_id, created_at, id);
+CREATE INDEX builds_queued ON builds USING btree (created_at, id) WHERE (phase = 'queued'::text);
+
+CREATE TABLE kiln_migrations (
+  version integer NOT NULL,
+  name text NOT NULL,
+  applied_at bigint NOT NULL,
+  CONSTRAINT kiln_migrations_pkey PRIMARY KEY (version)
+);
+
+CREATE TABLE log_lines (
+  build_id text COLLATE "C" NOT NULL,
+  seq bigint NOT NULL,
+  ts bigint NOT NULL,
+  stream text COLLATE "C" NOT NULL,
+  step text COLLATE "C",
+  text text COLLATE "C" NOT NULL,
+  CONSTRAINT log_lines_pkey PRIMARY KEY (build_id, seq),
+  CONSTRAINT log_lines_build_id_fkey FOREIGN KEY (build_id) REFERENCES builds(id)
+);
+
+CREATE TABLE log_stats (
+  build_id text COLLATE "C" NOT NULL,
+  last_seq bigint NOT NULL,
+  head_bytes bigint NOT NULL,
+  head_last_seq bigint,
+  tail_bytes bigint NOT NULL,
+  dropped_lines bigint NOT NULL,
+  dropped_bytes bigint NOT NULL,
+  dropped_through_seq bigint NOT NULL,
+  truncated_at bigint,
+  CONSTRAINT log_stats_pkey PRIMARY KEY (build_id),
+  CONSTRAINT log_stats_build_id_fkey FOREIGN KEY (build_id) REFERENCES builds(id)
+);
+
+CREATE TABLE source_events (
+  id text COLLATE "C" NOT NULL,
+  workspace_id text COLLATE "C" NOT NULL,
+  delivery_id text COLLATE "C" NOT NULL,
+  kind text COLLATE "C" NOT NULL,
+  repository text COLLATE "C" NOT NULL,
+  branch text COLLATE "C",
+  commit_sha text COLLATE "C",
+  changed_paths text COLLATE "C" NOT NULL,
+  author text COLLATE "C",
+  message text COLLATE "C",
+  received_at bigint NOT NULL,
+  CONSTRAINT source_events_pkey PRIMARY KEY (id),
+  CONSTRAINT source_events_workspace_id_delivery_id_key UNIQUE (workspace_id, delivery_id),
+  CONSTRAINT source_events_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces(id)
+);
+
+CREATE TABLE token_workspaces (
+  token_id text COLLATE "C" NOT NULL,
+  workspace_id text COLLATE "C" NOT NULL,
+  CONSTRAINT token_workspaces_pkey PRIMARY KEY (token_id, workspace_id),
+  CONSTRAINT token_workspaces_token_id_fkey FOREIGN KEY (token_id) REFERENCES api_tokens(id),
+  CONSTRAINT token_workspaces_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces(id)
+);
+
+CREATE TABLE triggers (
+  id text COLLATE "C" NOT NULL,
+  workspace_id text COLLATE "C" NOT NULL,
+  app_id text COLLATE "C" NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  repository text COLLATE "C",
+  branch_includes text NOT NULL,
+  branch_excludes text NOT NULL,
+  path_includes text NOT NULL,
+  path_excludes text NOT NULL,
+  build_command text,
+  deploy_command text,
+  root_directory text,
+  caching_enabled boolean NOT NULL,
+  environment text NOT NULL,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  deleted_at bigint,
+  CONSTRAINT triggers_pkey PRIMARY KEY (id),
+  CONSTRAINT triggers_app_id_fkey FOREIGN KEY (app_id) REFERENCES apps(id),
+  CONSTRAINT triggers_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces(id)
+);
+CREATE INDEX triggers_live ON triggers USING btree (workspace_id, created_at, id) WHERE (deleted_at IS NULL);
+
+CREATE TABLE workspaces (
+  id text COLLATE "C" NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  CONSTRAINT workspaces_pkey PRIMARY KEY (id)
+);
+CREATE INDEX workspaces_list ON workspaces USING btree (created_at, id);
