@@ -3,7 +3,6 @@
  */
 import { hostname } from "node:os"
 import {
-  Array as Arr,
   Cache,
   Cause,
   Clock,
@@ -21,12 +20,10 @@ import {
 } from "effect"
 import * as Access from "../Access.ts"
 import type { Build, BuildStep } from "../Build.ts"
-import type { BuildEvent, Fence, InvalidTransition, LeaseLost } from "../BuildState.ts"
+import type { BuildEvent, Fence } from "../BuildState.ts"
 import type { Change } from "../Change.ts"
 import type { EngineOptions, EngineShape } from "../Engine.ts"
 import type { AppId, AppVersionId, BuildId, TriggerId } from "../Id.ts"
-import type { LogSequenceGap } from "../LogBudget.ts"
-import * as LogLine from "../LogLine.ts"
 import * as OrderBy from "../OrderBy.ts"
 import type { ListQuery } from "../Query.ts"
 import * as Redactor from "../Redactor.ts"
@@ -34,8 +31,10 @@ import { type EnvironmentVariable, Runner, type RunnerEvent } from "../Runner.ts
 import type { RunnerError } from "../RunnerError.ts"
 import * as Secrets from "../Secrets.ts"
 import { SourceStore } from "../SourceStore.ts"
-import { type NotFound, Storage, type StorageError, type StorageShape } from "../Storage.ts"
+import { Storage } from "../Storage.ts"
 import * as Trigger from "../Trigger.ts"
+import { makeBuildWriter } from "./engine/buildWriter.ts"
+import { retryTransient } from "./engine/storageRetry.ts"
 
 /** How a run ended, as decided by whichever came first. */
 type Outcome =
@@ -61,11 +60,6 @@ const now = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.makeUnsafe(ms))
 
 const formatDuration = (ms: number) =>
   ms % 60_000 === 0 ? `${ms / 60_000} min` : ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`
-
-// Storage writes a build cannot do without are retried while the storage says a retry can help.
-const retryTransient = Schedule.exponential("50 millis").pipe(Schedule.upTo({ times: 5 }))
-const whileRetryable = (error: { readonly _tag: string }) =>
-  error._tag === "StorageError" && (error as unknown as { readonly retryable: boolean }).retryable
 
 /** Active builds: claimed and not stopped, as a filter the query language understands. */
 const activeQuery = (ids?: ReadonlyArray<BuildId>): ListQuery => ({
@@ -94,127 +88,6 @@ const archivesQuery = (sha256s: ReadonlyArray<string>): ListQuery => ({
   limit: sha256s.length,
   cursor: undefined
 })
-
-/** A state change the build writer applies in turn, and what to do with its result. */
-interface QueuedEvent {
-  readonly _tag: "Event"
-  readonly event: BuildEvent
-  readonly settle: (
-    written: Exit.Exit<Build, NotFound | InvalidTransition | LeaseLost | LogSequenceGap | StorageError>
-  ) => Effect.Effect<void>
-}
-
-/**
- * The owner's writes to one build, in order: log lines get their seq as they arrive and are written in
- * batches, at most `batch` at a time. Before a write, lines wait up to `flushMs` for more, unless a full
- * batch is already queued or the build is ending; whatever is queued then goes in one storage call, state
- * changes after the lines queued with them. So a short build's whole record (its lines, `Started`, its final state) is
- * one write, and a long build's lines reach readers within `flushMs` of the previous write. Nothing waits
- * for a state change but what is queued behind it.
- */
-const makeBuildWriter = (
-  storage: StorageShape,
-  buildId: BuildId,
-  fence: Fence,
-  batch: number,
-  flushMs: number,
-  redactor: Redactor.Redactor,
-  onLeaseLost: Effect.Effect<void>,
-  onWriteFailed: Effect.Effect<void>
-) =>
-  Effect.gen(function* () {
-    const queue = yield* Queue.bounded<LogLine.LogLine | QueuedEvent, Cause.Done>(batch * 20)
-    const ending = yield* Deferred.make<void>()
-    let seq = 0
-    // A bounded queue takes what fits and answers the rest: offer again until every entry is in.
-    const offerEvery = (entries: ReadonlyArray<LogLine.LogLine | QueuedEvent>): Effect.Effect<void> =>
-      Effect.flatMap(Queue.offerAll(queue, entries), (rest) =>
-        rest.length === 0 ? Effect.void : offerEvery(rest)
-      )
-    /** Numbers, redacts and splits a run of lines with one clock read, then queues them. */
-    const addAll = (
-      entries: ReadonlyArray<{
-        readonly stream: LogLine.LogStream
-        readonly step: string | null
-        readonly text: string
-      }>
-    ) =>
-      Effect.flatMap(now, (ts) => {
-        const numbered: Array<LogLine.LogLine> = []
-        for (const { stream, step, text } of entries) {
-          for (const piece of LogLine.split(redactor.redact(text))) {
-            numbered.push({ seq: ++seq, ts, stream, step, text: piece })
-          }
-        }
-        return offerEvery(numbered)
-      })
-    const add = (stream: LogLine.LogStream, step: string | null, text: string) =>
-      addAll([{ stream, step, text }])
-    /** Queues a state change behind the lines queued so far. */
-    const transition = (event: BuildEvent, settle: QueuedEvent["settle"]) =>
-      offerEvery([{ _tag: "Event", event, settle }])
-    const retried = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<A, E>) =>
-      Effect.retry(effect, { schedule: retryTransient, while: whileRetryable })
-    const write = (lines: ReadonlyArray<LogLine.LogLine>) =>
-      retried(storage.appendLogs(buildId, fence, lines)).pipe(
-        Effect.catchTag("LeaseLost", () => onLeaseLost),
-        // A log that cannot be stored whole fails the build rather than losing lines silently.
-        Effect.catch((error) =>
-          Effect.logError("could not store log lines", error).pipe(Effect.andThen(onWriteFailed))
-        )
-      )
-    const apply = (lines: ReadonlyArray<LogLine.LogLine>, events: Arr.NonEmptyReadonlyArray<QueuedEvent>) =>
-      Effect.exit(
-        retried(
-          storage.appendAndTransition(
-            buildId,
-            fence,
-            lines,
-            Arr.map(events, ({ event }) => event)
-          )
-        )
-      )
-    const writeWith = (
-      lines: ReadonlyArray<LogLine.LogLine>,
-      events: Arr.NonEmptyReadonlyArray<QueuedEvent>
-    ) =>
-      Effect.gen(function* () {
-        const written = yield* apply(lines, events)
-        const leaseLost =
-          Exit.isFailure(written) &&
-          Option.exists(Cause.findErrorOption(written.cause), (error) => error._tag === "LeaseLost")
-        if (Exit.isSuccess(written) || leaseLost || (lines.length === 0 && events.length === 1)) {
-          for (const queued of events) yield* queued.settle(written)
-          return
-        }
-        // Whichever part failed, each is written again on its own, with its own handling.
-        if (lines.length > 0) yield* write(lines)
-        for (const queued of events) yield* queued.settle(yield* apply([], [queued]))
-      })
-    // Runs until the queue is ended and drained: ending it, never interrupting, keeps a taken batch whole.
-    const drain = Effect.gen(function* () {
-      while (true) {
-        yield* Queue.peek(queue)
-        if ((yield* Queue.size(queue)) < batch) {
-          yield* Effect.raceFirst(Effect.sleep(flushMs), Deferred.await(ending))
-        }
-        const lines: Array<LogLine.LogLine> = []
-        const events: Array<QueuedEvent> = []
-        for (const entry of yield* Queue.takeBetween(queue, 1, batch)) {
-          if ("seq" in entry) lines.push(entry)
-          else events.push(entry)
-        }
-        yield* Arr.isReadonlyArrayNonEmpty(events) ? writeWith(lines, events) : write(lines)
-      }
-    }).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
-    const writer = yield* Effect.forkScoped(drain)
-    /** Writes everything queued and stops. */
-    const close = Deferred.succeed(ending, undefined).pipe(
-      Effect.andThen(Queue.end(queue)),
-      Effect.andThen(Fiber.join(writer))
-    )
-    return { add, addAll, transition, close }
-  })
 
 export const makeEngine = (options: EngineOptions) =>
   Effect.gen(function* () {
@@ -351,18 +224,19 @@ export const makeEngine = (options: EngineOptions) =>
           ...own
         ]
         const redactor = Redactor.make(variables.filter((v) => v.secret).map((v) => v.value))
-        const log = yield* makeBuildWriter(
+        const log = yield* makeBuildWriter({
           storage,
-          build.id,
+          buildId: build.id,
           fence,
-          batch,
+          batchLines: batch,
           flushMs,
           redactor,
-          leaseLost,
-          Deferred.succeed(stop, { _tag: "Failed", error: "the build log could not be stored" }).pipe(
-            Effect.asVoid
-          )
-        )
+          onLeaseLost: leaseLost,
+          onWriteFailed: Deferred.succeed(stop, {
+            _tag: "Failed",
+            error: "the build log could not be stored"
+          }).pipe(Effect.asVoid)
+        })
         const steps = new Map<number, BuildStep>()
         const started = yield* Ref.make(false)
         let artifact: { imageTag: string; imageDigest: string | null } | null = null
@@ -374,7 +248,7 @@ export const makeEngine = (options: EngineOptions) =>
             Effect.asVoid
           )
         const write = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<A, E>) =>
-          handled(effect.pipe(Effect.retry({ schedule: retryTransient, while: whileRetryable })))
+          handled(retryTransient(effect))
         const recordStep = (step: BuildStep) =>
           Effect.sync(() => steps.set(step.index, step)).pipe(
             Effect.andThen(write(storage.recordStep(build.id, fence, step)))
