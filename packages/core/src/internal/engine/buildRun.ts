@@ -45,7 +45,9 @@ export const runBuild = (
   Effect.gen(function* () {
     const { storage, owner } = input
     const fence: Fence = { owner, attempt: build.attempt }
-    const leaseLost = Deferred.succeed(stop, { _tag: "LeaseLost" }).pipe(Effect.asVoid)
+    // The first outcome decided is the one: later ones change nothing.
+    const end = (outcome: Outcome) => Effect.asVoid(Deferred.succeed(stop, outcome))
+    const leaseLost = end({ _tag: "LeaseLost" })
     const { app, version, variables, redactor, problem } = yield* input.setUp(build)
     const log = yield* makeBuildWriter({
       storage,
@@ -55,10 +57,7 @@ export const runBuild = (
       flushMs: input.logFlushMs,
       redactor,
       onLeaseLost: leaseLost,
-      onWriteFailed: Deferred.succeed(stop, {
-        _tag: "Failed",
-        error: "the build log could not be stored"
-      }).pipe(Effect.asVoid)
+      onWriteFailed: end({ _tag: "Failed", error: "the build log could not be stored" })
     })
     const recorder = makeRunRecorder({ storage, build, fence, log, onLeaseLost: leaseLost })
 
@@ -83,17 +82,17 @@ export const runBuild = (
       )
       .pipe(
         Effect.matchEffect({
-          onSuccess: (artifact) => Deferred.succeed(stop, { _tag: "Completed", artifact }),
-          onFailure: (error) => Deferred.succeed(stop, { _tag: "Failed", error })
+          onSuccess: (artifact) => end({ _tag: "Completed", artifact }),
+          onFailure: (error) => end({ _tag: "Failed", error })
         })
       )
     // A secret the engine cannot open fails the build before anything runs without it.
     const runFiber = yield* Effect.forkChild(
-      problem === undefined ? run : Deferred.succeed(stop, { _tag: "Failed", error: problem })
+      problem === undefined ? run : end({ _tag: "Failed", error: problem })
     )
     const timeoutMs = app.build.timeoutMs
     const timer = yield* Effect.forkChild(
-      Effect.sleep(`${timeoutMs} millis`).pipe(Effect.andThen(Deferred.succeed(stop, { _tag: "TimedOut" })))
+      Effect.sleep(`${timeoutMs} millis`).pipe(Effect.andThen(end({ _tag: "TimedOut" })))
     )
     const lease = yield* Effect.forkChild(
       heartbeat({
@@ -102,7 +101,7 @@ export const runBuild = (
         fence,
         leaseMs: input.leaseMs,
         onLeaseLost: leaseLost,
-        onCancelRequested: Deferred.succeed(stop, { _tag: "Cancelled" }).pipe(Effect.asVoid)
+        onCancelRequested: end({ _tag: "Cancelled" })
       })
     )
 
