@@ -33,7 +33,14 @@ interface Spy {
   readonly appendSizes: Array<number>
 }
 
-const spying = (spy: Spy, options: { readonly silent?: boolean; readonly frozenHeartbeats?: boolean }) =>
+interface SpyOptions {
+  readonly silent?: boolean
+  readonly frozenHeartbeats?: boolean
+  /** The first write of lines and state changes fails, the storage saying why. */
+  readonly firstWriteFails?: Storage.StorageErrorReason
+}
+
+const spying = (spy: Spy, options: SpyOptions) =>
   Layer.effect(
     Storage.Storage,
     Effect.gen(function* () {
@@ -54,27 +61,31 @@ const spying = (spy: Spy, options: { readonly silent?: boolean; readonly frozenH
         changes: options.silent ? Effect.succeed(Stream.empty) : inner.changes
       })
       // A write of lines and state changes, seen as the calls it stands for after its own entry.
+      let failing = options.firstWriteFails
       return {
         ...spied,
-        appendAndTransition: (id, fence, lines, events) => {
-          spy.calls.push(`write:${lines.length}:${events.map((event) => event._tag).join("+")}`)
-          const [first, ...rest] = events
-          return Effect.gen(function* () {
-            if (lines.length > 0) yield* spied.appendLogs(id, fence, lines)
-            let build = yield* spied.transition(id, first)
-            for (const event of rest) build = yield* spied.transition(id, event)
-            return build
+        // Seen when it runs, not when it is made, so that a retry of the same write is seen again.
+        appendAndTransition: (id, fence, lines, events) =>
+          Effect.suspend(() => {
+            spy.calls.push(`write:${lines.length}:${events.map((event) => event._tag).join("+")}`)
+            if (failing !== undefined) {
+              const reason = failing
+              failing = undefined
+              return Effect.fail(new Storage.StorageError({ reason, message: `the write failed: ${reason}` }))
+            }
+            const [first, ...rest] = events
+            return Effect.gen(function* () {
+              if (lines.length > 0) yield* spied.appendLogs(id, fence, lines)
+              let build = yield* spied.transition(id, first)
+              for (const event of rest) build = yield* spied.transition(id, event)
+              return build
+            })
           })
-        }
       } satisfies Storage.StorageShape
     })
   )
 
-const setup = (
-  engine: Engine.EngineOptions = {},
-  spy?: Spy,
-  options: { silent?: boolean; frozenHeartbeats?: boolean } = {}
-) => {
+const setup = (engine: Engine.EngineOptions = {}, spy?: Spy, options: SpyOptions = {}) => {
   const storage =
     spy === undefined
       ? Storage.Storage.layerMemory()
@@ -310,6 +321,27 @@ describe("Engine", () => {
       yield* storage.requestCancel(Access.all, long!.id, null)
       yield* stopped(long!.id)
     }).pipe(Effect.provide(setup({ logFlushMs: 1_000 }, spy)))
+  })
+
+  it.live("writes again a write that failed where a retry can help, and only such a write", () => {
+    const busy: Spy = { calls: [], appendSizes: [] }
+    const corrupt: Spy = { calls: [], appendSizes: [] }
+    const run = (spy: Spy, reason: Storage.StorageErrorReason) =>
+      Effect.gen(function* () {
+        const { queue } = yield* appWith("echo hello")
+        const [build] = yield* queue()
+        expect(yield* stopped(build!.id)).toMatchObject({ status: "completed", outcome: "success" })
+        return spy.calls.filter((call) => call.startsWith("write"))
+      }).pipe(Effect.provide(setup({ logFlushMs: 1_000 }, spy, { firstWriteFails: reason })))
+    return Effect.gen(function* () {
+      const retried = yield* run(busy, "Busy")
+      expect(retried).toHaveLength(2)
+      expect(retried[1]).toBe(retried[0])
+      // Not retried: the lines and each state change are written on their own instead.
+      const split = yield* run(corrupt, "Corrupt")
+      expect(split[1]).not.toBe(split[0])
+      expect(split.slice(1)).toEqual(["write:0:Started", "write:0:Succeeded"])
+    })
   })
 
   it.live("never stores a secret value, even printed in pieces", () =>
