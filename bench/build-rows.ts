@@ -2,7 +2,8 @@
  * Builds written straight into a Kiln SQLite file, in the adapter's own rows, a transaction per 20,000:
  * a million take seconds, where creating each through storage takes about a millisecond.
  */
-import { type Build, SqlRows } from "@kiln/core"
+import type { Build } from "@kiln/core"
+import { SqlRows } from "@kiln/core/adapter"
 import type Database from "better-sqlite3"
 
 const batchSize = 20_000

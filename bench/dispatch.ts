@@ -45,16 +45,12 @@ const kiln = (url: string, directory: string) =>
       )
     )
     const started = performance.now()
-    yield* Effect.scoped(
-      Effect.andThen(Layer.build(Engine.Engine.layer({ concurrency })), Fiber.join(finished))
-    )
+    yield* Effect.scoped(Effect.andThen(Layer.build(Engine.layer({ concurrency })), Fiber.join(finished)))
     return count / ((performance.now() - started) / 1000)
   }).pipe(
     Effect.scoped,
     Effect.provide(
-      Layer.mergeAll(noopRunner, SourceStore.SourceStore.layer({ directory })).pipe(
-        Layer.provideMerge(pgStorage(url))
-      )
+      Layer.mergeAll(noopRunner, SourceStore.layer({ directory })).pipe(Layer.provideMerge(pgStorage(url)))
     ),
     Effect.provide(quiet)
   )

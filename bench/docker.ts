@@ -83,11 +83,11 @@ const bench = Effect.gen(function* () {
 
 rmSync(directory, { recursive: true, force: true })
 mkdirSync(directory, { recursive: true })
-const layer = Engine.Engine.layer({ concurrency: 1, pollIntervalMs: 50 }).pipe(
+const layer = Engine.layer({ concurrency: 1, pollIntervalMs: 50 }).pipe(
   Layer.provideMerge(
     Layer.mergeAll(
       SqliteStorage.layer({ filename: `${directory}/kiln.db` }),
-      SourceStore.SourceStore.layer({ directory: `${directory}/sources` }),
+      SourceStore.layer({ directory: `${directory}/sources` }),
       DockerRunner.layer({ namespace })
     )
   )

@@ -15,12 +15,12 @@ process.on("disconnect", () => process.exit())
 Effect.runFork(
   Layer.launch(
     Layer.effectDiscard(Effect.sync(() => process.send!("ready"))).pipe(
-      Layer.provide(Engine.Engine.layer({ concurrency: 10 })),
+      Layer.provide(Engine.layer({ concurrency: 10 })),
       Layer.provide(
         Layer.mergeAll(
           PgStorage.layer({ connectionString: url, schema }),
           noopRunner,
-          SourceStore.SourceStore.layer({ directory: sources })
+          SourceStore.layer({ directory: sources })
         )
       ),
       Layer.provide(quiet)

@@ -26,7 +26,7 @@ const [kind, file, extra, schema] = process.argv.slice(2) as [string, string, st
 const serve = async (services: Layer.Layer<Storage.Storage | SourceStore.SourceStore, unknown>) => {
   const runtime = ManagedRuntime.make(
     KilnHttp.layerServer({ port: 0, host: "127.0.0.1" }).pipe(
-      Layer.provideMerge(Authenticator.Authenticator.layer.pipe(Layer.provideMerge(services))),
+      Layer.provideMerge(Authenticator.layer.pipe(Layer.provideMerge(services))),
       // Errors still reach stderr; "Listening on …" would only interleave with the bench's lines.
       Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
     )
@@ -39,11 +39,8 @@ const serve = async (services: Layer.Layer<Storage.Storage | SourceStore.SourceS
 }
 
 const kiln = async (directory: string) =>
-  (
-    await serve(
-      Layer.mergeAll(SqliteStorage.layer({ filename: file }), SourceStore.SourceStore.layer({ directory }))
-    )
-  ).port
+  (await serve(Layer.mergeAll(SqliteStorage.layer({ filename: file }), SourceStore.layer({ directory }))))
+    .port
 
 /** Reads a version's whole build context in this process: how fast a build would get it. */
 const readContext = (id: string) =>
@@ -64,11 +61,11 @@ const sources = async (target: string, directory: string) => {
   const services = target.startsWith("postgres")
     ? Layer.mergeAll(
         PgStorage.layer({ connectionString: target, schema }),
-        SourceStore.SourceStore.layerWithArchiveStore({ directory }).pipe(
+        SourceStore.layerWithArchiveStore({ directory }).pipe(
           Layer.provide(PgArchiveStore.layer({ connectionString: target, schema }))
         )
       )
-    : Layer.mergeAll(SqliteStorage.layer({ filename: target }), SourceStore.SourceStore.layer({ directory }))
+    : Layer.mergeAll(SqliteStorage.layer({ filename: target }), SourceStore.layer({ directory }))
   const { port, runtime } = await serve(services)
   const control = createServer((request, response) => {
     const id = /^\/context\/([^/?]+)$/.exec(request.url ?? "")?.[1]

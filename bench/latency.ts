@@ -64,12 +64,12 @@ const sqlite = Effect.gen(function* () {
   const dir = yield* scratch
   return yield* measure.pipe(
     Effect.provide(
-      Engine.Engine.layer({ concurrency: 10 }).pipe(
+      Engine.layer({ concurrency: 10 }).pipe(
         Layer.provideMerge(
           Layer.mergeAll(
             SqliteStorage.layer({ filename: join(dir, "kiln.db") }),
             noopRunner,
-            SourceStore.SourceStore.layer({ directory: join(dir, "sources") })
+            SourceStore.layer({ directory: join(dir, "sources") })
           )
         )
       )

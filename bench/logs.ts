@@ -86,7 +86,7 @@ const bench = Effect.gen(function* () {
   for (let run = 1; run <= runs; run++) {
     const file = `${directory}/run-${run}.db`
     rmSync(file, { force: true })
-    const layer = Engine.Engine.layer({ concurrency: 1, pollIntervalMs: 5 }).pipe(
+    const layer = Engine.layer({ concurrency: 1, pollIntervalMs: 5 }).pipe(
       Layer.provideMerge(
         Layer.mergeAll(
           SqliteStorage.layer({
@@ -94,7 +94,7 @@ const bench = Effect.gen(function* () {
             logBudget: { headBytes: 64 * 1024 ** 2, tailBytes: 64 * 1024 ** 2 }
           }),
           chatty,
-          SourceStore.SourceStore.layer({ directory: `${directory}/sources` })
+          SourceStore.layer({ directory: `${directory}/sources` })
         )
       )
     )

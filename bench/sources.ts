@@ -181,10 +181,7 @@ const bench = Effect.gen(function* () {
     [url, join(dir, "postgres-sources"), schema],
     archives
   )
-  const sqliteStore = yield* storeLeg(
-    ArchiveStore.ArchiveStore.layer({ directory: join(dir, "store") }),
-    archives
-  )
+  const sqliteStore = yield* storeLeg(ArchiveStore.layer({ directory: join(dir, "store") }), archives)
   const pgStore = yield* storeLeg(
     PgArchiveStore.layer({ connectionString: url, schema: PgTesting.uniqueSchema("kiln_bench") }),
     archives

@@ -84,7 +84,7 @@ const program = Effect.gen(function* () {
 
 Effect.gen(function* () {
   const token = yield* readToken
-  yield* program.pipe(Effect.provide(KilnClient.KilnClient.layer({ baseUrl, token })))
+  yield* program.pipe(Effect.provide(KilnClient.layer({ baseUrl, token })))
 }).pipe(
   // What went wrong, in a line: no stack traces for a missing server or a refused token.
   Effect.catchTag("HttpClientError", () =>

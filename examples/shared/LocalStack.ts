@@ -71,13 +71,10 @@ export const layer = (
       // archives live in the database, and the directory holds only what a running operation unpacks.
       const [storage, sources] =
         dataDir.postgres === undefined
-          ? [
-              SqliteStorage.layer({ filename: dataDir.database }),
-              SourceStore.SourceStore.layer(sourceOptions)
-            ]
+          ? [SqliteStorage.layer({ filename: dataDir.database }), SourceStore.layer(sourceOptions)]
           : [
               PgStorage.layer({ connectionString: dataDir.postgres }),
-              SourceStore.SourceStore.layerWithArchiveStore(sourceOptions).pipe(
+              SourceStore.layerWithArchiveStore(sourceOptions).pipe(
                 Layer.provide(PgArchiveStore.layer({ connectionString: dataDir.postgres }))
               )
             ]
@@ -89,7 +86,7 @@ export const layer = (
           registry: options.registry === undefined ? undefined : { host: options.registry }
         })
       )
-      return Layer.mergeAll(Engine.Engine.layer(options.engine), Authenticator.Authenticator.layer).pipe(
+      return Layer.mergeAll(Engine.layer(options.engine), Authenticator.layer).pipe(
         Layer.provideMerge(services),
         Layer.provideMerge(Cursor.layer(cursorSecret(dataDir)))
       )

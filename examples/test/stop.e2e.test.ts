@@ -34,7 +34,7 @@ const serverCommand = [process.execPath, ...serverCommandArgs()] as const
 const storage = (where: Scratch) =>
   Layer.mergeAll(
     SqliteStorage.layer({ filename: where.database }),
-    SourceStore.SourceStore.layer({ directory: where.sources })
+    SourceStore.layer({ directory: where.sources })
   )
 
 /** A data directory with one build queued, which prints its nonce and then sleeps for ten minutes. */

@@ -12,7 +12,8 @@
  * on a channel of the schema's own.
  */
 import { randomUUID } from "node:crypto"
-import { type Id, LogBudget, SqlRows as rows, Storage, StorageDriver, type StorageError } from "@kiln/core"
+import { type Id, Storage, type StorageError } from "@kiln/core"
+import { LogBudget, SqlRows as rows, StorageDriver } from "@kiln/core/adapter"
 import { Effect, Layer, type Scope } from "effect"
 import { clientConfig, open } from "./internal/connection.ts"
 import { makeKnownWrites } from "./internal/knownWrites.ts"

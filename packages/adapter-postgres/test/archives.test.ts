@@ -35,7 +35,7 @@ ArchiveStoreConformance.all("postgres", () => Layer.unwrap(Effect.map(freshSchem
 
 /** The source store of one Kiln process: its own scratch directory and pool, on the shared schema. */
 const processOn = (schema: string, options: Omit<SourceStore.SourceStoreOptions, "directory"> = {}) =>
-  SourceStore.SourceStore.layerWithArchiveStore({ ...options, directory: tempDir("process") }).pipe(
+  SourceStore.layerWithArchiveStore({ ...options, directory: tempDir("process") }).pipe(
     Layer.provide(archivesOn(schema))
   )
 
@@ -219,11 +219,11 @@ describe("postgres archive store", () => {
       const schema = yield* freshSchema
       const url = PgTesting.databaseUrl()
       const kiln = yield* Layer.build(
-        Engine.Engine.layer({ archiveSweepIntervalMs: 100 }).pipe(
+        Engine.layer({ archiveSweepIntervalMs: 100 }).pipe(
           Layer.provideMerge(
             Layer.mergeAll(
               PgStorage.layer({ connectionString: url, schema }),
-              Runner.Runner.layerTest,
+              Runner.layerTest,
               processOn(schema, { archiveGracePeriod: "2 seconds" })
             )
           )

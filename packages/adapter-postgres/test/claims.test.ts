@@ -1,5 +1,6 @@
 import { expect, it } from "@effect/vitest"
-import { type Build, BuildState, type Claim } from "@kiln/core"
+import { type Build, BuildState } from "@kiln/core"
+import type { Claim } from "@kiln/core/adapter"
 import { DateTime, Effect, Result } from "effect"
 import { TestClock } from "effect/testing"
 import { describe } from "vitest"

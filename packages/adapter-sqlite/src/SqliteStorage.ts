@@ -10,7 +10,8 @@
  * `changes` is in-process: it hears the writes made through this storage. Two processes sharing one file
  * do not hear each other's changes; their engines fall back to polling, since storage stays the truth.
  */
-import { type Id, LogBudget, SqlRows as rows, Storage, StorageDriver, type StorageError } from "@kiln/core"
+import { type Id, Storage, type StorageError } from "@kiln/core"
+import { LogBudget, SqlRows as rows, StorageDriver } from "@kiln/core/adapter"
 import { Clock, DateTime, Effect, Layer, Result, type Scope } from "effect"
 import { attempt, open, snapshot } from "./internal/connection.ts"
 import { migrate } from "./internal/migrations.ts"

@@ -75,8 +75,8 @@ export interface DirectoryOptions {
 
 export class ArchiveStore extends Context.Service<ArchiveStore, ArchiveStoreShape>()(
   "@kiln/core/ArchiveStore"
-) {
-  /** Blobs in a local directory: for one host (SQLite, one process), never shared between hosts. */
-  static readonly layer = (options: DirectoryOptions): Layer.Layer<ArchiveStore, SourceError> =>
-    Layer.effect(ArchiveStore, makeDirectoryArchives(options.directory))
-}
+) {}
+
+/** Blobs in a local directory: for one host (SQLite, one process), never shared between hosts. */
+export const layer = (options: DirectoryOptions): Layer.Layer<ArchiveStore, SourceError> =>
+  Layer.effect(ArchiveStore, makeDirectoryArchives(options.directory))

@@ -113,10 +113,10 @@ export const make = (options: Options = {}): Effect.Effect<AuthenticatorShape, n
 
 export class Authenticator extends Context.Service<Authenticator, AuthenticatorShape>()(
   "@kiln/core/Authenticator"
-) {
-  /** Kiln's own tokens, with the default cache (see `Options`). */
-  static readonly layer: Layer.Layer<Authenticator, never, Storage> = Layer.effect(Authenticator, make())
-}
+) {}
+
+/** Kiln's own tokens, with the default cache (see `Options`). */
+export const layer: Layer.Layer<Authenticator, never, Storage> = Layer.effect(Authenticator, make())
 
 /**
  * Issues one of Kiln's tokens: stores the SHA-256 of a fresh secret and returns the token with the secret,

@@ -57,13 +57,13 @@ export interface EngineShape {
   readonly running: Effect.Effect<ReadonlyArray<BuildId>>
 }
 
-export class Engine extends Context.Service<Engine, EngineShape>()("@kiln/core/Engine") {
-  /**
-   * Starts the engine for the life of the layer: closing the layer (SIGTERM under `NodeRuntime.runMain`)
-   * stops claiming, lets running builds finish within `shutdownGraceMs`, then cancels them with reason
-   * "shutdown".
-   */
-  static readonly layer = (
-    options: EngineOptions = {}
-  ): Layer.Layer<Engine, never, Storage | Runner | SourceStore> => Layer.effect(Engine, makeEngine(options))
-}
+export class Engine extends Context.Service<Engine, EngineShape>()("@kiln/core/Engine") {}
+
+/**
+ * Starts the engine for the life of the layer: closing the layer (SIGTERM under `NodeRuntime.runMain`)
+ * stops claiming, lets running builds finish within `shutdownGraceMs`, then cancels them with reason
+ * "shutdown".
+ */
+export const layer = (
+  options: EngineOptions = {}
+): Layer.Layer<Engine, never, Storage | Runner | SourceStore> => Layer.effect(Engine, makeEngine(options))

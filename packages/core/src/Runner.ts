@@ -76,11 +76,11 @@ export interface RunnerShape {
   readonly sweep: (activeAmong: ActiveAmong) => Effect.Effect<ReadonlyArray<Resource>, RunnerError>
 }
 
-export class Runner extends Context.Service<Runner, RunnerShape>()("@kiln/core/Runner") {
-  /**
-   * A scripted runner for deterministic tests, with no container engine: it runs the `commands`
-   * strategy's build and deploy commands as a tiny shell (`echo text`, `echo text >&2`, `sleep seconds`,
-   * `exit code`, `true`, `false`, separated by `;`, `&&` or newlines), one step each.
-   */
-  static readonly layerTest: Layer.Layer<Runner> = Layer.effect(Runner, makeScriptedRunner)
-}
+export class Runner extends Context.Service<Runner, RunnerShape>()("@kiln/core/Runner") {}
+
+/**
+ * A scripted runner for deterministic tests, with no container engine: it runs the `commands`
+ * strategy's build and deploy commands as a tiny shell (`echo text`, `echo text >&2`, `sleep seconds`,
+ * `exit code`, `true`, `false`, separated by `;`, `&&` or newlines), one step each.
+ */
+export const layerTest: Layer.Layer<Runner> = Layer.effect(Runner, makeScriptedRunner)

@@ -8,7 +8,7 @@
 import { join } from "node:path"
 import { Context, type Duration, Effect, Layer, type Stream } from "effect"
 import type { AppVersion, CommitSha } from "./AppVersion.ts"
-import { ArchiveStore } from "./ArchiveStore.ts"
+import { type ArchiveStore, layer as archiveStoreLayer } from "./ArchiveStore.ts"
 import { makeFsSourceStore } from "./internal/fsSourceStore.ts"
 import type { SourceError } from "./SourceError.ts"
 
@@ -104,22 +104,22 @@ export interface SourceStoreOptions {
   readonly archiveGracePeriod?: Duration.Input | undefined
 }
 
-export class SourceStore extends Context.Service<SourceStore, SourceStoreShape>()("@kiln/core/SourceStore") {
-  /**
-   * The store on a local directory, archives included (`<directory>/archives`), with the git CLI for git
-   * sources: for one process, or processes on one host.
-   */
-  static readonly layer = (options: SourceStoreOptions): Layer.Layer<SourceStore, SourceError> =>
-    SourceStore.layerWithArchiveStore(options).pipe(
-      Layer.provide(ArchiveStore.layer({ directory: join(options.directory, "archives") }))
-    )
+export class SourceStore extends Context.Service<SourceStore, SourceStoreShape>()("@kiln/core/SourceStore") {}
 
-  /**
-   * The store with its archives in the `ArchiveStore` provided to it (e.g. `PgArchiveStore`, which every
-   * process on one database reads); `directory` holds only temporary files.
-   */
-  static readonly layerWithArchiveStore = (
-    options: SourceStoreOptions
-  ): Layer.Layer<SourceStore, SourceError, ArchiveStore> =>
-    Layer.effect(SourceStore, makeFsSourceStore(options))
-}
+/**
+ * The store on a local directory, archives included (`<directory>/archives`), with the git CLI for git
+ * sources: for one process, or processes on one host.
+ */
+export const layer = (options: SourceStoreOptions): Layer.Layer<SourceStore, SourceError> =>
+  layerWithArchiveStore(options).pipe(
+    Layer.provide(archiveStoreLayer({ directory: join(options.directory, "archives") }))
+  )
+
+/**
+ * The store with its archives in the `ArchiveStore` provided to it (e.g. `PgArchiveStore`, which every
+ * process on one database reads); `directory` holds only temporary files.
+ */
+export const layerWithArchiveStore = (
+  options: SourceStoreOptions
+): Layer.Layer<SourceStore, SourceError, ArchiveStore> =>
+  Layer.effect(SourceStore, makeFsSourceStore(options))

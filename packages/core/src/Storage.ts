@@ -161,8 +161,8 @@ export interface StorageShape {
   readonly changes: Effect.Effect<Stream.Stream<Change>, StorageError, Scope.Scope>
 }
 
-export class Storage extends Context.Service<Storage, StorageShape>()("@kiln/core/Storage") {
-  /** The in-memory reference implementation: every conformance suite passes against it. */
-  static readonly layerMemory = (options: StorageOptions = {}): Layer.Layer<Storage> =>
-    Layer.effect(Storage, makeMemoryStorage(options))
-}
+export class Storage extends Context.Service<Storage, StorageShape>()("@kiln/core/Storage") {}
+
+/** The in-memory reference implementation: every conformance suite passes against it. */
+export const layerMemory = (options: StorageOptions = {}): Layer.Layer<Storage> =>
+  Layer.effect(Storage, makeMemoryStorage(options))

@@ -5,8 +5,8 @@
  */
 import { DateTime, Schema } from "effect"
 import { type BuildSettings, RelativePath } from "./App.ts"
-import * as Glob from "./Glob.ts"
 import { AppId, type TokenId, TriggerId, WorkspaceId } from "./Id.ts"
+import * as Glob from "./internal/glob.ts"
 import { Name, NewName } from "./Workspace.ts"
 
 const Pattern = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(1024))

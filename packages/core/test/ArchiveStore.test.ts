@@ -12,7 +12,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }))
 let made = 0
 const fresh = () => join(root, `store-${++made}`)
 
-ArchiveStoreConformance.all("directory", () => ArchiveStore.ArchiveStore.layer({ directory: fresh() }))
+ArchiveStoreConformance.all("directory", () => ArchiveStore.layer({ directory: fresh() }))
 
 describe("directory archive store", () => {
   it.live("writes a put under a hidden partial name, and leaves no partial file however the put ends", () => {
@@ -35,6 +35,6 @@ describe("directory archive store", () => {
       yield* store.put({ body })
       yield* store.put({ body })
       expect(readdirSync(directory)).toEqual([`${blob.sha256}.tar.gz`])
-    }).pipe(Effect.provide(ArchiveStore.ArchiveStore.layer({ directory })))
+    }).pipe(Effect.provide(ArchiveStore.layer({ directory })))
   })
 })

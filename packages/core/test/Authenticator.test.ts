@@ -3,7 +3,7 @@ import { Access, ApiToken, Authenticator, Storage } from "@kiln/core"
 import { DateTime, Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
 
-const layer = Authenticator.Authenticator.layer.pipe(Layer.provideMerge(Storage.Storage.layerMemory()))
+const layer = Authenticator.layer.pipe(Layer.provideMerge(Storage.layerMemory()))
 
 const refusal = (credential: string) =>
   Authenticator.Authenticator.use((authenticator) =>
@@ -124,7 +124,7 @@ describe("Authenticator", () => {
     }).pipe(
       Effect.provide(
         Layer.effect(Authenticator.Authenticator, Authenticator.make({ cacheMs: 0 })).pipe(
-          Layer.provideMerge(Storage.Storage.layerMemory())
+          Layer.provideMerge(Storage.layerMemory())
         )
       )
     )

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Claim, Id } from "@kiln/core"
+import { Id } from "@kiln/core"
+import { Claim } from "@kiln/core/adapter"
 import fc from "fast-check"
 
 const ws = (n: number) => Id.fromUuid("wsp", `0190b3a0-0000-7000-8000-${String(n).padStart(12, "0")}`)!

@@ -88,14 +88,10 @@ const spying = (spy: Spy, options: SpyOptions) =>
 const setup = (engine: Engine.EngineOptions = {}, spy?: Spy, options: SpyOptions = {}) => {
   const storage =
     spy === undefined
-      ? Storage.Storage.layerMemory()
-      : spying(spy, options).pipe(Layer.provide(Storage.Storage.layerMemory()))
-  const base = Layer.mergeAll(
-    storage,
-    Runner.Runner.layerTest,
-    SourceStore.SourceStore.layer({ directory: dir })
-  )
-  return Engine.Engine.layer({ cancelPollMs: 100, reapIntervalMs: 100, pollIntervalMs: 100, ...engine }).pipe(
+      ? Storage.layerMemory()
+      : spying(spy, options).pipe(Layer.provide(Storage.layerMemory()))
+  const base = Layer.mergeAll(storage, Runner.layerTest, SourceStore.layer({ directory: dir }))
+  return Engine.layer({ cancelPollMs: 100, reapIntervalMs: 100, pollIntervalMs: 100, ...engine }).pipe(
     Layer.provideMerge(base)
   )
 }
@@ -407,12 +403,12 @@ describe("Engine archive sweep", () => {
     "removes the stored archives no version names, asking about every name however many versions share one",
     () => {
       const directory = join(dir, "sweep")
-      const layer = Engine.Engine.layer({ owner: "sweeper", archiveSweepIntervalMs: 100 }).pipe(
+      const layer = Engine.layer({ owner: "sweeper", archiveSweepIntervalMs: 100 }).pipe(
         Layer.provideMerge(
           Layer.mergeAll(
-            Storage.Storage.layerMemory(),
-            Runner.Runner.layerTest,
-            SourceStore.SourceStore.layer({ directory, archiveGracePeriod: "200 millis" })
+            Storage.layerMemory(),
+            Runner.layerTest,
+            SourceStore.layer({ directory, archiveGracePeriod: "200 millis" })
           )
         )
       )

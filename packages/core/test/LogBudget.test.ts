@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Id, LogBudget, LogLine } from "@kiln/core"
+import { Id, LogLine } from "@kiln/core"
+import { LogBudget } from "@kiln/core/adapter"
 import { DateTime } from "effect"
 import fc from "fast-check"
 

@@ -1,4 +1,4 @@
 import { Storage } from "@kiln/core"
 import { StorageConformance } from "@kiln/core/testing"
 
-StorageConformance.all("memory", (options) => Storage.Storage.layerMemory(options))
+StorageConformance.all("memory", (options) => Storage.layerMemory(options))

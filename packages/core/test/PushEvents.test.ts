@@ -95,7 +95,7 @@ describe("PushEvents.receive", () => {
         branch: "main",
         changedPaths: ["src/index.ts"]
       })
-    }).pipe(Effect.provide(Storage.Storage.layerMemory()))
+    }).pipe(Effect.provide(Storage.layerMemory()))
   )
 
   it.effect("creates nothing for a redelivery, however often and however concurrently it comes", () =>
@@ -119,7 +119,7 @@ describe("PushEvents.receive", () => {
       // Another delivery of the same commit is another event, and builds again.
       yield* PushEvents.receive(Access.all, push(ws.id, { deliveryId: "delivery-2" }))
       expect((yield* counts).builds).toBe(4)
-    }).pipe(Effect.provide(Storage.Storage.layerMemory()))
+    }).pipe(Effect.provide(Storage.layerMemory()))
   )
 
   it.effect("records a skipped build when the paths are excluded, and nothing when the branch is", () =>
@@ -141,7 +141,7 @@ describe("PushEvents.receive", () => {
       expect(received.ignored).toEqual([
         { triggerId: docsTrigger.id, reason: 'branch main is excluded by "main"' }
       ])
-    }).pipe(Effect.provide(Storage.Storage.layerMemory()))
+    }).pipe(Effect.provide(Storage.layerMemory()))
   )
 
   it.effect("gives an app one build per push: a trigger that builds beats an older one that skips", () =>
@@ -160,7 +160,7 @@ describe("PushEvents.receive", () => {
       })
       expect(received.ignored.map((i) => i.triggerId)).toEqual([skipping.id])
       expect((yield* counts).versions).toBe(1)
-    }).pipe(Effect.provide(Storage.Storage.layerMemory()))
+    }).pipe(Effect.provide(Storage.layerMemory()))
   )
 
   it.effect(
@@ -187,7 +187,7 @@ describe("PushEvents.receive", () => {
         expect(deletion.builds).toEqual([])
         expect(deletion.ignored.map((i) => i.reason)).toContain("the push names no commit")
         expect(yield* counts).toEqual({ builds: 0, versions: 0 })
-      }).pipe(Effect.provide(Storage.Storage.layerMemory()))
+      }).pipe(Effect.provide(Storage.layerMemory()))
   )
 
   it.effect("refuses a push to a workspace outside the caller's scope", () =>
@@ -198,6 +198,6 @@ describe("PushEvents.receive", () => {
       const refused = yield* Effect.flip(PushEvents.receive(Access.workspaces([other.id]), push(ws.id)))
       expect(refused._tag).toBe("NotFound")
       expect(yield* counts).toEqual({ builds: 0, versions: 0 })
-    }).pipe(Effect.provide(Storage.Storage.layerMemory()))
+    }).pipe(Effect.provide(Storage.layerMemory()))
   )
 })

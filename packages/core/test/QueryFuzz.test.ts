@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Access, Fields, Query, Sql } from "@kiln/core"
+import { Access, Fields, Query } from "@kiln/core"
+import { Sql } from "@kiln/core/adapter"
 import { Cause, Effect, Exit } from "effect"
 import fc from "fast-check"
 

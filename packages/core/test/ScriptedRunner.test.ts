@@ -1,4 +1,4 @@
 import { Runner } from "@kiln/core"
 import { RunnerConformance } from "@kiln/core/testing"
 
-RunnerConformance.all("scripted", () => Runner.Runner.layerTest, { stopWithinMs: 1_000 })
+RunnerConformance.all("scripted", () => Runner.layerTest, { stopWithinMs: 1_000 })

@@ -51,7 +51,7 @@ export const run = (command: string, args: ReadonlyArray<string>, cwd?: string, 
 /** A store on a fresh directory, and that directory. */
 export const store = (options: Omit<SourceStore.SourceStoreOptions, "directory"> = {}) => {
   const directory = tempDir("store")
-  return { directory, layer: SourceStore.SourceStore.layer({ directory, ...options }) }
+  return { directory, layer: SourceStore.layer({ directory, ...options }) }
 }
 
 /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Access, Fields, Filter, Id, OrderBy, type Query, Sql } from "@kiln/core"
+import { Access, Fields, Filter, Id, OrderBy, type Query } from "@kiln/core"
+import { Sql } from "@kiln/core/adapter"
 import { DateTime, Effect, Result } from "effect"
 
 const builds = Fields.builds as Fields.Table<unknown>

@@ -119,7 +119,7 @@ export const make = Effect.fnUntraced(function* (options: Options) {
 export type Client = Effect.Success<ReturnType<typeof make>>
 
 /** The client as a service, over the platform's `fetch`. */
-export class KilnClient extends Context.Service<KilnClient, Client>()("@kiln/http/KilnClient") {
-  static readonly layer = (options: Options): Layer.Layer<KilnClient> =>
-    Layer.effect(KilnClient, make(options)).pipe(Layer.provide(FetchHttpClient.layer))
-}
+export class KilnClient extends Context.Service<KilnClient, Client>()("@kiln/http/KilnClient") {}
+
+export const layer = (options: Options): Layer.Layer<KilnClient> =>
+  Layer.effect(KilnClient, make(options)).pipe(Layer.provide(FetchHttpClient.layer))

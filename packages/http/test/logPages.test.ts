@@ -47,10 +47,10 @@ it("is not complete when the build stopped, with a last line, right after its pa
           )
       })
     })
-  ).pipe(Layer.provide(Storage.Storage.layerMemory()))
+  ).pipe(Layer.provide(Storage.layerMemory()))
   const services = Layer.mergeAll(
-    Authenticator.Authenticator.layer,
-    SourceStore.SourceStore.layer({ directory: join(dir, "sources") })
+    Authenticator.layer,
+    SourceStore.layer({ directory: join(dir, "sources") })
   ).pipe(Layer.provideMerge(racing))
   const { handler, dispose } = KilnHttp.toWebHandler(
     Layer.effectDiscard(

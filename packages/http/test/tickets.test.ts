@@ -258,7 +258,7 @@ describe("http › log stream tickets", () => {
       Layer.mergeAll(
         host,
         SqliteStorage.layer({ filename: join(dir, "kiln.db") }),
-        SourceStore.SourceStore.layer({ directory: join(dir, "sources") })
+        SourceStore.layer({ directory: join(dir, "sources") })
       )
     )
     try {

@@ -31,7 +31,7 @@ const base = await Effect.runPromise(
       createdBy: "views"
     })
     return yield* storage.getBuild(Access.all, build.id)
-  }).pipe(Effect.provide(Storage.Storage.layerMemory()))
+  }).pipe(Effect.provide(Storage.layerMemory()))
 )
 
 const time = fc.integer({ min: 0, max: 4_102_444_800_000 }).map((ms) => DateTime.makeUnsafe(ms))

@@ -3,7 +3,8 @@
  * that arrive while a statement is in flight go together in the next one (`statements.writeBatch`), each
  * a compare-and-set, so one round trip serves many builds.
  */
-import { type Id, SqlRows as rows, type StorageDriver } from "@kiln/core"
+import type { Id } from "@kiln/core"
+import { SqlRows as rows, type StorageDriver } from "@kiln/core/adapter"
 import { Effect, type Scope } from "effect"
 import { makeBatcher } from "./batcher.ts"
 import type { Run } from "./connection.ts"

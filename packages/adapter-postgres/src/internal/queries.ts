@@ -11,14 +11,12 @@ import {
   Fields,
   Id,
   type Query,
-  SqlRows as rows,
   SourceEvent,
-  Sql,
   Storage,
-  type StorageDriver,
   Trigger,
   Workspace
 } from "@kiln/core"
+import { SqlRows as rows, Sql, type StorageDriver } from "@kiln/core/adapter"
 import { Clock, DateTime, Effect, Option } from "effect"
 import { type Database, lockKey } from "./connection.ts"
 import { statements, tokenInsertColumns, triggerWriteColumns, valuesOf } from "./statements.ts"

@@ -3,7 +3,8 @@
  * only binds and executes it; lists are compiled by core's query compiler (`Sql.compileList`). Values are
  * always bound parameters.
  */
-import { BuildState, SqlRows } from "@kiln/core"
+import { BuildState } from "@kiln/core"
+import { SqlRows } from "@kiln/core/adapter"
 import type { Statement } from "./connection.ts"
 
 const {

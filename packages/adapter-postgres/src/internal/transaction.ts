@@ -3,7 +3,8 @@
  * locking its row until the transaction ends, every write publishing its change to other processes
  * (NOTIFY, sent on commit) in the same statement.
  */
-import { Change, type Claim, LogBudget, SqlRows as rows, type StorageDriver } from "@kiln/core"
+import { Change } from "@kiln/core"
+import { type Claim, LogBudget, SqlRows as rows, type StorageDriver } from "@kiln/core/adapter"
 import { DateTime, Effect } from "effect"
 import { lockKey, type Run } from "./connection.ts"
 import { statements, valuesOf } from "./statements.ts"

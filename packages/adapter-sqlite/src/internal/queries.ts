@@ -11,14 +11,12 @@ import {
   Fields,
   Id,
   type Query,
-  SqlRows as rows,
   SourceEvent,
-  Sql,
   Storage,
-  type StorageDriver,
   Trigger,
   Workspace
 } from "@kiln/core"
+import { SqlRows as rows, Sql, type StorageDriver } from "@kiln/core/adapter"
 import type Database from "better-sqlite3"
 import { DateTime, Effect, Option, Result } from "effect"
 import { attempt, type Connection, immediate } from "./connection.ts"

@@ -2,7 +2,7 @@
  * Every fixed SQL statement the storage runs, prepared once when the storage is built; lists are compiled
  * by core's query compiler (`Sql.compileList`). Values are always bound parameters.
  */
-import { SqlRows } from "@kiln/core"
+import { SqlRows } from "@kiln/core/adapter"
 import type { Connection } from "./connection.ts"
 
 type AppRow = SqlRows.AppRow

@@ -4,7 +4,8 @@
  * connection can fall into it, and processes sharing the file queue on its write lock. A failure rolls
  * back; a `StorageError` that says Busy is thrown through, so the whole transaction is retried.
  */
-import { LogBudget, SqlRows as rows, type StorageDriver, StorageError } from "@kiln/core"
+import { StorageError } from "@kiln/core"
+import { LogBudget, SqlRows as rows, type StorageDriver } from "@kiln/core/adapter"
 import { Cause, DateTime, Effect, Exit, Result } from "effect"
 import { type Connection, immediate } from "./connection.ts"
 import type { prepareStatements } from "./statements.ts"

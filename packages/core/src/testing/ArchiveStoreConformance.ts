@@ -5,7 +5,7 @@
  *
  * ```ts
  * import { ArchiveStoreConformance } from "@kiln/core/testing"
- * ArchiveStoreConformance.all("directory", () => ArchiveStore.ArchiveStore.layer({ directory: tempDir() }))
+ * ArchiveStoreConformance.all("directory", () => ArchiveStore.layer({ directory: tempDir() }))
  * ```
  */
 import { createHash, randomBytes } from "node:crypto"

@@ -8,7 +8,8 @@
  * part), the parser behind it stops feeding that part and a late reader waits forever. So the parts are
  * read in order, each consumed inside the one walk over the stream.
  */
-import { BuildContext, type SourceStore } from "@kiln/core"
+import type { SourceStore } from "@kiln/core"
+import { BuildContext } from "@kiln/core/adapter"
 import { ByteSize, Effect, Stream } from "effect"
 import { HttpIncomingMessage, HttpServerRequest } from "effect/http"
 import * as Multipart from "effect/http/Multipart"

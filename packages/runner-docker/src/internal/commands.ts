@@ -3,7 +3,8 @@
  * `/workspace` and the build command, then the deploy command, run in it with `exec` (`sh -c`), each a step
  * whose exit code decides. The container is stopped and removed when the run ends, however it ends.
  */
-import { Redactor, type Runner, RunnerError } from "@kiln/core"
+import { type Runner, RunnerError } from "@kiln/core"
+import { Redactor } from "@kiln/core/adapter"
 import { Effect, Option, Schedule, type Scope, Stream } from "effect"
 import type { DockerClient } from "./DockerClient.ts"
 import * as Labels from "./labels.ts"

@@ -10,7 +10,8 @@
  * That step is Kiln's business, so it is not shown, and steps are numbered out of the Dockerfile's own
  * instructions ("1/3 : FROM busybox" for a three-instruction Dockerfile).
  */
-import { BuildContext, type LogLine, Redactor, type Runner, RunnerError } from "@kiln/core"
+import { type LogLine, type Runner, RunnerError } from "@kiln/core"
+import { BuildContext, Redactor } from "@kiln/core/adapter"
 import { Effect, Exit, Option, Schedule, type Scope, Stream } from "effect"
 import type { DockerClient, ProgressMessage } from "./DockerClient.ts"
 import * as Labels from "./labels.ts"

@@ -2,7 +2,7 @@
  * A process's output as log lines: assembled per stream by a `LineBuffer` that holds back enough for the
  * longest secret, and redacted whole, so a secret written in pieces is still masked.
  */
-import { LineBuffer, type Redactor } from "@kiln/core"
+import { LineBuffer, type Redactor } from "@kiln/core/adapter"
 
 export type OutputStream = "stdout" | "stderr"
 
