@@ -1,6 +1,7 @@
 import { RunnerError } from "@kiln/core"
 import { describe, expect, it } from "vitest"
-import { classifyError, makeDemultiplexer } from "../src/internal/DockerClient.ts"
+import { makeDemultiplexer } from "../src/internal/demultiplexer.ts"
+import { classifyError } from "../src/internal/dockerErrors.ts"
 
 // Shaped like what docker-modem rejects with: an Error whose message quotes the status, and the engine's
 // JSON body when it was not a stream.

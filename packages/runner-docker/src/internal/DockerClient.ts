@@ -1,13 +1,15 @@
 /**
  * The one module that speaks to Docker, through dockerode: a narrow interface of Effects and Streams whose
- * failures are `RunnerError`s, classified in one place (`classifyError`). It also holds the security
+ * failures are `RunnerError`s, classified in one place (`classifyError`, in `dockerErrors.ts`). It also holds the security
  * policy of every container Kiln creates (see `createContainer`), so no other module can loosen it.
  */
 import type { Buffer } from "node:buffer"
 import { PassThrough, type Readable } from "node:stream"
-import { type App, RunnerError } from "@kiln/core"
+import type { App, RunnerError } from "@kiln/core"
 import Docker from "dockerode"
 import { Cause, Effect, Exit, Option, Schema, Stream } from "effect"
+import { makeDemultiplexer, type Output } from "./demultiplexer.ts"
+import { classifyError, type Operation, type Settling } from "./dockerErrors.ts"
 
 /** How to reach the engine; everything left out follows `DOCKER_HOST`, else the local socket. */
 export interface Connection {
@@ -39,12 +41,6 @@ export const ProgressMessage = Schema.Struct({
   )
 })
 export type ProgressMessage = typeof ProgressMessage.Type
-
-/** A piece of a process's output, from Docker's multiplexed stream. */
-export interface Output {
-  readonly stream: "stdout" | "stderr"
-  readonly data: Uint8Array
-}
 
 export interface BuildOptions {
   readonly dockerfile: string
@@ -128,98 +124,6 @@ export interface DockerClient {
   readonly inspectExec: (
     execId: string
   ) => Effect.Effect<{ readonly running: boolean; readonly exitCode: number | null }, RunnerError.RunnerError>
-}
-
-/** What Kiln asks of Docker, named for messages. */
-export type Operation =
-  | "connect"
-  | "build image"
-  | "push image"
-  | "pull image"
-  | "inspect image"
-  | "list images"
-  | "remove image"
-  | "create container"
-  | "start container"
-  | "stop container"
-  | "remove container"
-  | "inspect container"
-  | "list containers"
-  | "copy files into container"
-  | "create exec"
-  | "start exec"
-  | "inspect exec"
-
-/** Operations where Docker's "already stopped" (304) or "no such object" (404) answer means done. */
-export type Settling =
-  | "stop container"
-  | "remove container"
-  | "remove image"
-  | "inspect container"
-  | "inspect image"
-
-/**
- * What a failed dockerode call means. For a settling operation the answer may be `"settled"`: the container
- * is already stopped or gone, the image already removed, or the inspected object absent. Otherwise:
- * Unavailable when the engine cannot be reached (retrying can help); BuildFailed when the engine refused
- * the build, push or pull with its own reason; Internal for anything else. Messages carry Docker's text.
- */
-export function classifyError(operation: Settling, cause: unknown): RunnerError.RunnerError | "settled"
-export function classifyError(
-  operation: Exclude<Operation, Settling>,
-  cause: unknown
-): RunnerError.RunnerError
-export function classifyError(operation: Operation, cause: unknown): RunnerError.RunnerError | "settled" {
-  if (cause instanceof RunnerError.RunnerError) return cause
-  const status = numberField(cause, "statusCode")
-  const message = dockerMessage(cause)
-  if (status === undefined) {
-    const code = stringField(cause, "code")
-    return code !== undefined && unreachableCodes.has(code)
-      ? new RunnerError.RunnerError({
-          reason: "Unavailable",
-          message: `the Docker engine cannot be reached: ${message}`,
-          cause
-        })
-      : new RunnerError.RunnerError({
-          reason: "Internal",
-          message: `Docker could not ${operation}: ${message}`,
-          cause
-        })
-  }
-  if (settles(operation, status, message)) return "settled"
-  if (status >= 502 && status <= 504)
-    return new RunnerError.RunnerError({
-      reason: "Unavailable",
-      message: `the Docker engine is unavailable: ${message}`,
-      cause
-    })
-  if (refusals.has(operation) && (status === 400 || status === 404 || status === 500))
-    return new RunnerError.RunnerError({ reason: "BuildFailed", message, cause })
-  return new RunnerError.RunnerError({
-    reason: "Internal",
-    message: `Docker could not ${operation}: ${message}`,
-    cause
-  })
-}
-
-/** Splits Docker's multiplexed stream (8-byte frame headers: stream type, size) into stdout and stderr, in order. */
-export const makeDemultiplexer = (): ((chunk: Uint8Array) => ReadonlyArray<Output>) => {
-  let pending = new Uint8Array(0)
-  return (chunk) => {
-    const buffer = pending.length === 0 ? chunk : concat(pending, chunk)
-    const outputs: Array<Output> = []
-    let at = 0
-    while (buffer.length - at >= 8) {
-      const size = new DataView(buffer.buffer, buffer.byteOffset + at + 4, 4).getUint32(0)
-      if (buffer.length - at - 8 < size) break
-      const data = buffer.slice(at + 8, at + 8 + size)
-      if (size > 0) outputs.push({ stream: buffer[at] === 2 ? "stderr" : "stdout", data })
-      at += 8 + size
-    }
-    pending = buffer.slice(at)
-    return outputs
-  }
 }
 
 /** A client for the engine `connection` points at; nothing is dialled until the first call. */
@@ -445,39 +349,6 @@ export const make = (connection: Connection): DockerClient => {
   }
 }
 
-// Node's codes for a socket or host that cannot be reached, or a connection that broke.
-const unreachableCodes = new Set([
-  "ENOENT",
-  "EACCES",
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN"
-])
-
-// The engine refusing these is the build's own failure (a Dockerfile error, a missing image, a registry's no).
-const refusals: ReadonlySet<Operation> = new Set(["build image", "push image", "pull image"])
-
-const settles = (operation: Operation, status: number, message: string): boolean => {
-  switch (operation) {
-    case "stop container":
-      return status === 304 || status === 404
-    case "remove container":
-      // The engine may already be removing it (a cancelled build's container): it will be gone.
-      return status === 404 || (status === 409 && message.includes("already in progress"))
-    case "remove image":
-    case "inspect container":
-    case "inspect image":
-      return status === 404
-    default:
-      return false
-  }
-}
-
 // The newest Engine API this runner knows; an older engine is spoken to in its own version.
 const newestApi = [1, 47] as const
 
@@ -514,33 +385,3 @@ const write = (sink: PassThrough, chunk: Uint8Array) =>
       sink.off("close", go)
     })
   })
-
-const concat = (a: Uint8Array, b: Uint8Array) => {
-  const joined = new Uint8Array(a.length + b.length)
-  joined.set(a)
-  joined.set(b, a.length)
-  return joined
-}
-
-const field = (value: unknown, name: string): unknown =>
-  typeof value === "object" && value !== null && name in value
-    ? (value as Record<string, unknown>)[name]
-    : undefined
-
-const numberField = (value: unknown, name: string) => {
-  const found = field(value, name)
-  return typeof found === "number" ? found : undefined
-}
-
-const stringField = (value: unknown, name: string) => {
-  const found = field(value, name)
-  return typeof found === "string" ? found : undefined
-}
-
-/** Docker's own words: the JSON body's message, else dockerode's text without its "(HTTP code …) … - " prefix. */
-const dockerMessage = (cause: unknown): string => {
-  const json = stringField(field(cause, "json"), "message")
-  if (json !== undefined) return json.trim()
-  const text = stringField(cause, "message") ?? String(cause)
-  return text.replace(/^\(HTTP code \d+\) [^-]*- /, "").trim()
-}
