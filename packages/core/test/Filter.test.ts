@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Access, Fields, Filter, OrderBy, Query } from "@kiln/core"
 import { Effect, Result } from "effect"
 
-const builds = Fields.builds as Fields.Table<unknown>
+const builds = Fields.builds
 
 const rejection = (text: string) => {
   const result = Filter.parse(builds, text)

@@ -76,7 +76,11 @@ export const assertValidBuild = (build: Build.Build): Build.Build => {
 }
 
 /** The same query, continuing after `row`. */
-export const after = <Row>(table: Table<Row>, query: Query.ListQuery, row: Row): Query.ListQuery => ({
+export const after = <Row, Name extends string>(
+  table: Table<Row, Name>,
+  query: Query.ListQuery<Name>,
+  row: Row
+): Query.ListQuery<Name> => ({
   ...query,
   cursor: { direction: "after", values: Query.positionOf(table, query.orderBy, row) }
 })

@@ -4,7 +4,7 @@ import { TestClock } from "effect/testing"
 import fc from "fast-check"
 import * as Access from "../../Access.ts"
 import * as App from "../../App.ts"
-import type { Build, BuildStep } from "../../Build.ts"
+import type { BuildStep } from "../../Build.ts"
 import * as Evaluator from "../../Evaluator.ts"
 import * as Fields from "../../Fields.ts"
 import * as OrderBy from "../../OrderBy.ts"
@@ -138,21 +138,29 @@ const snapshot = Effect.gen(function* () {
   const versions = (yield* storage.listAppVersions(Access.all, Query.first(100_000))).rows
   const steps = new Map<string, ReadonlyArray<BuildStep>>()
   for (const build of builds) steps.set(build.id, (yield* storage.getBuild(Access.all, build.id)).steps)
-  const byId = new Map<string, unknown>([...apps, ...versions].map((row) => [row.id, row]))
-  const resolve: Evaluator.Resolve = (table, name, row) => {
-    const relation = Fields.relationOf(table, name)!
-    if (relation.kind === "many") return steps.get((row as Build).id) ?? []
-    const holder = Object.values(table.fields).find((field) => field.column === relation.column)!
-    return byId.get(holder.get(row) as string)
+  const byId: { readonly [E in Fields.Entity]?: ReadonlyMap<string, Fields.Rows[E]> } = {
+    apps: new Map(apps.map((app) => [app.id, app])),
+    appVersions: new Map(versions.map((version) => [version.id, version]))
   }
-  const rows: Partial<Record<Fields.Entity, ReadonlyArray<unknown>>> = {
+  const byOwner: { readonly [E in Fields.Entity]?: ReadonlyMap<string, ReadonlyArray<Fields.Rows[E]>> } = {
+    steps
+  }
+  const resolve: Evaluator.Resolve = {
+    one: (entity, id) => byId[entity]?.get(id),
+    many: (entity, id) => byOwner[entity]?.get(id) ?? []
+  }
+  const rows: { readonly [E in Fields.Entity]?: ReadonlyArray<Fields.Rows[E]> } = {
     builds,
     apps,
     appVersions: versions,
     steps: [...steps.values()].flat()
   }
-  return { builds, resolve, rowsOf: (table: Fields.Table<unknown>) => rows[table.entity] ?? [] }
+  const rowsOf: RowsOf = (entity) => rows[entity] ?? []
+  return { builds, resolve, rowsOf }
 })
+
+/** The dataset's rows of an entity. */
+type RowsOf = <E extends Fields.Entity>(entity: E) => ReadonlyArray<Fields.Rows[E]>
 
 // ---------------------------------------------------------------------------------------------------------
 // Random queries over a dataset's own values
@@ -161,8 +169,7 @@ const snapshot = Effect.gen(function* () {
 const iso = (millis: number) => DateTime.formatIso(DateTime.makeUnsafe(millis))
 
 /** A value for a field: mostly one the dataset holds, so filters select something. */
-const valueFor = (table: Fields.Table<unknown>, name: string, rows: ReadonlyArray<unknown>) => {
-  const field = table.fields[name]!
+const valueFor = <Row>(field: Fields.Field<Row>, rows: ReadonlyArray<Row>) => {
   const seen = rows.map((row) => field.get(row)).filter((v) => v !== null)
   const raw = fc.oneof(
     {
@@ -192,11 +199,10 @@ const substringOf = (value: unknown) =>
         .map(([a, b]) => value.slice(Math.min(a, b), Math.max(a, b)))
     : fc.constant(String(value))
 
-const predicateFor = (table: Fields.Table<unknown>, rows: ReadonlyArray<unknown>): fc.Arbitrary<object> => {
-  const names = Object.keys(table.fields).filter((name) => table.fields[name]!.filter)
-  return fc.constantFrom(...names).chain((name) => {
-    const field = table.fields[name]!
-    const value = valueFor(table, name, rows)
+const predicateFor = <Row>(table: Fields.Table<Row>, rows: ReadonlyArray<Row>): fc.Arbitrary<object> => {
+  const filterable = Object.entries(table.fields).filter(([, field]) => field.filter)
+  return fc.constantFrom(...filterable).chain(([name, field]) => {
+    const value = valueFor(field, rows)
     const ops: Array<fc.Arbitrary<object>> = [
       value.map((v) => ({ eq: v })),
       value.map((v) => ({ neq: v })),
@@ -218,17 +224,17 @@ const predicateFor = (table: Fields.Table<unknown>, rows: ReadonlyArray<unknown>
   })
 }
 
-const filterFor = (
-  table: Fields.Table<unknown>,
-  rows: (table: Fields.Table<unknown>) => ReadonlyArray<unknown>,
+const filterFor = <E extends Fields.Entity>(
+  entity: E,
+  rowsOf: RowsOf,
   depth: number
 ): fc.Arbitrary<object> => {
-  const leaf = predicateFor(table, rows(table))
+  const table: Fields.Table<Fields.Rows[E]> = Fields.tables[entity]
+  const leaf = predicateFor(table, rowsOf(entity))
   if (depth <= 0) return leaf
-  const inner = () => filterFor(table, rows, depth - 1)
+  const inner = () => filterFor(entity, rowsOf, depth - 1)
   const relations = Object.entries(table.relations).map(([name, relation]) => {
-    const target = Fields.tables[relation.entity]
-    const nested = filterFor(target, rows, depth - 1)
+    const nested = filterFor(relation.entity, rowsOf, depth - 1)
     return relation.kind === "one"
       ? nested.map((f) => ({ [name]: f }))
       : fc.tuple(fc.constantFrom("some", "every", "none"), nested).map(([q, f]) => ({ [name]: { [q]: f } }))
@@ -243,7 +249,7 @@ const filterFor = (
   )
 }
 
-const orderByFor = (table: Fields.Table<unknown>) => {
+const orderByFor = (table: Fields.Table) => {
   const sortable = Object.keys(table.fields).filter((name) => table.fields[name]!.sort && name !== "id")
   return fc
     .uniqueArray(fc.constantFrom(...sortable), { minLength: 1, maxLength: OrderBy.maxKeys })
@@ -292,10 +298,8 @@ export const queries = (
               Access.workspaces([workspaces[1]!.id])
             ]
             const caseArbitrary: fc.Arbitrary<Case> = fc.record({
-              filter: fc.option(filterFor(Fields.builds as Fields.Table<unknown>, rowsOf, 3), {
-                nil: undefined
-              }),
-              orderBy: fc.option(orderByFor(Fields.builds as Fields.Table<unknown>), { nil: undefined }),
+              filter: fc.option(filterFor("builds", rowsOf, 3), { nil: undefined }),
+              orderBy: fc.option(orderByFor(Fields.builds), { nil: undefined }),
               limit: fc.constantFrom(1, 2, 3, 7, 100),
               scope: fc.nat(2)
             })
@@ -308,7 +312,7 @@ export const queries = (
                 ...(testCase.orderBy === undefined ? {} : { orderBy: JSON.stringify(testCase.orderBy) })
               }
               const label = JSON.stringify(params)
-              const query = yield* Query.fromParams(Fields.builds as Fields.Table<unknown>, access, params)
+              const query = yield* Query.fromParams(Fields.builds, access, params)
               const expected = Evaluator.list(
                 Fields.builds,
                 builds,
@@ -329,7 +333,7 @@ export const queries = (
                 expect(page.hasNextPage, label).toBe(forward.length < expectedIds.length)
                 if (!page.hasNextPage || guard > 200) break
                 const signed = yield* Query.toPage(Fields.builds, access, query, page)
-                const next = yield* Query.fromParams(Fields.builds as Fields.Table<unknown>, access, {
+                const next = yield* Query.fromParams(Fields.builds, access, {
                   ...params,
                   after: signed.pageInfo.endCursor!
                 })
@@ -380,20 +384,22 @@ export const queries = (
         const versions = (yield* storage.listAppVersions(Access.all, Query.first(100))).rows
         const workspaces = (yield* storage.listWorkspaces(Access.all, Query.first(100))).rows
         const tokens = (yield* storage.listTokens(Access.all, Query.first(100))).rows
-        const byId = new Map<string, unknown>(apps.map((app) => [app.id, app]))
-        const resolve: Evaluator.Resolve = (_table, _name, row) => byId.get((row as { appId: string }).appId)
-        const check = <Row extends { readonly id: string }>(
-          table: Fields.Table<Row>,
+        const byId: { readonly [E in Fields.Entity]?: ReadonlyMap<string, Fields.Rows[E]> } = {
+          apps: new Map(apps.map((app) => [app.id, app]))
+        }
+        const resolve: Evaluator.Resolve = { one: (entity, id) => byId[entity]?.get(id), many: () => [] }
+        const check = <Row extends { readonly id: string }, Name extends string>(
+          table: Fields.Table<Row, Name | Query.Listed>,
           rows: ReadonlyArray<Row>,
           list: (
             access: Access.Access,
-            query: Query.ListQuery
+            query: Query.ListQuery<Name | Query.Listed>
           ) => Effect.Effect<Query.ListResult<Row>, unknown>,
           params: Query.Params,
           access: Access.Access = Access.all
         ) =>
           Effect.gen(function* () {
-            const query = yield* Query.fromParams(table as Fields.Table<unknown>, access, params)
+            const query = yield* Query.fromParams(table, access, params)
             const expected = Evaluator.list(table, rows, access, query, resolve)
             const actual = yield* list(access, query)
             expect(ids(actual.rows), JSON.stringify(params)).toEqual(ids(expected.rows))
@@ -455,11 +461,7 @@ export const queries = (
           for (const pattern of patterns) {
             for (const op of ["contains", "startsWith", "endsWith", "eq", "lt", "gte"]) {
               const params = { filter: JSON.stringify({ createdBy: { [op]: pattern } }) }
-              const query = yield* Query.fromParams(
-                Fields.builds as Fields.Table<unknown>,
-                Access.all,
-                params
-              )
+              const query = yield* Query.fromParams(Fields.builds, Access.all, params)
               const expected = Evaluator.list(
                 Fields.builds,
                 builds,
@@ -483,7 +485,7 @@ export const queries = (
         const ada = everything.filter((b) => b.createdBy === "ada").length
         const run = (filter: object) =>
           Effect.flatMap(
-            Query.fromParams(Fields.builds as Fields.Table<unknown>, Access.all, {
+            Query.fromParams(Fields.builds, Access.all, {
               filter: JSON.stringify(filter)
             }),
             (query) => Effect.map(storage.listBuilds(Access.all, query), (result) => result.total)

@@ -79,7 +79,7 @@ export const triggers = (name: string, make: MakeStorage) =>
           "first",
           "third"
         ])
-        const live = yield* Query.fromParams(Fields.triggers as Fields.Table<unknown>, Access.all, {
+        const live = yield* Query.fromParams(Fields.triggers, Access.all, {
           filter: JSON.stringify({ deletedAt: { isNull: true } }),
           orderBy: JSON.stringify([{ name: "asc" }])
         })
