@@ -25,7 +25,7 @@ const runs = 15
 const file = `.kiln/bench/list-${total}.db`
 const datasetVersion = "2"
 
-const builds = Fields.builds as Fields.Table<unknown>
+const builds = Fields.builds
 const epoch = 1_735_689_600_000
 
 /** A small deterministic generator, so every machine builds the same dataset. */
@@ -196,7 +196,10 @@ const measure = Effect.gen(function* () {
       .prepare(offset.text)
       .all(...offset.params.slice(0, -2), 1, depth - 1) as Array<SqlRows.BuildRow>
     const position = Query.positionOf(Fields.builds, query.orderBy, SqlRows.toBuild(boundary!))
-    const deepQuery: Query.ListQuery = { ...query, cursor: { direction: "after", values: position } }
+    const deepQuery: Query.ListQuery<Fields.BuildField> = {
+      ...query,
+      cursor: { direction: "after", values: position }
+    }
     const deep = Sql.compileList("sqlite", builds, Access.all, deepQuery)
     const runners = {
       first: timed(first.page),

@@ -23,7 +23,7 @@ const git = (...args: Array<string>) => spawnSync("git", args, { cwd: DataDir.ro
 /** The workspace and app this example builds, created on the first run and found after. */
 const ensureApp = Effect.gen(function* () {
   const storage = yield* Storage.Storage
-  const query = yield* Query.fromParams(Fields.apps as Fields.Table<unknown>, Access.all, {
+  const query = yield* Query.fromParams(Fields.apps, Access.all, {
     filter: JSON.stringify({ handle: { eq: HelloApp.handle } })
   })
   const [existing] = (yield* storage.listApps(Access.all, query)).rows

@@ -8,6 +8,7 @@
  * `KILN_TEST_DATABASE_URL`; `layerSchema` gives each storage a schema of its own, dropped afterwards.
  */
 import { spawn } from "node:child_process"
+import { Socket } from "node:net"
 import { fileURLToPath } from "node:url"
 import type { Storage, StorageError } from "@kiln/core"
 import { Effect, Layer } from "effect"
@@ -56,10 +57,11 @@ export const startServer = (): Promise<Server> =>
         child.kill()
         return failed(`it printed ${JSON.stringify(output.slice(0, 200))} instead of its URL`)
       }
-      // Neither the server nor its pipes keep this process alive; closing stdin stops the server.
+      // Neither the server nor its pipes keep this process alive; closing stdin stops the server. The
+      // pipes are sockets, though typed as plain streams.
       child.unref()
       for (const stream of [child.stdin, child.stdout, child.stderr]) {
-        ;(stream as unknown as { unref?: () => void }).unref?.()
+        if (stream instanceof Socket) stream.unref()
       }
       resolve({
         url,

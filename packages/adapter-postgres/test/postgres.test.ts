@@ -44,7 +44,7 @@ describe("postgres specifics", () => {
       yield* storage.claimNext({ owner: "engine", leaseMs: 60_000, max: 1 })
       const total = (filter: object) =>
         Effect.flatMap(
-          Query.fromParams(Fields.builds as Fields.Table<unknown>, Access.all, {
+          Query.fromParams(Fields.builds, Access.all, {
             filter: JSON.stringify(filter)
           }),
           (query) => Effect.map(storage.listBuilds(Access.all, query), (result) => result.total)

@@ -7,7 +7,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 import { Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { Access } from "./Access.ts"
-import type { Scalar, Table } from "./Fields.ts"
+import { hasField, type Scalar, type Table } from "./Fields.ts"
 import { type SortKey, signature } from "./OrderBy.ts"
 
 export class InvalidCursor extends Schema.TaggedError<InvalidCursor>()("InvalidCursor", {
@@ -87,7 +87,7 @@ const tagOf = (secret: Uint8Array, body: string): Buffer => createHmac("sha256",
 
 /** The cursor of a row: its values for each sort key. */
 export const encode = (
-  table: Table<unknown>,
+  table: Table,
   orderBy: ReadonlyArray<SortKey>,
   access: Access,
   values: ReadonlyArray<Scalar>
@@ -100,9 +100,13 @@ export const encode = (
     return `${body}.${tagOf(key.secret, body).toString("base64url")}`
   })
 
-const matchesField = (table: Table<unknown>, key: SortKey, value: unknown): boolean => {
+const matchesField = <Name extends string>(
+  table: Table<never, Name>,
+  key: SortKey<Name>,
+  value: unknown
+): boolean => {
+  if (!hasField(table, key.field)) return false
   const field = table.fields[key.field]
-  if (field === undefined) return false
   if (value === null) return field.nullable
   switch (field.type) {
     case "number":
@@ -116,9 +120,9 @@ const matchesField = (table: Table<unknown>, key: SortKey, value: unknown): bool
 }
 
 /** Checks a cursor's tag and binding, and answers the position it names. */
-export const decode = (
-  table: Table<unknown>,
-  orderBy: ReadonlyArray<SortKey>,
+export const decode = <Name extends string>(
+  table: Table<never, Name>,
+  orderBy: ReadonlyArray<SortKey<Name>>,
   access: Access,
   direction: Direction,
   text: string

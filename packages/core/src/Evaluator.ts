@@ -7,20 +7,19 @@
  * `<` compares UTF-16 code units, which orders astral characters differently).
  */
 import * as Access from "./Access.ts"
-import type { ApiToken } from "./ApiToken.ts"
-import { visibleTo } from "./ApiToken.ts"
-import { type Field, fieldOf, relationOf, type Scalar, type Table, tables } from "./Fields.ts"
+import { type Entity, type Field, type Rows, relationOf, type Scalar, type Table, tables } from "./Fields.ts"
 import type { Filter } from "./Filter.ts"
 import type { SortKey } from "./OrderBy.ts"
 import { reverse } from "./OrderBy.ts"
 import type { ListQuery, ListResult } from "./Query.ts"
 
-/** Finds related rows: the one row a to-one relation names, or the rows of a to-many relation. */
-export type Resolve = (
-  table: Table<unknown>,
-  relation: string,
-  row: unknown
-) => unknown | ReadonlyArray<unknown>
+/** Finds the rows a filter's relations reach. */
+export interface Resolve {
+  /** The row of `entity` with this id, if there is one: what a to-one relation names. */
+  readonly one: <E extends Entity>(entity: E, id: string) => Rows[E] | undefined
+  /** The rows of `entity` that belong to the row with this id (a build's steps): a to-many relation. */
+  readonly many: <E extends Entity>(entity: E, id: string) => ReadonlyArray<Rows[E]>
+}
 
 export const compareStrings = (a: string, b: string): number => {
   const length = Math.min(a.length, b.length)
@@ -36,12 +35,7 @@ export const compareStrings = (a: string, b: string): number => {
 const compareScalars = (a: Exclude<Scalar, null>, b: Exclude<Scalar, null>): number =>
   typeof a === "string" && typeof b === "string" ? compareStrings(a, b) : a < b ? -1 : a > b ? 1 : 0
 
-const compareOp = (
-  field: Field<unknown>,
-  value: Scalar,
-  op: string,
-  operand: Exclude<Scalar, null>
-): boolean => {
+const compareOp = (field: Field, value: Scalar, op: string, operand: Exclude<Scalar, null>): boolean => {
   if (value === null) return op === "neq"
   if (field.type === "string" || field.type === "enum") {
     const text = value as string
@@ -68,7 +62,12 @@ const compareOp = (
 }
 
 /** Whether a row matches a filter. Every predicate is two-valued (see Filter). */
-export const matches = (table: Table<unknown>, filter: Filter, row: unknown, resolve: Resolve): boolean => {
+export const matches = <Row, Name extends string>(
+  table: Table<Row, Name>,
+  filter: Filter<Name>,
+  row: Row,
+  resolve: Resolve
+): boolean => {
   switch (filter._tag) {
     case "And":
       return filter.filters.every((f) => matches(table, f, row, resolve))
@@ -77,28 +76,43 @@ export const matches = (table: Table<unknown>, filter: Filter, row: unknown, res
     case "Not":
       return !matches(table, filter.filter, row, resolve)
     case "Compare": {
-      const field = fieldOf(table, filter.field)!
+      const field = table.fields[filter.field]
       return compareOp(field, field.get(row), filter.op, filter.value)
     }
     case "In": {
-      const value = fieldOf(table, filter.field)!.get(row)
+      const value = table.fields[filter.field].get(row)
       const found = value !== null && filter.values.some((v) => compareScalars(value, v) === 0)
       return filter.negate ? !found : found
     }
     case "IsNull":
-      return (fieldOf(table, filter.field)!.get(row) === null) === filter.isNull
+      return (table.fields[filter.field].get(row) === null) === filter.isNull
     case "Related": {
       const relation = relationOf(table, filter.relation)!
-      const target = tables[relation.entity]
-      const related = resolve(table, filter.relation, row)
-      if (filter.quantifier === "one")
-        return related !== undefined && matches(target, filter.filter, related, resolve)
-      const many = related as ReadonlyArray<unknown>
-      if (filter.quantifier === "some") return many.some((r) => matches(target, filter.filter, r, resolve))
-      if (filter.quantifier === "none") return !many.some((r) => matches(target, filter.filter, r, resolve))
-      return many.every((r) => matches(target, filter.filter, r, resolve))
+      // A to-one relation names the related row in one of this row's columns; a to-many one is keyed by
+      // this row's id.
+      const column = relation.kind === "one" ? relation.column : "id"
+      const holder = Object.values<Field<Row>>(table.fields).find((field) => field.column === column)!
+      return matchesRelated(relation.entity, holder.get(row), filter, resolve)
     }
   }
+}
+
+const matchesRelated = <E extends Entity>(
+  entity: E,
+  key: Scalar,
+  filter: Extract<Filter, { readonly _tag: "Related" }>,
+  resolve: Resolve
+): boolean => {
+  const target: Table<Rows[E]> = tables[entity]
+  const matchesRow = (row: Rows[E]) => matches(target, filter.filter, row, resolve)
+  if (filter.quantifier === "one") {
+    const related = typeof key === "string" ? resolve.one(entity, key) : undefined
+    return related !== undefined && matchesRow(related)
+  }
+  const many = typeof key === "string" ? resolve.many(entity, key) : []
+  if (filter.quantifier === "some") return many.some(matchesRow)
+  if (filter.quantifier === "none") return !many.some(matchesRow)
+  return many.every(matchesRow)
 }
 
 /** Orders two positions (sort values, key by key) as the order says, nulls where it puts them. */
@@ -120,34 +134,30 @@ export const comparePositions = (
 }
 
 /** Whether a caller's scope lets it see a row of the table. */
-export const visible = (table: Table<unknown>, access: Access.Access, row: unknown): boolean => {
+export const visible = <Row>(table: Table<Row>, access: Access.Access, row: Row): boolean => {
   if (access._tag === "All") return true
   switch (table.scope.kind) {
     case "none":
       return true
     case "token":
-      return visibleTo(access, row as ApiToken)
-    case "column": {
-      const column = table.scope.column
-      const field = Object.values(table.fields).find((f) => f.column === column)!
-      return Access.allows(access, field.get(row) as never)
-    }
+      return table.scope.visible(access, row)
+    case "column":
+      return Access.allows(access, table.scope.workspaceOf(row))
   }
 }
 
 /** Answers a list query over all rows of a table, as a SQL storage must. */
-export const list = <Row>(
-  table: Table<Row>,
+export const list = <Row, Name extends string>(
+  table: Table<Row, Name>,
   rows: Iterable<Row>,
   access: Access.Access,
-  query: ListQuery,
+  query: ListQuery<Name>,
   resolve: Resolve
 ): ListResult<Row> => {
-  const generic = table as Table<unknown>
-  const positionOf = (row: Row) => query.orderBy.map((key) => table.fields[key.field]!.get(row))
+  const positionOf = (row: Row) => query.orderBy.map((key) => table.fields[key.field].get(row))
   const sorted = Array.from(rows)
-    .filter((row) => visible(generic, access, row))
-    .filter((row) => query.filter === undefined || matches(generic, query.filter, row, resolve))
+    .filter((row) => visible(table, access, row))
+    .filter((row) => query.filter === undefined || matches(table, query.filter, row, resolve))
     .map((row) => ({ row, position: positionOf(row) }))
     .sort((a, b) => comparePositions(query.orderBy, a.position, b.position))
   const total = sorted.length
@@ -184,5 +194,5 @@ export const list = <Row>(
 }
 
 /** The order a `before` page is read in; exported for storages that page backwards. */
-export const readingOrder = (query: ListQuery): ReadonlyArray<SortKey> =>
+export const readingOrder = <Name extends string>(query: ListQuery<Name>): ReadonlyArray<SortKey<Name>> =>
   query.cursor?.direction === "before" ? reverse(query.orderBy) : query.orderBy

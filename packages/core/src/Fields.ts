@@ -4,10 +4,12 @@
  * compiler and the in-memory evaluator all read these tables, so adding a field is one line here.
  */
 import { DateTime } from "effect"
-import type { ApiToken } from "./ApiToken.ts"
+import type { Access } from "./Access.ts"
+import { type ApiToken, visibleTo } from "./ApiToken.ts"
 import type { App } from "./App.ts"
 import type { AppVersion } from "./AppVersion.ts"
 import type { Build, BuildStep } from "./Build.ts"
+import type { WorkspaceId } from "./Id.ts"
 import type { Trigger } from "./Trigger.ts"
 import type { Workspace } from "./Workspace.ts"
 
@@ -33,24 +35,45 @@ export type Relation =
   /** Rows of `entity` whose `column` holds this row's id. */
   | { readonly kind: "many"; readonly entity: Entity; readonly column: string }
 
-/** How a caller's workspaces narrow a table: by a workspace column, or (tokens) by the token's grants. */
-export type Scope =
-  | { readonly kind: "column"; readonly column: string }
-  | { readonly kind: "token" }
+/**
+ * How a caller's workspaces narrow a table: by a workspace column, or (tokens) by the token's grants.
+ * SQL reads the column; the in-memory evaluator reads the row.
+ */
+export type Scope<Row = never> =
+  | { readonly kind: "column"; readonly column: string; readonly workspaceOf: (row: Row) => WorkspaceId }
+  | { readonly kind: "token"; readonly visible: (access: Access, row: Row) => boolean }
   | { readonly kind: "none" }
 
-export interface Table<Row = never> {
+/**
+ * The fields of `Row`s a client may name, by name. `Table` alone (rows never read, any names) is what code
+ * that only reads the table's shape takes: every table is one.
+ */
+export interface Table<Row = never, Name extends string = string> {
   readonly entity: Entity
   /** The SQL table. */
   readonly table: string
-  readonly fields: Readonly<Record<string, Field<Row>>>
+  readonly fields: { readonly [K in Name]: Field<Row> }
   readonly relations: Readonly<Record<string, Relation>>
-  readonly scope: Scope
+  readonly scope: Scope<Row>
   /** Query parameters that are shorthand for `field eq value`, ANDed with the filter. */
-  readonly shorthands: Readonly<Record<string, string>>
+  readonly shorthands: Readonly<Record<string, NoInfer<Name>>>
 }
 
-export type Entity = "builds" | "apps" | "appVersions" | "workspaces" | "tokens" | "steps" | "triggers"
+/** The field names of a table. */
+export type FieldName<T> = T extends Table<never, infer Name> ? Name : never
+
+/** The row of each listable entity. */
+export interface Rows {
+  readonly builds: Build
+  readonly apps: App
+  readonly appVersions: AppVersion
+  readonly workspaces: Workspace
+  readonly tokens: ApiToken
+  readonly steps: BuildStep
+  readonly triggers: Trigger
+}
+
+export type Entity = keyof Rows
 
 // ---------------------------------------------------------------------------------------------------------
 // Field constructors: a field filters and sorts unless told otherwise.
@@ -93,14 +116,20 @@ const timestamp = <Row>(
 
 const nullable = { nullable: true } as const
 
+/** A table of `Row`s, its field names taken from `fields`. */
+const tableOf =
+  <Row>() =>
+  <Name extends string>(table: Table<Row, Name>): Table<Row, Name> =>
+    table
+
 // ---------------------------------------------------------------------------------------------------------
 // The tables
 // ---------------------------------------------------------------------------------------------------------
 
-export const builds: Table<Build> = {
+export const builds = tableOf<Build>()({
   entity: "builds",
   table: "builds",
-  scope: { kind: "column", column: "workspace_id" },
+  scope: { kind: "column", column: "workspace_id", workspaceOf: (b) => b.workspaceId },
   fields: {
     id: string("id", (b) => b.id),
     workspaceId: string("workspace_id", (b) => b.workspaceId),
@@ -146,9 +175,9 @@ export const builds: Table<Build> = {
     trigger: "trigger",
     created_by: "createdBy"
   }
-}
+})
 
-export const steps: Table<BuildStep> = {
+export const steps = tableOf<BuildStep>()({
   entity: "steps",
   table: "build_steps",
   scope: { kind: "none" },
@@ -163,12 +192,12 @@ export const steps: Table<BuildStep> = {
   },
   relations: {},
   shorthands: {}
-}
+})
 
-export const apps: Table<App> = {
+export const apps = tableOf<App>()({
   entity: "apps",
   table: "apps",
-  scope: { kind: "column", column: "workspace_id" },
+  scope: { kind: "column", column: "workspace_id", workspaceOf: (a) => a.workspaceId },
   fields: {
     id: string("id", (a) => a.id),
     workspaceId: string("workspace_id", (a) => a.workspaceId),
@@ -180,12 +209,12 @@ export const apps: Table<App> = {
   },
   relations: {},
   shorthands: { workspace_id: "workspaceId" }
-}
+})
 
-export const appVersions: Table<AppVersion> = {
+export const appVersions = tableOf<AppVersion>()({
   entity: "appVersions",
   table: "app_versions",
-  scope: { kind: "column", column: "workspace_id" },
+  scope: { kind: "column", column: "workspace_id", workspaceOf: (v) => v.workspaceId },
   fields: {
     id: string("id", (v) => v.id),
     workspaceId: string("workspace_id", (v) => v.workspaceId),
@@ -199,12 +228,12 @@ export const appVersions: Table<AppVersion> = {
   },
   relations: { app: { kind: "one", entity: "apps", column: "app_id" } },
   shorthands: { workspace_id: "workspaceId", app_id: "appId" }
-}
+})
 
-export const workspaces: Table<Workspace> = {
+export const workspaces = tableOf<Workspace>()({
   entity: "workspaces",
   table: "workspaces",
-  scope: { kind: "column", column: "id" },
+  scope: { kind: "column", column: "id", workspaceOf: (w) => w.id },
   fields: {
     id: string("id", (w) => w.id),
     name: string("name", (w) => w.name),
@@ -213,12 +242,12 @@ export const workspaces: Table<Workspace> = {
   },
   relations: {},
   shorthands: {}
-}
+})
 
-export const tokens: Table<ApiToken> = {
+export const tokens = tableOf<ApiToken>()({
   entity: "tokens",
   table: "api_tokens",
-  scope: { kind: "token" },
+  scope: { kind: "token", visible: visibleTo },
   fields: {
     id: string("id", (t) => t.id),
     name: string("name", (t) => t.name),
@@ -229,12 +258,12 @@ export const tokens: Table<ApiToken> = {
   },
   relations: {},
   shorthands: {}
-}
+})
 
-export const triggers: Table<Trigger> = {
+export const triggers = tableOf<Trigger>()({
   entity: "triggers",
   table: "triggers",
-  scope: { kind: "column", column: "workspace_id" },
+  scope: { kind: "column", column: "workspace_id", workspaceOf: (t) => t.workspaceId },
   fields: {
     id: string("id", (t) => t.id),
     workspaceId: string("workspace_id", (t) => t.workspaceId),
@@ -248,21 +277,23 @@ export const triggers: Table<Trigger> = {
   },
   relations: { app: { kind: "one", entity: "apps", column: "app_id" } },
   shorthands: { workspace_id: "workspaceId", app_id: "appId" }
-}
+})
 
-export const tables: { readonly [E in Entity]: Table<unknown> } = {
-  builds: builds as Table<unknown>,
-  steps: steps as Table<unknown>,
-  apps: apps as Table<unknown>,
-  appVersions: appVersions as Table<unknown>,
-  workspaces: workspaces as Table<unknown>,
-  tokens: tokens as Table<unknown>,
-  triggers: triggers as Table<unknown>
-}
+export type BuildField = FieldName<typeof builds>
+export type AppField = FieldName<typeof apps>
+export type AppVersionField = FieldName<typeof appVersions>
+export type WorkspaceField = FieldName<typeof workspaces>
+export type TokenField = FieldName<typeof tokens>
+export type TriggerField = FieldName<typeof triggers>
 
-/** The field of a table, or `undefined`: never a property inherited from `Object.prototype`. */
-export const fieldOf = <Row>(table: Table<Row>, name: string): Field<Row> | undefined =>
-  Object.hasOwn(table.fields, name) ? table.fields[name] : undefined
+/** Each entity's table, as relations reach it. */
+export type Tables = { readonly [E in Entity]: Table<Rows[E]> }
 
-export const relationOf = (table: Table<unknown>, name: string): Relation | undefined =>
+export const tables: Tables = { builds, steps, apps, appVersions, workspaces, tokens, triggers }
+
+/** Whether a table has a field of this name: never a property inherited from `Object.prototype`. */
+export const hasField = <Name extends string>(table: Table<never, Name>, name: string): name is Name =>
+  Object.hasOwn(table.fields, name)
+
+export const relationOf = (table: Table, name: string): Relation | undefined =>
   Object.hasOwn(table.relations, name) ? table.relations[name] : undefined

@@ -10,27 +10,31 @@
  * decoded by Schema into the field's type, to be bound as parameters.
  */
 import { DateTime, Option, Result, Schema, SchemaIssue } from "effect"
-import { type Field, fieldOf, relationOf, type Scalar, type Table, tables } from "./Fields.ts"
+import { type Field, hasField, relationOf, type Scalar, type Table, tables } from "./Fields.ts"
 
 export type CompareOp = "eq" | "neq" | "lt" | "lte" | "gt" | "gte" | "contains" | "startsWith" | "endsWith"
 
-export type Filter =
-  | { readonly _tag: "And"; readonly filters: ReadonlyArray<Filter> }
-  | { readonly _tag: "Or"; readonly filters: ReadonlyArray<Filter> }
-  | { readonly _tag: "Not"; readonly filter: Filter }
+/**
+ * A filter over a table whose fields are `Name`s. A relation's filter is over the related table, whose
+ * names only the relation knows: `Filter` alone names any field.
+ */
+export type Filter<Name extends string = string> =
+  | { readonly _tag: "And"; readonly filters: ReadonlyArray<Filter<Name>> }
+  | { readonly _tag: "Or"; readonly filters: ReadonlyArray<Filter<Name>> }
+  | { readonly _tag: "Not"; readonly filter: Filter<Name> }
   | {
       readonly _tag: "Compare"
-      readonly field: string
+      readonly field: Name
       readonly op: CompareOp
       readonly value: Exclude<Scalar, null>
     }
   | {
       readonly _tag: "In"
-      readonly field: string
+      readonly field: Name
       readonly values: ReadonlyArray<Exclude<Scalar, null>>
       readonly negate: boolean
     }
-  | { readonly _tag: "IsNull"; readonly field: string; readonly isNull: boolean }
+  | { readonly _tag: "IsNull"; readonly field: Name; readonly isNull: boolean }
   | {
       readonly _tag: "Related"
       readonly relation: string
@@ -38,7 +42,7 @@ export type Filter =
       readonly filter: Filter
     }
 
-export const and = (filters: ReadonlyArray<Filter>): Filter =>
+export const and = <Name extends string>(filters: ReadonlyArray<Filter<Name>>): Filter<Name> =>
   filters.length === 1 ? filters[0]! : { _tag: "And", filters }
 
 /** The caps of DESIGN.md §4; each is a clear rejection, never a slow query. */
@@ -118,24 +122,24 @@ const Timestamp = Schema.String.check(
   })
 )
 
-const valueSchema = (field: Field<unknown>): Schema.Codec<Exclude<Scalar, null>, unknown> => {
+const valueSchema = (field: Field): Schema.Decoder<Exclude<Scalar, null>> => {
   switch (field.type) {
     case "string":
-      return QueryString as never
+      return QueryString
     case "number":
-      return FiniteNumber as never
+      return FiniteNumber
     case "timestamp":
-      return Timestamp as never
+      return Timestamp
     case "boolean":
-      return Schema.Boolean as never
+      return Schema.Boolean
     case "enum":
-      return Schema.Literals(field.values).annotate({
-        expected: `one of ${field.values.join(", ")}`
-      }) as never
+      return Schema.Literals(field.values).annotate({ expected: `one of ${field.values.join(", ")}` })
   }
 }
 
-const operatorsOf = (field: Field<unknown>): ReadonlyArray<CompareOp | "in" | "notIn" | "isNull"> => {
+type Operator = CompareOp | "in" | "notIn" | "isNull"
+
+const operatorsOf = (field: Field): ReadonlyArray<Operator> => {
   switch (field.type) {
     case "string":
       return [
@@ -162,17 +166,17 @@ const operatorsOf = (field: Field<unknown>): ReadonlyArray<CompareOp | "in" | "n
   }
 }
 
-const operatorSchemas = new WeakMap<
-  Field<unknown>,
-  Schema.Codec<Readonly<Record<string, unknown>>, unknown>
->()
+const isOperatorOf = (field: Field, key: string): key is Operator =>
+  operatorsOf(field).some((op) => op === key)
+
+const operatorSchemas = new WeakMap<Field, Schema.Decoder<Readonly<Record<string, unknown>>>>()
 
 /** The schema of a field's operator object: `{ "eq": …, "in": [ … ], … }`, each operator optional. */
-const operatorSchema = (field: Field<unknown>) => {
+const operatorSchema = (field: Field) => {
   const cached = operatorSchemas.get(field)
   if (cached !== undefined) return cached
   const value = valueSchema(field)
-  const fields: Record<string, Schema.Top> = {}
+  const fields: Record<string, Schema.Decoder<unknown>> = {}
   for (const op of operatorsOf(field)) {
     fields[op] = Schema.optionalKey(
       op === "in" || op === "notIn"
@@ -182,7 +186,7 @@ const operatorSchema = (field: Field<unknown>) => {
           : value
     )
   }
-  const schema = Schema.Struct(fields) as unknown as Schema.Codec<Readonly<Record<string, unknown>>, unknown>
+  const schema = Schema.Struct(fields)
   operatorSchemas.set(field, schema)
   return schema
 }
@@ -219,25 +223,25 @@ interface Walk {
   predicates: number
 }
 
-const describeOperators = (field: Field<unknown>) => operatorsOf(field).join(", ")
-const filterableFields = (table: Table<unknown>) =>
+const describeOperators = (field: Field) => operatorsOf(field).join(", ")
+const filterableFields = (table: Table) =>
   [
     ...Object.keys(table.fields).filter((name) => table.fields[name]!.filter),
     ...Object.keys(table.relations)
   ].join(", ")
 
-const leaf = (
-  field: Field<unknown>,
-  name: string,
+const leaf = <Name extends string>(
+  field: Field,
+  name: Name,
   input: unknown,
   path: string,
   walk: Walk
-): ReadonlyArray<Filter> => {
+): ReadonlyArray<Filter<Name>> => {
   if (!isPlainObject(input)) {
     throw new Rejection(`${path}: expected an object of operators (${describeOperators(field)})`)
   }
   for (const key of Object.keys(input)) {
-    if (!operatorsOf(field).includes(key as never)) {
+    if (!isOperatorOf(field, key)) {
       throw new Rejection(
         `${pathOf(path, [key])}: not an operator of ${field.type} fields; use one of ${describeOperators(field)}`
       )
@@ -252,7 +256,7 @@ const leaf = (
   // Timestamps are compared as epoch milliseconds everywhere.
   const normalize = (value: unknown) =>
     (field.type === "timestamp" ? timestampMillis(value as string) : value) as Exclude<Scalar, null>
-  const predicates: Array<Filter> = []
+  const predicates: Array<Filter<Name>> = []
   for (const [op, raw] of Object.entries(decoded.success)) {
     const value = Array.isArray(raw) ? raw.map(normalize) : op === "isNull" ? raw : normalize(raw)
     walk.predicates += 1
@@ -279,10 +283,16 @@ const leaf = (
   return predicates
 }
 
-const node = (table: Table<unknown>, input: unknown, path: string, depth: number, walk: Walk): Filter => {
+const node = <Name extends string>(
+  table: Table<never, Name>,
+  input: unknown,
+  path: string,
+  depth: number,
+  walk: Walk
+): Filter<Name> => {
   if (depth > limits.depth) throw new Rejection(`${path}: nested deeper than ${limits.depth} levels`)
   if (!isPlainObject(input)) throw new Rejection(`${path}: expected a filter object`)
-  const parts: Array<Filter> = []
+  const parts: Array<Filter<Name>> = []
   for (const [key, value] of Object.entries(input)) {
     const at = pathOf(path, [key])
     if (key === "and" || key === "or") {
@@ -293,7 +303,7 @@ const node = (table: Table<unknown>, input: unknown, path: string, depth: number
       parts.push({ _tag: "Not", filter: node(table, value, at, depth + 1, walk) })
     } else if (relationOf(table, key) !== undefined) {
       const relation = relationOf(table, key)!
-      const target = tables[relation.entity]
+      const target: Table = tables[relation.entity]
       if (relation.kind === "one") {
         parts.push({
           _tag: "Related",
@@ -318,13 +328,12 @@ const node = (table: Table<unknown>, input: unknown, path: string, depth: number
         }
       }
     } else {
-      const field = fieldOf(table, key)
-      if (field === undefined || !field.filter) {
+      if (!hasField(table, key) || !table.fields[key].filter) {
         throw new Rejection(
           `${at}: not a filterable field of ${table.entity}; use one of ${filterableFields(table)}`
         )
       }
-      parts.push(...leaf(field, key, value, at, walk))
+      parts.push(...leaf(table.fields[key], key, value, at, walk))
     }
     if (walk.predicates > limits.predicates) {
       throw new Rejection(`${path}: more than ${limits.predicates} predicates`)
@@ -334,11 +343,11 @@ const node = (table: Table<unknown>, input: unknown, path: string, depth: number
 }
 
 /** Parses a filter already decoded from JSON. */
-export const fromJson = (
-  table: Table<unknown>,
+export const fromJson = <Name extends string>(
+  table: Table<never, Name>,
   input: unknown,
   parameter = "filter"
-): Result.Result<Filter, InvalidQuery> => {
+): Result.Result<Filter<Name>, InvalidQuery> => {
   // Bounds the recursion below, whatever the input: a legal filter is far shallower than this.
   if (jsonDepth(input) > limits.depth * 4 + 4) {
     return Result.fail(
@@ -355,11 +364,11 @@ export const fromJson = (
 }
 
 /** Parses a filter as it arrives on a query string: JSON text of at most 8 KiB. */
-export const parse = (
-  table: Table<unknown>,
+export const parse = <Name extends string>(
+  table: Table<never, Name>,
   text: string,
   parameter = "filter"
-): Result.Result<Filter, InvalidQuery> => {
+): Result.Result<Filter<Name>, InvalidQuery> => {
   if (text.length > limits.jsonBytes || encoder.encode(text).length > limits.jsonBytes) {
     return Result.fail(
       new InvalidQuery({ parameter, message: `${parameter}: longer than ${limits.jsonBytes / 1024} KiB` })

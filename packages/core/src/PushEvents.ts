@@ -47,7 +47,7 @@ export interface Received {
 const buildsOf = (access: Access.Access, event: SourceEvent) =>
   Effect.gen(function* () {
     const storage = yield* Storage
-    const query = yield* Query.fromParams(Fields.builds as Fields.Table<unknown>, access, {
+    const query = yield* Query.fromParams(Fields.builds, access, {
       filter: JSON.stringify({ sourceEventId: { eq: event.id } }),
       orderBy: JSON.stringify([{ createdAt: "asc" }])
     }).pipe(Effect.orDie)

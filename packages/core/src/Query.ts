@@ -9,15 +9,19 @@
 import { Effect, Result } from "effect"
 import type { Access } from "./Access.ts"
 import * as Cursor from "./Cursor.ts"
-import { fieldOf, type Scalar, type Table } from "./Fields.ts"
+import type { Scalar, Table } from "./Fields.ts"
 import * as Filter from "./Filter.ts"
 import * as OrderBy from "./OrderBy.ts"
 
-export interface ListQuery {
+/**
+ * A list query over a table whose fields are `Name`s: `ListQuery<Fields.BuildField>` is a query over
+ * builds, and a query over another table's fields does not type as one.
+ */
+export interface ListQuery<Name extends string = string> {
   /** Shorthands, `ids` and the client's filter, ANDed; undefined when there is none. */
-  readonly filter: Filter.Filter | undefined
+  readonly filter: Filter.Filter<Name> | undefined
   /** Ends with `id`, so the order is total. */
-  readonly orderBy: ReadonlyArray<OrderBy.SortKey>
+  readonly orderBy: ReadonlyArray<OrderBy.SortKey<Name>>
   readonly limit: number
   readonly cursor: Cursor.Position | undefined
   /**
@@ -52,8 +56,11 @@ export interface Page<A> {
 export const maxLimit = 100
 export const maxIds = 100
 
+/** The fields every listed table has: `id` ends every order, and `createdAt` is the default one. */
+export type Listed = "id" | "createdAt"
+
 /** The first `limit` rows in the default order (newest first), with no filter. */
-export const first = (limit: number = maxLimit): ListQuery => ({
+export const first = (limit: number = maxLimit): ListQuery<Listed> => ({
   filter: undefined,
   orderBy: OrderBy.complete(OrderBy.defaultOrder),
   limit,
@@ -73,7 +80,7 @@ const parseLimit = (text: string | undefined): Result.Result<number, Filter.Inva
     : Result.fail(invalid("limit", `limit: expected an integer from 1 to ${maxLimit}`))
 }
 
-const parseIds = (text: string): Result.Result<Filter.Filter, Filter.InvalidQuery> => {
+const parseIds = (text: string): Result.Result<Filter.Filter<"id">, Filter.InvalidQuery> => {
   const ids = text.split(",").map((id) => id.trim())
   if (ids.length > maxIds) return Result.fail(invalid("ids", `ids: at most ${maxIds} ids`))
   const bad = ids.findIndex((id) => !/^[A-Za-z0-9_-]{1,100}$/.test(id))
@@ -82,28 +89,27 @@ const parseIds = (text: string): Result.Result<Filter.Filter, Filter.InvalidQuer
 }
 
 /** A shorthand parameter is `field eq value`, decoded like the same comparison in a filter. */
-const parseShorthand = (
-  table: Table<unknown>,
+const parseShorthand = <Name extends string>(
+  table: Table<never, Name>,
   parameter: string,
-  fieldName: string,
+  fieldName: Name,
   text: string
-): Result.Result<Filter.Filter, Filter.InvalidQuery> => {
-  const field = fieldOf(table, fieldName)!
-  const value: unknown = field.type === "number" ? Number(text) : text
+): Result.Result<Filter.Filter<Name>, Filter.InvalidQuery> => {
+  const value: unknown = table.fields[fieldName].type === "number" ? Number(text) : text
   return Result.mapError(Filter.fromJson(table, { [fieldName]: { eq: value } }, parameter), (error) =>
     invalid(parameter, error.message.replace(`${parameter}.${fieldName}.eq`, parameter))
   )
 }
 
 /** Parses a list's query parameters, verifying the cursor against the order and the caller's scope. */
-export const fromParams = (
-  table: Table<unknown>,
+export const fromParams = <Name extends string>(
+  table: Table<never, Name | Listed>,
   access: Access,
   params: Params
-): Effect.Effect<ListQuery, Filter.InvalidQuery | Cursor.InvalidCursor> =>
+): Effect.Effect<ListQuery<Name | Listed>, Filter.InvalidQuery | Cursor.InvalidCursor> =>
   Effect.gen(function* () {
     const limit = yield* Effect.fromResult(parseLimit(params.limit))
-    const parts: Array<Filter.Filter> = []
+    const parts: Array<Filter.Filter<Name | Listed>> = []
     for (const [parameter, fieldName] of Object.entries(table.shorthands)) {
       const text = params[parameter]
       if (text !== undefined)
@@ -126,21 +132,24 @@ export const fromParams = (
   })
 
 /** The sort values of a row, in the order's keys: what its cursor encodes. */
-export const positionOf = <Row>(table: Table<Row>, orderBy: ReadonlyArray<OrderBy.SortKey>, row: Row) =>
-  orderBy.map((key): Scalar => table.fields[key.field]!.get(row))
+export const positionOf = <Row, Name extends string>(
+  table: Table<Row, Name>,
+  orderBy: ReadonlyArray<OrderBy.SortKey<Name>>,
+  row: Row
+) => orderBy.map((key): Scalar => table.fields[key.field].get(row))
 
 /** Signs the cursors of a storage result's first and last rows. */
-export const toPage = <Row>(
-  table: Table<Row>,
+export const toPage = <Row, Name extends string>(
+  table: Table<Row, Name>,
   access: Access,
-  query: ListQuery,
+  query: ListQuery<Name>,
   result: ListResult<Row>
 ): Effect.Effect<Page<Row>> =>
   Effect.gen(function* () {
     const cursorOf = (row: Row | undefined) =>
       row === undefined
         ? Effect.succeed(null)
-        : Cursor.encode(table as Table<unknown>, query.orderBy, access, positionOf(table, query.orderBy, row))
+        : Cursor.encode(table, query.orderBy, access, positionOf(table, query.orderBy, row))
     return {
       data: result.rows,
       pageInfo: {

@@ -13,7 +13,7 @@
  */
 import { Effect } from "effect"
 import type { Access } from "./Access.ts"
-import { type Field, fieldOf, relationOf, type Scalar, type Table, tables } from "./Fields.ts"
+import { type Field, relationOf, type Scalar, type Table, tables } from "./Fields.ts"
 import type { Filter } from "./Filter.ts"
 import { reverse, type SortKey } from "./OrderBy.ts"
 import { type ListQuery, type ListResult, positionOf } from "./Query.ts"
@@ -79,14 +79,19 @@ const textMatch = (
 }
 
 /** A comparison is false on a null column (true for `neq`); the guard keeps it two-valued under NOT. */
-const guarded = (field: Field<unknown>, expression: string, predicate: string, matchesNull: boolean) =>
+const guarded = (field: Field, expression: string, predicate: string, matchesNull: boolean) =>
   !field.nullable
     ? predicate
     : matchesNull
       ? `(${expression} IS NULL OR ${predicate})`
       : `(${expression} IS NOT NULL AND ${predicate})`
 
-const compileFilter = (b: Builder, table: Table<unknown>, alias: string, filter: Filter): string => {
+const compileFilter = <Name extends string>(
+  b: Builder,
+  table: Table<never, Name>,
+  alias: string,
+  filter: Filter<Name>
+): string => {
   switch (filter._tag) {
     case "And":
       return filter.filters.length === 0
@@ -99,7 +104,7 @@ const compileFilter = (b: Builder, table: Table<unknown>, alias: string, filter:
     case "Not":
       return `NOT ${compileFilter(b, table, alias, filter.filter)}`
     case "Compare": {
-      const field = fieldOf(table, filter.field)!
+      const field = table.fields[filter.field]
       const expression = column(alias, field.column)
       const predicate =
         filter.op === "contains" || filter.op === "startsWith" || filter.op === "endsWith"
@@ -108,7 +113,7 @@ const compileFilter = (b: Builder, table: Table<unknown>, alias: string, filter:
       return guarded(field, expression, predicate, filter.op === "neq")
     }
     case "In": {
-      const field = fieldOf(table, filter.field)!
+      const field = table.fields[filter.field]
       if (filter.values.length === 0) return filter.negate ? "1 = 1" : "1 = 0"
       const expression = column(alias, field.column)
       const list = filter.values.map((v) => b.bind(v)).join(", ")
@@ -120,10 +125,10 @@ const compileFilter = (b: Builder, table: Table<unknown>, alias: string, filter:
       )
     }
     case "IsNull":
-      return `${column(alias, fieldOf(table, filter.field)!.column)} IS ${filter.isNull ? "" : "NOT "}NULL`
+      return `${column(alias, table.fields[filter.field].column)} IS ${filter.isNull ? "" : "NOT "}NULL`
     case "Related": {
       const relation = relationOf(table, filter.relation)!
-      const target = tables[relation.entity]
+      const target: Table = tables[relation.entity]
       const inner = b.alias()
       const join =
         relation.kind === "one"
@@ -144,12 +149,7 @@ const compileFilter = (b: Builder, table: Table<unknown>, alias: string, filter:
   }
 }
 
-const compileScope = (
-  b: Builder,
-  table: Table<unknown>,
-  alias: string,
-  access: Access
-): ReadonlyArray<string> => {
+const compileScope = (b: Builder, table: Table, alias: string, access: Access): ReadonlyArray<string> => {
   if (access._tag === "All" || table.scope.kind === "none") return []
   const ids = [...access.ids]
   if (ids.length === 0) return ["1 = 0"]
@@ -168,13 +168,17 @@ const compileScope = (
   ]
 }
 
-const nullsClause = (field: Field<unknown>, key: SortKey) =>
+const nullsClause = (field: Field, key: SortKey) =>
   field.nullable ? (key.nullsFirst ? " NULLS FIRST" : " NULLS LAST") : ""
 
-const orderClause = (table: Table<unknown>, alias: string, keys: ReadonlyArray<SortKey>) =>
+const orderClause = <Name extends string>(
+  table: Table<never, Name>,
+  alias: string,
+  keys: ReadonlyArray<SortKey<Name>>
+) =>
   keys
     .map((key) => {
-      const field = table.fields[key.field]!
+      const field = table.fields[key.field]
       return `${column(alias, field.column)} ${key.ascending ? "ASC" : "DESC"}${nullsClause(field, key)}`
     })
     .join(", ")
@@ -183,14 +187,14 @@ const orderClause = (table: Table<unknown>, alias: string, keys: ReadonlyArray<S
  * Rows strictly after `position` in the order `keys`. The cursor's values are known here, so each key's
  * null cases are decided now rather than in SQL.
  */
-const compileKeyset = (
+const compileKeyset = <Name extends string>(
   b: Builder,
-  table: Table<unknown>,
+  table: Table<never, Name>,
   alias: string,
-  keys: ReadonlyArray<SortKey>,
+  keys: ReadonlyArray<SortKey<Name>>,
   position: ReadonlyArray<Scalar>
 ): string => {
-  const fields = keys.map((key) => table.fields[key.field]!)
+  const fields = keys.map((key) => table.fields[key.field])
   const expressions = fields.map((field) => column(alias, field.column))
   if (fields.every((field) => !field.nullable) && keys.every((key) => key.ascending === keys[0]!.ascending)) {
     const values = position.map((value) => b.bind(value)).join(", ")
@@ -244,11 +248,11 @@ export interface CompileOptions {
 const whereOf = (parts: ReadonlyArray<string>) => (parts.length === 0 ? "" : ` WHERE ${parts.join(" AND ")}`)
 
 /** Compiles a list query: the page, the total, and the neighbor probe for exact page information. */
-export const compileList = (
+export const compileList = <Name extends string>(
   dialect: Dialect,
-  table: Table<unknown>,
+  table: Table<never, Name>,
   access: Access,
-  query: ListQuery,
+  query: ListQuery<Name>,
   options: CompileOptions = {}
 ): ListStatements => {
   const base = (b: Builder, alias: string) => [
@@ -294,16 +298,16 @@ export interface Executor<Row, E> {
 }
 
 /** Runs a list query with exact page information in both directions. */
-export const runList = <Row, E>(
+export const runList = <Row, Name extends string, E>(
   dialect: Dialect,
-  table: Table<Row>,
+  table: Table<Row, Name>,
   access: Access,
-  query: ListQuery,
+  query: ListQuery<Name>,
   execute: Executor<Row, E>,
   options: CompileOptions = {}
 ): Effect.Effect<ListResult<Row>, E> =>
   Effect.gen(function* () {
-    const statements = compileList(dialect, table as Table<unknown>, access, query, options)
+    const statements = compileList(dialect, table, access, query, options)
     const fetched = yield* execute.rows(statements.page)
     const more = fetched.length > query.limit
     const backward = query.cursor?.direction === "before"

@@ -13,6 +13,14 @@ import type { Build, BuildStep, BuildWithSteps, NewBuild } from "./Build.ts"
 import type { BuildEvent, Fence, InvalidTransition, LeaseLost } from "./BuildState.ts"
 import type { Change } from "./Change.ts"
 import type { ClaimRequest } from "./Claim.ts"
+import type {
+  AppField,
+  AppVersionField,
+  BuildField,
+  TokenField,
+  TriggerField,
+  WorkspaceField
+} from "./Fields.ts"
 import type { AppId, AppVersionId, BuildId, SourceEventId, TokenId, TriggerId, WorkspaceId } from "./Id.ts"
 import { makeMemoryStorage } from "./internal/memoryStorage.ts"
 import type { Budget, LogSequenceGap } from "./LogBudget.ts"
@@ -32,18 +40,19 @@ export interface StorageOptions {
 
 type E<A, Errors = never> = Effect.Effect<A, Errors | StorageError>
 
-// Lists answer a `ListQuery` (parsed and checked by `Query.fromParams`, or `Query.first(n)`) within the
-// caller's scope, with exact page information; `Query.toPage` then signs the cursors.
+// Lists answer a `ListQuery` over the entity's fields (parsed and checked by `Query.fromParams`, or
+// `Query.first(n)`) within the caller's scope, with exact page information; `Query.toPage` then signs the
+// cursors.
 
 export interface StorageShape {
   readonly createWorkspace: (input: NewWorkspace) => E<Workspace>
   readonly getWorkspace: (access: Access, id: WorkspaceId) => E<Workspace, NotFound>
-  readonly listWorkspaces: (access: Access, query: ListQuery) => E<ListResult<Workspace>>
+  readonly listWorkspaces: (access: Access, query: ListQuery<WorkspaceField>) => E<ListResult<Workspace>>
 
   /** Fails with `Conflict` when the handle is taken in the workspace. */
   readonly createApp: (access: Access, input: NewApp) => E<App, NotFound | Conflict>
   readonly getApp: (access: Access, id: AppId) => E<App, NotFound>
-  readonly listApps: (access: Access, query: ListQuery) => E<ListResult<App>>
+  readonly listApps: (access: Access, query: ListQuery<AppField>) => E<ListResult<App>>
 
   /** A git source with a `commitSha` is ready at once; a ref or an archive waits for `resolveAppVersion`. */
   readonly createAppVersion: (access: Access, input: NewAppVersion) => E<AppVersion, NotFound>
@@ -54,13 +63,13 @@ export interface StorageShape {
     resolution: Resolution
   ) => E<AppVersion, NotFound | Conflict>
   readonly getAppVersion: (access: Access, id: AppVersionId) => E<AppVersion, NotFound>
-  readonly listAppVersions: (access: Access, query: ListQuery) => E<ListResult<AppVersion>>
+  readonly listAppVersions: (access: Access, query: ListQuery<AppVersionField>) => E<ListResult<AppVersion>>
 
   /** A trigger of an app, in the app's workspace. */
   readonly createTrigger: (access: Access, input: NewTrigger) => E<Trigger, NotFound>
   /** Deleted triggers too: the builds they made still show them. */
   readonly getTrigger: (access: Access, id: TriggerId) => E<Trigger, NotFound>
-  readonly listTriggers: (access: Access, query: ListQuery) => E<ListResult<Trigger>>
+  readonly listTriggers: (access: Access, query: ListQuery<TriggerField>) => E<ListResult<Trigger>>
   /** Changes the given fields; a deleted trigger is a `Conflict`. */
   readonly updateTrigger: (
     access: Access,
@@ -84,7 +93,7 @@ export interface StorageShape {
   /** The token whose secret hashes to `tokenHash`, revoked or expired ones included. */
   readonly findTokenByHash: (tokenHash: string) => E<Option.Option<ApiToken>>
   readonly getToken: (access: Access, id: TokenId) => E<ApiToken, NotFound>
-  readonly listTokens: (access: Access, query: ListQuery) => E<ListResult<ApiToken>>
+  readonly listTokens: (access: Access, query: ListQuery<TokenField>) => E<ListResult<ApiToken>>
   /** Revoking twice keeps the first revocation time. */
   readonly revokeToken: (access: Access, id: TokenId) => E<ApiToken, NotFound>
   /**
@@ -102,7 +111,7 @@ export interface StorageShape {
    */
   readonly createBuild: (access: Access, input: NewBuild) => E<Build, NotFound | Conflict>
   readonly getBuild: (access: Access, id: BuildId) => E<BuildWithSteps, NotFound>
-  readonly listBuilds: (access: Access, query: ListQuery) => E<ListResult<Build>>
+  readonly listBuilds: (access: Access, query: ListQuery<BuildField>) => E<ListResult<Build>>
 
   /** Claims queued builds, oldest first, within the request's caps; each becomes `initializing`. */
   readonly claimNext: (request: ClaimRequest) => E<ReadonlyArray<Build>>

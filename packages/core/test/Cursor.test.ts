@@ -2,8 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Access, Cursor, Fields, Id, OrderBy, Query } from "@kiln/core"
 import { DateTime, Effect, Result } from "effect"
 
-const builds = Fields.builds as Fields.Table<unknown>
-const apps = Fields.apps as Fields.Table<unknown>
+const builds = Fields.builds
+const apps = Fields.apps
 const ws = (n: number) => Id.fromUuid("wsp", `0190b3a0-0000-7000-8000-00000000000${n}`)!
 const order = OrderBy.complete(OrderBy.defaultOrder)
 const byName = Result.getOrThrow(OrderBy.parse(builds, '[{"createdBy":"asc"}]'))

@@ -9,7 +9,7 @@ import { Effect } from "effect"
 const secret = "an-environment-secret-of-32-bytes-or-more"
 process.env.KILN_CURSOR_SECRET = secret
 
-const builds = Fields.builds as Fields.Table<unknown>
+const builds = Fields.builds
 const order = OrderBy.complete(OrderBy.defaultOrder)
 
 it.effect(

@@ -1,8 +1,8 @@
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Access, Fields, Filter, OrderBy, Query } from "@kiln/core"
 import { Effect, Result } from "effect"
 
-const builds = Fields.builds as Fields.Table<unknown>
+const builds = Fields.builds
 
 const rejection = (text: string) => {
   const result = Filter.parse(builds, text)
@@ -199,6 +199,20 @@ describe("Query.fromParams", () => {
           { _tag: "Compare", field: "createdBy", op: "eq", value: "ada" }
         ]
       })
+    })
+  )
+
+  it.effect("types a query by the fields of the table it was parsed against", () =>
+    Effect.gen(function* () {
+      const overBuilds = yield* Query.fromParams(builds, Access.all, { orderBy: '[{"phase":"asc"}]' })
+      const overTriggers = yield* Query.fromParams(Fields.triggers, Access.all, {})
+      expectTypeOf(overBuilds).toEqualTypeOf<Query.ListQuery<Fields.BuildField>>()
+      expectTypeOf(overTriggers).not.toExtend<Query.ListQuery<Fields.BuildField>>()
+      // The first page names only the fields every listed table has.
+      expectTypeOf(Query.first()).toExtend<Query.ListQuery<Fields.TokenField>>()
+      const misspelt = { _tag: "IsNull", field: "phaze", isNull: true } as const
+      expectTypeOf(misspelt).not.toExtend<Filter.Filter<Fields.BuildField>>()
+      expect(overBuilds.orderBy.map((key) => key.field)).toEqual(["phase", "id"])
     })
   )
 

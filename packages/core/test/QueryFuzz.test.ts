@@ -4,7 +4,7 @@ import { Sql } from "@kiln/core/adapter"
 import { Cause, Effect, Exit } from "effect"
 import fc from "fast-check"
 
-const builds = Fields.builds as Fields.Table<unknown>
+const builds = Fields.builds
 const CANARY = "CANARY7f3a"
 
 const injections = [

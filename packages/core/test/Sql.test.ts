@@ -3,7 +3,7 @@ import { Access, Fields, Filter, Id, OrderBy, type Query } from "@kiln/core"
 import { Sql } from "@kiln/core/adapter"
 import { DateTime, Effect, Result } from "effect"
 
-const builds = Fields.builds as Fields.Table<unknown>
+const builds = Fields.builds
 const ws = (n: number) => Id.fromUuid("wsp", `0190b3a0-0000-7000-8000-00000000000${n}`)!
 
 const query = (
@@ -139,15 +139,10 @@ describe("Sql.compileList", () => {
   })
 
   it("narrows tokens to those whose every granted workspace the caller holds", () => {
-    const tokens = Sql.compileList(
-      "postgres",
-      Fields.tokens as Fields.Table<unknown>,
-      Access.workspaces([ws(1)]),
-      {
-        ...query(),
-        orderBy: OrderBy.complete(OrderBy.defaultOrder)
-      }
-    )
+    const tokens = Sql.compileList("postgres", Fields.tokens, Access.workspaces([ws(1)]), {
+      ...query(),
+      orderBy: OrderBy.complete(OrderBy.defaultOrder)
+    })
     expect(tokens.count.text).toBe(
       'SELECT count(*) AS n FROM "api_tokens" t0 WHERE NOT t0."all_workspaces" AND NOT EXISTS (SELECT 1 FROM "token_workspaces" tw WHERE tw."token_id" = t0."id" AND tw."workspace_id" NOT IN ($1))'
     )
@@ -174,7 +169,7 @@ describe("Sql.runList", () => {
       execute: { rows: answer("rows", rows), count: answer("count", total), exists: answer("exists", true) }
     }
   }
-  const table = Fields.builds as Fields.Table<unknown> as Fields.Table<Row>
+  const table = Fields.builds as Fields.Table<Row>
   const row = (n: number): Row => ({ id: `bld_${n}`, createdAt: DateTime.makeUnsafe(n) })
   const after = { direction: "after" as const, values: [5, "bld_5"] }
 

@@ -123,7 +123,7 @@ const inUrl = (value: fc.Arbitrary<string>): fc.Arbitrary<string> =>
 
 type Resource = "builds" | "workspaces" | "apps" | "app-versions" | "tokens"
 
-const tables: Record<Resource, Fields.Table<unknown>> = {
+const tables: Record<Resource, Fields.Table> = {
   builds: Fields.tables.builds,
   workspaces: Fields.tables.workspaces,
   apps: Fields.tables.apps,
@@ -182,7 +182,7 @@ const scalar = fc.oneof(
 )
 const operand = fc.oneof(scalar, fc.array(scalar, { maxLength: 5 }), fc.jsonValue({ maxDepth: 2 }))
 
-const valueOfType = (field: Fields.Field<unknown>): fc.Arbitrary<unknown> => {
+const valueOfType = (field: Fields.Field): fc.Arbitrary<unknown> => {
   switch (field.type) {
     case "string":
       return hostileText
@@ -198,7 +198,7 @@ const valueOfType = (field: Fields.Field<unknown>): fc.Arbitrary<unknown> => {
 }
 
 const compare = ["eq", "neq", "lt", "lte", "gt", "gte", "in", "notIn", "isNull"]
-const operatorsOfType = (field: Fields.Field<unknown>) =>
+const operatorsOfType = (field: Fields.Field) =>
   field.type === "string"
     ? [...compare, "contains", "startsWith", "endsWith"]
     : field.type === "boolean"
@@ -208,7 +208,7 @@ const operatorsOfType = (field: Fields.Field<unknown>) =>
         : compare
 
 /** A predicate the parser mostly accepts, so that hostile values (`%`, `_`, quotes) reach the SQL. */
-const typedPredicate = (table: Fields.Table<unknown>): fc.Arbitrary<unknown> =>
+const typedPredicate = (table: Fields.Table): fc.Arbitrary<unknown> =>
   fc
     .constantFrom(...Object.entries(table.fields).filter(([, field]) => field.filter))
     .chain(([name, field]) =>
@@ -225,7 +225,7 @@ const typedPredicate = (table: Fields.Table<unknown>): fc.Arbitrary<unknown> =>
     )
 
 /** The same across a relation: `{"app": …}`, `{"steps": {"some": …}}`. */
-const relatedPredicates = (table: Fields.Table<unknown>) =>
+const relatedPredicates = (table: Fields.Table) =>
   Object.entries(table.relations).map(([name, relation]) => {
     const inner = typedPredicate(Fields.tables[relation.entity])
     return relation.kind === "one"
@@ -235,10 +235,9 @@ const relatedPredicates = (table: Fields.Table<unknown>) =>
           .map(([q, filter]) => ({ [name]: { [q]: filter } }))
   })
 
-const typedFilter = (table: Fields.Table<unknown>) =>
-  fc.oneof(typedPredicate(table), ...relatedPredicates(table))
+const typedFilter = (table: Fields.Table) => fc.oneof(typedPredicate(table), ...relatedPredicates(table))
 
-const filterValue = (table: Fields.Table<unknown>) => {
+const filterValue = (table: Fields.Table) => {
   const names = [...Object.keys(table.fields), "metadata", "source", "__proto__", "constructor", "unknown"]
   const typed = typedFilter(table)
   return fc.letrec<{ node: unknown }>((tie) => ({
@@ -268,7 +267,7 @@ const filterValue = (table: Fields.Table<unknown>) => {
   })).node
 }
 
-const filterText = (table: Fields.Table<unknown>) => {
+const filterText = (table: Fields.Table) => {
   const json = filterValue(table).map((value) => JSON.stringify(value))
   return fc.oneof(
     { weight: 5, arbitrary: json },
@@ -288,7 +287,7 @@ const filterText = (table: Fields.Table<unknown>) => {
   )
 }
 
-const orderByText = (table: Fields.Table<unknown>) =>
+const orderByText = (table: Fields.Table) =>
   fc.oneof(
     {
       weight: 4,

@@ -46,7 +46,7 @@ describe("http › whole lists", () => {
         .reverse()
       expect(new Set(created.map((build) => build.createdAt.epochMilliseconds)).size).toBe(1)
 
-      const query = yield* Query.fromParams(Fields.builds as Fields.Table<unknown>, Access.all, {
+      const query = yield* Query.fromParams(Fields.builds, Access.all, {
         app_id: mine.appId
       })
       const pages: Array<number> = []

@@ -37,11 +37,11 @@ export const makeQueries = (db: Database, schema: string): StorageDriver.Queries
         : Effect.fail(Storage.NotFound.of(entity, id))
     }
 
-  const list = <Row, Raw>(
-    table: Fields.Table<Row>,
+  const list = <Row, Name extends string, Raw>(
+    table: Fields.Table<Row, Name>,
     toDomain: (raw: Raw) => Row,
     access: Access.Access,
-    query: Query.ListQuery,
+    query: Query.ListQuery<Name>,
     options: Sql.CompileOptions = {}
   ) =>
     Sql.runList(

@@ -53,11 +53,11 @@ export const makeQueries = (
     }
     return statement
   }
-  const list = <Row, Raw>(
-    table: Fields.Table<Row>,
+  const list = <Row, Name extends string, Raw>(
+    table: Fields.Table<Row, Name>,
     toDomain: (raw: Raw) => Row,
     access: Access.Access,
-    query: Query.ListQuery,
+    query: Query.ListQuery<Name>,
     options: Sql.CompileOptions = {}
   ) =>
     Sql.runList(

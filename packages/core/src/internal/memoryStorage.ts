@@ -53,23 +53,24 @@ export const makeMemoryStorage = (options: StorageOptions) =>
         : Result.fail(NotFound.of(entity, id))
     }
 
-    // Related rows for filters that traverse relations: to-one by the id the row holds, to-many (a
-    // build's steps) from the steps map.
-    const byEntity: Partial<Record<Fields.Entity, ReadonlyMap<string, unknown>>> = {
+    // Related rows for filters that traverse relations: to-one by id, to-many (a build's steps) by the
+    // id of the row they belong to.
+    const byId: { readonly [E in Fields.Entity]?: ReadonlyMap<string, Fields.Rows[E]> } = {
       apps,
       appVersions: versions
     }
-    const resolve: Evaluator.Resolve = (table, name, row) => {
-      const relation = Fields.relationOf(table, name)!
-      if (relation.kind === "many") return steps.get((row as Build.Build).id) ?? []
-      const holder = Object.values(table.fields).find((field) => field.column === relation.column)!
-      return byEntity[relation.entity]?.get(holder.get(row) as string)
+    const byOwner: { readonly [E in Fields.Entity]?: ReadonlyMap<string, ReadonlyArray<Fields.Rows[E]>> } = {
+      steps
     }
-    const list = <Row>(
-      table: Fields.Table<Row>,
+    const resolve: Evaluator.Resolve = {
+      one: (entity, id) => byId[entity]?.get(id),
+      many: (entity, id) => byOwner[entity]?.get(id) ?? []
+    }
+    const list = <Row, Name extends string>(
+      table: Fields.Table<Row, Name>,
       rows: Iterable<Row>,
       access: Access.Access,
-      query: ListQuery
+      query: ListQuery<Name>
     ) => Effect.sync(() => Evaluator.list(table, rows, access, query, resolve))
 
     const queries: Queries = {

@@ -309,7 +309,7 @@ export const buildsLayer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (
     /** The newest build whose `field` is `value`, in the account. */
     const latestWhere = (access: Access.Access, field: "appVersionId" | "entityId", value: string) =>
       Effect.gen(function* () {
-        const query = yield* Query.fromParams(Fields.builds as Fields.Table<unknown>, access, {
+        const query = yield* Query.fromParams(Fields.builds, access, {
           filter: JSON.stringify({ [field]: { eq: value } }),
           limit: "1"
         }).pipe(Effect.orDie)
@@ -419,7 +419,7 @@ export const buildsLayer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (
           if (page * perPage > maxPagedRows) {
             return yield* AccountsBadRequest.of(`page: at most ${maxPagedRows} builds can be paged through`)
           }
-          const listed = yield* Query.fromParams(Fields.builds as Fields.Table<unknown>, access, {
+          const listed = yield* Query.fromParams(Fields.builds, access, {
             app_id: app
           }).pipe(Effect.orDie)
           const result = yield* Effect.orDie(storage.listBuilds(access, { ...listed, limit: page * perPage }))
@@ -591,7 +591,7 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
           const appId = idOf("app", params.external_script_id)
           if (appId === undefined) return yield* AccountsNotFound.of("Script not found")
           yield* fromStorage(notFoundAs("Script not found", storage.getApp(access, appId)))
-          const query = yield* Query.fromParams(Fields.triggers as Fields.Table<unknown>, access, {
+          const query = yield* Query.fromParams(Fields.triggers, access, {
             app_id: appId,
             filter: JSON.stringify({ deletedAt: { isNull: true } }),
             orderBy: JSON.stringify([{ createdAt: "asc" }])

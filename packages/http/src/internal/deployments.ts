@@ -78,9 +78,13 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
     const sources = yield* SourceStore.SourceStore
 
     // This dialect never answers a total, and counting reads every matching row (every build of an app).
-    const query = (table: Fields.Table<unknown>, access: Access.Access, params: Query.Params) =>
+    const query = <Name extends string>(
+      table: Fields.Table<never, Name | Query.Listed>,
+      access: Access.Access,
+      params: Query.Params
+    ) =>
       Query.fromParams(table, access, params).pipe(
-        Effect.map((parsed): Query.ListQuery => ({ ...parsed, countTotal: false })),
+        Effect.map((parsed): Query.ListQuery<Name | Query.Listed> => ({ ...parsed, countTotal: false })),
         Effect.orDie
       )
 
@@ -89,7 +93,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
       Effect.gen(function* () {
         const found = yield* storage.listTriggers(
           access,
-          yield* query(Fields.triggers as Fields.Table<unknown>, access, {
+          yield* query(Fields.triggers, access, {
             app_id: app.id,
             filter: JSON.stringify({ name: { eq: deploymentTrigger }, deletedAt: { isNull: true } }),
             limit: "1"
@@ -100,10 +104,10 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
 
     /** The deployment's builds, newest first, `limit` at a time. */
     const buildsOf = (access: Access.Access, app: App.App, limit: number) =>
-      Effect.map(
-        query(Fields.builds as Fields.Table<unknown>, access, { app_id: app.id }),
-        (newestFirst) => ({ ...newestFirst, limit })
-      )
+      Effect.map(query(Fields.builds, access, { app_id: app.id }), (newestFirst) => ({
+        ...newestFirst,
+        limit
+      }))
 
     const view = (access: Access.Access, app: App.App) =>
       Effect.gen(function* () {
@@ -174,10 +178,8 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
       .handle("list", () =>
         Effect.gen(function* () {
           const { access } = yield* Effect.service(CurrentPrincipal)
-          const apps = everyRow(
-            Fields.apps,
-            yield* query(Fields.apps as Fields.Table<unknown>, access, {}),
-            (q) => storage.listApps(access, q)
+          const apps = everyRow(Fields.apps, yield* query(Fields.apps, access, {}), (q) =>
+            storage.listApps(access, q)
           )
           return jsonArray(
             Stream.mapArrayEffect(apps, (page) => Effect.forEach(page, (app) => view(access, app)))
@@ -348,7 +350,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
         const page = yield* storage
           .listAppVersions(
             access,
-            yield* query(Fields.appVersions as Fields.Table<unknown>, access, {
+            yield* query(Fields.appVersions, access, {
               app_id: app.id,
               filter: JSON.stringify({ status: { eq: "ready" }, sourceType: { eq: "archive" } }),
               limit: "1"

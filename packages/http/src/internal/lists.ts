@@ -10,17 +10,17 @@ import { HttpServerResponse } from "effect/http"
 import { CurrentPrincipal } from "../Api.ts"
 import { fromQuery } from "./errors.ts"
 
-export const list = <Row>(
-  table: Fields.Table<Row>,
+export const list = <Row, Name extends string>(
+  table: Fields.Table<Row, Name | Query.Listed>,
   params: Query.Params,
   run: (
     access: Access.Access,
-    query: Query.ListQuery
+    query: Query.ListQuery<Name | Query.Listed>
   ) => Effect.Effect<Query.ListResult<Row>, Storage.StorageError>
 ) =>
   Effect.gen(function* () {
     const principal = yield* Effect.service(CurrentPrincipal)
-    const query = yield* fromQuery(Query.fromParams(table as Fields.Table<unknown>, principal.access, params))
+    const query = yield* fromQuery(Query.fromParams(table, principal.access, params))
     const result = yield* Effect.orDie(run(principal.access, query))
     return yield* Query.toPage(table, principal.access, query, result)
   })
@@ -31,15 +31,15 @@ export const list = <Row>(
  * and the memory held is one page's, however many rows match. Each page is one chunk of the stream. No
  * page counts the total: that would read every matching row again for each page.
  */
-export const everyRow = <Row, E>(
-  table: Fields.Table<Row>,
-  query: Query.ListQuery,
-  run: (query: Query.ListQuery) => Effect.Effect<Query.ListResult<Row>, E>
+export const everyRow = <Row, Name extends string, E>(
+  table: Fields.Table<Row, Name>,
+  query: Query.ListQuery<Name>,
+  run: (query: Query.ListQuery<Name>) => Effect.Effect<Query.ListResult<Row>, E>
 ): Stream.Stream<Row, E> =>
-  Stream.paginate<Query.ListQuery, Row, E>({ ...query, countTotal: false }, (current) =>
+  Stream.paginate<Query.ListQuery<Name>, Row, E>({ ...query, countTotal: false }, (current) =>
     Effect.map(run(current), (result) => {
       const last = result.rows.at(-1)
-      const next: Query.ListQuery | undefined =
+      const next: Query.ListQuery<Name> | undefined =
         result.hasNextPage && last !== undefined
           ? {
               ...current,

@@ -1,8 +1,9 @@
+import type { BuildField } from "../../Fields.ts"
 import * as OrderBy from "../../OrderBy.ts"
 import type { ListQuery } from "../../Query.ts"
 
 /** Those of these builds that are active (claimed and not stopped), as a query storage answers. */
-export const activeQuery = (ids: ReadonlyArray<string>): ListQuery => ({
+export const activeQuery = (ids: ReadonlyArray<string>): ListQuery<BuildField> => ({
   filter: {
     _tag: "And",
     filters: [

@@ -4,6 +4,7 @@
  */
 import { Effect, Schedule } from "effect"
 import * as Access from "../../Access.ts"
+import type { AppVersionField } from "../../Fields.ts"
 import * as OrderBy from "../../OrderBy.ts"
 import type { ListQuery } from "../../Query.ts"
 import type { SourceStoreShape } from "../../SourceStore.ts"
@@ -44,7 +45,7 @@ export const archiveSweepLoop = (input: ArchiveSweepInput): Effect.Effect<void> 
   )
 
 /** Archive versions that name one of these archives. */
-const archivesQuery = (sha256s: ReadonlyArray<string>): ListQuery => ({
+const archivesQuery = (sha256s: ReadonlyArray<string>): ListQuery<AppVersionField> => ({
   filter: {
     _tag: "And",
     filters: [

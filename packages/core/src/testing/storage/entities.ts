@@ -9,7 +9,7 @@ import * as Query from "../../Query.ts"
 import { SourceEvent } from "../../SourceEvent.ts"
 import { Storage } from "../../Storage.ts"
 import { Workspace } from "../../Workspace.ts"
-import { after, type MakeStorage, seed, sha, test } from "./fixtures.ts"
+import { after, type MakeStorage, seed, sha, test, unissued } from "./fixtures.ts"
 
 const hash = (n: number) => n.toString(16).padStart(64, "0")
 
@@ -39,9 +39,7 @@ export const entities = (name: string, make: MakeStorage) =>
         expect(yield* storage.getWorkspace(Access.all, a.id)).toEqual(a)
         expect(yield* storage.getWorkspace(Access.workspaces([a.id]), a.id)).toEqual(a)
         const hidden = yield* Effect.flip(storage.getWorkspace(Access.workspaces([b.id]), a.id))
-        const missing = yield* Effect.flip(
-          storage.getWorkspace(Access.all, "wsp_01jd0000000000000000000000" as never)
-        )
+        const missing = yield* Effect.flip(storage.getWorkspace(Access.all, unissued.workspace))
         expect(hidden._tag).toBe("NotFound")
         expect(missing._tag).toBe("NotFound")
         expect(
@@ -266,7 +264,7 @@ export const entities = (name: string, make: MakeStorage) =>
         const unknown = yield* Effect.flip(
           storage.createToken({
             name: "ghost",
-            workspaceIds: ["wsp_01jd0000000000000000000000" as never],
+            workspaceIds: [unissued.workspace],
             role: "read",
             tokenHash: hash(4),
             expiresAt: null

@@ -10,6 +10,7 @@ import type { AppVersion } from "../../AppVersion.ts"
 import * as Build from "../../Build.ts"
 import type { Fence } from "../../BuildState.ts"
 import type { Table } from "../../Fields.ts"
+import * as Id from "../../Id.ts"
 import * as Query from "../../Query.ts"
 import { Storage, type StorageOptions } from "../../Storage.ts"
 
@@ -27,6 +28,13 @@ export const test =
     it.live(name, () => Effect.provide(body(), make(options.storage)), options.timeout ?? 30_000)
 
 export const sha = (n: number): string => n.toString(16).padStart(40, "0")
+
+/** Well-formed ids that no storage has issued. */
+export const unissued = {
+  workspace: Schema.decodeSync(Id.WorkspaceId)("wsp_01jd0000000000000000000000"),
+  app: Schema.decodeSync(Id.AppId)("app_01jd0000000000000000000000"),
+  build: Schema.decodeSync(Id.BuildId)("bld_01jd0000000000000000000000")
+}
 
 /** A workspace with one app (handle `web` unless given) and one ready version. */
 export const seed = Effect.fnUntraced(function* (
@@ -76,7 +84,11 @@ export const assertValidBuild = (build: Build.Build): Build.Build => {
 }
 
 /** The same query, continuing after `row`. */
-export const after = <Row>(table: Table<Row>, query: Query.ListQuery, row: Row): Query.ListQuery => ({
+export const after = <Row, Name extends string>(
+  table: Table<Row, Name>,
+  query: Query.ListQuery<Name>,
+  row: Row
+): Query.ListQuery<Name> => ({
   ...query,
   cursor: { direction: "after", values: Query.positionOf(table, query.orderBy, row) }
 })

@@ -1,260 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, DateTime, Effect } from "effect"
-import { TestClock } from "effect/testing"
+import { Effect } from "effect"
 import fc from "fast-check"
 import * as Access from "../../Access.ts"
-import * as App from "../../App.ts"
-import type { Build, BuildStep } from "../../Build.ts"
 import * as Evaluator from "../../Evaluator.ts"
 import * as Fields from "../../Fields.ts"
-import * as OrderBy from "../../OrderBy.ts"
 import * as Query from "../../Query.ts"
 import { Storage } from "../../Storage.ts"
+import { datasetArbitrary, populate, snapshot } from "./datasets.ts"
 import type { MakeStorage } from "./fixtures.ts"
-
-// ---------------------------------------------------------------------------------------------------------
-// Random datasets: builds in every state, with NULLs and ties in every sortable field
-// ---------------------------------------------------------------------------------------------------------
-
-const creators = [null, "ada", "Ada", "bot:ci", "bot:release", "a_b%c", "x*y?[z]", "ünïcode", "😀 emoji", ""]
-const errors = [null, "exit code 1", "exit code 2", "Exit Code 1", "timeout", "50% done_"]
-const stepNames = ["prepare", "build", "push", "deploy"]
-
-interface Plan {
-  readonly app: number
-  readonly version: number
-  readonly creator: number
-  readonly trigger: number
-  readonly fate: number
-  readonly error: number
-  readonly steps: ReadonlyArray<{ readonly name: number; readonly status: number; readonly exit: number }>
-  readonly gap: number
-}
-
-const planArbitrary: fc.Arbitrary<Plan> = fc.record({
-  app: fc.nat(3),
-  version: fc.nat(2),
-  creator: fc.nat(creators.length - 1),
-  trigger: fc.nat(2),
-  fate: fc.nat(6),
-  error: fc.nat(errors.length - 1),
-  steps: fc.array(fc.record({ name: fc.nat(3), status: fc.nat(3), exit: fc.nat(3) }), { maxLength: 3 }),
-  // Mostly no time between events, so timestamps tie.
-  gap: fc.constantFrom(0, 0, 0, 1_000, 60_000)
-})
-
-const datasetArbitrary = fc.array(planArbitrary, { minLength: 20, maxLength: 60 })
-
-/** Creates two workspaces with four apps and their versions, then one build per plan, in order. */
-const populate = (plans: ReadonlyArray<Plan>) =>
-  Effect.gen(function* () {
-    const storage = yield* Storage
-    yield* TestClock.setTime(1_767_225_600_000)
-    const workspaces = [
-      yield* storage.createWorkspace({ name: "one" }),
-      yield* storage.createWorkspace({ name: "two" })
-    ]
-    const apps = yield* Effect.forEach(["web", "api", "docs", "web2"], (handle, i) =>
-      storage.createApp(Access.all, {
-        workspaceId: workspaces[i % 2]!.id,
-        handle,
-        name: handle.toUpperCase(),
-        kind: i === 2 ? "worker" : "app",
-        build: App.defaultBuildSettings
-      })
-    )
-    const versions = yield* Effect.forEach(apps, (app, a) =>
-      Effect.forEach([0, 1, 2], (v) =>
-        storage.createAppVersion(Access.all, {
-          appId: app.id,
-          source: {
-            type: "git",
-            url: `https://git.example.com/${app.handle}.git`,
-            commitSha: `${"abc1def0"[a]}${v}`.padEnd(40, "0")
-          }
-        })
-      )
-    )
-    for (const plan of plans) {
-      yield* TestClock.adjust(plan.gap)
-      const at = () => Effect.map(Clock.currentTimeMillis, (ms) => DateTime.makeUnsafe(ms))
-      const fate = plan.fate
-      const build = yield* storage.createBuild(Access.all, {
-        appVersionId: versions[plan.app]![plan.version]!.id,
-        trigger: (["manual", "auto", "redeploy"] as const)[plan.trigger]!,
-        createdBy: creators[plan.creator]!,
-        ...(fate === 6 ? { skipReason: "paths excluded" } : {})
-      })
-      if (fate === 0 || fate === 6) continue
-      if (fate === 1) {
-        yield* storage.requestCancel(Access.all, build.id, errors[plan.error] ?? "cancelled")
-        continue
-      }
-      const [claimed] = yield* storage.claimNext({ owner: `engine-${plan.app}`, leaseMs: 60_000, max: 1 })
-      if (claimed === undefined || claimed.id !== build.id) continue
-      const fence = { owner: claimed.owner!, attempt: claimed.attempt }
-      for (const [index, step] of plan.steps.entries()) {
-        const status = (["running", "succeeded", "failed", "cancelled"] as const)[step.status]!
-        const stepRow: BuildStep = {
-          index,
-          name: stepNames[step.name]!,
-          status,
-          startedAt: yield* at(),
-          completedAt: status === "running" ? null : yield* at(),
-          exitCode: status === "running" ? null : [0, 1, 2, 137][step.exit]!,
-          error: status === "failed" ? (errors[plan.error] ?? null) : null
-        }
-        yield* storage.recordStep(build.id, fence, stepRow)
-      }
-      if (fate === 2) continue
-      yield* storage.transition(build.id, { _tag: "Started", at: yield* at(), ...fence })
-      if (fate === 3) continue
-      yield* TestClock.adjust(plan.gap)
-      if (fate === 4) {
-        yield* storage.transition(build.id, {
-          _tag: "Failed",
-          at: yield* at(),
-          ...fence,
-          error: errors[plan.error] ?? "failed"
-        })
-      } else {
-        yield* storage.transition(build.id, {
-          _tag: "Succeeded",
-          at: yield* at(),
-          ...fence,
-          imageTag: plan.error % 2 === 0 ? `registry.local/${plan.app}:${plan.version}` : null,
-          imageDigest: null
-        })
-      }
-    }
-    return { workspaces, apps, versions }
-  })
-
-/** Everything the oracle needs, read back through the storage itself. */
-const snapshot = Effect.gen(function* () {
-  const storage = yield* Storage
-  const builds = (yield* storage.listBuilds(Access.all, Query.first(100_000))).rows
-  const apps = (yield* storage.listApps(Access.all, Query.first(100_000))).rows
-  const versions = (yield* storage.listAppVersions(Access.all, Query.first(100_000))).rows
-  const steps = new Map<string, ReadonlyArray<BuildStep>>()
-  for (const build of builds) steps.set(build.id, (yield* storage.getBuild(Access.all, build.id)).steps)
-  const byId = new Map<string, unknown>([...apps, ...versions].map((row) => [row.id, row]))
-  const resolve: Evaluator.Resolve = (table, name, row) => {
-    const relation = Fields.relationOf(table, name)!
-    if (relation.kind === "many") return steps.get((row as Build).id) ?? []
-    const holder = Object.values(table.fields).find((field) => field.column === relation.column)!
-    return byId.get(holder.get(row) as string)
-  }
-  const rows: Partial<Record<Fields.Entity, ReadonlyArray<unknown>>> = {
-    builds,
-    apps,
-    appVersions: versions,
-    steps: [...steps.values()].flat()
-  }
-  return { builds, resolve, rowsOf: (table: Fields.Table<unknown>) => rows[table.entity] ?? [] }
-})
-
-// ---------------------------------------------------------------------------------------------------------
-// Random queries over a dataset's own values
-// ---------------------------------------------------------------------------------------------------------
-
-const iso = (millis: number) => DateTime.formatIso(DateTime.makeUnsafe(millis))
-
-/** A value for a field: mostly one the dataset holds, so filters select something. */
-const valueFor = (table: Fields.Table<unknown>, name: string, rows: ReadonlyArray<unknown>) => {
-  const field = table.fields[name]!
-  const seen = rows.map((row) => field.get(row)).filter((v) => v !== null)
-  const raw = fc.oneof(
-    {
-      weight: 4,
-      arbitrary:
-        seen.length > 0
-          ? fc.constantFrom(...seen)
-          : fc.constant(field.type === "enum" ? field.values[0]! : field.type === "string" ? "x" : 0)
-    },
-    {
-      weight: 1,
-      arbitrary:
-        field.type === "enum"
-          ? fc.constantFrom(...field.values)
-          : field.type === "string"
-            ? fc.constantFrom("a", "b", "z", "%", "_", "*", "[", "bot:", "😀", "")
-            : fc.integer({ min: 0, max: 2_000_000_000_000 })
-    }
-  )
-  return raw.map((value) => (field.type === "timestamp" && typeof value === "number" ? iso(value) : value))
-}
-
-const substringOf = (value: unknown) =>
-  typeof value === "string" && value.length > 0
-    ? fc
-        .tuple(fc.nat(value.length), fc.nat(value.length))
-        .map(([a, b]) => value.slice(Math.min(a, b), Math.max(a, b)))
-    : fc.constant(String(value))
-
-const predicateFor = (table: Fields.Table<unknown>, rows: ReadonlyArray<unknown>): fc.Arbitrary<object> => {
-  const names = Object.keys(table.fields).filter((name) => table.fields[name]!.filter)
-  return fc.constantFrom(...names).chain((name) => {
-    const field = table.fields[name]!
-    const value = valueFor(table, name, rows)
-    const ops: Array<fc.Arbitrary<object>> = [
-      value.map((v) => ({ eq: v })),
-      value.map((v) => ({ neq: v })),
-      fc.array(value, { maxLength: 4 }).map((vs) => ({ in: vs })),
-      fc.array(value, { maxLength: 4 }).map((vs) => ({ notIn: vs }))
-    ]
-    if (field.type !== "enum") {
-      ops.push(fc.boolean().map((isNull) => ({ isNull })))
-      ops.push(fc.tuple(fc.constantFrom("lt", "lte", "gt", "gte"), value).map(([op, v]) => ({ [op]: v })))
-    } else if (field.nullable) ops.push(fc.boolean().map((isNull) => ({ isNull })))
-    if (field.type === "string") {
-      ops.push(
-        fc
-          .tuple(fc.constantFrom("contains", "startsWith", "endsWith"), value.chain(substringOf))
-          .map(([op, v]) => ({ [op]: v }))
-      )
-    }
-    return fc.oneof(...ops).map((operators) => ({ [name]: operators }))
-  })
-}
-
-const filterFor = (
-  table: Fields.Table<unknown>,
-  rows: (table: Fields.Table<unknown>) => ReadonlyArray<unknown>,
-  depth: number
-): fc.Arbitrary<object> => {
-  const leaf = predicateFor(table, rows(table))
-  if (depth <= 0) return leaf
-  const inner = () => filterFor(table, rows, depth - 1)
-  const relations = Object.entries(table.relations).map(([name, relation]) => {
-    const target = Fields.tables[relation.entity]
-    const nested = filterFor(target, rows, depth - 1)
-    return relation.kind === "one"
-      ? nested.map((f) => ({ [name]: f }))
-      : fc.tuple(fc.constantFrom("some", "every", "none"), nested).map(([q, f]) => ({ [name]: { [q]: f } }))
-  })
-  return fc.oneof(
-    { weight: 4, arbitrary: leaf },
-    { weight: 1, arbitrary: fc.array(inner(), { maxLength: 3 }).map((filters) => ({ and: filters })) },
-    { weight: 1, arbitrary: fc.array(inner(), { maxLength: 3 }).map((filters) => ({ or: filters })) },
-    { weight: 1, arbitrary: inner().map((filter) => ({ not: filter })) },
-    { weight: 1, arbitrary: fc.tuple(leaf, inner()).map(([a, b]) => ({ ...a, ...b })) },
-    ...relations.map((arbitrary) => ({ weight: 1, arbitrary }))
-  )
-}
-
-const orderByFor = (table: Fields.Table<unknown>) => {
-  const sortable = Object.keys(table.fields).filter((name) => table.fields[name]!.sort && name !== "id")
-  return fc
-    .uniqueArray(fc.constantFrom(...sortable), { minLength: 1, maxLength: OrderBy.maxKeys })
-    .chain((names) =>
-      fc.tuple(...names.map((name) => fc.constantFrom(...OrderBy.directions).map((d) => ({ [name]: d }))))
-    )
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// The suite
-// ---------------------------------------------------------------------------------------------------------
+import { filterFor, orderByFor } from "./randomQueries.ts"
 
 interface Case {
   readonly filter: object | undefined
@@ -292,10 +46,8 @@ export const queries = (
               Access.workspaces([workspaces[1]!.id])
             ]
             const caseArbitrary: fc.Arbitrary<Case> = fc.record({
-              filter: fc.option(filterFor(Fields.builds as Fields.Table<unknown>, rowsOf, 3), {
-                nil: undefined
-              }),
-              orderBy: fc.option(orderByFor(Fields.builds as Fields.Table<unknown>), { nil: undefined }),
+              filter: fc.option(filterFor("builds", rowsOf, 3), { nil: undefined }),
+              orderBy: fc.option(orderByFor(Fields.builds), { nil: undefined }),
               limit: fc.constantFrom(1, 2, 3, 7, 100),
               scope: fc.nat(2)
             })
@@ -308,7 +60,7 @@ export const queries = (
                 ...(testCase.orderBy === undefined ? {} : { orderBy: JSON.stringify(testCase.orderBy) })
               }
               const label = JSON.stringify(params)
-              const query = yield* Query.fromParams(Fields.builds as Fields.Table<unknown>, access, params)
+              const query = yield* Query.fromParams(Fields.builds, access, params)
               const expected = Evaluator.list(
                 Fields.builds,
                 builds,
@@ -329,7 +81,7 @@ export const queries = (
                 expect(page.hasNextPage, label).toBe(forward.length < expectedIds.length)
                 if (!page.hasNextPage || guard > 200) break
                 const signed = yield* Query.toPage(Fields.builds, access, query, page)
-                const next = yield* Query.fromParams(Fields.builds as Fields.Table<unknown>, access, {
+                const next = yield* Query.fromParams(Fields.builds, access, {
                   ...params,
                   after: signed.pageInfo.endCursor!
                 })
@@ -380,20 +132,22 @@ export const queries = (
         const versions = (yield* storage.listAppVersions(Access.all, Query.first(100))).rows
         const workspaces = (yield* storage.listWorkspaces(Access.all, Query.first(100))).rows
         const tokens = (yield* storage.listTokens(Access.all, Query.first(100))).rows
-        const byId = new Map<string, unknown>(apps.map((app) => [app.id, app]))
-        const resolve: Evaluator.Resolve = (_table, _name, row) => byId.get((row as { appId: string }).appId)
-        const check = <Row extends { readonly id: string }>(
-          table: Fields.Table<Row>,
+        const byId: { readonly [E in Fields.Entity]?: ReadonlyMap<string, Fields.Rows[E]> } = {
+          apps: new Map(apps.map((app) => [app.id, app]))
+        }
+        const resolve: Evaluator.Resolve = { one: (entity, id) => byId[entity]?.get(id), many: () => [] }
+        const check = <Row extends { readonly id: string }, Name extends string>(
+          table: Fields.Table<Row, Name | Query.Listed>,
           rows: ReadonlyArray<Row>,
           list: (
             access: Access.Access,
-            query: Query.ListQuery
+            query: Query.ListQuery<Name | Query.Listed>
           ) => Effect.Effect<Query.ListResult<Row>, unknown>,
           params: Query.Params,
           access: Access.Access = Access.all
         ) =>
           Effect.gen(function* () {
-            const query = yield* Query.fromParams(table as Fields.Table<unknown>, access, params)
+            const query = yield* Query.fromParams(table, access, params)
             const expected = Evaluator.list(table, rows, access, query, resolve)
             const actual = yield* list(access, query)
             expect(ids(actual.rows), JSON.stringify(params)).toEqual(ids(expected.rows))
@@ -455,11 +209,7 @@ export const queries = (
           for (const pattern of patterns) {
             for (const op of ["contains", "startsWith", "endsWith", "eq", "lt", "gte"]) {
               const params = { filter: JSON.stringify({ createdBy: { [op]: pattern } }) }
-              const query = yield* Query.fromParams(
-                Fields.builds as Fields.Table<unknown>,
-                Access.all,
-                params
-              )
+              const query = yield* Query.fromParams(Fields.builds, Access.all, params)
               const expected = Evaluator.list(
                 Fields.builds,
                 builds,
@@ -483,7 +233,7 @@ export const queries = (
         const ada = everything.filter((b) => b.createdBy === "ada").length
         const run = (filter: object) =>
           Effect.flatMap(
-            Query.fromParams(Fields.builds as Fields.Table<unknown>, Access.all, {
+            Query.fromParams(Fields.builds, Access.all, {
               filter: JSON.stringify(filter)
             }),
             (query) => Effect.map(storage.listBuilds(Access.all, query), (result) => result.total)

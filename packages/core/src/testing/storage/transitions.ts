@@ -4,7 +4,7 @@ import * as Access from "../../Access.ts"
 import type { BuildStep } from "../../Build.ts"
 import type { BuildEvent, Fence } from "../../BuildState.ts"
 import { Storage } from "../../Storage.ts"
-import { assertValidBuild, claimOne, type MakeStorage, queue, seed, test } from "./fixtures.ts"
+import { assertValidBuild, claimOne, type MakeStorage, queue, seed, test, unissued } from "./fixtures.ts"
 
 const now = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.makeUnsafe(ms))
 
@@ -107,7 +107,7 @@ export const transitions = (name: string, make: MakeStorage) =>
         expect(stored.phase).toBe("initializing")
         expect(stored.owner).toBe("engine-a")
         const missing = yield* Effect.flip(
-          storage.transition("bld_01jd0000000000000000000000" as never, {
+          storage.transition(unissued.build, {
             _tag: "Started",
             at: yield* now,
             ...fence

@@ -4,7 +4,7 @@ import * as Access from "../../Access.ts"
 import * as Fields from "../../Fields.ts"
 import * as Query from "../../Query.ts"
 import * as Trigger from "../../Trigger.ts"
-import { type MakeStorage, seed, test } from "./fixtures.ts"
+import { type MakeStorage, seed, test, unissued } from "./fixtures.ts"
 
 const input = (appId: Trigger.NewTrigger["appId"], name = "main pushes"): Trigger.NewTrigger => ({
   appId,
@@ -36,9 +36,7 @@ export const triggers = (name: string, make: MakeStorage) =>
         expect(Schema.is(Trigger.Trigger)(trigger)).toBe(true)
         expect(trigger).toMatchObject({ ...input(app.id), workspaceId: workspace.id, deletedAt: null })
         expect(yield* storage.getTrigger(Access.all, trigger.id)).toEqual(trigger)
-        const missingApp = yield* Effect.flip(
-          storage.createTrigger(Access.all, input("app_01jd0000000000000000000000" as never))
-        )
+        const missingApp = yield* Effect.flip(storage.createTrigger(Access.all, input(unissued.app)))
         expect(missingApp._tag).toBe("NotFound")
       }))
 
@@ -79,7 +77,7 @@ export const triggers = (name: string, make: MakeStorage) =>
           "first",
           "third"
         ])
-        const live = yield* Query.fromParams(Fields.triggers as Fields.Table<unknown>, Access.all, {
+        const live = yield* Query.fromParams(Fields.triggers, Access.all, {
           filter: JSON.stringify({ deletedAt: { isNull: true } }),
           orderBy: JSON.stringify([{ name: "asc" }])
         })

@@ -1,0 +1,154 @@
+/** A build's row, and the columns a state change writes. */
+import type * as Build from "../../Build.ts"
+import type * as BuildState from "../../BuildState.ts"
+import type * as Id from "../../Id.ts"
+import { millis, millisOrNull, parse, utc, utcOrNull } from "./columnValues.ts"
+
+export interface BuildRow {
+  readonly id: string
+  readonly workspace_id: string
+  readonly entity_id: string
+  readonly app_version_id: string
+  readonly sequence_number: number
+  readonly phase: string
+  readonly outcome: string | null
+  readonly status: string
+  readonly build_trigger: string
+  readonly source_event_id: string | null
+  readonly idempotency_key: string | null
+  readonly error: string | null
+  readonly metadata: string
+  readonly created_by: string | null
+  readonly created_at: number
+  readonly updated_at: number
+  readonly started_at: number | null
+  readonly running_at: number | null
+  readonly completed_at: number | null
+  readonly cancel_requested_at: number | null
+  readonly cancel_reason: string | null
+  readonly skip_reason: string | null
+  readonly image_tag: string | null
+  readonly image_digest: string | null
+  readonly commit_sha: string | null
+  readonly trigger_metadata: string | null
+  readonly owner: string | null
+  readonly attempt: number
+  readonly lease_expires_at: number | null
+}
+
+/** Every column of a build, in table order. */
+export const buildColumns = [
+  "id",
+  "workspace_id",
+  "entity_id",
+  "app_version_id",
+  "sequence_number",
+  "phase",
+  "outcome",
+  "status",
+  "build_trigger",
+  "source_event_id",
+  "idempotency_key",
+  "error",
+  "metadata",
+  "created_by",
+  "created_at",
+  "updated_at",
+  "started_at",
+  "running_at",
+  "completed_at",
+  "cancel_requested_at",
+  "cancel_reason",
+  "skip_reason",
+  "image_tag",
+  "image_digest",
+  "commit_sha",
+  "trigger_metadata",
+  "owner",
+  "attempt",
+  "lease_expires_at"
+] as const satisfies ReadonlyArray<keyof BuildRow>
+
+// What a state change can touch: everything but the identity and what creation fixed.
+export const buildStateColumns = [
+  "phase",
+  "outcome",
+  "status",
+  "error",
+  "updated_at",
+  "started_at",
+  "running_at",
+  "completed_at",
+  "cancel_requested_at",
+  "cancel_reason",
+  "skip_reason",
+  "image_tag",
+  "image_digest",
+  "owner",
+  "attempt",
+  "lease_expires_at"
+] as const satisfies ReadonlyArray<keyof BuildRow>
+
+export const toBuild = (row: BuildRow): Build.Build => ({
+  id: row.id as Id.BuildId,
+  workspaceId: row.workspace_id as Id.WorkspaceId,
+  entityId: row.entity_id as Id.AppId,
+  appVersionId: row.app_version_id as Id.AppVersionId,
+  sequenceNumber: row.sequence_number,
+  phase: row.phase as BuildState.Phase,
+  outcome: row.outcome as BuildState.Outcome | null,
+  status: row.status as BuildState.Status,
+  trigger: row.build_trigger as Build.BuildTrigger,
+  sourceEventId: row.source_event_id as Id.SourceEventId | null,
+  idempotencyKey: row.idempotency_key,
+  error: row.error,
+  metadata: parse(row.metadata),
+  createdBy: row.created_by,
+  createdAt: utc(row.created_at),
+  updatedAt: utc(row.updated_at),
+  startedAt: utcOrNull(row.started_at),
+  runningAt: utcOrNull(row.running_at),
+  completedAt: utcOrNull(row.completed_at),
+  cancelRequestedAt: utcOrNull(row.cancel_requested_at),
+  cancelReason: row.cancel_reason,
+  skipReason: row.skip_reason,
+  imageTag: row.image_tag,
+  imageDigest: row.image_digest,
+  commitSha: row.commit_sha,
+  triggerMetadata: row.trigger_metadata === null ? null : parse(row.trigger_metadata),
+  owner: row.owner,
+  attempt: row.attempt,
+  leaseExpiresAt: utcOrNull(row.lease_expires_at)
+})
+
+export const fromBuild = (build: Build.Build): BuildRow => ({
+  id: build.id,
+  workspace_id: build.workspaceId,
+  entity_id: build.entityId,
+  app_version_id: build.appVersionId,
+  sequence_number: build.sequenceNumber,
+  phase: build.phase,
+  outcome: build.outcome,
+  status: build.status,
+  build_trigger: build.trigger,
+  source_event_id: build.sourceEventId,
+  idempotency_key: build.idempotencyKey,
+  error: build.error,
+  metadata: JSON.stringify(build.metadata),
+  created_by: build.createdBy,
+  created_at: millis(build.createdAt),
+  updated_at: millis(build.updatedAt),
+  started_at: millisOrNull(build.startedAt),
+  running_at: millisOrNull(build.runningAt),
+  completed_at: millisOrNull(build.completedAt),
+  cancel_requested_at: millisOrNull(build.cancelRequestedAt),
+  cancel_reason: build.cancelReason,
+  skip_reason: build.skipReason,
+  image_tag: build.imageTag,
+  image_digest: build.imageDigest,
+  commit_sha: build.commitSha,
+  trigger_metadata: build.triggerMetadata === null ? null : JSON.stringify(build.triggerMetadata),
+  owner: build.owner,
+  attempt: build.attempt,
+  lease_expires_at: millisOrNull(build.leaseExpiresAt)
+})
