@@ -240,35 +240,32 @@ const writer = Effect.flatMap(Effect.service(AccountsPrincipal), (principal) =>
 )
 
 /** Storage's NotFound under the dialect's own words for the missing thing. */
-const notFoundAs = <A, E extends { readonly _tag: string; readonly message: string }, R>(
-  message: string,
-  effect: Effect.Effect<A, E, R>
-) =>
+const notFoundAs = <A, E, R>(message: string, effect: Effect.Effect<A, E, R>) =>
   Effect.catchIf(
     effect,
-    (error) => error._tag === "NotFound",
+    (error) => error instanceof Storage.NotFound,
     () => Effect.fail(AccountsNotFound.of(message))
   )
 
 type StorageFailure = Storage.NotFound | Storage.Conflict | Storage.StorageError
 
-/** Storage's NotFound and Conflict in the envelope; a storage failure is a defect (a 500). */
+/**
+ * Storage's NotFound and Conflict in the envelope; a storage failure is a defect (a 500). What is left
+ * once those are handled is `Exclude<E, StorageFailure>`, which TypeScript cannot work out for an `E` not yet known.
+ */
 const fromStorage = <A, E, R>(
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<A, Exclude<E, StorageFailure> | AccountsNotFound | AccountsConflict, R> =>
   Effect.catch(
     effect,
-    (error): Effect.Effect<never, Exclude<E, StorageFailure> | AccountsNotFound | AccountsConflict> => {
-      const tag = (error as { readonly _tag?: unknown })._tag
-      const message = (error as { readonly message?: unknown }).message as string
-      return tag === "NotFound"
-        ? Effect.fail(AccountsNotFound.of(message))
-        : tag === "Conflict"
-          ? Effect.fail(AccountsConflict.of(message))
-          : tag === "StorageError"
+    (error): Effect.Effect<never, Exclude<E, StorageFailure> | AccountsNotFound | AccountsConflict> =>
+      error instanceof Storage.NotFound
+        ? Effect.fail(AccountsNotFound.of(error.message))
+        : error instanceof Storage.Conflict
+          ? Effect.fail(AccountsConflict.of(error.message))
+          : error instanceof Storage.StorageError
             ? Effect.die(error)
             : Effect.fail(error as Exclude<E, StorageFailure>)
-    }
   )
 
 /** The caller's view of one account: a workspace it may see, or 404. */

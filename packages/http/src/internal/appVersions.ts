@@ -52,7 +52,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
           return yield* fromStorage(
             storage
               .resolveAppVersion(principal.access, version.id, resolved)
-              .pipe(Effect.catchTag("Conflict", Effect.die))
+              .pipe(Effect.catchTag("StorageConflict", Effect.die))
           )
         })
       )

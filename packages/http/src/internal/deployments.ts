@@ -136,7 +136,9 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
       return id === undefined
         ? Effect.fail(ApiError.NotFound.of("Deployment not found"))
         : storage.getApp(access, id).pipe(
-            Effect.catchTag("NotFound", () => Effect.fail(ApiError.NotFound.of("Deployment not found"))),
+            Effect.catchTag("StorageNotFound", () =>
+              Effect.fail(ApiError.NotFound.of("Deployment not found"))
+            ),
             Effect.catchTag("StorageError", Effect.die)
           )
     }
@@ -148,7 +150,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
         const id = idOf("bld", buildId)
         if (id === undefined) return yield* ApiError.NotFound.of("Build not found")
         const build = yield* storage.getBuild(access, id).pipe(
-          Effect.catchTag("NotFound", () => Effect.fail(ApiError.NotFound.of("Build not found"))),
+          Effect.catchTag("StorageNotFound", () => Effect.fail(ApiError.NotFound.of("Build not found"))),
           Effect.catchTag("StorageError", Effect.die)
         )
         return build.entityId === app.id ? build : yield* ApiError.NotFound.of("Build not found")

@@ -2,7 +2,7 @@
  * From core's typed errors to the API's bodies. Storage failures are defects here: the 500 they become
  * carries only a request id, and the cause goes to the log.
  */
-import type { Cursor, Filter, SourceStore, Storage } from "@kiln/core"
+import { type Cursor, type Filter, type SourceStore, Storage } from "@kiln/core"
 import { Effect } from "effect"
 import * as ApiError from "../ApiError.ts"
 
@@ -27,21 +27,18 @@ type Mapped<E> =
   | (Extract<E, Storage.NotFound> extends never ? never : ApiError.NotFound)
   | (Extract<E, Storage.Conflict> extends never ? never : ApiError.Conflict)
 
-/** Not found and conflict keep their message; a storage failure is a defect (a 500 with a request id). */
-export const fromStorage = <A, E extends { readonly _tag: string }, R>(
-  effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, Mapped<E>, R> =>
+/**
+ * Not found and conflict keep their message; a storage failure is a defect (a 500 with a request id).
+ * Each branch is one member of `Mapped<E>`, which TypeScript cannot work out for an `E` not yet known.
+ */
+export const fromStorage = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Mapped<E>, R> =>
   Effect.catch(effect, (error): Effect.Effect<never, Mapped<E>> => {
-    switch (error._tag) {
-      case "NotFound":
-        return Effect.fail(ApiError.NotFound.of((error as unknown as Storage.NotFound).message) as Mapped<E>)
-      case "Conflict":
-        return Effect.fail(ApiError.Conflict.of((error as unknown as Storage.Conflict).message) as Mapped<E>)
-      case "StorageError":
-        return Effect.die(error)
-      default:
-        return Effect.fail(error as Mapped<E>)
-    }
+    if (error instanceof Storage.NotFound)
+      return Effect.fail(ApiError.NotFound.of(error.message) as Mapped<E>)
+    if (error instanceof Storage.Conflict)
+      return Effect.fail(ApiError.Conflict.of(error.message) as Mapped<E>)
+    if (error instanceof Storage.StorageError) return Effect.die(error)
+    return Effect.fail(error as Mapped<E>)
   })
 
 /** An upload the source store refused: too large is 413, anything else about the archive is 400. */

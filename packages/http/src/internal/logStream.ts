@@ -177,7 +177,7 @@ export const follow = (
     let build = yield* storage
       .getBuild(principal.access, buildId)
       .pipe(
-        Effect.catchTag("NotFound", (error) =>
+        Effect.catchTag("StorageNotFound", (error) =>
           Effect.fail(ApiError.NotFound.of(dialect.notFound ?? error.message))
         )
       )
