@@ -499,6 +499,15 @@ export class AppVersionsGroup extends HttpApiGroup.make("appVersions")
   .middleware(Authorization)
   .prefix("/api") {}
 
+/**
+ * `"*"`, or the workspaces by id as clients send them: the handler decodes each, and one that is no
+ * workspace id is not found, as a missing workspace is.
+ */
+const TokenWorkspacesInput = Schema.Union([
+  Schema.Literal("*"),
+  Schema.Array(Text(100)).check(Schema.isMinLength(1), Schema.isMaxLength(100))
+])
+
 export class TokensGroup extends HttpApiGroup.make("tokens")
   .add(
     HttpApiEndpoint.get("list", "/tokens", {
@@ -509,7 +518,7 @@ export class TokensGroup extends HttpApiGroup.make("tokens")
     HttpApiEndpoint.post("create", "/tokens", {
       payload: Schema.Struct({
         name: Workspace.NewName,
-        workspaceIds: ApiToken.TokenWorkspaces,
+        workspaceIds: TokenWorkspacesInput,
         role: ApiToken.Role,
         expiresAt: Schema.optionalKey(Schema.NullOr(Schema.DateTimeUtc))
       }),

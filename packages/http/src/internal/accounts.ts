@@ -18,7 +18,7 @@ import {
   Storage,
   Trigger
 } from "@kiln/core"
-import { DateTime, Effect, Layer, Schema, type SchemaIssue } from "effect"
+import { DateTime, Effect, Layer, Option, Schema, type SchemaIssue } from "effect"
 import { HttpApiBuilder, HttpApiMiddleware } from "effect/http-api"
 import {
   AccountsApi,
@@ -35,7 +35,7 @@ import {
 } from "../AccountsApi.ts"
 import { authenticate } from "./authorization.ts"
 import { refusal } from "./gitSources.ts"
-import { idOf } from "./ids.ts"
+import { idOf, lookUp } from "./ids.ts"
 import { connectionUuid, repositoryOf } from "./repositories.ts"
 import * as RequestErrors from "./requestErrors.ts"
 
@@ -45,6 +45,7 @@ const iso = (at: DateTime.Utc | null) => (at === null ? null : DateTime.formatIs
 const maxIds = 20
 
 const decodeSource = Schema.decodeUnknownResult(AppVersion.NewSource)
+const decodeTriggerId = Schema.decodeUnknownOption(Id.TriggerId)
 
 /** A comma-separated id list of at most 20. */
 const idList = (parameter: string, text: string) => {
@@ -272,22 +273,31 @@ const fromStorage = <A, E, R>(
 const accountOf = (storage: Storage.StorageShape, accountId: string) =>
   Effect.gen(function* () {
     const principal = yield* Effect.service(AccountsPrincipal)
-    const id = idOf("wsp", accountId)
-    if (id === undefined) return yield* AccountsNotFound.of("Account not found")
     const workspace = yield* fromStorage(
-      notFoundAs("Account not found", storage.getWorkspace(principal.access, id))
+      lookUp(
+        "wsp",
+        accountId,
+        (id) => storage.getWorkspace(principal.access, id),
+        AccountsNotFound.of("Account not found")
+      )
     )
     return { principal, access: Access.workspaces([workspace.id]) }
   })
+
+/** The script (an app) the path or body names, in the account. */
+const scriptOf = (storage: Storage.StorageShape, access: Access.Access, text: string) =>
+  fromStorage(
+    lookUp("app", text, (id) => storage.getApp(access, id), AccountsNotFound.of("Script not found"))
+  )
 
 export const buildsLayer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (handlers) =>
   Effect.gen(function* () {
     const storage = yield* Storage.Storage
 
     const triggerOf = (access: Access.Access, build: Build.Build) => {
-      const id = (build.triggerMetadata as { triggerId?: unknown } | null)?.triggerId
-      return typeof id === "string"
-        ? storage.getTrigger(access, id as Id.TriggerId).pipe(
+      const id = decodeTriggerId(build.triggerMetadata?.triggerId)
+      return Option.isSome(id)
+        ? storage.getTrigger(access, id.value).pipe(
             Effect.option,
             Effect.map((o) => (o._tag === "Some" ? o.value : null))
           )
@@ -298,9 +308,9 @@ export const buildsLayer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (
 
     const buildOf = (access: Access.Access, text: string) =>
       Effect.gen(function* () {
-        const id = idOf("bld", text)
-        if (id === undefined) return yield* AccountsNotFound.of("Build not found")
-        return yield* fromStorage(notFoundAs("Build not found", storage.getBuild(access, id)))
+        return yield* fromStorage(
+          lookUp("bld", text, (id) => storage.getBuild(access, id), AccountsNotFound.of("Build not found"))
+        )
       })
 
     /** The newest build whose `field` is `value`, in the account. */
@@ -410,14 +420,12 @@ export const buildsLayer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (
           const { access } = yield* accountOf(storage, params.account_id)
           const page = yield* positive("page", query.page, 1, Number.MAX_SAFE_INTEGER)
           const perPage = yield* positive("per_page", query.per_page, 25, 200)
-          const app = idOf("app", params.external_script_id)
-          if (app === undefined) return yield* AccountsNotFound.of("Script not found")
-          yield* fromStorage(notFoundAs("Script not found", storage.getApp(access, app)))
+          const app = yield* scriptOf(storage, access, params.external_script_id)
           if (page * perPage > maxPagedRows) {
             return yield* AccountsBadRequest.of(`page: at most ${maxPagedRows} builds can be paged through`)
           }
           const listed = yield* Query.fromParams(Fields.builds, access, {
-            app_id: app
+            app_id: app.id
           }).pipe(Effect.orDie)
           const result = yield* Effect.orDie(storage.listBuilds(access, { ...listed, limit: page * perPage }))
           const rows = result.rows.slice((page - 1) * perPage)
@@ -454,10 +462,9 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
     const sources = yield* SourceStore.SourceStore
 
     const triggerOf = (access: Access.Access, text: string) => {
-      const id = idOf("trg", text)
-      return id === undefined
-        ? Effect.fail(AccountsNotFound.of("Trigger not found"))
-        : fromStorage(notFoundAs("Trigger not found", storage.getTrigger(access, id)))
+      return fromStorage(
+        lookUp("trg", text, (id) => storage.getTrigger(access, id), AccountsNotFound.of("Trigger not found"))
+      )
     }
 
     type Input = Partial<{
@@ -542,10 +549,10 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
         Effect.gen(function* () {
           const { access } = yield* accountOf(storage, params.account_id)
           yield* writer
-          const appId = idOf("app", payload.external_script_id)
-          if (appId === undefined) return yield* AccountsNotFound.of("Script not found")
+          // The script first, so that one named by text that is no id fails where a missing one does.
+          const app = yield* scriptOf(storage, access, payload.external_script_id)
           const patch = yield* sealed(patchOf(payload), [])
-          const input = yield* checkedTrigger(Trigger.input(appId, payload.trigger_name, patch))
+          const input = yield* checkedTrigger(Trigger.input(app.id, payload.trigger_name, patch))
           yield* checkedRepository(input.repository)
           const trigger = yield* fromStorage(
             notFoundAs("Script not found", storage.createTrigger(access, input))
@@ -585,11 +592,9 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
       .handle("list", ({ params }) =>
         Effect.gen(function* () {
           const { access } = yield* accountOf(storage, params.account_id)
-          const appId = idOf("app", params.external_script_id)
-          if (appId === undefined) return yield* AccountsNotFound.of("Script not found")
-          yield* fromStorage(notFoundAs("Script not found", storage.getApp(access, appId)))
+          const app = yield* scriptOf(storage, access, params.external_script_id)
           const query = yield* Query.fromParams(Fields.triggers, access, {
-            app_id: appId,
+            app_id: app.id,
             filter: JSON.stringify({ deletedAt: { isNull: true } }),
             orderBy: JSON.stringify([{ createdAt: "asc" }])
           }).pipe(Effect.orDie)

@@ -31,9 +31,10 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
               ? refusal(sources, payload.source, { url: "payload.source.url", ref: "payload.source.ref" })
               : undefined
           if (refused !== undefined) return yield* ApiError.badRequest("invalid_request", refused)
+          const appId = yield* fromStorage(canonicalId("app", payload.appId))
           const version = yield* fromStorage(
             storage.createAppVersion(principal.access, {
-              appId: canonicalId("app", payload.appId),
+              appId,
               source: payload.source
             })
           )
@@ -58,14 +59,16 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
       )
       .handle("get", ({ params }) =>
         Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
-          fromStorage(storage.getAppVersion(principal.access, canonicalId("ver", params.id)))
+          fromStorage(
+            Effect.flatMap(canonicalId("ver", params.id), (id) => storage.getAppVersion(principal.access, id))
+          )
         )
       )
       .handle("uploadArchive", ({ params, payload }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
           const version = yield* fromStorage(
-            storage.getAppVersion(principal.access, canonicalId("ver", params.id))
+            Effect.flatMap(canonicalId("ver", params.id), (id) => storage.getAppVersion(principal.access, id))
           )
           if (version.source.type !== "archive" || version.status !== "pending") {
             return yield* ApiError.Conflict.of(

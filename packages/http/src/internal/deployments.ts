@@ -25,7 +25,7 @@ import * as ArchiveUpload from "./archiveUpload.ts"
 import { requireRole } from "./authorization.ts"
 import { fromStorage } from "./errors.ts"
 import { refusal } from "./gitSources.ts"
-import { idOf } from "./ids.ts"
+import { lookUp } from "./ids.ts"
 import { everyRow, jsonArray } from "./lists.ts"
 import { plainText } from "./logText.ts"
 import * as LogTickets from "./logTickets.ts"
@@ -131,27 +131,22 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
         } satisfies DeploymentView
       })
 
-    const deploymentOf = (access: Access.Access, text: string) => {
-      const id = idOf("app", text)
-      return id === undefined
-        ? Effect.fail(ApiError.NotFound.of("Deployment not found"))
-        : storage.getApp(access, id).pipe(
-            Effect.catchTag("StorageNotFound", () =>
-              Effect.fail(ApiError.NotFound.of("Deployment not found"))
-            ),
-            Effect.catchTag("StorageError", Effect.die)
-          )
-    }
+    const deploymentOf = (access: Access.Access, text: string) =>
+      fromStorage(
+        lookUp("app", text, (id) => storage.getApp(access, id), ApiError.NotFound.of("Deployment not found"))
+      )
 
     /** The build the path names, when it is a build of the deployment the path names. */
     const buildOf = (access: Access.Access, deploymentId: string, buildId: string) =>
       Effect.gen(function* () {
         const app = yield* deploymentOf(access, deploymentId)
-        const id = idOf("bld", buildId)
-        if (id === undefined) return yield* ApiError.NotFound.of("Build not found")
-        const build = yield* storage.getBuild(access, id).pipe(
-          Effect.catchTag("StorageNotFound", () => Effect.fail(ApiError.NotFound.of("Build not found"))),
-          Effect.catchTag("StorageError", Effect.die)
+        const build = yield* fromStorage(
+          lookUp(
+            "bld",
+            buildId,
+            (id) => storage.getBuild(access, id),
+            ApiError.NotFound.of("Build not found")
+          )
         )
         return build.entityId === app.id ? build : yield* ApiError.NotFound.of("Build not found")
       })
@@ -159,21 +154,22 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
     /** The workspace a new deployment goes to: the one named, or the token's only one. */
     const workspaceFor = (access: Access.Access, named: string | undefined) =>
       Effect.gen(function* () {
-        const id =
-          named !== undefined
-            ? idOf("wsp", named)
-            : access._tag === "Workspaces" && access.ids.size === 1
-              ? [...access.ids][0]
-              : undefined
-        if (id === undefined) {
+        const only = access._tag === "Workspaces" && access.ids.size === 1 ? [...access.ids][0] : undefined
+        const text = named ?? only
+        if (text === undefined) {
           return yield* ApiError.badRequest(
             "invalid_request",
-            named === undefined
-              ? "workspace_id: needed when the token covers more than one workspace"
-              : "workspace_id: not a workspace id"
+            "workspace_id: needed when the token covers more than one workspace"
           )
         }
-        return yield* fromStorage(storage.getWorkspace(access, id))
+        return yield* fromStorage(
+          lookUp(
+            "wsp",
+            text,
+            (id) => storage.getWorkspace(access, id),
+            ApiError.NotFound.of("Workspace not found")
+          )
+        )
       })
 
     return handlers

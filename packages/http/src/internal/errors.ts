@@ -20,6 +20,15 @@ export const fromQuery = <A, R>(
       : ApiError.badRequest(codes[error.parameter] ?? "invalid_parameter", error.message)
   )
 
+/**
+ * Whether an error is an instance of `Class`: a refinement that keeps the rest of a union known, so what a
+ * handler can still fail with is worked out by the type checker rather than asserted.
+ */
+export const isA =
+  <C>(Class: abstract new (...args: never) => C) =>
+  <E>(error: E): error is Extract<E, C> =>
+    error instanceof Class
+
 type StorageFailure = Storage.NotFound | Storage.Conflict | Storage.StorageError
 
 type Mapped<E> =
