@@ -34,6 +34,7 @@ import {
   type TriggerView
 } from "../AccountsApi.ts"
 import { authenticate } from "./authorization.ts"
+import { isA, storageAnswers } from "./errors.ts"
 import { refusal } from "./gitSources.ts"
 import { idOf, lookUp } from "./ids.ts"
 import { connectionUuid, repositoryOf } from "./repositories.ts"
@@ -242,32 +243,10 @@ const writer = Effect.flatMap(Effect.service(AccountsPrincipal), (principal) =>
 
 /** Storage's NotFound under the dialect's own words for the missing thing. */
 const notFoundAs = <A, E, R>(message: string, effect: Effect.Effect<A, E, R>) =>
-  Effect.catchIf(
-    effect,
-    (error) => error instanceof Storage.NotFound,
-    () => Effect.fail(AccountsNotFound.of(message))
-  )
+  Effect.catchIf(effect, isA(Storage.NotFound), () => Effect.fail(AccountsNotFound.of(message)))
 
-type StorageFailure = Storage.NotFound | Storage.Conflict | Storage.StorageError
-
-/**
- * Storage's NotFound and Conflict in the envelope; a storage failure is a defect (a 500). What is left
- * once those are handled is `Exclude<E, StorageFailure>`, which TypeScript cannot work out for an `E` not yet known.
- */
-const fromStorage = <A, E, R>(
-  effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, Exclude<E, StorageFailure> | AccountsNotFound | AccountsConflict, R> =>
-  Effect.catch(
-    effect,
-    (error): Effect.Effect<never, Exclude<E, StorageFailure> | AccountsNotFound | AccountsConflict> =>
-      error instanceof Storage.NotFound
-        ? Effect.fail(AccountsNotFound.of(error.message))
-        : error instanceof Storage.Conflict
-          ? Effect.fail(AccountsConflict.of(error.message))
-          : error instanceof Storage.StorageError
-            ? Effect.die(error)
-            : Effect.fail(error as Exclude<E, StorageFailure>)
-  )
+/** Storage's NotFound and Conflict in the envelope; a storage failure is a defect (a 500). */
+const { fromStorage, fromStorageWrite } = storageAnswers(AccountsNotFound.of, AccountsConflict.of)
 
 /** The caller's view of one account: a workspace it may see, or 404. */
 const accountOf = (storage: Storage.StorageShape, accountId: string) =>
@@ -578,7 +557,7 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
           yield* checkedTrigger(patched)
           // A repository stored before it was refused does not block editing the rest: its builds are 409s.
           if (patch.repository !== undefined) yield* checkedRepository(patch.repository)
-          return ok(triggerView(yield* fromStorage(storage.updateTrigger(access, trigger.id, patch))))
+          return ok(triggerView(yield* fromStorageWrite(storage.updateTrigger(access, trigger.id, patch))))
         })
       )
       .handle("delete", ({ params }) =>
@@ -635,13 +614,13 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
               : yield* sources.resolveGit(trigger.repository, payload.branch!).pipe(
                   Effect.matchEffect({
                     onSuccess: (commit) =>
-                      fromStorage(
+                      fromStorageWrite(
                         storage.resolveAppVersion(access, version.id, { status: "ready", ...commit })
                       ),
                     onFailure: (error) =>
                       error.reason === "Unavailable"
                         ? Effect.die(error)
-                        : fromStorage(
+                        : fromStorageWrite(
                             storage.resolveAppVersion(access, version.id, {
                               status: "failed",
                               error: error.message
@@ -653,7 +632,7 @@ export const triggersLayer = HttpApiBuilder.group(AccountsApi, "accountsTriggers
                           )
                   })
                 )
-          const build = yield* fromStorage(
+          const build = yield* fromStorageWrite(
             storage.createBuild(access, {
               appVersionId: ready.id,
               trigger: "manual",

@@ -12,7 +12,7 @@ import { CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import * as ArchiveUpload from "./archiveUpload.ts"
 import { requireRole } from "./authorization.ts"
-import { fromStorage } from "./errors.ts"
+import { fromStorage, fromStorageWrite } from "./errors.ts"
 import { refusal } from "./gitSources.ts"
 import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
@@ -83,7 +83,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
             payload as Stream.Stream<unknown, unknown>,
             app.build.dockerfilePath
           )
-          return yield* fromStorage(
+          return yield* fromStorageWrite(
             storage.resolveAppVersion(principal.access, version.id, AppVersion.archiveStored(stored))
           )
         })

@@ -7,7 +7,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import { type BuildSettingsInput, CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
-import { fromStorage } from "./errors.ts"
+import { fromStorage, fromStorageWrite } from "./errors.ts"
 import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
 
@@ -37,7 +37,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "apps", (handlers) =>
           const principal = yield* requireRole("write")
           const build = yield* completeSettings(payload.build)
           const workspaceId = yield* fromStorage(canonicalId("wsp", payload.workspaceId))
-          return yield* fromStorage(
+          return yield* fromStorageWrite(
             storage.createApp(principal.access, {
               workspaceId,
               handle: payload.handle,

@@ -8,7 +8,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import { CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
-import { fromQuery, fromStorage } from "./errors.ts"
+import { fromQuery, fromStorage, fromStorageWrite } from "./errors.ts"
 import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
 import { plainText } from "./logText.ts"
@@ -36,7 +36,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
           const appVersionId = yield* fromStorage(canonicalId("ver", payload.appVersionId))
-          return yield* fromStorage(
+          return yield* fromStorageWrite(
             storage.createBuild(principal.access, {
               appVersionId,
               trigger: "manual",
@@ -76,7 +76,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
           const id = yield* fromStorage(canonicalId("bld", params.id))
           const build = yield* fromStorage(storage.getBuild(principal.access, id))
           // The same version again, with what the first build was told (a trigger's settings included).
-          return yield* fromStorage(
+          return yield* fromStorageWrite(
             storage.createBuild(principal.access, {
               appVersionId: build.appVersionId,
               trigger: "redeploy",

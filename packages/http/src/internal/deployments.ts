@@ -23,7 +23,7 @@ import { CurrentPrincipal, type DeploymentBuildView, DeploymentsApi, type Deploy
 import * as ApiError from "../ApiError.ts"
 import * as ArchiveUpload from "./archiveUpload.ts"
 import { requireRole } from "./authorization.ts"
-import { fromStorage } from "./errors.ts"
+import { fromStorage, fromStorageWrite } from "./errors.ts"
 import { refusal } from "./gitSources.ts"
 import { lookUp } from "./ids.ts"
 import { everyRow, jsonArray } from "./lists.ts"
@@ -198,7 +198,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
                 )
           if (refused !== undefined) return yield* ApiError.badRequest("invalid_request", refused)
           const workspace = yield* workspaceFor(principal.access, payload.workspace_id)
-          const app = yield* fromStorage(
+          const app = yield* fromStorageWrite(
             storage.createApp(principal.access, {
               workspaceId: workspace.id,
               handle: payload.subdomain,
@@ -244,7 +244,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
           const version = yield* fromStorage(
             storage.createAppVersion(principal.access, { appId: app.id, source: { type: "archive" } })
           )
-          yield* fromStorage(
+          yield* fromStorageWrite(
             storage.resolveAppVersion(principal.access, version.id, AppVersion.archiveStored(stored))
           )
           return { status: "uploaded" as const, size: stored.sizeBytes }
@@ -258,7 +258,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
           const version = Option.isSome(git)
             ? yield* gitVersion(principal.access, app, git.value)
             : yield* newestUpload(principal.access, app)
-          const build = yield* fromStorage(
+          const build = yield* fromStorageWrite(
             storage.createBuild(principal.access, {
               appVersionId: version.id,
               trigger: "manual",
@@ -327,7 +327,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
             Effect.catch((error) =>
               error.reason === "Unavailable"
                 ? Effect.die(error)
-                : fromStorage(
+                : fromStorageWrite(
                     storage.resolveAppVersion(access, version.id, { status: "failed", error: error.message })
                   ).pipe(
                     Effect.andThen(
@@ -336,7 +336,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
                   )
             )
           )
-        return yield* fromStorage(
+        return yield* fromStorageWrite(
           storage.resolveAppVersion(access, version.id, { status: "ready", ...commit })
         )
       })

@@ -29,26 +29,26 @@ export const isA =
   <E>(error: E): error is Extract<E, C> =>
     error instanceof Class
 
-type StorageFailure = Storage.NotFound | Storage.Conflict | Storage.StorageError
-
-type Mapped<E> =
-  | Exclude<E, StorageFailure>
-  | (Extract<E, Storage.NotFound> extends never ? never : ApiError.NotFound)
-  | (Extract<E, Storage.Conflict> extends never ? never : ApiError.Conflict)
-
 /**
- * Not found and conflict keep their message; a storage failure is a defect (a 500 with a request id).
- * Each branch is one member of `Mapped<E>`, which TypeScript cannot work out for an `E` not yet known.
+ * Storage's answers in a surface's words: not found keeps its message as a 404, and so does a conflict as
+ * a 409 (only where the operation can conflict: `fromStorageWrite`); a storage failure is a defect (a 500
+ * with a request id). Every other error passes through as it is.
  */
-export const fromStorage = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Mapped<E>, R> =>
-  Effect.catch(effect, (error): Effect.Effect<never, Mapped<E>> => {
-    if (error instanceof Storage.NotFound)
-      return Effect.fail(ApiError.NotFound.of(error.message) as Mapped<E>)
-    if (error instanceof Storage.Conflict)
-      return Effect.fail(ApiError.Conflict.of(error.message) as Mapped<E>)
-    if (error instanceof Storage.StorageError) return Effect.die(error)
-    return Effect.fail(error as Mapped<E>)
-  })
+export const storageAnswers = <N, C>(notFound: (message: string) => N, conflict: (message: string) => C) => {
+  const fromStorage = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.catchIf(
+      Effect.catchIf(effect, isA(Storage.NotFound), (error) => Effect.fail(notFound(error.message))),
+      isA(Storage.StorageError),
+      Effect.die
+    )
+  const fromStorageWrite = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    fromStorage(
+      Effect.catchIf(effect, isA(Storage.Conflict), (error) => Effect.fail(conflict(error.message)))
+    )
+  return { fromStorage, fromStorageWrite }
+}
+
+export const { fromStorage, fromStorageWrite } = storageAnswers(ApiError.NotFound.of, ApiError.Conflict.of)
 
 /** An upload the source store refused: too large is 413, anything else about the archive is 400. */
 export const fromSource = (
