@@ -25,6 +25,7 @@ import {
   ServiceUnavailable,
   Unauthorized
 } from "./ApiError.ts"
+import { DeploymentStatus } from "./internal/dialectStatus.ts"
 
 // -----------------------------------------------------------------------------------------------------
 // Views: the domain as clients see it
@@ -553,7 +554,7 @@ export const DeploymentView = Schema.Struct({
   dockerfile_path: Schema.String,
   source_type: Schema.Literals(["git", "archive"]),
   /** The status of its newest build, or `created` before the first. */
-  status: Schema.Literals(["created", ...BuildState.DeploymentStatus.literals]),
+  status: Schema.Literals(["created", ...DeploymentStatus.literals]),
   created_at: Schema.String,
   updated_at: Schema.String
 })
@@ -562,7 +563,7 @@ export type DeploymentView = typeof DeploymentView.Type
 export const DeploymentBuildView = Schema.Struct({
   id: Schema.String,
   deployment_id: Schema.String,
-  status: BuildState.DeploymentStatus,
+  status: DeploymentStatus,
   /** The git commit, or the archive's SHA-256. */
   commit_sha: Schema.NullOr(Schema.String),
   /** `{registry}/{subdomain}:{short_hash}`; null until built. */

@@ -1,7 +1,7 @@
 /**
  * The accounts dialect's handlers (see `AccountsApi.ts`). Every lookup is scoped twice: to the caller's
  * workspaces, and to the account in the path, so an object of another account is a 404 exactly like a
- * missing one. Statuses come from core's mapping (`BuildState.toAccounts`).
+ * missing one. Statuses are the dialect's (`toAccounts`).
  */
 import {
   Access,
@@ -34,6 +34,7 @@ import {
   type TriggerView
 } from "../AccountsApi.ts"
 import { authenticate } from "./authorization.ts"
+import { toAccounts } from "./dialectStatus.ts"
 import { isA, storageAnswers } from "./errors.ts"
 import { refusal } from "./gitSources.ts"
 import { idOf, lookUp } from "./ids.ts"
@@ -156,7 +157,7 @@ export const buildView = (build: Build.Build, trigger: Trigger.Trigger | null): 
     metadata.repository === undefined || metadata.repository === null
       ? null
       : repositoryOf(metadata.repository)
-  const { status, buildOutcome } = BuildState.toAccounts(build as BuildState.State)
+  const { status, buildOutcome } = toAccounts(BuildState.stateOf(build))
   return {
     build_uuid: Id.toUuid(build.id),
     status,
@@ -355,7 +356,7 @@ export const buildsLayer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (
               storage.requestCancel(access, build.id, `cancelled by ${principal.name}`)
             )
           )
-          const { status, buildOutcome } = BuildState.toAccounts(after as BuildState.State)
+          const { status, buildOutcome } = toAccounts(BuildState.stateOf(after))
           return {
             ...ok({
               build_uuid: Id.toUuid(after.id),

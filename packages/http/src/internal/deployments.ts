@@ -23,6 +23,7 @@ import { CurrentPrincipal, type DeploymentBuildView, DeploymentsApi, type Deploy
 import * as ApiError from "../ApiError.ts"
 import * as ArchiveUpload from "./archiveUpload.ts"
 import { requireRole } from "./authorization.ts"
+import { toDeploymentStatus } from "./dialectStatus.ts"
 import { fromStorage, fromStorageWrite } from "./errors.ts"
 import { refusal } from "./gitSources.ts"
 import { lookUp } from "./ids.ts"
@@ -65,7 +66,7 @@ const sourceContradiction = (payload: {
 export const buildView = (build: Build.Build): DeploymentBuildView => ({
   id: Id.toUuid(build.id),
   deployment_id: Id.toUuid(build.entityId),
-  status: BuildState.toDeploymentStatus(build as BuildState.State),
+  status: toDeploymentStatus(BuildState.stateOf(build)),
   commit_sha: build.commitSha,
   image_tag: build.imageTag,
   started_at: iso(build.startedAt),
@@ -123,9 +124,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
           dockerfile_path: app.build.dockerfilePath,
           source_type: Option.isSome(git) ? ("git" as const) : ("archive" as const),
           status:
-            newest === undefined
-              ? ("created" as const)
-              : BuildState.toDeploymentStatus(newest as BuildState.State),
+            newest === undefined ? ("created" as const) : toDeploymentStatus(BuildState.stateOf(newest)),
           created_at: DateTime.formatIso(app.createdAt),
           updated_at: DateTime.formatIso(app.updatedAt)
         } satisfies DeploymentView
