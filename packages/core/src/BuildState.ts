@@ -1,6 +1,6 @@
 /**
- * The build lifecycle as one pure state machine (DESIGN.md §2.1), and the mapping of its
- * `(phase, outcome)` pair to the vocabulary of each HTTP dialect.
+ * The build lifecycle as one pure state machine (DESIGN.md §2.1), and the canonical status its
+ * `(phase, outcome)` pair maps to (the HTTP dialects' own words are `@kiln/http`'s).
  *
  * `transition` is the only way a build changes state. Storage applies it and then writes with
  * compare-and-set on the phase and the claim's `(owner, attempt)` fence, so a late write can never
@@ -26,23 +26,9 @@ export type State =
 export const activePhases = ["initializing", "running"] as const satisfies ReadonlyArray<Phase>
 export const isActive = (phase: Phase): boolean => phase === "initializing" || phase === "running"
 
-// ---------------------------------------------------------------------------------------------------------
-// Dialect vocabularies
-// ---------------------------------------------------------------------------------------------------------
-
 /** The canonical `/api` status. */
 export const Status = Schema.Literals(["pending", "running", "completed", "failed", "cancelled", "skipped"])
 export type Status = typeof Status.Type
-
-/** The deployments dialect (`/api/v1/deployments`) status. */
-export const DeploymentStatus = Schema.Literals(["pending", "building", "success", "failed", "cancelled"])
-export type DeploymentStatus = typeof DeploymentStatus.Type
-
-/** The accounts dialect keeps the phase as `status` and reports the outcome as `build_outcome`. */
-export const AccountsStatus = Phase
-export type AccountsStatus = Phase
-export const AccountsOutcome = Schema.Literals(["success", "fail", "cancelled", "terminated", "skipped"])
-export type AccountsOutcome = typeof AccountsOutcome.Type
 
 const canonicalOutcome: Record<Outcome, Status> = {
   success: "completed",
@@ -64,46 +50,6 @@ export const toStatus = (state: State): Status => {
       return canonicalOutcome[state.outcome]
   }
 }
-
-// The deployments vocabulary has no `skipped`: a skipped build was never built and never will be, which
-// its clients already read as `cancelled`.
-const deploymentOutcome: Record<Outcome, DeploymentStatus> = {
-  success: "success",
-  failure: "failed",
-  timed_out: "failed",
-  lost: "failed",
-  cancelled: "cancelled",
-  skipped: "cancelled"
-}
-
-export const toDeploymentStatus = (state: State): DeploymentStatus => {
-  switch (state.phase) {
-    case "queued":
-      return "pending"
-    case "initializing":
-    case "running":
-      return "building"
-    case "stopped":
-      return deploymentOutcome[state.outcome]
-  }
-}
-
-// `terminated` is what the accounts dialect calls a build the platform ended: a timeout or a lost owner.
-const accountsOutcome: Record<Outcome, AccountsOutcome> = {
-  success: "success",
-  failure: "fail",
-  timed_out: "terminated",
-  lost: "terminated",
-  cancelled: "cancelled",
-  skipped: "skipped"
-}
-
-export const toAccounts = (
-  state: State
-): { readonly status: AccountsStatus; readonly buildOutcome: AccountsOutcome | null } => ({
-  status: state.phase,
-  buildOutcome: state.outcome === null ? null : accountsOutcome[state.outcome]
-})
 
 // ---------------------------------------------------------------------------------------------------------
 // Events and the transition function

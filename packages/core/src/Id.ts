@@ -46,6 +46,17 @@ export type SourceEventId = typeof SourceEventId.Type
 export const TokenId = idSchema("tok").pipe(Schema.brand("TokenId"))
 export type TokenId = typeof TokenId.Type
 
+/** The schema of each kind of id, by its prefix: what an API decodes an id it is sent with. */
+export const schemas: { readonly [P in Prefix]: Schema.Codec<IdTypes[P], string> } = {
+  wsp: WorkspaceId,
+  app: AppId,
+  ver: AppVersionId,
+  bld: BuildId,
+  trg: TriggerId,
+  evt: SourceEventId,
+  tok: TokenId
+}
+
 export interface IdTypes {
   readonly wsp: WorkspaceId
   readonly app: AppId

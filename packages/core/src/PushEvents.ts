@@ -122,7 +122,7 @@ export const receive = (
           skipReason: skip
         })
         // The version was made ready a moment ago and the event is this workspace's: neither can conflict.
-        .pipe(Effect.catchTag("Conflict", Effect.die))
+        .pipe(Effect.catchTag("StorageConflict", Effect.die))
       builds.push(build)
     }
     return { event, redelivered: false, builds, ignored }

@@ -196,7 +196,7 @@ describe("PushEvents.receive", () => {
       const other = yield* storage.createWorkspace({ name: "other" })
       yield* storage.createTrigger(Access.all, rules(web.id))
       const refused = yield* Effect.flip(PushEvents.receive(Access.workspaces([other.id]), push(ws.id)))
-      expect(refused._tag).toBe("NotFound")
+      expect(refused._tag).toBe("StorageNotFound")
       expect(yield* counts).toEqual({ builds: 0, versions: 0 })
     }).pipe(Effect.provide(Storage.layerMemory()))
   )

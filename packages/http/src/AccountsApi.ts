@@ -6,7 +6,7 @@
  * accepted too). Every response, errors included, is the envelope `{success, errors, messages, result}`.
  */
 import type { Authenticator } from "@kiln/core"
-import { BuildState, Workspace } from "@kiln/core"
+import { Workspace } from "@kiln/core"
 import { Context, Schema } from "effect"
 import {
   HttpApi,
@@ -16,6 +16,7 @@ import {
   HttpApiSecurity,
   OpenApi
 } from "effect/http-api"
+import { AccountsOutcome, AccountsStatus } from "./internal/dialectStatus.ts"
 
 // -----------------------------------------------------------------------------------------------------
 // The envelope, and errors in it
@@ -173,8 +174,8 @@ export const PullRequestView = Schema.Struct({ created_on: Schema.String, pull_r
 
 export const BuildView = Schema.Struct({
   build_uuid: Schema.String,
-  status: BuildState.AccountsStatus,
-  build_outcome: described(Schema.NullOr(BuildState.AccountsOutcome), "null until the build has stopped."),
+  status: AccountsStatus,
+  build_outcome: described(Schema.NullOr(AccountsOutcome), "null until the build has stopped."),
   created_on: Schema.String,
   initializing_on: Timestamp,
   running_on: Timestamp,
@@ -194,9 +195,9 @@ export type BuildView = typeof BuildView.Type
 
 export const CancelView = Schema.Struct({
   build_uuid: Schema.String,
-  status: described(BuildState.AccountsStatus, "What the build is now."),
+  status: described(AccountsStatus, "What the build is now."),
   build_outcome: described(
-    Schema.NullOr(BuildState.AccountsOutcome),
+    Schema.NullOr(AccountsOutcome),
     "`cancelled` when the build stopped at once (it was queued). null while a claimed build is being stopped by its runner: the outcome follows once it has stopped (`cancelled`, or another if it finished first); `messages` says so."
   ),
   stopped_on: Timestamp

@@ -24,7 +24,9 @@ import {
 import { HttpApiBuilder, HttpApiScalar, OpenApi } from "effect/http-api"
 import * as AccountsApi from "./AccountsApi.ts"
 import { DeploymentsApi, KilnApi, logStreamProtocol } from "./Api.ts"
-import * as Accounts from "./internal/accounts.ts"
+import * as AccountsBuilds from "./internal/accountsBuilds.ts"
+import * as AccountsRequests from "./internal/accountsRequests.ts"
+import * as AccountsTriggers from "./internal/accountsTriggers.ts"
 import * as AllowedMethods from "./internal/allowedMethods.ts"
 import * as Apps from "./internal/apps.ts"
 import * as AppVersions from "./internal/appVersions.ts"
@@ -217,11 +219,11 @@ const accounts = HttpApiBuilder.layer(AccountsApi.AccountsApi, {
   openapiPath: documents.accounts
 }).pipe(
   Layer.provide(
-    Layer.mergeAll(Accounts.buildsLayer, Accounts.triggersLayer).pipe(
-      Layer.provide(Accounts.authorizationLayer)
+    Layer.mergeAll(AccountsBuilds.layer, AccountsTriggers.layer).pipe(
+      Layer.provide(AccountsRequests.authorizationLayer)
     )
   ),
-  Layer.provide(Accounts.requestErrorsLayer)
+  Layer.provide(AccountsRequests.requestErrorsLayer)
 )
 
 const deployments = (options: Options) =>

@@ -10,6 +10,7 @@ import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { BuildState, Id } from "@kiln/core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { toAccounts, toDeploymentStatus } from "../src/internal/dialectStatus.ts"
 import { byHand, call, startServer, type TestServer } from "./fixtures/server.ts"
 
 let server: TestServer
@@ -52,10 +53,10 @@ describe("http › the three surfaces agree", () => {
       expect(accounts.build_uuid).toBe(Id.toUuid(canonical.id))
       expect(deployments.deployment_id).toBe(Id.toUuid(canonical.entityId))
       expect(canonical.status).toBe(BuildState.toStatus(state))
-      expect(deployments.status).toBe(BuildState.toDeploymentStatus(state))
+      expect(deployments.status).toBe(toDeploymentStatus(state))
       expect([accounts.status, accounts.build_outcome]).toEqual([
-        BuildState.toAccounts(state).status,
-        BuildState.toAccounts(state).buildOutcome
+        toAccounts(state).status,
+        toAccounts(state).buildOutcome
       ])
       expect(deployments.started_at).toBe(canonical.startedAt)
       expect(accounts.initializing_on).toBe(canonical.startedAt)

@@ -12,7 +12,7 @@ import { CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import * as ArchiveUpload from "./archiveUpload.ts"
 import { requireRole } from "./authorization.ts"
-import { fromStorage } from "./errors.ts"
+import { fromStorage, fromStorageWrite } from "./errors.ts"
 import { refusal } from "./gitSources.ts"
 import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
@@ -31,9 +31,10 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
               ? refusal(sources, payload.source, { url: "payload.source.url", ref: "payload.source.ref" })
               : undefined
           if (refused !== undefined) return yield* ApiError.badRequest("invalid_request", refused)
+          const appId = yield* fromStorage(canonicalId("app", payload.appId))
           const version = yield* fromStorage(
             storage.createAppVersion(principal.access, {
-              appId: canonicalId("app", payload.appId),
+              appId,
               source: payload.source
             })
           )
@@ -52,20 +53,22 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
           return yield* fromStorage(
             storage
               .resolveAppVersion(principal.access, version.id, resolved)
-              .pipe(Effect.catchTag("Conflict", Effect.die))
+              .pipe(Effect.catchTag("StorageConflict", Effect.die))
           )
         })
       )
       .handle("get", ({ params }) =>
         Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
-          fromStorage(storage.getAppVersion(principal.access, canonicalId("ver", params.id)))
+          fromStorage(
+            Effect.flatMap(canonicalId("ver", params.id), (id) => storage.getAppVersion(principal.access, id))
+          )
         )
       )
       .handle("uploadArchive", ({ params, payload }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
           const version = yield* fromStorage(
-            storage.getAppVersion(principal.access, canonicalId("ver", params.id))
+            Effect.flatMap(canonicalId("ver", params.id), (id) => storage.getAppVersion(principal.access, id))
           )
           if (version.source.type !== "archive" || version.status !== "pending") {
             return yield* ApiError.Conflict.of(
@@ -80,7 +83,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "appVersions", (handlers) =>
             payload as Stream.Stream<unknown, unknown>,
             app.build.dockerfilePath
           )
-          return yield* fromStorage(
+          return yield* fromStorageWrite(
             storage.resolveAppVersion(principal.access, version.id, AppVersion.archiveStored(stored))
           )
         })

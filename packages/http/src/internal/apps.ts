@@ -7,7 +7,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import { type BuildSettingsInput, CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
-import { fromStorage } from "./errors.ts"
+import { fromStorage, fromStorageWrite } from "./errors.ts"
 import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
 
@@ -36,9 +36,10 @@ export const layer = HttpApiBuilder.group(KilnApi, "apps", (handlers) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
           const build = yield* completeSettings(payload.build)
-          return yield* fromStorage(
+          const workspaceId = yield* fromStorage(canonicalId("wsp", payload.workspaceId))
+          return yield* fromStorageWrite(
             storage.createApp(principal.access, {
-              workspaceId: canonicalId("wsp", payload.workspaceId),
+              workspaceId,
               handle: payload.handle,
               name: payload.name,
               kind: payload.kind,
@@ -49,7 +50,9 @@ export const layer = HttpApiBuilder.group(KilnApi, "apps", (handlers) =>
       )
       .handle("get", ({ params }) =>
         Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
-          fromStorage(storage.getApp(principal.access, canonicalId("app", params.id)))
+          fromStorage(
+            Effect.flatMap(canonicalId("app", params.id), (id) => storage.getApp(principal.access, id))
+          )
         )
       )
   })

@@ -8,7 +8,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import { CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
-import { fromQuery, fromStorage } from "./errors.ts"
+import { fromQuery, fromStorage, fromStorageWrite } from "./errors.ts"
 import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
 import { plainText } from "./logText.ts"
@@ -35,9 +35,10 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
       .handle("create", ({ payload, headers }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
-          return yield* fromStorage(
+          const appVersionId = yield* fromStorage(canonicalId("ver", payload.appVersionId))
+          return yield* fromStorageWrite(
             storage.createBuild(principal.access, {
-              appVersionId: canonicalId("ver", payload.appVersionId),
+              appVersionId,
               trigger: "manual",
               createdBy: principal.name,
               metadata: payload.metadata ?? {},
@@ -48,16 +49,17 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
       )
       .handle("get", ({ params }) =>
         Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
-          fromStorage(storage.getBuild(principal.access, canonicalId("bld", params.id))).pipe(
-            Effect.map((build) => HttpServerResponse.jsonUnsafe(buildDetailJson(build)))
-          )
+          fromStorage(
+            Effect.flatMap(canonicalId("bld", params.id), (id) => storage.getBuild(principal.access, id))
+          ).pipe(Effect.map((build) => HttpServerResponse.jsonUnsafe(buildDetailJson(build))))
         )
       )
       .handle("cancel", ({ params, payload }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
+          const id = yield* fromStorage(canonicalId("bld", params.id))
           const { accepted, build } = yield* fromStorage(
-            storage.requestCancel(principal.access, canonicalId("bld", params.id), payload?.reason ?? null)
+            storage.requestCancel(principal.access, id, payload?.reason ?? null)
           )
           // The documented answer is `{success}`; a refusal says why beside it, still a 200.
           return accepted
@@ -71,9 +73,10 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
       .handle("redeploy", ({ params }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
-          const build = yield* fromStorage(storage.getBuild(principal.access, canonicalId("bld", params.id)))
+          const id = yield* fromStorage(canonicalId("bld", params.id))
+          const build = yield* fromStorage(storage.getBuild(principal.access, id))
           // The same version again, with what the first build was told (a trigger's settings included).
-          return yield* fromStorage(
+          return yield* fromStorageWrite(
             storage.createBuild(principal.access, {
               appVersionId: build.appVersionId,
               trigger: "redeploy",
@@ -88,20 +91,21 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
         Effect.gen(function* () {
           const principal = yield* Effect.service(CurrentPrincipal)
           const after = yield* fromQuery(Effect.fromResult(LogCursor.decode(query.cursor)))
+          // Decoded where storage would answer for a missing build: after the other parameters.
+          const buildId = fromStorage(canonicalId("bld", params.id))
           // As text, the whole log unless a limit is asked for.
           if (query.format === "text") {
             const limit = query.limit === undefined ? undefined : yield* logLimit(query.limit)
             const text = yield* fromStorage(
-              plainText(storage, principal.access, canonicalId("bld", params.id), after, limit)
+              plainText(storage, principal.access, yield* buildId, after, limit)
             )
             return text.response
           }
           const limit = yield* logLimit(query.limit)
+          const id = yield* buildId
           // The build first: if it had stopped then, the log read after holds its last line.
-          const build = yield* fromStorage(storage.getBuild(principal.access, canonicalId("bld", params.id)))
-          const page = yield* fromStorage(
-            storage.readLogs(principal.access, canonicalId("bld", params.id), after, limit)
-          )
+          const build = yield* fromStorage(storage.getBuild(principal.access, id))
+          const page = yield* fromStorage(storage.readLogs(principal.access, id, after, limit))
           const last = page.lines.at(-1)?.seq ?? after
           return {
             data: page.lines,
@@ -116,7 +120,9 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
           const principal = yield* Effect.service(CurrentPrincipal)
           const { ticket, expiresAt } = yield* LogTickets.issue(
             principal,
-            fromStorage(storage.getBuild(principal.access, canonicalId("bld", params.id)))
+            fromStorage(
+              Effect.flatMap(canonicalId("bld", params.id), (id) => storage.getBuild(principal.access, id))
+            )
           )
           return { ticket, url: yield* LogTickets.streamUrl(ticket), expiresAt }
         })

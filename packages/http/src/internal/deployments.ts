@@ -23,9 +23,10 @@ import { CurrentPrincipal, type DeploymentBuildView, DeploymentsApi, type Deploy
 import * as ApiError from "../ApiError.ts"
 import * as ArchiveUpload from "./archiveUpload.ts"
 import { requireRole } from "./authorization.ts"
-import { fromStorage } from "./errors.ts"
+import { toDeploymentStatus } from "./dialectStatus.ts"
+import { fromStorage, fromStorageWrite } from "./errors.ts"
 import { refusal } from "./gitSources.ts"
-import { idOf } from "./ids.ts"
+import { lookUp } from "./ids.ts"
 import { everyRow, jsonArray } from "./lists.ts"
 import { plainText } from "./logText.ts"
 import * as LogTickets from "./logTickets.ts"
@@ -65,7 +66,7 @@ const sourceContradiction = (payload: {
 export const buildView = (build: Build.Build): DeploymentBuildView => ({
   id: Id.toUuid(build.id),
   deployment_id: Id.toUuid(build.entityId),
-  status: BuildState.toDeploymentStatus(build as BuildState.State),
+  status: toDeploymentStatus(BuildState.stateOf(build)),
   commit_sha: build.commitSha,
   image_tag: build.imageTag,
   started_at: iso(build.startedAt),
@@ -123,33 +124,28 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
           dockerfile_path: app.build.dockerfilePath,
           source_type: Option.isSome(git) ? ("git" as const) : ("archive" as const),
           status:
-            newest === undefined
-              ? ("created" as const)
-              : BuildState.toDeploymentStatus(newest as BuildState.State),
+            newest === undefined ? ("created" as const) : toDeploymentStatus(BuildState.stateOf(newest)),
           created_at: DateTime.formatIso(app.createdAt),
           updated_at: DateTime.formatIso(app.updatedAt)
         } satisfies DeploymentView
       })
 
-    const deploymentOf = (access: Access.Access, text: string) => {
-      const id = idOf("app", text)
-      return id === undefined
-        ? Effect.fail(ApiError.NotFound.of("Deployment not found"))
-        : storage.getApp(access, id).pipe(
-            Effect.catchTag("NotFound", () => Effect.fail(ApiError.NotFound.of("Deployment not found"))),
-            Effect.catchTag("StorageError", Effect.die)
-          )
-    }
+    const deploymentOf = (access: Access.Access, text: string) =>
+      fromStorage(
+        lookUp("app", text, (id) => storage.getApp(access, id), ApiError.NotFound.of("Deployment not found"))
+      )
 
     /** The build the path names, when it is a build of the deployment the path names. */
     const buildOf = (access: Access.Access, deploymentId: string, buildId: string) =>
       Effect.gen(function* () {
         const app = yield* deploymentOf(access, deploymentId)
-        const id = idOf("bld", buildId)
-        if (id === undefined) return yield* ApiError.NotFound.of("Build not found")
-        const build = yield* storage.getBuild(access, id).pipe(
-          Effect.catchTag("NotFound", () => Effect.fail(ApiError.NotFound.of("Build not found"))),
-          Effect.catchTag("StorageError", Effect.die)
+        const build = yield* fromStorage(
+          lookUp(
+            "bld",
+            buildId,
+            (id) => storage.getBuild(access, id),
+            ApiError.NotFound.of("Build not found")
+          )
         )
         return build.entityId === app.id ? build : yield* ApiError.NotFound.of("Build not found")
       })
@@ -157,21 +153,22 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
     /** The workspace a new deployment goes to: the one named, or the token's only one. */
     const workspaceFor = (access: Access.Access, named: string | undefined) =>
       Effect.gen(function* () {
-        const id =
-          named !== undefined
-            ? idOf("wsp", named)
-            : access._tag === "Workspaces" && access.ids.size === 1
-              ? [...access.ids][0]
-              : undefined
-        if (id === undefined) {
+        const only = access._tag === "Workspaces" && access.ids.size === 1 ? [...access.ids][0] : undefined
+        const text = named ?? only
+        if (text === undefined) {
           return yield* ApiError.badRequest(
             "invalid_request",
-            named === undefined
-              ? "workspace_id: needed when the token covers more than one workspace"
-              : "workspace_id: not a workspace id"
+            "workspace_id: needed when the token covers more than one workspace"
           )
         }
-        return yield* fromStorage(storage.getWorkspace(access, id))
+        return yield* fromStorage(
+          lookUp(
+            "wsp",
+            text,
+            (id) => storage.getWorkspace(access, id),
+            ApiError.NotFound.of("Workspace not found")
+          )
+        )
       })
 
     return handlers
@@ -200,7 +197,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
                 )
           if (refused !== undefined) return yield* ApiError.badRequest("invalid_request", refused)
           const workspace = yield* workspaceFor(principal.access, payload.workspace_id)
-          const app = yield* fromStorage(
+          const app = yield* fromStorageWrite(
             storage.createApp(principal.access, {
               workspaceId: workspace.id,
               handle: payload.subdomain,
@@ -246,7 +243,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
           const version = yield* fromStorage(
             storage.createAppVersion(principal.access, { appId: app.id, source: { type: "archive" } })
           )
-          yield* fromStorage(
+          yield* fromStorageWrite(
             storage.resolveAppVersion(principal.access, version.id, AppVersion.archiveStored(stored))
           )
           return { status: "uploaded" as const, size: stored.sizeBytes }
@@ -260,7 +257,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
           const version = Option.isSome(git)
             ? yield* gitVersion(principal.access, app, git.value)
             : yield* newestUpload(principal.access, app)
-          const build = yield* fromStorage(
+          const build = yield* fromStorageWrite(
             storage.createBuild(principal.access, {
               appVersionId: version.id,
               trigger: "manual",
@@ -329,7 +326,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
             Effect.catch((error) =>
               error.reason === "Unavailable"
                 ? Effect.die(error)
-                : fromStorage(
+                : fromStorageWrite(
                     storage.resolveAppVersion(access, version.id, { status: "failed", error: error.message })
                   ).pipe(
                     Effect.andThen(
@@ -338,7 +335,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
                   )
             )
           )
-        return yield* fromStorage(
+        return yield* fromStorageWrite(
           storage.resolveAppVersion(access, version.id, { status: "ready", ...commit })
         )
       })

@@ -2,7 +2,7 @@
  * From core's typed errors to the API's bodies. Storage failures are defects here: the 500 they become
  * carries only a request id, and the cause goes to the log.
  */
-import type { Cursor, Filter, SourceStore, Storage } from "@kiln/core"
+import { type Cursor, type Filter, type SourceStore, Storage } from "@kiln/core"
 import { Effect } from "effect"
 import * as ApiError from "../ApiError.ts"
 
@@ -20,29 +20,35 @@ export const fromQuery = <A, R>(
       : ApiError.badRequest(codes[error.parameter] ?? "invalid_parameter", error.message)
   )
 
-type StorageFailure = Storage.NotFound | Storage.Conflict | Storage.StorageError
+/**
+ * Whether an error is an instance of `Class`: a refinement that keeps the rest of a union known, so what a
+ * handler can still fail with is worked out by the type checker rather than asserted.
+ */
+export const isA =
+  <C>(Class: abstract new (...args: never) => C) =>
+  <E>(error: E): error is Extract<E, C> =>
+    error instanceof Class
 
-type Mapped<E> =
-  | Exclude<E, StorageFailure>
-  | (Extract<E, Storage.NotFound> extends never ? never : ApiError.NotFound)
-  | (Extract<E, Storage.Conflict> extends never ? never : ApiError.Conflict)
+/**
+ * Storage's answers in a surface's words: not found keeps its message as a 404, and so does a conflict as
+ * a 409 (only where the operation can conflict: `fromStorageWrite`); a storage failure is a defect (a 500
+ * with a request id). Every other error passes through as it is.
+ */
+export const storageAnswers = <N, C>(notFound: (message: string) => N, conflict: (message: string) => C) => {
+  const fromStorage = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.catchIf(
+      Effect.catchIf(effect, isA(Storage.NotFound), (error) => Effect.fail(notFound(error.message))),
+      isA(Storage.StorageError),
+      Effect.die
+    )
+  const fromStorageWrite = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    fromStorage(
+      Effect.catchIf(effect, isA(Storage.Conflict), (error) => Effect.fail(conflict(error.message)))
+    )
+  return { fromStorage, fromStorageWrite }
+}
 
-/** Not found and conflict keep their message; a storage failure is a defect (a 500 with a request id). */
-export const fromStorage = <A, E extends { readonly _tag: string }, R>(
-  effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, Mapped<E>, R> =>
-  Effect.catch(effect, (error): Effect.Effect<never, Mapped<E>> => {
-    switch (error._tag) {
-      case "NotFound":
-        return Effect.fail(ApiError.NotFound.of((error as unknown as Storage.NotFound).message) as Mapped<E>)
-      case "Conflict":
-        return Effect.fail(ApiError.Conflict.of((error as unknown as Storage.Conflict).message) as Mapped<E>)
-      case "StorageError":
-        return Effect.die(error)
-      default:
-        return Effect.fail(error as Mapped<E>)
-    }
-  })
+export const { fromStorage, fromStorageWrite } = storageAnswers(ApiError.NotFound.of, ApiError.Conflict.of)
 
 /** An upload the source store refused: too large is 413, anything else about the archive is 400. */
 export const fromSource = (

@@ -132,7 +132,8 @@ const encode = Schema.encodeSync(Schema.fromJsonString(Schema.toCodecJson(LogStr
 
 /** How a surface names a build in the path, and what it sends for each message (nothing, to skip one). */
 export interface Dialect {
-  readonly buildId: (params: Readonly<Record<string, string | undefined>>) => string | undefined
+  /** The path parameter that names the build, as it was sent. */
+  readonly buildParam: string
   /** Whether the build is the one the rest of the path names (the deployments dialect names its app too). */
   readonly matches: (build: Build.Build, params: Readonly<Record<string, string | undefined>>) => boolean
   readonly render: (message: LogStreamMessage) => string | undefined
@@ -142,7 +143,7 @@ export interface Dialect {
 
 /** The canonical stream: JSON messages, the build named by its id. */
 const canonical: Dialect = {
-  buildId: (params) => (params.id === undefined ? undefined : canonicalId("bld", params.id)),
+  buildParam: "id",
   matches: () => true,
   render: encode
 }
@@ -157,7 +158,7 @@ export const follow = (
     const request = yield* HttpServerRequest.HttpServerRequest
     if ((request.headers.upgrade ?? "").toLowerCase() !== "websocket") return upgradeRequired
     const params = yield* HttpRouter.params
-    const id = dialect.buildId(params)
+    const named = params[dialect.buildParam] ?? ""
     const query = new URL(request.url, "http://kiln").searchParams
     const credential = credentialOf(request.headers)
     const ticket = query.get("ticket")
@@ -166,21 +167,18 @@ export const follow = (
           .authenticate(credential)
           .pipe(Effect.catchTag("Unauthenticated", () => Effect.fail(ApiError.Unauthorized.instance)))
       : ticket !== null
-        ? LogTickets.redeem(storage, ticket, id ?? "")
+        ? LogTickets.redeem(storage, ticket, idOf("bld", named) ?? named)
         : Effect.fail(ApiError.Unauthorized.instance)
     const cursor = query.get("cursor") ?? undefined
     let seq = yield* Effect.fromResult(LogCursor.decode(cursor)).pipe(
       Effect.mapError((error) => ApiError.badRequest("invalid_cursor", error.message))
     )
-    if (id === undefined) return yield* ApiError.NotFound.of(dialect.notFound ?? "Build not found")
-    const buildId = id as never
+    const notFound = (error: Storage.NotFound) => ApiError.NotFound.of(dialect.notFound ?? error.message)
+    // Decoded where storage would answer for a missing build, and answered as it would be.
+    const buildId = yield* Effect.mapError(canonicalId("bld", named), notFound)
     let build = yield* storage
       .getBuild(principal.access, buildId)
-      .pipe(
-        Effect.catchTag("NotFound", (error) =>
-          Effect.fail(ApiError.NotFound.of(dialect.notFound ?? error.message))
-        )
-      )
+      .pipe(Effect.catchTag("StorageNotFound", (error) => Effect.fail(notFound(error))))
     if (!dialect.matches(build, params))
       return yield* ApiError.NotFound.of(dialect.notFound ?? "Build not found")
 
@@ -261,7 +259,7 @@ export const follow = (
 
 /** The deployments dialect's stream: each line's text as it is produced, then a normal close. */
 const raw: Dialect = {
-  buildId: (params) => (params.build_id === undefined ? undefined : idOf("bld", params.build_id)),
+  buildParam: "build_id",
   matches: (build, params) =>
     params.deployment_id !== undefined && idOf("app", params.deployment_id) === build.entityId,
   render: (message) => (message.type === "line" ? message.text : undefined),

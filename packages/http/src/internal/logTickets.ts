@@ -85,7 +85,7 @@ export const redeem = (storage: Storage.StorageShape, ticket: string, buildId: s
     if (payload.b !== buildId) return yield* refused("the ticket is for another build")
     const token = yield* storage
       .getToken(Access.all, payload.t as Id.TokenId)
-      .pipe(Effect.catchTag("NotFound", () => Effect.fail(ApiError.Unauthorized.instance)))
+      .pipe(Effect.catchTag("StorageNotFound", () => Effect.fail(ApiError.Unauthorized.instance)))
     if (!Authenticator.isLive(token, yield* Clock.currentTimeMillis)) {
       return yield* ApiError.Unauthorized.instance
     }

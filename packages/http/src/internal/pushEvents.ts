@@ -86,7 +86,7 @@ const receive = Effect.gen(function* () {
       message: push.message ?? null
     }
   ).pipe(
-    Effect.catchTag("NotFound", () => Effect.fail(ApiError.NotFound.of("Workspace not found"))),
+    Effect.catchTag("StorageNotFound", () => Effect.fail(ApiError.NotFound.of("Workspace not found"))),
     Effect.catchTag("StorageError", Effect.die)
   )
   return yield* answer(received.redelivered ? 200 : 201, {

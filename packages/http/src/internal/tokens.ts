@@ -39,14 +39,23 @@ export const layer = HttpApiBuilder.group(KilnApi, "tokens", (handlers) =>
               `payload.expiresAt: expected a time in the future, not ${DateTime.formatIso(payload.expiresAt)}`
             )
           }
-          if (payload.workspaceIds !== "*") {
-            const outside = payload.workspaceIds.find((id) => !Access.allows(principal.access, id))
-            if (outside !== undefined) return yield* ApiError.NotFound.of(`workspace ${outside} not found`)
-          }
+          // A workspace outside the creator's scope is not found, as one named by text that is no id.
+          const workspaceIds =
+            payload.workspaceIds === "*"
+              ? payload.workspaceIds
+              : yield* fromStorage(
+                  Effect.forEach(payload.workspaceIds, (text) =>
+                    Effect.filterOrFail(
+                      canonicalId("wsp", text),
+                      (id) => Access.allows(principal.access, id),
+                      () => Storage.NotFound.of("workspace", text)
+                    )
+                  )
+                )
           const { token, secret } = yield* fromStorage(
             Authenticator.issueToken({
               name: payload.name,
-              workspaceIds: payload.workspaceIds,
+              workspaceIds,
               role: payload.role,
               expiresAt: payload.expiresAt ?? null
             }).pipe(Effect.provideService(Storage.Storage, storage))
@@ -56,12 +65,16 @@ export const layer = HttpApiBuilder.group(KilnApi, "tokens", (handlers) =>
       )
       .handle("get", ({ params }) =>
         Effect.flatMap(requireRole("admin"), (principal) =>
-          fromStorage(storage.getToken(principal.access, canonicalId("tok", params.id)))
+          fromStorage(
+            Effect.flatMap(canonicalId("tok", params.id), (id) => storage.getToken(principal.access, id))
+          )
         )
       )
       .handle("revoke", ({ params }) =>
         Effect.flatMap(requireRole("admin"), (principal) =>
-          fromStorage(storage.revokeToken(principal.access, canonicalId("tok", params.id))).pipe(
+          fromStorage(
+            Effect.flatMap(canonicalId("tok", params.id), (id) => storage.revokeToken(principal.access, id))
+          ).pipe(
             // This process stops trusting it now; others within the authenticator's cache time.
             Effect.tap((token) => authenticator.forget(token.id))
           )

@@ -9,24 +9,27 @@ import { Build } from "@kiln/core"
 import { HttpServerResponse } from "effect/http"
 import { BuildDetailView, BuildView } from "../Api.ts"
 
-/** Exactly the view's fields, in its order (the domain value holds more); nested views by key. */
-const viewOf = (fields: object, nested: Record<string, (value: never) => unknown> = {}) => {
+/** Exactly the view's fields, in its order (the domain value holds more). */
+const viewOf = (fields: object) => {
   const keys = Object.keys(fields)
   return (value: object): Record<string, unknown> => {
     const out: Record<string, unknown> = {}
     for (const key of keys) {
       const field = (value as Record<string, unknown>)[key]
-      if (field !== undefined) out[key] = nested[key] === undefined ? field : nested[key](field as never)
+      if (field !== undefined) out[key] = field
     }
     return out
   }
 }
 
 const stepJson = viewOf(Build.BuildStep.fields)
+const detailJson = viewOf(BuildDetailView.fields)
 
 export const buildJson = viewOf(BuildView.fields)
-export const buildDetailJson = viewOf(BuildDetailView.fields, {
-  steps: (steps: ReadonlyArray<object>) => steps.map(stepJson)
+/** `steps` is the view's last field, so it stays last when replaced. */
+export const buildDetailJson = (build: { readonly steps: ReadonlyArray<object> }) => ({
+  ...detailJson(build),
+  steps: build.steps.map(stepJson)
 })
 
 /** `200` with a build page, as `page(BuildView)` encodes it. */

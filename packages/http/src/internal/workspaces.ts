@@ -30,14 +30,16 @@ export const layer = HttpApiBuilder.group(KilnApi, "workspaces", (handlers) =>
       )
       .handle("get", ({ params }) =>
         Effect.flatMap(Effect.service(CurrentPrincipal), (principal) =>
-          fromStorage(storage.getWorkspace(principal.access, canonicalId("wsp", params.id)))
+          fromStorage(
+            Effect.flatMap(canonicalId("wsp", params.id), (id) => storage.getWorkspace(principal.access, id))
+          )
         )
       )
       .handle("pushSecret", ({ params }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("admin")
           const workspace = yield* fromStorage(
-            storage.getWorkspace(principal.access, canonicalId("wsp", params.id))
+            Effect.flatMap(canonicalId("wsp", params.id), (id) => storage.getWorkspace(principal.access, id))
           )
           const key = (yield* PushSignature.PushKey).secret
           if (key === undefined) return yield* ApiError.ServiceUnavailable.pushEvents

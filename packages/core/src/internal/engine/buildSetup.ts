@@ -89,7 +89,7 @@ const triggerVariables = (
     if (Option.isNone(metadata)) return none
     const trigger = yield* storage.getTrigger(Access.all, metadata.value.triggerId).pipe(
       Effect.map(Option.some),
-      Effect.catchTag("NotFound", () => Effect.succeed(Option.none())),
+      Effect.catchTag("StorageNotFound", () => Effect.succeed(Option.none())),
       Effect.orDie
     )
     if (Option.isNone(trigger)) return none

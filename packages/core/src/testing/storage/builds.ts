@@ -49,7 +49,7 @@ export const builds = (name: string, make: MakeStorage) =>
         const notReady = yield* Effect.flip(
           storage.createBuild(Access.all, { appVersionId: pending.id, trigger: "manual", createdBy: null })
         )
-        expect(notReady._tag).toBe("Conflict")
+        expect(notReady._tag).toBe("StorageConflict")
         const other = yield* storage.createWorkspace({ name: "other" })
         const hidden = yield* Effect.flip(
           storage.createBuild(Access.workspaces([other.id]), {
@@ -58,7 +58,7 @@ export const builds = (name: string, make: MakeStorage) =>
             createdBy: null
           })
         )
-        expect(hidden._tag).toBe("NotFound")
+        expect(hidden._tag).toBe("StorageNotFound")
         expect((yield* storage.listBuilds(Access.all, Query.first(10))).rows).toEqual([])
       }))
 
@@ -120,7 +120,7 @@ export const builds = (name: string, make: MakeStorage) =>
         const reused = yield* Effect.flip(
           storage.createBuild(Access.all, { ...input, appVersionId: other.id })
         )
-        expect(reused._tag).toBe("Conflict")
+        expect(reused._tag).toBe("StorageConflict")
         const next = yield* storage.createBuild(Access.all, { ...input, idempotencyKey: "k-3" })
         expect(next.sequenceNumber).toBe(3)
         expect(workspace.id).toBe(next.workspaceId)
@@ -197,7 +197,7 @@ export const builds = (name: string, make: MakeStorage) =>
         const hidden = yield* Effect.flip(
           storage.getBuild(Access.workspaces([other.workspace.id]), mine[0]!.id)
         )
-        expect(hidden._tag).toBe("NotFound")
+        expect(hidden._tag).toBe("StorageNotFound")
         expect(yield* Storage.use((s) => s.getBuild(Access.all, theirs[0]!.id))).toMatchObject({ steps: [] })
       }))
   })

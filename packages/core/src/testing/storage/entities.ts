@@ -40,8 +40,13 @@ export const entities = (name: string, make: MakeStorage) =>
         expect(yield* storage.getWorkspace(Access.workspaces([a.id]), a.id)).toEqual(a)
         const hidden = yield* Effect.flip(storage.getWorkspace(Access.workspaces([b.id]), a.id))
         const missing = yield* Effect.flip(storage.getWorkspace(Access.all, unissued.workspace))
-        expect(hidden._tag).toBe("NotFound")
-        expect(missing._tag).toBe("NotFound")
+        // Storage's own tag, apart from an API's `NotFound`, carrying what was asked for.
+        expect(hidden).toMatchObject({ _tag: "StorageNotFound", entity: "workspace", id: a.id })
+        expect(missing).toMatchObject({
+          _tag: "StorageNotFound",
+          entity: "workspace",
+          id: unissued.workspace
+        })
         expect(
           (yield* storage.listWorkspaces(Access.workspaces([b.id]), Query.first(10))).rows.map((w) => w.id)
         ).toEqual([b.id])
@@ -77,7 +82,7 @@ export const entities = (name: string, make: MakeStorage) =>
             build: App.defaultBuildSettings
           })
         )
-        expect(taken._tag).toBe("Conflict")
+        expect(taken._tag).toBe("StorageConflict")
         const other = yield* storage.createWorkspace({ name: "other" })
         const sameHandle = yield* storage.createApp(Access.all, {
           workspaceId: other.id,
@@ -88,7 +93,7 @@ export const entities = (name: string, make: MakeStorage) =>
         })
         expect(sameHandle.build.buildCommand).toBe("make")
         const outside = yield* Effect.flip(storage.getApp(Access.workspaces([other.id]), app.id))
-        expect(outside._tag).toBe("NotFound")
+        expect(outside._tag).toBe("StorageNotFound")
         const intoHidden = yield* Effect.flip(
           storage.createApp(Access.workspaces([other.id]), {
             workspaceId: workspace.id,
@@ -98,7 +103,7 @@ export const entities = (name: string, make: MakeStorage) =>
             build: App.defaultBuildSettings
           })
         )
-        expect(intoHidden._tag).toBe("NotFound")
+        expect(intoHidden._tag).toBe("StorageNotFound")
         const listed = yield* storage.listApps(Access.workspaces([other.id]), Query.first(10))
         expect(listed.rows.map((a) => a.id)).toEqual([sameHandle.id])
       }))
@@ -131,7 +136,7 @@ export const entities = (name: string, make: MakeStorage) =>
         const again = yield* Effect.flip(
           storage.resolveAppVersion(Access.all, byRef.id, { status: "failed", error: "x" })
         )
-        expect(again._tag).toBe("Conflict")
+        expect(again._tag).toBe("StorageConflict")
         expect(yield* storage.getAppVersion(Access.all, byRef.id)).toEqual(resolved)
 
         const archive = yield* storage.createAppVersion(Access.all, {
@@ -166,16 +171,16 @@ export const entities = (name: string, make: MakeStorage) =>
         const { storage, app, version } = yield* seed()
         const other = yield* storage.createWorkspace({ name: "other" })
         const scope = Access.workspaces([other.id])
-        expect((yield* Effect.flip(storage.getAppVersion(scope, version.id)))._tag).toBe("NotFound")
+        expect((yield* Effect.flip(storage.getAppVersion(scope, version.id)))._tag).toBe("StorageNotFound")
         expect(
           (yield* Effect.flip(
             storage.createAppVersion(scope, { appId: app.id, source: { type: "archive" } })
           ))._tag
-        ).toBe("NotFound")
+        ).toBe("StorageNotFound")
         expect(
           (yield* Effect.flip(storage.resolveAppVersion(scope, version.id, { status: "failed", error: "x" })))
             ._tag
-        ).toBe("NotFound")
+        ).toBe("StorageNotFound")
         expect((yield* storage.listAppVersions(scope, Query.first(10))).rows).toEqual([])
       }))
 
@@ -197,11 +202,11 @@ export const entities = (name: string, make: MakeStorage) =>
         expect(yield* storage.getSourceEvent(Access.all, first.event.id)).toEqual(first.event)
         expect(
           (yield* Effect.flip(storage.getSourceEvent(Access.workspaces([other.id]), first.event.id)))._tag
-        ).toBe("NotFound")
+        ).toBe("StorageNotFound")
         const hidden = yield* Effect.flip(
           storage.recordSourceEvent(Access.workspaces([other.id]), event(workspace.id, "delivery-2"))
         )
-        expect(hidden._tag).toBe("NotFound")
+        expect(hidden._tag).toBe("StorageNotFound")
       }))
 
     it("stores tokens by hash, finds them by hash and keeps the first revocation", () =>
@@ -258,8 +263,8 @@ export const entities = (name: string, make: MakeStorage) =>
           both.id,
           mine.id
         ])
-        expect((yield* Effect.flip(storage.getToken(scope, both.id)))._tag).toBe("NotFound")
-        expect((yield* Effect.flip(storage.revokeToken(scope, everything.id)))._tag).toBe("NotFound")
+        expect((yield* Effect.flip(storage.getToken(scope, both.id)))._tag).toBe("StorageNotFound")
+        expect((yield* Effect.flip(storage.revokeToken(scope, everything.id)))._tag).toBe("StorageNotFound")
         expect(yield* storage.getToken(Access.workspaces([workspace.id, other.id]), both.id)).toEqual(both)
         const unknown = yield* Effect.flip(
           storage.createToken({
@@ -270,6 +275,6 @@ export const entities = (name: string, make: MakeStorage) =>
             expiresAt: null
           })
         )
-        expect(unknown._tag).toBe("NotFound")
+        expect(unknown._tag).toBe("StorageNotFound")
       }))
   })

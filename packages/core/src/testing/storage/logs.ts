@@ -87,7 +87,7 @@ export const logs = (name: string, make: MakeStorage) =>
         expect(stale._tag).toBe("LeaseLost")
         const other = yield* storage.createWorkspace({ name: "other" })
         const hidden = yield* Effect.flip(storage.readLogs(Access.workspaces([other.id]), build.id, 0, 10))
-        expect(hidden._tag).toBe("NotFound")
+        expect(hidden._tag).toBe("StorageNotFound")
         expect((yield* storage.readLogs(Access.all, build.id, 0, 10)).lines).toEqual([])
       }))
 

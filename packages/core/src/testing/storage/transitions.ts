@@ -113,7 +113,7 @@ export const transitions = (name: string, make: MakeStorage) =>
             ...fence
           })
         )
-        expect(missing._tag).toBe("NotFound")
+        expect(missing._tag).toBe("StorageNotFound")
       }))
 
     it("never changes a stopped build: owner writes lose the lease, other events are invalid", () =>
@@ -180,7 +180,7 @@ export const transitions = (name: string, make: MakeStorage) =>
         const other = yield* storage.createWorkspace({ name: "other" })
         expect(
           (yield* Effect.flip(storage.requestCancel(Access.workspaces([other.id]), build.id, null)))._tag
-        ).toBe("NotFound")
+        ).toBe("StorageNotFound")
         const requested = yield* storage.requestCancel(
           Access.workspaces([workspace.id]),
           build.id,

@@ -37,7 +37,7 @@ export const triggers = (name: string, make: MakeStorage) =>
         expect(trigger).toMatchObject({ ...input(app.id), workspaceId: workspace.id, deletedAt: null })
         expect(yield* storage.getTrigger(Access.all, trigger.id)).toEqual(trigger)
         const missingApp = yield* Effect.flip(storage.createTrigger(Access.all, input(unissued.app)))
-        expect(missingApp._tag).toBe("NotFound")
+        expect(missingApp._tag).toBe("StorageNotFound")
       }))
 
     it("updates only the fields given, and refuses to update a deleted trigger", () =>
@@ -63,7 +63,7 @@ export const triggers = (name: string, make: MakeStorage) =>
         expect(yield* storage.getTrigger(Access.all, trigger.id)).toEqual(deleted)
         expect(yield* storage.deleteTrigger(Access.all, trigger.id)).toEqual(deleted)
         const refused = yield* Effect.flip(storage.updateTrigger(Access.all, trigger.id, { name: "again" }))
-        expect(refused._tag).toBe("Conflict")
+        expect(refused._tag).toBe("StorageConflict")
       }))
 
     it("answers the live triggers of a workspace, oldest first, and lists them with the query language", () =>
@@ -101,7 +101,7 @@ export const triggers = (name: string, make: MakeStorage) =>
           storage.deleteTrigger(outside, trigger.id),
           storage.createTrigger(outside, input(app.id))
         ]) {
-          expect((yield* Effect.flip(attempt))._tag).toBe("NotFound")
+          expect((yield* Effect.flip(attempt))._tag).toBe("StorageNotFound")
         }
         expect(yield* storage.activeTriggers(outside, workspace.id)).toEqual([])
         expect((yield* storage.listTriggers(outside, Query.first(10))).rows).toEqual([])
