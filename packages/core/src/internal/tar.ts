@@ -179,8 +179,10 @@ const kilnHeader = (header: TarStream.Header): Header => {
   // that a name holds U+FFFD itself, which is refused too rather than told apart).
   if (header.name.includes("\uFFFD") || linkTarget.includes("\uFFFD"))
     throw new Malformed("the tar archive has an entry whose path is not valid UTF-8")
+  // tar-stream reads a number it cannot parse as NaN, or null in base 256.
+  if (!isCount(header.size)) throw new Malformed("the tar archive has a header with an invalid size")
   const mtime = header.mtime.getTime() / 1000
-  if (Number.isNaN(header.mode) || Number.isNaN(mtime))
+  if (!isCount(header.mode) || !isCount(mtime))
     throw new Malformed("the tar archive has a header with an invalid number")
   return {
     path: header.name,
@@ -191,6 +193,8 @@ const kilnHeader = (header: TarStream.Header): Header => {
     mtime
   }
 }
+
+const isCount = (n: number | null) => n !== null && Number.isSafeInteger(n) && n >= 0
 
 /** What a reader failure means, in words; tar-stream's own messages are not shown. */
 const reason = (cause: unknown, entries: number): string => {
