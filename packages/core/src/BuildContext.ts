@@ -4,8 +4,8 @@
  * instruction — without holding the whole context in memory: `appendToFile` rewrites one entry as the
  * stream passes and leaves every other entry as it was.
  */
-import { Effect, Result, Stream } from "effect"
-import { type Event, type Header, read, write } from "./internal/tar.ts"
+import { Result, Stream } from "effect"
+import { type Event, type Header, read, rewrite, write } from "./internal/tar.ts"
 import { SourceError } from "./SourceError.ts"
 
 /** A file of this size is not a Dockerfile or anything else worth rewriting in memory. */
@@ -41,7 +41,7 @@ const rewriteFile = <E>(
     /** Whether the current entry is left out: the root directory itself (`./`, as `tar -C dir .` writes it). */
     let dropped = false
 
-    const rewrite = (event: Event): Result.Result<ReadonlyArray<Event>, SourceError> => {
+    const rewriteEvent = (event: Event): Result.Result<ReadonlyArray<Event>, SourceError> => {
       switch (event._tag) {
         case "Entry": {
           const header = event.header
@@ -84,9 +84,7 @@ const rewriteFile = <E>(
     }
 
     return write(
-      read(context, broken).pipe(
-        Stream.mapEffect((event) => Effect.fromResult(rewrite(event))),
-        Stream.flattenIterable,
+      rewrite(read(context, broken), rewriteEvent).pipe(
         Stream.concat(
           Stream.suspend(() =>
             Stream.fromIterable(

@@ -253,6 +253,16 @@ describe("tar", () => {
         // a.txt: a header and two blocks of data.
         tar[3 * 512] = "z".charCodeAt(0)
         yield* fails(tar, "the tar archive has a corrupt header")
+        // What came before the failure is answered first, so a rule can refuse a.txt before it.
+        const seen: Array<string> = []
+        const failure = yield* read(Stream.make(tar), (reason) => reason).pipe(
+          Stream.runForEach((event) => Effect.sync(() => seen.push(event._tag))),
+          Effect.flip
+        )
+        expect([seen, failure]).toEqual([
+          ["Entry", "Data", "EntryEnd"],
+          "the tar archive has a corrupt header"
+        ])
       })
     )
 

@@ -4,7 +4,7 @@
  * size, and neither judges paths: that is `tarArchive.ts`. A reader failure is never a crash: it is the
  * caller's error, built from a reason that says what is wrong.
  */
-import { Effect, Stream } from "effect"
+import { Effect, Result, Stream } from "effect"
 import * as TarStream from "tar-stream"
 
 export type EntryType =
@@ -56,9 +56,9 @@ export const read = <E, M>(
         progress.bytes += chunk.length
         return written(extract, chunk)
       }).pipe(Effect.andThen(Effect.sync(() => extract.end(null))))
-      return Stream.fromAsyncIterable(entries(extract, progress), (cause) =>
+      return Stream.fromAsyncIterable(batches(extract, progress), (cause) =>
         malformed(reason(progress.error ?? cause, progress.entries))
-      ).pipe(Stream.mergeEffect(feed))
+      ).pipe(Stream.flattenIterable, Stream.mergeEffect(feed))
     })
   )
 
@@ -101,6 +101,28 @@ export const write = <E>(events: Stream.Stream<Event, E>): Stream.Stream<Uint8Ar
         Stream.mergeEffect(feed)
       )
     })
+  )
+
+/**
+ * `events` with each event replaced by what `f` makes of it (nothing, itself, other events), or failed
+ * with `f`'s first failure. A batch at a time: a stream per event would cost more than the tar.
+ */
+export const rewrite = <E, F>(
+  events: Stream.Stream<Event, E>,
+  f: (event: Event) => Result.Result<ReadonlyArray<Event>, F>
+): Stream.Stream<Event, E | F> =>
+  events.pipe(
+    Stream.chunks,
+    Stream.mapEffect((batch) => {
+      const out: Array<Event> = []
+      for (const event of batch) {
+        const next = f(event)
+        if (Result.isFailure(next)) return Effect.fail(next.failure)
+        for (const rewritten of next.success) out.push(rewritten)
+      }
+      return Effect.succeed(out)
+    }),
+    Stream.flattenIterable
   )
 
 /**
@@ -152,16 +174,53 @@ const types: Partial<Record<string, EntryType>> = {
   fifo: "fifo"
 }
 
-/** The entries of `extract`, each entry's data read to its end before the next header is parsed. */
-async function* entries(extract: TarStream.Extract, progress: Progress): AsyncGenerator<Event> {
-  for await (const entry of extract) {
-    const header = kilnHeader(entry.header)
-    progress.entries++
-    yield { _tag: "Entry", header }
-    if (header.size > 0) for await (const bytes of entry) yield { _tag: "Data", bytes: bytes as Uint8Array }
-    yield { _tag: "EntryEnd" }
+/**
+ * A pull through the stream costs more than reading an event, so events go out in batches of about this
+ * many bytes of data or this many events.
+ */
+const batchBytes = 64 * 1024
+const batchEvents = 256
+
+/**
+ * The events of `extract`, in batches; each entry's data is read to its end before the next header is
+ * parsed, and tar-stream reads no further ahead than its buffers, so a batch is all that is held.
+ */
+async function* batches(
+  extract: TarStream.Extract,
+  progress: Progress
+): AsyncGenerator<ReadonlyArray<Event>> {
+  let batch: Array<Event> = []
+  let bytes = 0
+  const full = () => bytes >= batchBytes || batch.length >= batchEvents
+  const take = () => {
+    const taken = batch
+    batch = []
+    bytes = 0
+    return taken
+  }
+  try {
+    for await (const entry of extract) {
+      const header = kilnHeader(entry.header)
+      progress.entries++
+      batch.push({ _tag: "Entry", header })
+      if (header.size > 0)
+        for await (const data of entry) {
+          // Buffers, which streamx's types leave unknown.
+          const chunk = data as Uint8Array
+          batch.push({ _tag: "Data", bytes: chunk })
+          bytes += chunk.length
+          if (full()) yield take()
+        }
+      batch.push({ _tag: "EntryEnd" })
+      if (full()) yield take()
+    }
+  } catch (error) {
+    // What was read before the failure goes first: a rule may refuse an earlier entry.
+    if (batch.length > 0) yield take()
+    throw error
   }
   if (progress.bytes === 0) throw new Malformed("it is not a tar archive")
+  if (batch.length > 0) yield take()
 }
 
 const kilnHeader = (header: TarStream.Header): Header => {

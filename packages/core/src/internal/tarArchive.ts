@@ -7,7 +7,7 @@ import { pipeline, Readable } from "node:stream"
 import { createGunzip } from "node:zlib"
 import { ByteSize, Effect, Result, Stream } from "effect"
 import { SourceError } from "../SourceError.ts"
-import { type EntryType, type Event, type Header, read, write } from "./tar.ts"
+import { type EntryType, type Event, type Header, read, rewrite, write } from "./tar.ts"
 
 export interface Limits {
   readonly maxUnpackedBytes: number
@@ -111,14 +111,12 @@ export const reroot = (
   commit: string
 ): Stream.Stream<Uint8Array, SourceError> =>
   Stream.suspend(() => {
-    const rewrite = new Reroot(root, commit)
+    const reroot = new Reroot(root, commit)
     // Only a stored blob damaged on disk, or git writing garbage, gets here: both were tars once.
     const broken = (reason: string) => invalid(`the source of ${commit} is not a valid tar: ${reason}`)
     return write(
-      read(tar, broken).pipe(
-        Stream.mapEffect((event) => Effect.fromResult(rewrite.next(event))),
-        Stream.flattenIterable,
-        Stream.onEnd(Effect.suspend(() => Effect.fromResult(rewrite.finish())))
+      rewrite(read(tar, broken), (event) => reroot.next(event)).pipe(
+        Stream.onEnd(Effect.suspend(() => Effect.fromResult(reroot.finish())))
       )
     )
   })
