@@ -4,15 +4,8 @@
  * instruction — without holding the whole context in memory: `appendToFile` rewrites one entry as the
  * stream passes and leaves every other entry as it was.
  */
-import { Effect, Result, Stream } from "effect"
-import {
-  encodeHeader,
-  endOfArchive,
-  type Header,
-  padding,
-  TarReader,
-  type WriteHeader
-} from "./internal/tar.ts"
+import { Result, Stream } from "effect"
+import { type Event, type Header, read, rewrite, write } from "./internal/tar.ts"
 import { SourceError } from "./SourceError.ts"
 
 /** A file of this size is not a Dockerfile or anything else worth rewriting in memory. */
@@ -21,29 +14,15 @@ const maxRewrittenBytes = 4 * 1024 * 1024
 const encoder = new TextEncoder()
 const normalize = (path: string) => path.replace(/^(\.\/)+/, "").replace(/\/+$/, "")
 
-const concat = (chunks: ReadonlyArray<Uint8Array>, extra: Uint8Array): Uint8Array => {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, extra.length))
-  let at = 0
-  for (const chunk of chunks) {
-    out.set(chunk, at)
-    at += chunk.length
-  }
-  out.set(extra, at)
-  return out
-}
+const broken = (reason: string) =>
+  new SourceError({ reason: "InvalidArchive", message: `the build context is not a valid tar: ${reason}` })
 
-const writable = (header: Header): Result.Result<WriteHeader, SourceError> =>
-  header.type === "file" ||
-  header.type === "directory" ||
-  header.type === "symbolic link" ||
-  header.type === "hard link"
-    ? Result.succeed({ ...header, path: normalize(header.path), type: header.type })
-    : Result.fail(
-        new SourceError({
-          reason: "InvalidArchive",
-          message: `context entry ${JSON.stringify(header.path)} is not a file, directory or link`
-        })
-      )
+/** A regular file's entry, data and end. */
+const file = (header: Header, data: Uint8Array): ReadonlyArray<Event> => [
+  { _tag: "Entry", header: { ...header, type: "file", size: data.length } },
+  { _tag: "Data", bytes: data },
+  { _tag: "EntryEnd" }
+]
 
 /**
  * The context with the regular file at `path` (relative to the context root) rewritten by `edit`, which
@@ -56,85 +35,67 @@ const rewriteFile = <E>(
   missing?: Uint8Array
 ): Stream.Stream<Uint8Array, E | SourceError> =>
   Stream.suspend(() => {
-    const reader = new TarReader()
     const wanted = normalize(path)
-    let target: { header: Header; chunks: Array<Uint8Array>; size: number } | undefined
+    let target: { readonly header: Header; readonly chunks: Array<Uint8Array>; size: number } | undefined
     let found = false
-    let size = 0
-    const broken = (reason: string) =>
-      new SourceError({
-        reason: "InvalidArchive",
-        message: `the build context is not a valid tar: ${reason}`
-      })
-    const entry = (header: WriteHeader, data: Uint8Array) => [
-      encodeHeader({ ...header, type: "file", size: data.length }),
-      data,
-      padding(data.length)
-    ]
+    /** Whether the current entry is left out: the root directory itself (`./`, as `tar -C dir .` writes it). */
+    let dropped = false
 
-    const rewrite = (chunk: Uint8Array): Result.Result<ReadonlyArray<Uint8Array>, SourceError> => {
-      const events = reader.push(chunk)
-      if (Result.isFailure(events)) return Result.fail(broken(events.failure))
-      const out: Array<Uint8Array> = []
-      for (const event of events.success) {
-        switch (event._tag) {
-          case "Entry": {
-            if (event.header.type === "file" && normalize(event.header.path) === wanted) {
-              target = { header: event.header, chunks: [], size: 0 }
-              found = true
-              continue
-            }
-            // The root directory itself (`./`, as `tar -C dir .` writes it) has no path once normalized.
-            if (normalize(event.header.path) === "") {
-              size = 0
-              continue
-            }
-            const header = writable(event.header)
-            if (Result.isFailure(header)) return Result.fail(header.failure)
-            out.push(encodeHeader(header.success))
-            size = event.header.size
-            break
+    const rewriteEvent = (event: Event): Result.Result<ReadonlyArray<Event>, SourceError> => {
+      switch (event._tag) {
+        case "Entry": {
+          const header = event.header
+          const normalized = normalize(header.path)
+          if (header.type === "file" && normalized === wanted) {
+            target = { header, chunks: [], size: 0 }
+            found = true
+            return Result.succeed([])
           }
-          case "Data":
-            if (target === undefined) out.push(event.bytes)
-            else {
-              target.size += event.bytes.length
-              if (target.size > maxRewrittenBytes)
-                return Result.fail(broken(`${JSON.stringify(path)} is too large to rewrite`))
-              target.chunks.push(event.bytes.slice())
-            }
-            break
-          case "EntryEnd":
-            if (target === undefined) out.push(padding(size))
-            else {
-              out.push(
-                ...entry({ ...target.header, type: "file" }, edit(concat(target.chunks, new Uint8Array())))
-              )
-              target = undefined
-            }
-            break
+          dropped = normalized === ""
+          if (dropped) return Result.succeed([])
+          if (
+            header.type !== "file" &&
+            header.type !== "directory" &&
+            header.type !== "symbolic link" &&
+            header.type !== "hard link"
+          )
+            return Result.fail(
+              new SourceError({
+                reason: "InvalidArchive",
+                message: `context entry ${JSON.stringify(header.path)} is not a file, directory or link`
+              })
+            )
+          return Result.succeed([{ _tag: "Entry", header: { ...header, path: normalized } }])
+        }
+        case "Data":
+          if (target === undefined) return Result.succeed(dropped ? [] : [event])
+          target.size += event.bytes.length
+          if (target.size > maxRewrittenBytes)
+            return Result.fail(broken(`${JSON.stringify(path)} is too large to rewrite`))
+          target.chunks.push(event.bytes)
+          return Result.succeed([])
+        case "EntryEnd": {
+          if (target === undefined) return Result.succeed(dropped ? [] : [event])
+          const { header, chunks } = target
+          target = undefined
+          return Result.succeed(file({ ...header, path: wanted }, edit(Buffer.concat(chunks))))
         }
       }
-      return Result.succeed(out)
     }
 
-    return context.pipe(
-      Stream.mapEffect((chunk) => Effect.fromResult(rewrite(chunk))),
-      Stream.flatMap((chunks) => Stream.fromIterable(chunks)),
-      Stream.concat(
-        Stream.fromIterableEffect(
-          Effect.suspend(() => {
-            const end = reader.end()
-            if (Result.isFailure(end)) return Effect.fail(broken(end.failure))
-            const added =
+    return write(
+      rewrite(read(context, broken), rewriteEvent).pipe(
+        Stream.concat(
+          Stream.suspend(() =>
+            Stream.fromIterable(
               found || missing === undefined
                 ? []
-                : entry(
+                : file(
                     { path: wanted, type: "file", linkTarget: "", size: 0, mode: 0o644, mtime: 0 },
                     missing
                   )
-            return Effect.succeed([...added, endOfArchive()])
-          })
+            )
+          )
         )
       )
     )
@@ -149,7 +110,7 @@ export const appendToFile = <E>(
   path: string,
   text: string
 ): Stream.Stream<Uint8Array, E | SourceError> =>
-  rewriteFile(context, path, (existing) => concat([existing], encoder.encode(`\n${text}\n`)))
+  rewriteFile(context, path, (existing) => Buffer.concat([existing, encoder.encode(`\n${text}\n`)]))
 
 /** The same context with the file at `path` holding `content`, whether or not it had that file before. */
 export const replaceFile = <E>(

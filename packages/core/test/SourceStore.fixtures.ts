@@ -20,7 +20,7 @@ import { AppVersion, Id, SourceStore } from "@kiln/core"
 import { GitServer } from "@kiln/core/testing"
 import { DateTime, Effect, Stream } from "effect"
 import { afterAll } from "vitest"
-import { encodeHeader, endOfArchive, padding, type WriteHeader } from "../src/internal/tar.ts"
+import { type EntryType, type Event, write } from "../src/internal/tar.ts"
 
 const root = mkdtempSync(join(tmpdir(), "kiln-source-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -86,42 +86,31 @@ export const tarGz = (files: Record<string, string>, format: "gnu" | "posix" = "
 /** An entry as no well-behaved tool would write it, for the refusals. */
 export interface Crafted {
   readonly path: string
-  readonly type?: WriteHeader["type"] | "character device" | "fifo"
+  readonly type?: EntryType
   readonly linkTarget?: string
   readonly content?: string
 }
 
-const rawTypeflags = { "character device": "3", fifo: "6" } as const
-
 /** A `.tar.gz` of exactly these entries, written with Kiln's tar writer (which does not judge paths). */
-export const craft = (entries: ReadonlyArray<Crafted>): Uint8Array => {
-  const blocks: Array<Uint8Array> = []
-  for (const entry of entries) {
-    const data = Buffer.from(entry.content ?? "")
-    const type = entry.type ?? "file"
-    const special = type === "character device" || type === "fifo"
-    const header = encodeHeader({
-      path: entry.path,
-      type: special ? "file" : type,
-      linkTarget: entry.linkTarget ?? "",
-      size: data.length,
-      mode: 0o644,
-      mtime: 1_700_000_000
+export const craft = (entries: ReadonlyArray<Crafted>): Effect.Effect<Uint8Array> =>
+  collectTar(
+    entries.flatMap((entry): ReadonlyArray<Event> => {
+      const data = Buffer.from(entry.content ?? "")
+      const header = {
+        path: entry.path,
+        type: entry.type ?? "file",
+        linkTarget: entry.linkTarget ?? "",
+        size: data.length,
+        mode: 0o644,
+        mtime: 1_700_000_000
+      }
+      return [{ _tag: "Entry", header }, { _tag: "Data", bytes: data }, { _tag: "EntryEnd" }]
     })
-    if (special) retype(header, rawTypeflags[type])
-    blocks.push(header, data, padding(data.length))
-  }
-  blocks.push(endOfArchive())
-  return gzipSync(Buffer.concat(blocks))
-}
+  ).pipe(Effect.map((tar) => gzipSync(tar)))
 
-/** Changes a header block's type flag and fixes its checksum. */
-const retype = (header: Uint8Array, typeflag: string) => {
-  header[156] = typeflag.charCodeAt(0)
-  header.fill(0x20, 148, 156)
-  const sum = header.reduce((total, byte) => total + byte, 0)
-  header.set(Buffer.from(`${sum.toString(8).padStart(6, "0")}\0 `), 148)
-}
+/** The uncompressed tar of `events`, by Kiln's tar writer. */
+export const collectTar = (events: ReadonlyArray<Event>): Effect.Effect<Buffer> =>
+  Stream.runCollect(write(Stream.fromIterable(events))).pipe(Effect.map((chunks) => Buffer.concat(chunks)))
 
 /** The bytes as a stream, in chunks of `chunkSize`. */
 export const body = (bytes: Uint8Array, chunkSize = 64 * 1024): Stream.Stream<Uint8Array> =>

@@ -7,15 +7,7 @@ import { pipeline, Readable } from "node:stream"
 import { createGunzip } from "node:zlib"
 import { ByteSize, Effect, Result, Stream } from "effect"
 import { SourceError } from "../SourceError.ts"
-import {
-  type Event,
-  encodeHeader,
-  endOfArchive,
-  type Header,
-  padding,
-  TarReader,
-  type WriteHeader
-} from "./tar.ts"
+import { type EntryType, type Event, type Header, read, rewrite, write } from "./tar.ts"
 
 export interface Limits {
   readonly maxUnpackedBytes: number
@@ -82,32 +74,25 @@ export const validate = (
   limits: Limits
 ): Effect.Effect<void, SourceError> =>
   Effect.suspend(() => {
-    const reader = new TarReader()
     const rules = new Rules(limits)
     let unpacked = 0
-    return Stream.runForEach(tar, (chunk) =>
-      Effect.suspend(() => {
-        unpacked += chunk.length
-        if (unpacked > limits.maxUnpackedBytes)
-          return Effect.fail(
+    const counted = Stream.mapEffect(tar, (chunk) => {
+      unpacked += chunk.length
+      return unpacked > limits.maxUnpackedBytes
+        ? Effect.fail(
             new SourceError({
               reason: "TooLarge",
               message: `archive unpacks to more than ${ByteSize.format(ByteSize.bytes(limits.maxUnpackedBytes))}`
             })
           )
-        const events = reader.push(chunk)
-        if (Result.isFailure(events)) return Effect.fail(notATar(events.failure))
-        for (const event of events.success) {
-          const problem = event._tag === "Entry" ? rules.check(event.header) : undefined
-          if (problem !== undefined) return Effect.fail(problem)
-        }
-        return Effect.void
-      })
-    ).pipe(
+        : Effect.succeed(chunk)
+    })
+    return Stream.runForEach(read(counted, notATar), (event) => {
+      const problem = event._tag === "Entry" ? rules.check(event.header) : undefined
+      return problem === undefined ? Effect.void : Effect.fail(problem)
+    }).pipe(
       Effect.andThen(
         Effect.suspend(() => {
-          const end = reader.end()
-          if (Result.isFailure(end)) return Effect.fail(notATar(end.failure))
           const problem = rules.finish()
           return problem === undefined ? Effect.void : Effect.fail(problem)
         })
@@ -117,8 +102,8 @@ export const validate = (
 
 /**
  * The tar of the entries under `root` (path segments; empty for the whole tree) with that prefix
- * removed, so `root` becomes the context's root. Streams: nothing is extracted. `commit` names the
- * source in messages.
+ * removed, so `root` becomes the context's root. Streams: nothing is extracted. Every header is written
+ * anew, so what the context's reader sees is what was checked. `commit` names the source in messages.
  */
 export const reroot = (
   tar: Stream.Stream<Uint8Array, SourceError>,
@@ -126,30 +111,13 @@ export const reroot = (
   commit: string
 ): Stream.Stream<Uint8Array, SourceError> =>
   Stream.suspend(() => {
-    const reader = new TarReader()
-    const rewrite = new Reroot(root, commit)
+    const reroot = new Reroot(root, commit)
     // Only a stored blob damaged on disk, or git writing garbage, gets here: both were tars once.
     const broken = (reason: string) => invalid(`the source of ${commit} is not a valid tar: ${reason}`)
-    return tar.pipe(
-      Stream.mapEffect((chunk) =>
-        Effect.suspend(() => {
-          const events = reader.push(chunk)
-          return Result.isFailure(events)
-            ? Effect.fail(broken(events.failure))
-            : Effect.fromResult(rewrite.next(events.success))
-        })
-      ),
-      Stream.concat(
-        Stream.fromEffect(
-          Effect.suspend(() => {
-            const end = reader.end()
-            return Result.isFailure(end)
-              ? Effect.fail(broken(end.failure))
-              : Effect.fromResult(rewrite.finish())
-          })
-        )
-      ),
-      Stream.filter((bytes) => bytes.length > 0)
+    return write(
+      rewrite(read(tar, broken), (event) => reroot.next(event)).pipe(
+        Stream.onEnd(Effect.suspend(() => Effect.fromResult(reroot.finish())))
+      )
     )
   })
 
@@ -176,6 +144,8 @@ const resolvePath = (path: string, base: ReadonlyArray<string> = []): Array<stri
 /** The normalized path of an entry, or why it cannot be accepted. */
 const entryPath = (header: Header): Result.Result<Array<string>, SourceError> => {
   const path = quote(header.path)
+  // tar-stream already refuses a pax path with a NUL byte (ustar names end at one); the rule holds
+  // whatever reads the tar.
   if (header.path.includes("\0"))
     return Result.fail(invalid(`archive entry ${path} has a NUL byte in its path`))
   if (header.path === "") return Result.fail(invalid("archive has an entry with an empty path"))
@@ -190,7 +160,7 @@ const entryPath = (header: Header): Result.Result<Array<string>, SourceError> =>
 }
 
 /** The entry's type if Kiln accepts it: only what a build context needs, nothing a host could trip on. */
-const acceptedType = (header: Header): Result.Result<WriteHeader["type"], SourceError> => {
+const acceptedType = (header: Header): Result.Result<EntryType, SourceError> => {
   const allowed = "only files, directories and links are allowed"
   switch (header.type) {
     case "file":
@@ -199,11 +169,7 @@ const acceptedType = (header: Header): Result.Result<WriteHeader["type"], Source
     case "hard link":
       return Result.succeed(header.type)
     case "unsupported":
-      return Result.fail(
-        invalid(
-          `archive entry ${quote(header.path)} has the unsupported type ${JSON.stringify(header.typeflag)}; ${allowed}`
-        )
-      )
+      return Result.fail(invalid(`archive entry ${quote(header.path)} has an unsupported type; ${allowed}`))
     default:
       return Result.fail(invalid(`archive entry ${quote(header.path)} is a ${header.type}; ${allowed}`))
   }
@@ -319,7 +285,6 @@ class Reroot {
   readonly #commit: string
   #found: "no" | "directory" | "not a directory"
   #copying = false
-  #size = 0
 
   constructor(root: ReadonlyArray<string>, commit: string) {
     this.#root = root
@@ -327,31 +292,27 @@ class Reroot {
     this.#found = root.length === 0 ? "directory" : "no"
   }
 
-  next(events: ReadonlyArray<Event>): Result.Result<Uint8Array, SourceError> {
-    const out: Array<Uint8Array> = []
-    for (const event of events) {
-      if (event._tag === "Data") {
-        if (this.#copying) out.push(event.bytes)
-      } else if (event._tag === "EntryEnd") {
-        if (this.#copying) out.push(padding(this.#size))
-        this.#copying = false
-      } else {
-        const header = this.#header(event.header)
-        if (Result.isFailure(header)) return Result.fail(header.failure)
-        if (header.success !== undefined) out.push(header.success)
-      }
+  /** What `event` becomes in the context: itself, nothing, or its entry re-rooted. */
+  next(event: Event): Result.Result<ReadonlyArray<Event>, SourceError> {
+    if (event._tag !== "Entry") {
+      const copied = this.#copying ? [event] : []
+      if (event._tag === "EntryEnd") this.#copying = false
+      return Result.succeed(copied)
     }
-    return Result.succeed(out.length === 1 ? out[0]! : Buffer.concat(out))
+    const header = this.#header(event.header)
+    if (Result.isFailure(header)) return Result.fail(header.failure)
+    this.#copying = header.success !== undefined
+    return Result.succeed(header.success === undefined ? [] : [{ _tag: "Entry", header: header.success }])
   }
 
-  finish(): Result.Result<Uint8Array, SourceError> {
-    if (this.#found === "directory") return Result.succeed(endOfArchive())
+  finish(): Result.Result<void, SourceError> {
+    if (this.#found === "directory") return Result.void
     const problem = this.#found === "no" ? "does not exist" : "is not a directory"
     return Result.fail(missingRoot(this.#root.join("/"), problem, this.#commit))
   }
 
   /** The header to write for an entry, or undefined when it is outside the root (or the root itself). */
-  #header(header: Header): Result.Result<Uint8Array | undefined, SourceError> {
+  #header(header: Header): Result.Result<Header | undefined, SourceError> {
     const segments = entryPath(header)
     if (Result.isFailure(segments)) return Result.fail(segments.failure)
     const type = acceptedType(header)
@@ -377,18 +338,7 @@ class Reroot {
         )
       target = inside.join("/")
     }
-    this.#copying = header.size > 0
-    this.#size = header.size
-    return Result.succeed(
-      encodeHeader({
-        path: relative.join("/"),
-        type: type.success,
-        linkTarget: target,
-        size: header.size,
-        mode: header.mode,
-        mtime: header.mtime
-      })
-    )
+    return Result.succeed({ ...header, path: relative.join("/"), type: type.success, linkTarget: target })
   }
 
   /** The segments below the root, or undefined when the path is not under it. */

@@ -7,7 +7,7 @@ import { DateTime, Effect, Fiber, type Layer, Queue, type Scope, Stream } from "
 import * as App from "../../App.ts"
 import * as AppVersion from "../../AppVersion.ts"
 import * as Id from "../../Id.ts"
-import { encodeHeader, endOfArchive, padding } from "../../internal/tar.ts"
+import { type Event, write } from "../../internal/tar.ts"
 import { type EnvironmentVariable, Runner, type RunnerEvent, type RunSpec } from "../../Runner.ts"
 import type { RunnerError } from "../../RunnerError.ts"
 import type { SourceError } from "../../SourceError.ts"
@@ -30,20 +30,22 @@ export const test =
 const encoder = new TextEncoder()
 
 /** An uncompressed tar of the given files, as a context stream. */
-export const contextOf = (
-  files: Readonly<Record<string, string>>
-): Stream.Stream<Uint8Array, SourceError> => {
-  const chunks: Array<Uint8Array> = []
-  for (const [path, text] of Object.entries(files)) {
-    const data = encoder.encode(text)
-    chunks.push(
-      encodeHeader({ path, type: "file", linkTarget: "", size: data.length, mode: 0o644, mtime: 0 })
+export const contextOf = (files: Readonly<Record<string, string>>): Stream.Stream<Uint8Array, SourceError> =>
+  write(
+    Stream.fromIterable(
+      Object.entries(files).flatMap(([path, text]): ReadonlyArray<Event> => {
+        const data = encoder.encode(text)
+        return [
+          {
+            _tag: "Entry",
+            header: { path, type: "file", linkTarget: "", size: data.length, mode: 0o644, mtime: 0 }
+          },
+          { _tag: "Data", bytes: data },
+          { _tag: "EntryEnd" }
+        ]
+      })
     )
-    chunks.push(data, padding(data.length))
-  }
-  chunks.push(endOfArchive())
-  return Stream.fromIterable(chunks)
-}
+  )
 
 let builds = 0
 
