@@ -26,11 +26,11 @@ const app = join(dir, "app")
 mkdirSync(app)
 writeFileSync(join(app, "Dockerfile"), 'FROM busybox\nRUN echo "built from the packed packages"\n')
 
-const stack = Layer.mergeAll(Engine.Engine.layer({ concurrency: 1 }), Authenticator.Authenticator.layer).pipe(
+const stack = Layer.mergeAll(Engine.layer({ concurrency: 1 }), Authenticator.layer).pipe(
   Layer.provideMerge(
     Layer.mergeAll(
       SqliteStorage.layer({ filename: join(dir, "kiln.db") }),
-      SourceStore.SourceStore.layer({ directory: join(dir, "sources") }),
+      SourceStore.layer({ directory: join(dir, "sources") }),
       DockerRunner.layer({ namespace })
     )
   ),
