@@ -37,6 +37,10 @@ export const makeQueries = (db: Database, schema: string): StorageDriver.Queries
         : Effect.fail(Storage.NotFound.of(entity, id))
     }
 
+  /** An app's row, visible to the caller: versions and triggers are created under it. */
+  const appRow = (access: Access.Access, id: string) =>
+    Effect.flatMap(run<rows.AppRow>(statements.appById, [id]), visible(access, "app", id))
+
   const list = <Row, Name extends string, Raw>(
     table: Fields.Table<Row, Name>,
     toDomain: (raw: Raw) => Row,
@@ -115,20 +119,13 @@ export const makeQueries = (db: Database, schema: string): StorageDriver.Queries
         ? Storage.NotFound.of("workspace", input.workspaceId)
         : new Storage.Conflict({ message: `an app with handle ${input.handle} already exists` })
     }),
-    getApp: (access, id) =>
-      Effect.map(
-        Effect.flatMap(run<rows.AppRow>(statements.appById, [id]), visible(access, "app", id)),
-        rows.toApp
-      ),
+    getApp: (access, id) => Effect.map(appRow(access, id), rows.toApp),
     listApps: (access, query) => list(Fields.apps, rows.toApp, access, query),
 
     createAppVersion: Effect.fnUntraced(function* (access, input) {
       const at = yield* now
       const id = yield* Id.generate("ver")
-      const app = yield* Effect.flatMap(
-        run<rows.AppRow>(statements.appById, [input.appId]),
-        visible(access, "app", input.appId)
-      )
+      const app = yield* appRow(access, input.appId)
       const version = AppVersion.make(id, app.workspace_id as Id.WorkspaceId, input, at)
       yield* run(statements.insertAppVersion, valuesOf(rows.fromAppVersion(version), rows.appVersionColumns))
       return version
@@ -173,10 +170,7 @@ export const makeQueries = (db: Database, schema: string): StorageDriver.Queries
     createTrigger: Effect.fnUntraced(function* (access, input) {
       const at = yield* now
       const id = yield* Id.generate("trg")
-      const app = yield* Effect.flatMap(
-        run<rows.AppRow>(statements.appById, [input.appId]),
-        visible(access, "app", input.appId)
-      )
+      const app = yield* appRow(access, input.appId)
       const trigger = Trigger.make(id, app.workspace_id as Id.WorkspaceId, input, at)
       yield* run(statements.insertTrigger, valuesOf(rows.fromTrigger(trigger), rows.triggerColumns))
       return trigger
