@@ -126,7 +126,7 @@ const stringField = (value: unknown, name: string) => {
 }
 
 /** Docker's own words: the JSON body's message, else dockerode's text without its "(HTTP code …) … - " prefix. */
-export const dockerMessage = (cause: unknown): string => {
+const dockerMessage = (cause: unknown): string => {
   const json = stringField(field(cause, "json"), "message")
   if (json !== undefined) return json.trim()
   const text = stringField(cause, "message") ?? String(cause)
