@@ -1,5 +1,5 @@
 import { expect, it } from "@effect/vitest"
-import { Storage } from "@kiln/core"
+import { Change, Storage } from "@kiln/core"
 import { DateTime, Effect, Queue, Stream } from "effect"
 import pg from "pg"
 import { describe } from "vitest"
@@ -30,7 +30,7 @@ describe("postgres change notifications across storages", () => {
           Effect.gen(function* () {
             while (true) {
               const change = yield* Queue.take(heard)
-              if (change.buildId === buildId) return change
+              if (Change.isBuildChange(change) && change.buildId === buildId) return change
             }
           }).pipe(Effect.timeout("10 seconds"))
 
@@ -101,9 +101,11 @@ describe("postgres change notifications across storages", () => {
         { concurrency: "unbounded" }
       )
       expect(written.every((build) => build.phase === "running")).toBe(true)
-      const changes: Array<Storage.Change> = []
-      while (changes.length < 2 * count)
-        changes.push(yield* Queue.take(heard).pipe(Effect.timeout("10 seconds")))
+      const changes: Array<Change.BuildChange> = []
+      while (changes.length < 2 * count) {
+        const change = yield* Queue.take(heard).pipe(Effect.timeout("10 seconds"))
+        if (Change.isBuildChange(change)) changes.push(change)
+      }
       expect(new Set(changes.map((change) => `${change._tag} ${change.buildId}`)).size).toBe(2 * count)
       expect(
         changes.filter((change) => change._tag === "BuildChanged").every((c) => c.phase === "running")

@@ -135,6 +135,19 @@ export const Build = Schema.Struct({
 )
 export type Build = typeof Build.Type
 
+/** A build as every API and event shows it: the claim's lease details and the idempotency key stay inside. */
+export const View = Build.mapFields(
+  ({
+    owner: _owner,
+    attempt: _attempt,
+    leaseExpiresAt: _lease,
+    idempotencyKey: _key,
+    phase: _phase,
+    ...fields
+  }) => fields
+)
+export type View = typeof View.Type
+
 /** A build as `getBuild` returns it: with its steps in order. */
 export interface BuildWithSteps extends Build {
   readonly steps: ReadonlyArray<BuildStep>

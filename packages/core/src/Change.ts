@@ -1,5 +1,6 @@
 /**
- * Change hints: what storage publishes when a build is created or changes state, or gains log lines.
+ * Change hints: what storage publishes when a build is created or changes state, gains log lines, or
+ * events are written.
  * They only wake listeners up (engines, log followers); storage stays the truth, so a missed hint loses
  * nothing.
  */
@@ -21,6 +22,10 @@ export type Change =
       readonly workspaceId: WorkspaceId
       readonly lastSeq: number
     }
+  | {
+      /** Events were written (and deliveries may be due): feed readers and webhook senders look again. */
+      readonly _tag: "EventsWritten"
+    }
 
 /** The hint every storage publishes when a build is created or changes state. */
 export const buildChanged = (build: Build): Change => ({
@@ -30,3 +35,7 @@ export const buildChanged = (build: Build): Change => ({
   phase: build.phase,
   cancelRequested: build.cancelRequestedAt !== null
 })
+
+/** The hints about one build, as a subscriber that follows builds or logs keeps them. */
+export type BuildChange = Exclude<Change, { readonly _tag: "EventsWritten" }>
+export const isBuildChange = (change: Change): change is BuildChange => change._tag !== "EventsWritten"

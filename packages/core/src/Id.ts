@@ -15,7 +15,10 @@ export const prefixes = {
   build: "bld",
   trigger: "trg",
   sourceEvent: "evt",
-  token: "tok"
+  token: "tok",
+  event: "msg",
+  webhook: "whk",
+  delivery: "dlv"
 } as const
 
 export type Prefix = (typeof prefixes)[keyof typeof prefixes]
@@ -45,6 +48,13 @@ export const SourceEventId = idSchema("evt").pipe(Schema.brand("SourceEventId"))
 export type SourceEventId = typeof SourceEventId.Type
 export const TokenId = idSchema("tok").pipe(Schema.brand("TokenId"))
 export type TokenId = typeof TokenId.Type
+/** `msg_`, as Standard Webhooks names a message: an event's id is the `webhook-id` of every delivery of it. */
+export const EventId = idSchema("msg").pipe(Schema.brand("EventId"))
+export type EventId = typeof EventId.Type
+export const WebhookId = idSchema("whk").pipe(Schema.brand("WebhookId"))
+export type WebhookId = typeof WebhookId.Type
+export const DeliveryId = idSchema("dlv").pipe(Schema.brand("DeliveryId"))
+export type DeliveryId = typeof DeliveryId.Type
 
 /** The schema of each kind of id, by its prefix: what an API decodes an id it is sent with. */
 export const schemas: { readonly [P in Prefix]: Schema.Codec<IdTypes[P], string> } = {
@@ -54,7 +64,10 @@ export const schemas: { readonly [P in Prefix]: Schema.Codec<IdTypes[P], string>
   bld: BuildId,
   trg: TriggerId,
   evt: SourceEventId,
-  tok: TokenId
+  tok: TokenId,
+  msg: EventId,
+  whk: WebhookId,
+  dlv: DeliveryId
 }
 
 export interface IdTypes {
@@ -65,6 +78,9 @@ export interface IdTypes {
   readonly trg: TriggerId
   readonly evt: SourceEventId
   readonly tok: TokenId
+  readonly msg: EventId
+  readonly whk: WebhookId
+  readonly dlv: DeliveryId
 }
 
 const encode = (prefix: string, value: bigint): string => {

@@ -13,6 +13,7 @@ import type { Build, BuildStep, BuildWithSteps, NewBuild } from "./Build.ts"
 import type { BuildEvent, Fence, InvalidTransition, LeaseLost } from "./BuildState.ts"
 import type { Change } from "./Change.ts"
 import type { ClaimRequest } from "./Claim.ts"
+import type * as Event from "./Event.ts"
 import type {
   AppField,
   AppVersionField,
@@ -21,7 +22,17 @@ import type {
   TriggerField,
   WorkspaceField
 } from "./Fields.ts"
-import type { AppId, AppVersionId, BuildId, SourceEventId, TokenId, TriggerId, WorkspaceId } from "./Id.ts"
+import type {
+  AppId,
+  AppVersionId,
+  BuildId,
+  DeliveryId,
+  SourceEventId,
+  TokenId,
+  TriggerId,
+  WebhookId,
+  WorkspaceId
+} from "./Id.ts"
 import { makeMemoryStorage } from "./internal/memoryStorage.ts"
 import type { Budget, LogSequenceGap } from "./LogBudget.ts"
 import type { LogLine, LogPage } from "./LogLine.ts"
@@ -29,6 +40,7 @@ import type { ListQuery, ListResult } from "./Query.ts"
 import type { NewSourceEvent, SourceEvent } from "./SourceEvent.ts"
 import type { Conflict, NotFound, StorageError } from "./StorageError.ts"
 import type { NewTrigger, Trigger, TriggerPatch } from "./Trigger.ts"
+import type * as Webhook from "./Webhook.ts"
 import type { NewWorkspace, Workspace } from "./Workspace.ts"
 
 export { buildChanged, type Change } from "./Change.ts"
@@ -161,6 +173,77 @@ export interface StorageShape {
   ) => E<Build, NotFound | LeaseLost | LogSequenceGap | InvalidTransition>
   /** Lines with seq after `afterSeq`, in order, at most `limit`, with the truncation line where lines were dropped. */
   readonly readLogs: (access: Access, id: BuildId, afterSeq: number, limit: number) => E<LogPage, NotFound>
+
+  /**
+   * The feed: events of the caller's workspaces after the cursor, in feed order, at most `limit`. The order
+   * never changes and nothing is ever inserted before an event already read, so a reader that resumes from
+   * the last cursor it saw misses nothing and sees nothing twice. Events are written by the lifecycle
+   * operations (and `createAppVersion`/`resolveAppVersion`) in the transaction of their change.
+   */
+  readonly readEvents: (access: Access, read: Event.Read) => E<ReadonlyArray<Event.Stored>>
+
+  /** Fails with `Conflict` past `Webhook.maxPerWorkspace` endpoints in the workspace. */
+  readonly createWebhook: (
+    access: Access,
+    input: Webhook.NewWebhook
+  ) => E<Webhook.Webhook, NotFound | Conflict>
+  readonly getWebhook: (access: Access, id: WebhookId) => E<Webhook.Webhook, NotFound>
+  /** The endpoints of the caller's workspaces (of one, when given), oldest first. */
+  readonly listWebhooks: (
+    access: Access,
+    workspaceId: WorkspaceId | null
+  ) => E<ReadonlyArray<Webhook.Webhook>>
+  readonly updateWebhook: (
+    access: Access,
+    id: WebhookId,
+    patch: Webhook.WebhookPatch
+  ) => E<Webhook.Webhook, NotFound>
+  readonly rotateWebhookSecret: (
+    access: Access,
+    id: WebhookId,
+    rotation: Webhook.Rotation
+  ) => E<Webhook.Webhook, NotFound>
+  /** Deletes the endpoint with its deliveries. */
+  readonly deleteWebhook: (access: Access, id: WebhookId) => E<void, NotFound>
+  /**
+   * Moves the webhook cursor over up to `max` events in feed order, making one pending delivery (due now)
+   * for each endpoint of the event's workspace whose types match — disabled ones too, so their backlog
+   * waits for them — and answers how many events it moved past. Calls take turns across processes; one
+   * that finds another in progress moves nothing.
+   */
+  readonly fanOutEvents: (max: number) => E<number>
+  /**
+   * Leases up to `max` due deliveries to `owner` on the database clock: pending, `nextAttemptAt` reached,
+   * their endpoint enabled, no live lease, and no earlier delivery of the same subject to the same
+   * endpoint still pending — so each endpoint gets one subject's events in order.
+   */
+  readonly claimDeliveries: (
+    request: Webhook.DeliveryClaimRequest
+  ) => E<ReadonlyArray<Webhook.ClaimedDelivery>>
+  /**
+   * Records an attempt if the delivery is still leased under `fence` (answers whether it was), and ends the
+   * lease; disables the endpoint when the attempt says so.
+   */
+  readonly finishDelivery: (
+    id: DeliveryId,
+    fence: Webhook.DeliveryFence,
+    attempt: Webhook.Attempt
+  ) => E<boolean>
+  /** An endpoint's deliveries, newest first. */
+  readonly listDeliveries: (
+    access: Access,
+    webhookId: WebhookId,
+    read: Webhook.DeliveryRead
+  ) => E<ReadonlyArray<Webhook.Delivery>, NotFound>
+  readonly getDelivery: (access: Access, id: DeliveryId) => E<Webhook.Delivery, NotFound>
+  /** Makes a delivery pending and due now again, with the same event (so the same `webhook-id`). */
+  readonly redeliver: (access: Access, id: DeliveryId) => E<Webhook.Delivery, NotFound>
+  /** Queues `event` (a `ping`) for this endpoint alone; it is not in the feed. */
+  readonly enqueuePing: (
+    access: Access,
+    webhookId: WebhookId,
+    event: Event.Event
+  ) => E<Webhook.Delivery, NotFound>
 
   /**
    * Subscribes to wake-up hints for builds and logs changed through this storage (or, for a shared

@@ -12,6 +12,7 @@ import type { Build, BuildStep } from "./Build.ts"
 import type { Fence } from "./BuildState.ts"
 import type { Change } from "./Change.ts"
 import type { ActiveCounts, ClaimRequest } from "./Claim.ts"
+import type { Event } from "./Event.ts"
 import type { AppId, AppVersionId, BuildId, SourceEventId, WorkspaceId } from "./Id.ts"
 import { makeStorage as make } from "./internal/lifecycle/makeStorage.ts"
 import type { Stats } from "./LogBudget.ts"
@@ -68,6 +69,11 @@ export interface Transaction {
   readonly writeLog: (id: BuildId, write: LogWrite) => E<void>
   /** Inserts the step, or replaces the one with the same index. */
   readonly upsertStep: (id: BuildId, step: BuildStep) => E<void>
+  /**
+   * Stores events in this transaction, after every event already in the feed, in the order given;
+   * publishes `EventsWritten` to other processes if the driver has them.
+   */
+  readonly insertEvents: (events: ReadonlyArray<Event>) => E<void>
 
   /**
    * The version a build is being created of, locking what makes creations of one app's builds take
@@ -133,6 +139,8 @@ export interface KnownWrite {
       }
     | undefined
   readonly state?: { readonly before: Build; readonly after: Build } | undefined
+  /** The events the state change announces, stored with it (as `insertEvents` would). */
+  readonly events: ReadonlyArray<Event>
   /** The hints the write publishes. */
   readonly changes: ReadonlyArray<Change>
 }
@@ -142,8 +150,16 @@ export interface KnownWrite {
  * what the transaction would; the conformance suites hold both paths to the same results.
  */
 export interface FastPaths {
-  /** Claims without caps as one statement: `queuedOldest` + the `Claim` transition + `writeBuild`, on the database clock. */
-  readonly claimOldest?: ((request: ClaimRequest) => E<ReadonlyArray<Build>>) | undefined
+  /**
+   * Claims without caps: `queuedOldest` + the `Claim` transition + `writeBuild`, on the database clock,
+   * storing `eventsOf(claimed)` in the same transaction (as `insertEvents` would).
+   */
+  readonly claimOldest?:
+    | ((
+        request: ClaimRequest,
+        eventsOf: (claimed: ReadonlyArray<Build>) => ReadonlyArray<Event>
+      ) => E<ReadonlyArray<Build>>)
+    | undefined
   /** Renews a lease in one statement; `undefined` when it renewed nothing (core then finds out why). */
   readonly heartbeat?: ((id: BuildId, fence: Fence, leaseMs: number) => E<Build | undefined>) | undefined
   /**

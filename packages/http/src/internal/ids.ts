@@ -19,7 +19,10 @@ const entities: { readonly [P in Id.Prefix]: string } = {
   bld: "build",
   trg: "trigger",
   evt: "source event",
-  tok: "token"
+  tok: "token",
+  msg: "event",
+  whk: "webhook",
+  dlv: "delivery"
 }
 
 /**

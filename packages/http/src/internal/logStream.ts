@@ -19,7 +19,7 @@
  */
 import { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"
-import { Authenticator, type Build, LogCursor, Storage } from "@kiln/core"
+import { Authenticator, type Build, Change, LogCursor, Storage } from "@kiln/core"
 import { Data, Deferred, Effect, identity, Queue, Schema, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
@@ -187,7 +187,9 @@ export const follow = (
     const changes = yield* storage.changes
     yield* Effect.forkScoped(
       Stream.runForEach(changes, (change) =>
-        change.buildId === buildId ? Queue.offer(wake, undefined) : Effect.void
+        Change.isBuildChange(change) && change.buildId === buildId
+          ? Queue.offer(wake, undefined)
+          : Effect.void
       )
     )
 

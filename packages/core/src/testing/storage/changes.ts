@@ -1,7 +1,7 @@
 import { describe, expect } from "@effect/vitest"
 import { Clock, DateTime, Effect, Fiber, Stream } from "effect"
 import * as Access from "../../Access.ts"
-import type { Change } from "../../Storage.ts"
+import { type BuildChange, isBuildChange } from "../../Change.ts"
 import { claimOne, type MakeStorage, queue, seed, test } from "./fixtures.ts"
 
 /** Change notifications: a subscriber hears about builds and log lines written after it subscribed. */
@@ -14,6 +14,7 @@ export const changes = (name: string, make: MakeStorage) =>
         const { storage, version } = yield* seed()
         const heard = yield* storage.changes
         const collector = yield* heard.pipe(
+          Stream.filter(isBuildChange),
           Stream.filter((change) => change._tag === "LogsAppended" || change.phase !== "running"),
           Stream.take(6),
           Stream.runCollect,
@@ -32,7 +33,7 @@ export const changes = (name: string, make: MakeStorage) =>
         const other = yield* queue(version)
         const received = yield* Fiber.join(collector)
         const forBuild = received.filter((change) => change.buildId === build!.id)
-        const summary = (change: Change) =>
+        const summary = (change: BuildChange) =>
           change._tag === "LogsAppended"
             ? `logs:${change.lastSeq}`
             : `${change.phase}${change.cancelRequested ? "+cancel" : ""}`
@@ -52,7 +53,13 @@ export const changes = (name: string, make: MakeStorage) =>
         const { storage, version } = yield* seed()
         const subscribers = yield* Effect.all([storage.changes, storage.changes, storage.changes])
         const collectors = yield* Effect.forEach(subscribers, (stream) =>
-          stream.pipe(Stream.take(2), Stream.runCollect, Effect.timeout("10 seconds"), Effect.forkChild)
+          stream.pipe(
+            Stream.filter(isBuildChange),
+            Stream.take(2),
+            Stream.runCollect,
+            Effect.timeout("10 seconds"),
+            Effect.forkChild
+          )
         )
         const created = yield* queue(version, 2)
         for (const collector of collectors) {

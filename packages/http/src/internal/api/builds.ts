@@ -7,16 +7,7 @@ import { Authorization, idParam, listQuery, optionalText, page, Text } from "./c
 import { LogPageView, LogTicketView, ticketDescription } from "./logs.ts"
 
 /** A build as every list and response shows it; the claim's lease details stay inside. */
-export const BuildView = Build.Build.mapFields(
-  ({
-    owner: _owner,
-    attempt: _attempt,
-    leaseExpiresAt: _lease,
-    idempotencyKey: _key,
-    phase: _phase,
-    ...fields
-  }) => fields
-)
+export const BuildView = Build.View
 export type BuildView = typeof BuildView.Type
 
 /** `GET /api/builds/{id}`: the build with its steps. */

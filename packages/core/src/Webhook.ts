@@ -1,0 +1,128 @@
+/**
+ * Webhook endpoints and their deliveries (DESIGN.md §11). An endpoint receives its workspace's events of
+ * the types it names, signed as Standard Webhooks says; each event becomes one delivery per endpoint,
+ * retried with backoff until it is delivered or its attempts run out, and kept in order per subject (a
+ * build) for each endpoint. Storage keeps both and leases deliveries to one sender at a time, fenced like
+ * builds.
+ */
+import { type DateTime, Schema } from "effect"
+import * as Event from "./Event.ts"
+import { DeliveryId, EventId, WebhookId, WorkspaceId } from "./Id.ts"
+
+/** How many endpoints one workspace may have. */
+export const maxPerWorkspace = 20
+
+/** `whsec_` and the base64 of the key, as Standard Webhooks libraries read it. */
+export const Secret = Schema.String.check(
+  Schema.isPattern(/^whsec_[A-Za-z0-9+/]{32,128}={0,2}$/, { expected: "a secret of the form whsec_<base64>" })
+).pipe(Schema.brand("WebhookSecret"))
+export type Secret = typeof Secret.Type
+
+export const Url = Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(2048))
+
+export const Webhook = Schema.Struct({
+  id: WebhookId,
+  workspaceId: WorkspaceId,
+  url: Url,
+  /** The event types it receives; every type when empty. */
+  types: Schema.Array(Event.Type),
+  enabled: Schema.Boolean,
+  /** Why Kiln disabled it (it answered 410, or kept failing); null when enabled or disabled by a caller. */
+  disabledReason: Schema.NullOr(Schema.String),
+  /** Until when deliveries are also signed with the secret before the last rotation. */
+  previousSecretExpiresAt: Schema.NullOr(Schema.DateTimeUtc),
+  createdAt: Schema.DateTimeUtc,
+  updatedAt: Schema.DateTimeUtc
+})
+export type Webhook = typeof Webhook.Type
+
+export interface NewWebhook {
+  readonly workspaceId: WorkspaceId
+  readonly url: string
+  readonly types: ReadonlyArray<Event.Type>
+  readonly enabled: boolean
+  readonly secret: Secret
+}
+
+/** The fields a caller changes; enabling clears `disabledReason`. */
+export interface WebhookPatch {
+  readonly url?: string | undefined
+  readonly types?: ReadonlyArray<Event.Type> | undefined
+  readonly enabled?: boolean | undefined
+}
+
+/** A new secret; the one it replaces still signs deliveries until `previousValidUntil`. */
+export interface Rotation {
+  readonly secret: Secret
+  readonly previousValidUntil: DateTime.Utc
+}
+
+export const DeliveryStatus = Schema.Literals(["pending", "delivered", "failed"])
+export type DeliveryStatus = typeof DeliveryStatus.Type
+
+export const Delivery = Schema.Struct({
+  id: DeliveryId,
+  webhookId: WebhookId,
+  workspaceId: WorkspaceId,
+  /** The `webhook-id` of every attempt. */
+  eventId: EventId,
+  eventType: Event.Type,
+  subject: Schema.String,
+  status: DeliveryStatus,
+  attempts: Schema.Int,
+  lastAttemptAt: Schema.NullOr(Schema.DateTimeUtc),
+  /** The receiver's HTTP status at the last attempt; null when it did not answer. */
+  lastStatusCode: Schema.NullOr(Schema.Int),
+  /** Why the last attempt failed, when it did. */
+  lastError: Schema.NullOr(Schema.String),
+  lastDurationMs: Schema.NullOr(Schema.Int),
+  /** When the next attempt is due; null unless pending. */
+  nextAttemptAt: Schema.NullOr(Schema.DateTimeUtc),
+  createdAt: Schema.DateTimeUtc,
+  deliveredAt: Schema.NullOr(Schema.DateTimeUtc)
+})
+export type Delivery = typeof Delivery.Type
+
+/** Who holds a claimed delivery, as for builds: the sender process and the claim number. */
+export interface DeliveryFence {
+  readonly owner: string
+  readonly claim: number
+}
+
+export interface DeliveryClaimRequest {
+  readonly owner: string
+  readonly leaseMs: number
+  readonly max: number
+}
+
+/** A delivery leased to one sender, with what sending it needs. */
+export interface ClaimedDelivery {
+  readonly delivery: Delivery
+  readonly fence: DeliveryFence
+  readonly url: string
+  /** The current secret first, then the previous one while it is still valid. */
+  readonly secrets: ReadonlyArray<Secret>
+  /** The request body, the same on every attempt (`Event.body`). */
+  readonly body: string
+}
+
+/** An attempt's result, as the sender records it. */
+export interface Attempt {
+  readonly at: DateTime.Utc
+  readonly statusCode: number | null
+  readonly durationMs: number | null
+  readonly error: string | null
+  /** Delivered; retry at a time; or failed for good. */
+  readonly next:
+    | { readonly _tag: "Delivered" }
+    | { readonly _tag: "Retry"; readonly at: DateTime.Utc }
+    | { readonly _tag: "Failed" }
+  /** Disables the endpoint with this reason (410 Gone, or failing for too long); its backlog stays. */
+  readonly disable: string | null
+}
+
+/** A page of an endpoint's deliveries, newest first: those before `before` (from the newest when null). */
+export interface DeliveryRead {
+  readonly before: DeliveryId | null
+  readonly limit: number
+}
