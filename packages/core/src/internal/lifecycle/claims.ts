@@ -7,10 +7,10 @@ import type { Build } from "../../Build.ts"
 import * as BuildState from "../../BuildState.ts"
 import { buildChanged } from "../../Change.ts"
 import * as Claim from "../../Claim.ts"
-import * as LogBudget from "../../LogBudget.ts"
-import type { Transaction } from "../../StorageDriver.ts"
 import * as Event from "../../Event.ts"
 import * as Id from "../../Id.ts"
+import * as LogBudget from "../../LogBudget.ts"
+import type { Transaction } from "../../StorageDriver.ts"
 import { eventsWritten, insertEvents, type Lifecycle } from "./context.ts"
 
 /**
