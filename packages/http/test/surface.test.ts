@@ -180,7 +180,9 @@ describe("http › OpenAPI and the reference page", () => {
         "GET /api/tokens",
         "POST /api/tokens",
         "GET /api/tokens/{id}",
-        "DELETE /api/tokens/{id}"
+        "DELETE /api/tokens/{id}",
+        "GET /api/events",
+        "GET /api/events/stream"
       ].sort()
     )
     expect(Object.keys(document.components.securitySchemes)).toEqual(["bearer"])
