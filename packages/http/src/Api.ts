@@ -12,6 +12,7 @@ import { EventsGroup, eventStreamPath } from "./internal/api/events.ts"
 import { deploymentLogStreamPath, logStreamPath } from "./internal/api/logs.ts"
 import { pushPath } from "./internal/api/push.ts"
 import { AppsGroup, AppVersionsGroup, TokensGroup, WorkspacesGroup } from "./internal/api/resources.ts"
+import { WebhooksGroup } from "./internal/api/webhooks.ts"
 
 export { BuildDetailView, BuildsGroup, BuildView } from "./internal/api/builds.ts"
 export { Authorization, CurrentPrincipal, PageInfo, RequestErrors } from "./internal/api/contract.ts"
@@ -39,6 +40,7 @@ export {
   WorkspacesGroup,
   WorkspaceView
 } from "./internal/api/resources.ts"
+export { DeliveryView, WebhooksGroup, WebhookView, WebhookWithSecretView } from "./internal/api/webhooks.ts"
 
 export class KilnApi extends HttpApi.make("kiln")
   .add(BuildsGroup)
@@ -47,6 +49,7 @@ export class KilnApi extends HttpApi.make("kiln")
   .add(AppVersionsGroup)
   .add(TokensGroup)
   .add(EventsGroup)
+  .add(WebhooksGroup)
   .middleware(RequestErrors)
   .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error" })
   .annotateMerge(
@@ -54,7 +57,7 @@ export class KilnApi extends HttpApi.make("kiln")
       title: "Kiln",
       version: "0.1.0",
       description:
-        "Build orchestration: queue builds of your source, run them in containers, follow their logs, cancel them, query them, and hear of every change through a resumable event feed.",
+        "Build orchestration: queue builds of your source, run them in containers, follow their logs, cancel them, query them, and hear of every change through a resumable event feed and signed webhooks.",
       transform: (spec) => ({
         ...spec,
         paths: { ...spec.paths, ...logStreamPath, ...pushPath, ...eventStreamPath }

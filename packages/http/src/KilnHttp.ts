@@ -41,6 +41,7 @@ import * as LogStream from "./internal/logStream.ts"
 import * as Push from "./internal/pushEvents.ts"
 import * as RequestErrors from "./internal/requestErrors.ts"
 import * as Tokens from "./internal/tokens.ts"
+import * as Webhooks from "./internal/webhooks.ts"
 import * as Workspaces from "./internal/workspaces.ts"
 
 export interface Options {
@@ -212,7 +213,8 @@ const handlers = Layer.mergeAll(
   Apps.layer,
   AppVersions.layer,
   Tokens.layer,
-  Events.layer
+  Events.layer,
+  Webhooks.layer
 ).pipe(Layer.provide(Authorization.layer))
 
 const documents = {
