@@ -6,22 +6,18 @@ import { Effect } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { CurrentPrincipal, KilnApi } from "../Api.ts"
-import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
 import { fromQuery, fromStorage, fromStorageWrite } from "./errors.ts"
 import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
 import { plainText } from "./logText.ts"
 import * as LogTickets from "./logTickets.ts"
-import { positiveInt } from "./queryParams.ts"
+import { positiveIntParam } from "./queryParams.ts"
 import { buildDetailJson, buildPage } from "./views.ts"
 
 const maxLogLines = 10_000
 
-const logLimit = (text: string | undefined) =>
-  Effect.fromResult(positiveInt("limit", text, 1000, maxLogLines)).pipe(
-    Effect.mapError((message) => ApiError.badRequest("invalid_parameter", message))
-  )
+const logLimit = (text: string | undefined) => positiveIntParam("limit", text, 1000, maxLogLines)
 
 export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
   Effect.gen(function* () {

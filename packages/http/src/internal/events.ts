@@ -9,7 +9,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import { CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { maxFeedLimit } from "./api/events.ts"
-import { positiveInt } from "./queryParams.ts"
+import { positiveIntParam } from "./queryParams.ts"
 import { narrowedTo } from "./workspaces.ts"
 
 /** Where a reader starts and what it reads: `after` and `types` as both feed routes take them. */
@@ -49,11 +49,6 @@ export const feedParams = (query: {
     return { after, types }
   })
 
-const limitOf = (text: string | undefined) =>
-  Effect.fromResult(positiveInt("limit", text, 100, maxFeedLimit)).pipe(
-    Effect.mapError((message) => ApiError.badRequest("invalid_parameter", message))
-  )
-
 export const layer = HttpApiBuilder.group(KilnApi, "events", (handlers) =>
   Effect.gen(function* () {
     const storage = yield* Storage.Storage
@@ -61,7 +56,7 @@ export const layer = HttpApiBuilder.group(KilnApi, "events", (handlers) =>
       Effect.gen(function* () {
         const principal = yield* Effect.service(CurrentPrincipal)
         const params = yield* feedParams(query)
-        const limit = yield* limitOf(query.limit)
+        const limit = yield* positiveIntParam("limit", query.limit, 100, maxFeedLimit)
         const access = yield* narrowedTo(storage, principal.access, query.workspace_id)
         const events = yield* Effect.orDie(storage.readEvents(access, { ...params, limit }))
         // `Event.toJson` is already the view's JSON: no schema encoding per event.

@@ -13,7 +13,7 @@ import { defaultPreviousValidSeconds, maxDeliveriesPage } from "./api/webhooks.t
 import { requireRole } from "./authorization.ts"
 import { fromStorage, fromStorageWrite } from "./errors.ts"
 import { canonicalId, idOf } from "./ids.ts"
-import { positiveInt } from "./queryParams.ts"
+import { positiveIntParam } from "./queryParams.ts"
 import { narrowedTo } from "./workspaces.ts"
 
 const decodeSecret = Schema.decodeSync(Webhook.Secret)
@@ -22,8 +22,6 @@ const decodeSecret = Schema.decodeSync(Webhook.Secret)
 const newSecret = Effect.sync(() => decodeSecret(`whsec_${randomBytes(32).toString("base64")}`))
 
 const webhookId = (text: string) => fromStorage(canonicalId("whk", text))
-
-const badParameter = (message: string) => ApiError.badRequest("invalid_parameter", message)
 
 export const layer = HttpApiBuilder.group(KilnApi, "webhooks", (handlers) =>
   Effect.gen(function* () {
@@ -96,13 +94,11 @@ export const layer = HttpApiBuilder.group(KilnApi, "webhooks", (handlers) =>
             query.before === undefined
               ? null
               : (idOf("dlv", query.before) ??
-                (yield* badParameter(
+                (yield* ApiError.badRequest(
+                  "invalid_parameter",
                   "before: expected a delivery id, the `id` of a delivery of this webhook"
                 )))
-          const limit = yield* Effect.mapError(
-            Effect.fromResult(positiveInt("limit", query.limit, maxDeliveriesPage, maxDeliveriesPage)),
-            badParameter
-          )
+          const limit = yield* positiveIntParam("limit", query.limit, maxDeliveriesPage, maxDeliveriesPage)
           const id = yield* webhookId(params.id)
           return { data: yield* fromStorage(storage.listDeliveries(principal.access, id, { before, limit })) }
         })
