@@ -188,7 +188,7 @@ const checkedLookup =
 
 /** A failure as the delivery log shows it: what happened, never a stack or a local path. */
 const describe = (error: unknown, maxHeaderBytes: number): string => {
-  const code = (error as { code?: unknown }).code
+  const code = (error as { readonly code?: unknown } | null | undefined)?.code
   if (typeof code !== "string") return "the request failed"
   if (code === "ECONNREFUSED") return "connection refused"
   if (code === "ECONNRESET") return "the receiver closed the connection before answering"
