@@ -9,7 +9,6 @@ import { DateTime, Effect, Result } from "effect"
 import { attempt, type Connection, immediate, snapshot } from "./connection.ts"
 import { maxPosition } from "./events.ts"
 import type { Statements } from "./statements.ts"
-import { immediateEffect } from "./transaction.ts"
 import { visible } from "./visible.ts"
 
 type DeliveryQueries = Pick<
@@ -41,34 +40,31 @@ export const makeDeliveryQueries = (
   return {
     // The cursor row is read and moved in the transaction that inserts the deliveries: the write lock makes
     // calls from any process take turns, each moving past the events the one before left.
-    fanOutEvents: (max) =>
-      Effect.flatMap(now, (at) =>
-        immediateEffect(
-          db,
-          Effect.gen(function* () {
-            const events = sql.eventsToFanOut.all(Math.max(0, max))
-            if (events.length === 0) return 0
-            const endpoints = new Map<string, ReturnType<typeof endpointsOf>>()
-            for (const row of events) {
-              let workspace = endpoints.get(row.workspace_id)
-              if (workspace === undefined) {
-                workspace = endpointsOf(sql.workspaceWebhooks.all(row.workspace_id))
-                endpoints.set(row.workspace_id, workspace)
-              }
-              const receiving = workspace.filter((endpoint) => endpoint.receives(row.type as Event.Type))
-              if (receiving.length === 0) continue
-              const event = rows.toEvent(row)
-              const body = Event.body(event)
-              for (const endpoint of receiving) {
-                const id = yield* Id.generate("dlv")
-                sql.insertDelivery.run(rows.newDelivery(id, endpoint.id as Id.WebhookId, event, body, at))
-              }
-            }
-            sql.moveFanOut.run(events.at(-1)!.position)
-            return events.length
-          })
-        )
-      ),
+    fanOutEvents: Effect.fnUntraced(function* (max) {
+      const at = yield* now
+      const nextId = yield* Id.generator("dlv")
+      return yield* immediate(db, () => {
+        const events = sql.eventsToFanOut.all(Math.max(0, max))
+        if (events.length === 0) return Result.succeed(0)
+        const endpoints = new Map<string, ReturnType<typeof endpointsOf>>()
+        for (const row of events) {
+          let workspace = endpoints.get(row.workspace_id)
+          if (workspace === undefined) {
+            workspace = endpointsOf(sql.workspaceWebhooks.all(row.workspace_id))
+            endpoints.set(row.workspace_id, workspace)
+          }
+          const receiving = workspace.filter((endpoint) => endpoint.receives(row.type as Event.Type))
+          if (receiving.length === 0) continue
+          const event = rows.toEvent(row)
+          const body = Event.body(event)
+          for (const endpoint of receiving) {
+            sql.insertDelivery.run(rows.newDelivery(nextId(), endpoint.id as Id.WebhookId, event, body, at))
+          }
+        }
+        sql.moveFanOut.run(events.at(-1)!.position)
+        return Result.succeed(events.length)
+      })
+    }),
 
     claimDeliveries: (request) =>
       Effect.flatMap(now, (at) =>

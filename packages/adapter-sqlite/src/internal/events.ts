@@ -2,7 +2,7 @@
  * The feed on SQLite: events in the order their transactions committed, which is the order of their
  * positions (one writer at a time takes the next position), and a cursor that is the position itself.
  */
-import type { Access, Event } from "@kiln/core"
+import { type Access, Event } from "@kiln/core"
 import { SqlRows as rows, type StorageDriver } from "@kiln/core/adapter"
 import { Result } from "effect"
 import { attempt, type Connection, snapshot } from "./connection.ts"
@@ -23,7 +23,7 @@ export const cursorPosition = (cursor: Event.Cursor | null): bigint => {
 
 const toStored = (row: PositionedEventRow): Event.Stored => ({
   ...rows.toEvent(row),
-  cursor: String(row.position) as Event.Cursor
+  cursor: Event.cursorOf(row.position)
 })
 
 /** Stores events in the open transaction, after every event already in the feed. */

@@ -323,7 +323,7 @@ export const prepareStatements = (db: Connection) => ({
     `UPDATE webhook_deliveries SET status = @status, attempts = attempts + 1,
        last_attempt_at = @last_attempt_at, last_status_code = @last_status_code, last_error = @last_error,
        last_duration_ms = @last_duration_ms, next_attempt_at = @next_attempt_at,
-       delivered_at = coalesce(@delivered_at, delivered_at), lease_owner = NULL, lease_expires_at = NULL
+       delivered_at = @delivered_at, lease_owner = NULL, lease_expires_at = NULL
      WHERE id = @id AND lease_owner = @owner AND lease_claim = @claim AND status = 'pending'
      RETURNING webhook_id`
   ),
@@ -343,8 +343,8 @@ export const prepareStatements = (db: Connection) => ({
   // Pending and due again; the claim number stays, so a sender still holding the old lease is fenced out.
   redeliver: prepare<[number, string], DeliveryRow>(
     db,
-    `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?, lease_owner = NULL,
-       lease_expires_at = NULL
+    `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?, delivered_at = NULL,
+       lease_owner = NULL, lease_expires_at = NULL
      WHERE id = ? RETURNING *`
   )
 })

@@ -98,28 +98,19 @@ const makeTransaction = (sql: Statements, at: DateTime.Utc): StorageDriver.Trans
     Effect.sync(() => sql.expiredLeases.all(DateTime.toEpochMillis(now)).map(rows.toBuild))
 })
 
-/**
- * Runs an Effect whose every step is synchronous (better-sqlite3 calls, the clock, ids) as one IMMEDIATE
- * transaction, with the caller's services: its failure rolls back and is answered; a `StorageError` that
- * says Busy is thrown through, so the whole transaction is retried.
- */
-export const immediateEffect = <A, Err>(
-  db: Connection,
-  body: Effect.Effect<A, Err>
-): Effect.Effect<A, Err | StorageError.StorageError> =>
-  Effect.flatMap(Effect.context<never>(), (context) =>
-    immediate(db, (): Result.Result<A, Err> => {
-      const exit = Effect.runSyncExitWith(context)(body)
-      if (Exit.isSuccess(exit)) return Result.succeed(exit.value)
-      const error = Cause.findError(exit.cause)
-      if (Result.isFailure(error)) throw Cause.squash(exit.cause)
-      if (error.success instanceof StorageError.StorageError) throw error.success
-      return Result.fail(error.success)
-    })
-  )
-
 /** Runs a body as one IMMEDIATE transaction, with the caller's services (its clock). */
 export const transactionOn =
   (db: Connection, sql: Statements, now: Effect.Effect<DateTime.Utc>) =>
   <A, Err>(body: (tx: StorageDriver.Transaction) => Effect.Effect<A, Err>) =>
-    Effect.flatMap(now, (at) => immediateEffect(db, body(makeTransaction(sql, at))))
+    Effect.flatMap(Effect.context<never>(), (context) =>
+      Effect.flatMap(now, (at) =>
+        immediate(db, (): Result.Result<A, Err> => {
+          const exit = Effect.runSyncExitWith(context)(body(makeTransaction(sql, at)))
+          if (Exit.isSuccess(exit)) return Result.succeed(exit.value)
+          const error = Cause.findError(exit.cause)
+          if (Result.isFailure(error)) throw Cause.squash(exit.cause)
+          if (error.success instanceof StorageError.StorageError) throw error.success
+          return Result.fail(error.success)
+        })
+      )
+    )

@@ -77,10 +77,7 @@ export const newDelivery = (
   lease_expires_at: null
 })
 
-/**
- * The columns an attempt writes, as `finishDelivery` records it; `delivered_at` is null unless it was
- * delivered (a storage keeps the earlier time then, from before a redelivery).
- */
+/** The columns an attempt writes, as `finishDelivery` records it. */
 export const attemptColumns = (attempt: Webhook.Attempt) => ({
   status:
     attempt.next._tag === "Delivered" ? "delivered" : attempt.next._tag === "Retry" ? "pending" : "failed",
