@@ -8,7 +8,8 @@ import { SqlRows as rows, type StorageDriver } from "@kiln/core/adapter"
 import { Effect, type Scope } from "effect"
 import { makeBatcher } from "./batcher.ts"
 import type { Run } from "./connection.ts"
-import { statements, valuesOf } from "./statements.ts"
+import { valuesOf } from "./sql.ts"
+import { statements } from "./statements.ts"
 import { columnsOf, lineColumns } from "./transaction.ts"
 
 const transpose = (table: ReadonlyArray<ReadonlyArray<unknown>>): Array<Array<unknown>> =>

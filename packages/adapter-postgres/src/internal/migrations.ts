@@ -12,7 +12,7 @@
 import { StorageError } from "@kiln/core"
 import { Effect } from "effect"
 import { type Database, lockKey, quoteIdentifier } from "./connection.ts"
-import { databaseNow } from "./statements.ts"
+import { databaseNow } from "./sql.ts"
 
 export interface Migration {
   readonly version: number

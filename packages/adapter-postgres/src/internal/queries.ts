@@ -19,7 +19,8 @@ import {
 import { SqlRows as rows, Sql, type StorageDriver } from "@kiln/core/adapter"
 import { Clock, DateTime, Effect, Option } from "effect"
 import { type Database, lockKey } from "./connection.ts"
-import { statements, tokenInsertColumns, triggerWriteColumns, valuesOf } from "./statements.ts"
+import { valuesOf } from "./sql.ts"
+import { statements, tokenInsertColumns, triggerWriteColumns } from "./statements.ts"
 
 export const makeQueries = (db: Database, schema: string): StorageDriver.Queries => {
   const { run, transaction } = db

@@ -6,6 +6,7 @@
 import { BuildState } from "@kiln/core"
 import { SqlRows } from "@kiln/core/adapter"
 import type { Statement } from "./connection.ts"
+import { databaseNow, insertInto, list, placeholders, prepared, unnestOf } from "./sql.ts"
 
 const {
   appColumns,
@@ -20,28 +21,7 @@ const {
   workspaceColumns
 } = SqlRows
 
-/**
- * Now on the database's clock, in epoch milliseconds. Leases are taken, renewed and reaped on this one
- * clock, so processes whose clocks disagree still agree on when a lease expires.
- */
-export const databaseNow = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
-
 const activePhases = `phase IN (${BuildState.activePhases.map((phase) => `'${phase}'`).join(", ")})`
-
-const prepared = (name: string, text: string): Statement => ({ name: `kiln_${name}`, text })
-
-const list = (columns: ReadonlyArray<string>, alias?: string) =>
-  columns.map((column) => (alias === undefined ? column : `${alias}.${column}`)).join(", ")
-
-const placeholders = (count: number, from = 1) =>
-  Array.from({ length: count }, (_, i) => `$${from + i}`).join(", ")
-
-const insertInto = (table: string, columns: ReadonlyArray<string>) =>
-  `INSERT INTO ${table} (${list(columns)}) VALUES (${placeholders(columns.length)})`
-
-/** A row's values in the order of `columns`, for the statements built from column lists. */
-export const valuesOf = <Row>(row: Row, columns: ReadonlyArray<keyof Row>): Array<unknown> =>
-  columns.map((column) => row[column])
 
 /** The columns of a trigger that change after it is created. */
 export const triggerWriteColumns = triggerColumns.filter(
@@ -115,12 +95,6 @@ const buildStateTypes: Record<(typeof buildStateColumns)[number], string> = {
   attempt: "numeric",
   lease_expires_at: "bigint"
 }
-
-/** `unnest($from::type[], …) AS alias(name, …)` over the given columns, numbering parameters from `from`. */
-const unnestOf = (alias: string, columns: ReadonlyArray<readonly [name: string, type: string]>, from = 1) =>
-  `unnest(${columns.map(([, type], i) => `$${from + i}::${type}[]`).join(", ")}) AS ${alias}(${columns
-    .map(([name]) => name)
-    .join(", ")})`
 
 const stateColumnTypes = buildStateColumns.map((column) => [column, buildStateTypes[column]] as const)
 

@@ -7,7 +7,8 @@ import { Change } from "@kiln/core"
 import { type Claim, LogBudget, SqlRows as rows, type StorageDriver } from "@kiln/core/adapter"
 import { DateTime, Effect } from "effect"
 import { lockKey, type Run } from "./connection.ts"
-import { statements, valuesOf } from "./statements.ts"
+import { valuesOf } from "./sql.ts"
+import { statements } from "./statements.ts"
 
 /** How this storage's writes announce a change: the last two parameters of a statement that publishes one. */
 export type Notify = (change: Change.Change) => ReadonlyArray<unknown>
