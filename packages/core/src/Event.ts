@@ -48,6 +48,10 @@ export const Cursor = Schema.String.check(
 ).pipe(Schema.brand("EventCursor"))
 export type Cursor = typeof Cursor.Type
 
+/** The cursor of a feed position: a counter, or a transaction id and a counter. */
+export const cursorOf = (major: number | bigint | string, minor?: number | bigint | string): Cursor =>
+  (minor === undefined ? `${major}` : `${major}.${minor}`) as Cursor
+
 /** An event as the feed holds it: with the cursor that resumes after it. */
 export interface Stored extends Event {
   readonly cursor: Cursor
@@ -104,6 +108,10 @@ export const forBuild = (
   after: Build.Build,
   nextId: () => EventId
 ): ReadonlyArray<Event> => buildTypes(before, after).map((type) => buildEvent(nextId(), type, after))
+
+/** The event of a claim, for a write that never read the queued build it claimed. */
+export const forClaim = (claimed: Build.Build, nextId: () => EventId): Event =>
+  buildEvent(nextId(), "build.running", claimed)
 
 /** A step recorded: started while it runs, finished once it has a result. */
 export const forStep = (id: EventId, build: Build.Build, step: Build.BuildStep, at: DateTime.Utc): Event => ({

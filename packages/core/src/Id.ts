@@ -166,3 +166,14 @@ export const generate = <P extends Prefix>(prefix: P): Effect.Effect<IdTypes[P]>
     const now = yield* Clock.currentTimeMillis
     return encode(prefix, generator.next(now)) as IdTypes[P]
   })
+
+/**
+ * A source of fresh ids with the given prefix for code that cannot run an Effect per id (a write that
+ * derives several events at once): every id is stamped with the clock as read here.
+ */
+export const generator = <P extends Prefix>(prefix: P): Effect.Effect<() => IdTypes[P]> =>
+  Effect.gen(function* () {
+    const ids = yield* IdGenerator
+    const now = yield* Clock.currentTimeMillis
+    return () => encode(prefix, ids.next(now)) as IdTypes[P]
+  })

@@ -11,6 +11,7 @@ import * as AppVersion from "../AppVersion.ts"
 import * as Bootstrap from "../Bootstrap.ts"
 import type * as Build from "../Build.ts"
 import * as Evaluator from "../Evaluator.ts"
+import * as Event from "../Event.ts"
 import * as Fields from "../Fields.ts"
 import * as Id from "../Id.ts"
 import * as LogBudget from "../LogBudget.ts"
@@ -22,9 +23,11 @@ import { Conflict, NotFound } from "../StorageError.ts"
 import * as Trigger from "../Trigger.ts"
 import * as Workspace from "../Workspace.ts"
 import { type BuildLog, transactionOn } from "./memoryTransaction.ts"
+import { makeMemoryWebhooks } from "./memoryWebhooks.ts"
 
 export const makeMemoryStorage = (options: StorageOptions) =>
   Effect.gen(function* () {
+    const now = Clock.currentTimeMillis.pipe(Effect.map((ms) => DateTime.makeUnsafe(ms)))
     // Writes are serialized, as a database transaction would serialize them.
     const serial = (yield* Semaphore.make(1)).withPermits(1)
 
@@ -38,8 +41,15 @@ export const makeMemoryStorage = (options: StorageOptions) =>
     const builds = new Map<Id.BuildId, Build.Build>()
     const steps = new Map<Id.BuildId, Array<Build.BuildStep>>()
     const logs = new Map<Id.BuildId, BuildLog>()
-
-    const now = Clock.currentTimeMillis.pipe(Effect.map((ms) => DateTime.makeUnsafe(ms)))
+    const feed: Array<Event.Stored> = []
+    const tables = { appSequences, versions, events, builds, steps, logs, feed }
+    const transaction = transactionOn(tables, now)
+    /** Writes the event of a version that became ready or failed. */
+    const announce = (version: AppVersion.AppVersion) =>
+      Effect.flatMap(Id.generate("msg"), (id) => {
+        const event = Event.forAppVersion(id, version)
+        return event === undefined ? Effect.void : transaction((tx) => tx.insertEvents([event]))
+      })
 
     const visible = <A extends { readonly workspaceId: Id.WorkspaceId }>(
       map: ReadonlyMap<string, A>,
@@ -112,6 +122,7 @@ export const makeMemoryStorage = (options: StorageOptions) =>
         const id = yield* Id.generate("ver")
         const app = yield* Effect.fromResult(visible(apps, access, "app", input.appId))
         const version = AppVersion.make(id, app.workspaceId, input, at)
+        yield* announce(version)
         versions.set(id, version)
         return version
       }, serial),
@@ -122,6 +133,7 @@ export const makeMemoryStorage = (options: StorageOptions) =>
           return yield* new Conflict({ message: `app version ${id} is already ${version.status}` })
         }
         const resolved = AppVersion.resolve(version, resolution, at)
+        yield* announce(resolved)
         versions.set(id, resolved)
         return resolved
       }, serial),
@@ -233,11 +245,12 @@ export const makeMemoryStorage = (options: StorageOptions) =>
           ...build,
           steps: steps.get(id) ?? []
         })),
-      listBuilds: (access, query) => list(Fields.builds, builds.values(), access, query)
+      listBuilds: (access, query) => list(Fields.builds, builds.values(), access, query),
+      ...makeMemoryWebhooks(feed, serial)
     }
     const driver: Driver = {
       name: "memory storage",
-      transaction: transactionOn({ appSequences, versions, events, builds, steps, logs }, now),
+      transaction,
       readLog: (id, afterSeq, limit) =>
         Effect.sync(() => {
           const build = builds.get(id)

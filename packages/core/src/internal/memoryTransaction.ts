@@ -7,6 +7,7 @@ import { DateTime, Effect, Exit } from "effect"
 import type * as AppVersion from "../AppVersion.ts"
 import type * as Build from "../Build.ts"
 import * as BuildState from "../BuildState.ts"
+import * as Event from "../Event.ts"
 import type * as Id from "../Id.ts"
 import * as LogBudget from "../LogBudget.ts"
 import { byteLength, type LogLine } from "../LogLine.ts"
@@ -27,6 +28,8 @@ export interface Tables {
   readonly builds: Map<Id.BuildId, Build.Build>
   readonly steps: Map<Id.BuildId, Array<Build.BuildStep>>
   readonly logs: Map<Id.BuildId, BuildLog>
+  /** The event feed, in the order written: an event's cursor is its position, from 1. */
+  readonly feed: Array<Event.Stored>
 }
 
 const byAge = (a: Build.Build, b: Build.Build) =>
@@ -34,7 +37,7 @@ const byAge = (a: Build.Build, b: Build.Build) =>
   (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
 const makeTransaction = (tables: Tables, undo: Array<() => void>, at: DateTime.Utc): Transaction => {
-  const { appSequences, versions, events, builds, steps, logs } = tables
+  const { appSequences, versions, events, builds, steps, logs, feed } = tables
   const set = <K, V>(map: Map<K, V>, key: K, value: V) => {
     const had = map.has(key)
     const previous = map.get(key)
@@ -95,6 +98,12 @@ const makeTransaction = (tables: Tables, undo: Array<() => void>, at: DateTime.U
         list.push(step)
         list.sort((a, b) => a.index - b.index)
         set(steps, id, list)
+      }),
+    insertEvents: (written) =>
+      Effect.sync(() => {
+        const start = feed.length
+        for (const event of written) feed.push({ ...event, cursor: Event.cursorOf(feed.length + 1) })
+        undo.push(() => feed.splice(start))
       }),
     versionToBuild: (id) => Effect.sync(() => versions.get(id)),
     sourceEventWorkspace: (id) => Effect.sync(() => events.get(id)?.workspaceId),

@@ -14,17 +14,32 @@ import { builds } from "./storage/builds.ts"
 import { changes } from "./storage/changes.ts"
 import { claims } from "./storage/claims.ts"
 import { entities } from "./storage/entities.ts"
+import { events } from "./storage/events.ts"
 import type { MakeStorage } from "./storage/fixtures.ts"
 import { leases } from "./storage/leases.ts"
 import { logs } from "./storage/logs.ts"
 import { queries } from "./storage/queries.ts"
 import { transitions } from "./storage/transitions.ts"
 import { triggers } from "./storage/triggers.ts"
+import { webhooks } from "./storage/webhooks.ts"
 
 export type { MakeStorage } from "./storage/fixtures.ts"
 /** The rows most storage tests start from, for an adapter's own tests beside the suites. */
 export { claimOne, queue, seed } from "./storage/fixtures.ts"
-export { bootstrap, builds, changes, claims, entities, leases, logs, queries, transitions, triggers }
+export {
+  bootstrap,
+  builds,
+  changes,
+  claims,
+  entities,
+  events,
+  leases,
+  logs,
+  queries,
+  transitions,
+  triggers,
+  webhooks
+}
 
 export const all = (name: string, make: MakeStorage): void => {
   entities(name, make)
@@ -37,4 +52,6 @@ export const all = (name: string, make: MakeStorage): void => {
   changes(name, make)
   queries(name, make)
   triggers(name, make)
+  events(name, make)
+  webhooks(name, make)
 }

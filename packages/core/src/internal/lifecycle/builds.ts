@@ -9,11 +9,12 @@ import * as Access from "../../Access.ts"
 import * as Build from "../../Build.ts"
 import * as BuildState from "../../BuildState.ts"
 import { buildChanged, type Change } from "../../Change.ts"
+import * as Event from "../../Event.ts"
 import * as Id from "../../Id.ts"
 import type { LogLine } from "../../LogLine.ts"
 import type { Transaction } from "../../StorageDriver.ts"
 import { Conflict, NotFound, type StorageError } from "../../StorageError.ts"
-import { type Lifecycle, now, writeState } from "./context.ts"
+import { buildEvents, eventsWritten, insertEvents, type Lifecycle, now, writeState } from "./context.ts"
 import { appendInTransaction, lockFenced, storable } from "./logs.ts"
 
 const lockExisting = (tx: Transaction, id: Id.BuildId): Effect.Effect<Build.Build, NotFound | StorageError> =>
@@ -29,10 +30,10 @@ const applyAll = (build: Build.Build, events: ReadonlyArray<BuildState.BuildEven
   return after
 }
 
-/** Tracks and announces a state this process wrote. */
+/** Tracks and announces a state this process wrote (and the events written with it). */
 const changed = (lifecycle: Lifecycle, build: Build.Build, also: ReadonlyArray<Change> = []) =>
   Effect.sync(() => lifecycle.known.track(build)).pipe(
-    Effect.andThen(lifecycle.publish([...also, buildChanged(build)])),
+    Effect.andThen(lifecycle.publish([...also, buildChanged(build), eventsWritten])),
     Effect.as(build)
   )
 
@@ -74,6 +75,7 @@ export const createBuild = (lifecycle: Lifecycle) =>
         }
         const build = Build.make(id, version, yield* tx.nextSequence(version.appId), input, at)
         yield* tx.insertBuild(build)
+        yield* insertEvents(tx, yield* buildEvents(undefined, build))
         return { build, created: true }
       })
     )
@@ -98,8 +100,13 @@ export const transition = (lifecycle: Lifecycle) => (id: Id.BuildId, event: Buil
     const writeKnown = lifecycle.driver.fastPaths?.writeKnown
     const state = writeKnown && lifecycle.known.planTransition(id, [event])
     if (!writeKnown || state === undefined) return transitionLocked(lifecycle, id, event)
-    return Effect.flatMap(writeKnown({ id, state, changes: [buildChanged(state.after)] }), (done) =>
-      done ? changed(lifecycle, state.after) : transitionLocked(lifecycle, id, event)
+    return buildEvents(state.before, state.after).pipe(
+      Effect.flatMap((events) =>
+        writeKnown({ id, state, events, changes: [buildChanged(state.after), eventsWritten] })
+      ),
+      Effect.flatMap((done) =>
+        done ? changed(lifecycle, state.after) : transitionLocked(lifecycle, id, event)
+      )
     )
   })
 
@@ -139,8 +146,15 @@ export const appendAndTransition =
         writeKnown && lines.length > 0 ? known.planAppend(id, fence, lines, lifecycle.budget) : undefined
       if (!writeKnown || state === undefined || (lines.length > 0 && planned === undefined))
         return inTransaction
-      const changes = [...(planned === undefined ? [] : [planned.change]), buildChanged(state.after)]
-      return Effect.flatMap(writeKnown({ id, append: planned?.append, state, changes }), (done) => {
+      const changes = [
+        ...(planned === undefined ? [] : [planned.change]),
+        buildChanged(state.after),
+        eventsWritten
+      ]
+      const write = Effect.flatMap(buildEvents(state.before, state.after), (events) =>
+        writeKnown({ id, append: planned?.append, state, events, changes })
+      )
+      return Effect.flatMap(write, (done) => {
         if (!done) return inTransaction
         if (planned !== undefined) known.trackLog(planned.build, planned.append.stats)
         return changed(lifecycle, state.after, planned === undefined ? [] : [planned.change])
@@ -193,8 +207,18 @@ export const heartbeat =
       return build
     })
 
+/** A step written with the event that announces it. */
 export const recordStep =
   (lifecycle: Lifecycle) => (id: Id.BuildId, fence: BuildState.Fence, step: Build.BuildStep) =>
-    lifecycle.driver.transaction((tx) =>
-      Effect.flatMap(lockFenced(tx, id, fence), () => tx.upsertStep(id, step))
-    )
+    Effect.gen(function* () {
+      const at = yield* now
+      const eventId = yield* Id.generate("msg")
+      yield* lifecycle.driver.transaction((tx) =>
+        Effect.gen(function* () {
+          const build = yield* lockFenced(tx, id, fence)
+          yield* tx.upsertStep(id, step)
+          yield* tx.insertEvents([Event.forStep(eventId, build, step, at)])
+        })
+      )
+      yield* lifecycle.publish([eventsWritten])
+    })

@@ -7,9 +7,11 @@ import type { Build } from "../../Build.ts"
 import * as BuildState from "../../BuildState.ts"
 import { buildChanged } from "../../Change.ts"
 import * as Claim from "../../Claim.ts"
+import * as Event from "../../Event.ts"
+import * as Id from "../../Id.ts"
 import * as LogBudget from "../../LogBudget.ts"
 import type { Transaction } from "../../StorageDriver.ts"
-import type { Lifecycle } from "./context.ts"
+import { eventsWritten, insertEvents, type Lifecycle } from "./context.ts"
 
 /**
  * Chooses what a claim takes. `Claim.select` reads candidates oldest first and stops at `max`; they come
@@ -50,6 +52,11 @@ const claimInTransaction = (lifecycle: Lifecycle, request: Claim.ClaimRequest) =
         })
         if (Result.isSuccess(next) && (yield* tx.writeBuild(build, next.success))) claimed.push(next.success)
       }
+      const nextId = yield* Id.generator("msg")
+      yield* insertEvents(
+        tx,
+        claimed.map((build) => Event.forClaim(build, nextId))
+      )
       return claimed
     })
   )
@@ -58,15 +65,16 @@ export const claimNext = (lifecycle: Lifecycle) =>
   Effect.fnUntraced(function* (request: Claim.ClaimRequest) {
     if (request.max <= 0) return []
     const fast = lifecycle.driver.fastPaths?.claimOldest
+    const nextId = yield* Id.generator("msg")
     const claimed =
       fast !== undefined && !Claim.hasCaps(request.limits)
-        ? yield* fast(request)
+        ? yield* fast(request, (builds) => builds.map((build) => Event.forClaim(build, nextId)))
         : yield* claimInTransaction(lifecycle, request)
     for (const build of claimed) {
       lifecycle.known.track(build)
       // A build is claimed before any line of its log can be stored: its bookkeeping starts empty.
       lifecycle.known.trackLog(build, LogBudget.emptyStats)
     }
-    yield* lifecycle.publish(claimed.map(buildChanged))
+    yield* lifecycle.publish(claimed.length === 0 ? [] : [...claimed.map(buildChanged), eventsWritten])
     return claimed
   })

@@ -5,6 +5,8 @@
 import { Clock, DateTime, Effect } from "effect"
 import type { Build } from "../../Build.ts"
 import type { Change } from "../../Change.ts"
+import * as Event from "../../Event.ts"
+import * as Id from "../../Id.ts"
 import type { Budget } from "../../LogBudget.ts"
 import type { Driver, Transaction } from "../../StorageDriver.ts"
 import { StorageError } from "../../StorageError.ts"
@@ -23,14 +25,23 @@ export const now: Effect.Effect<DateTime.Utc> = Effect.map(Clock.currentTimeMill
   DateTime.makeUnsafe(ms)
 )
 
+/** The events a build's write from `before` (undefined: created) to `after` announces. */
+export const buildEvents = (before: Build | undefined, after: Build) =>
+  Effect.map(Id.generator("msg"), (nextId) => Event.forBuild(before, after, nextId))
+
+/** Stores events in the transaction, skipping the call when there are none. */
+export const insertEvents = (tx: Transaction, events: ReadonlyArray<Event.Event>) =>
+  events.length === 0 ? Effect.void : tx.insertEvents(events)
+
 /**
- * Writes a state change computed from `before`, as read under the transaction's lock. A miss means the
- * database broke that promise: it fails as Busy (rolling back) and a retry recomputes from a fresh read.
+ * Writes a state change computed from `before`, as read under the transaction's lock, with the events it
+ * announces. A miss means the database broke that promise: it fails as Busy (rolling back) and a retry
+ * recomputes from a fresh read.
  */
 export const writeState = (lifecycle: Lifecycle, tx: Transaction, before: Build, after: Build) =>
   Effect.flatMap(tx.writeBuild(before, after), (written) =>
     written
-      ? Effect.succeed(after)
+      ? Effect.flatMap(buildEvents(before, after), (events) => Effect.as(insertEvents(tx, events), after))
       : Effect.fail(
           new StorageError({
             reason: "Busy",
@@ -38,3 +49,6 @@ export const writeState = (lifecycle: Lifecycle, tx: Transaction, before: Build,
           })
         )
   )
+
+/** The hint that events were written: feed readers and webhook senders look again. */
+export const eventsWritten: Change = { _tag: "EventsWritten" }

@@ -114,7 +114,12 @@ export const appendLogs = (lifecycle: Lifecycle) =>
     const planned = driver.fastPaths?.writeKnown && known.planAppend(id, fence, lines, lifecycle.budget)
     if (
       planned &&
-      (yield* driver.fastPaths!.writeKnown!({ id, append: planned.append, changes: [planned.change] }))
+      (yield* driver.fastPaths!.writeKnown!({
+        id,
+        append: planned.append,
+        events: [],
+        changes: [planned.change]
+      }))
     ) {
       known.trackLog(planned.build, planned.append.stats)
       return yield* lifecycle.publish([planned.change])

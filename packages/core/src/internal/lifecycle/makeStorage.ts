@@ -13,7 +13,7 @@ import {
   transition
 } from "./builds.ts"
 import { claimNext } from "./claims.ts"
-import type { Lifecycle } from "./context.ts"
+import { eventsWritten, type Lifecycle } from "./context.ts"
 import { makeKnown } from "./known.ts"
 import { appendLogs, readLogs } from "./logs.ts"
 import { reapExpired } from "./reaper.ts"
@@ -30,8 +30,20 @@ export const makeStorage = <ListenError>(driver: Driver<ListenError>, options: S
         published.length === 0 ? Effect.void : Effect.asVoid(PubSub.publishAll(changes, published)),
       known: makeKnown(driver.fastPaths?.writeKnown !== undefined)
     }
+    const announcing =
+      <Args extends ReadonlyArray<unknown>, A, E>(operation: (...args: Args) => Effect.Effect<A, E>) =>
+      (...args: Args) =>
+        Effect.tap(operation(...args), () => lifecycle.publish([eventsWritten]))
+    const { queries } = driver
     const storage: StorageShape = {
-      ...driver.queries,
+      ...queries,
+      // Queries that write events or deliveries wake feed readers and webhook senders too.
+      createAppVersion: announcing(queries.createAppVersion),
+      resolveAppVersion: announcing(queries.resolveAppVersion),
+      fanOutEvents: announcing(queries.fanOutEvents),
+      redeliver: announcing(queries.redeliver),
+      enqueuePing: announcing(queries.enqueuePing),
+      updateWebhook: announcing(queries.updateWebhook),
       createBuild: createBuild(lifecycle),
       claimNext: claimNext(lifecycle),
       heartbeat: heartbeat(lifecycle),

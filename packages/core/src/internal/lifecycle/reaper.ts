@@ -7,7 +7,7 @@ import { Effect, Result } from "effect"
 import type { Build } from "../../Build.ts"
 import * as BuildState from "../../BuildState.ts"
 import { buildChanged, type Change } from "../../Change.ts"
-import { type Lifecycle, writeState } from "./context.ts"
+import { eventsWritten, type Lifecycle, writeState } from "./context.ts"
 import { appendLocked } from "./logs.ts"
 
 export const reapExpired = (lifecycle: Lifecycle) =>
@@ -36,6 +36,6 @@ export const reapExpired = (lifecycle: Lifecycle) =>
         Effect.catchTag("LogSequenceGap", Effect.die)
       )
     for (const build of reaped) lifecycle.known.track(build)
-    yield* lifecycle.publish(published)
+    yield* lifecycle.publish(reaped.length === 0 ? published : [...published, eventsWritten])
     return reaped
   })
