@@ -1,13 +1,14 @@
 /**
  * The PostgreSQL fast path for an owner's writes planned from known state (`FastPaths.writeKnown`): calls
  * that arrive while a statement is in flight go together in the next one (`statements.writeBatch`), each
- * a compare-and-set, so one round trip serves many builds.
+ * a compare-and-set with the events it announces, so one round trip serves many builds.
  */
 import type { Id } from "@kiln/core"
 import { SqlRows as rows, type StorageDriver } from "@kiln/core/adapter"
 import { Effect, type Scope } from "effect"
 import { makeBatcher } from "./batcher.ts"
 import type { Run } from "./connection.ts"
+import { eventsWritten, eventValues } from "./events.ts"
 import { valuesOf } from "./sql.ts"
 import { statements } from "./statements.ts"
 import { columnsOf, lineColumns } from "./transaction.ts"
@@ -20,6 +21,16 @@ const noStats = rows.logStatsColumns.slice(1).map(() => null)
 const stateOf = (build: Parameters<typeof rows.fromBuild>[0]) =>
   valuesOf(rows.fromBuild(build), rows.buildStateColumns)
 
+const eventsWrittenJson = JSON.stringify(eventsWritten)
+
+/** The changes a write announces as JSON: with `EventsWritten` when it stores events. */
+const announced = (write: StorageDriver.KnownWrite): ReadonlyArray<string> => {
+  const changes = write.changes.map((change) => JSON.stringify(change))
+  return write.events.length > 0 && !changes.includes(eventsWrittenJson)
+    ? [...changes, eventsWrittenJson]
+    : changes
+}
+
 /** Writes a batch as one statement; answers, per write, whether it was stored. */
 const writeBatch = (
   run: Run,
@@ -30,6 +41,7 @@ const writeBatch = (
   const lines = writes.flatMap(({ id, append }) =>
     (append?.lines ?? []).map((line) => rows.fromLogLine(id, line))
   )
+  const events = writes.flatMap((write) => write.events)
   return Effect.map(
     run<{ readonly id: string }>(statements.writeBatch, [
       writes.map(({ id }) => id),
@@ -45,8 +57,10 @@ const writeBatch = (
       ),
       ...transpose(writes.map(({ state }) => (state === undefined ? noState : stateOf(state.after)))),
       ...transpose(writes.map(({ state }) => (state === undefined ? noState : stateOf(state.before)))),
-      writes.map(({ changes }) => changes.map((change) => JSON.stringify(change)).join(",")),
+      writes.map((write) => announced(write).join(",")),
       ...columnsOf(lines, ["build_id", ...lineColumns]),
+      ...eventValues(events),
+      writes.flatMap(({ id, events }) => events.map(() => id)),
       channel,
       source
     ]),

@@ -1,11 +1,13 @@
 /**
- * Every fixed SQL statement the storage runs. Each has a name, so a connection prepares it once and then
+ * The fixed SQL statements of the storage's entities and build lifecycle (the feed's and the webhooks' are
+ * in `events.ts`, `webhooks.ts` and `deliveries.ts`). Each has a name, so a connection prepares it once and then
  * only binds and executes it; lists are compiled by core's query compiler (`Sql.compileList`). Values are
  * always bound parameters.
  */
 import { BuildState } from "@kiln/core"
 import { SqlRows } from "@kiln/core/adapter"
 import type { Statement } from "./connection.ts"
+import { eventColumns, insertEventRows } from "./events.ts"
 import { databaseNow, insertInto, list, placeholders, prepared, unnestOf } from "./sql.ts"
 
 const {
@@ -107,7 +109,8 @@ const stateColumnTypes = buildStateColumns.map((column) => [column, buildStateTy
  * batches never deadlock. Parameters, one array element per write: the build, the append's owner,
  * attempt, expected last seq and new bookkeeping (null without an append), the new state's columns and
  * the old state's (null without a state change), the changes to announce as JSON; then the lines of every
- * append, the channel and this storage's source tag. Answers the builds written.
+ * append, the events of every write with each one's build (stored only with their write), the channel and
+ * this storage's source tag. Answers the builds written.
  */
 const writeBatch = (() => {
   const columns = [
@@ -128,7 +131,8 @@ const writeBatch = (() => {
     ["step", "text"],
     ["text", "text"]
   ] as const
-  const next = columns.length + lineColumns.length + 1
+  const events = columns.length + lineColumns.length + 1
+  const next = events + eventColumns.length + 1
   return `WITH r AS (SELECT * FROM ${unnestOf("r", columns)}),
 ok AS MATERIALIZED (
   SELECT r.* FROM r JOIN builds b ON b.id = r.id LEFT JOIN log_stats s ON s.build_id = r.id
@@ -152,6 +156,7 @@ ok AS MATERIALIZED (
 ), written AS (
   UPDATE builds b SET ${buildStateColumns.map((column) => `${column} = ok.new_${column}`).join(", ")}
   FROM ok WHERE b.id = ok.id AND ok.new_phase IS NOT NULL
+), stored_events AS (${insertEventRows(events, "SELECT id FROM ok")}
 ),
 ${announce("ok", `$${next}`, `$${next + 1}`)}
 SELECT id FROM ok WHERE ${announced}`
