@@ -22,10 +22,12 @@ import { SqlRows as rows, Sql, type StorageDriver } from "@kiln/core/adapter"
 import { Clock, DateTime, Effect, Option } from "effect"
 import { visible } from "./access.ts"
 import { type Database, lockKey, type Run } from "./connection.ts"
+import { makeDeliveryQueries } from "./deliveries.ts"
 import { insertEventsOn, makeEventQueries } from "./events.ts"
 import { valuesOf } from "./sql.ts"
 import { statements, tokenInsertColumns, triggerWriteColumns } from "./statements.ts"
 import type { Notify } from "./transaction.ts"
+import { makeWebhookQueries } from "./webhooks.ts"
 
 export const makeQueries = (db: Database, schema: string, notify: Notify): StorageDriver.Queries => {
   const { run, transaction } = db
@@ -320,7 +322,9 @@ export const makeQueries = (db: Database, schema: string, notify: Notify): Stora
       ),
     listBuilds: (access, query) => list(Fields.builds, rows.toBuild, access, query),
 
-    ...makeEventQueries(run)
+    ...makeEventQueries(run),
+    ...makeWebhookQueries(db, notify),
+    ...makeDeliveryQueries(db, notify)
   }
   return queries
 }
