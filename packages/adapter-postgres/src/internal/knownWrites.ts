@@ -8,7 +8,7 @@ import { SqlRows as rows, type StorageDriver } from "@kiln/core/adapter"
 import { Effect, type Scope } from "effect"
 import { makeBatcher } from "./batcher.ts"
 import type { Run } from "./connection.ts"
-import { eventsWritten, eventValues } from "./events.ts"
+import { eventValues } from "./events.ts"
 import { valuesOf } from "./sql.ts"
 import { statements } from "./statements.ts"
 import { columnsOf, lineColumns } from "./transaction.ts"
@@ -20,16 +20,6 @@ const noState = rows.buildStateColumns.map(() => null)
 const noStats = rows.logStatsColumns.slice(1).map(() => null)
 const stateOf = (build: Parameters<typeof rows.fromBuild>[0]) =>
   valuesOf(rows.fromBuild(build), rows.buildStateColumns)
-
-const eventsWrittenJson = JSON.stringify(eventsWritten)
-
-/** The changes a write announces as JSON: with `EventsWritten` when it stores events. */
-const announced = (write: StorageDriver.KnownWrite): ReadonlyArray<string> => {
-  const changes = write.changes.map((change) => JSON.stringify(change))
-  return write.events.length > 0 && !changes.includes(eventsWrittenJson)
-    ? [...changes, eventsWrittenJson]
-    : changes
-}
 
 /** Writes a batch as one statement; answers, per write, whether it was stored. */
 const writeBatch = (
@@ -57,7 +47,7 @@ const writeBatch = (
       ),
       ...transpose(writes.map(({ state }) => (state === undefined ? noState : stateOf(state.after)))),
       ...transpose(writes.map(({ state }) => (state === undefined ? noState : stateOf(state.before)))),
-      writes.map((write) => announced(write).join(",")),
+      writes.map(({ changes }) => changes.map((change) => JSON.stringify(change)).join(",")),
       ...columnsOf(lines, ["build_id", ...lineColumns]),
       ...eventValues(events),
       writes.flatMap(({ id, events }) => events.map(() => id)),
