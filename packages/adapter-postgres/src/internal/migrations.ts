@@ -241,8 +241,9 @@ CREATE INDEX app_versions_by_commit ON app_versions (commit_sha);
 // Events and webhooks (DESIGN.md §11). Events are written by the transaction of the change they describe.
 // Their order is the writing transaction's id, then an insertion counter: a transaction's id is taken
 // before it commits, so a reader returns only events of transactions older than every one still running
-// (pg_snapshot_xmin), and no event can then commit before a cursor already handed out. Neither table
-// references workspaces: a foreign key would share-lock the workspace's row in every writing transaction.
+// (pg_snapshot_xmin), and no event can then commit before a cursor already handed out. Events and
+// deliveries do not reference workspaces: a foreign key would share-lock the workspace's row in every
+// transaction that writes them.
 const eventsAndWebhooks = `
 CREATE TABLE events (
   xid XID8 NOT NULL DEFAULT pg_current_xact_id(),
