@@ -131,6 +131,19 @@ CREATE INDEX builds_list ON builds USING btree (created_at, id);
 CREATE INDEX builds_list_by_workspace ON builds USING btree (workspace_id, created_at, id);
 CREATE INDEX builds_queued ON builds USING btree (created_at, id) WHERE (phase = 'queued'::text);
 
+CREATE TABLE events (
+  xid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+  seq bigint DEFAULT nextval('events_seq_seq'::regclass) NOT NULL,
+  id text COLLATE "C" NOT NULL,
+  workspace_id text COLLATE "C" NOT NULL,
+  type text COLLATE "C" NOT NULL,
+  subject text COLLATE "C" NOT NULL,
+  "timestamp" bigint NOT NULL,
+  data text COLLATE "C" NOT NULL,
+  CONSTRAINT events_pkey PRIMARY KEY (xid, seq)
+);
+CREATE INDEX events_by_workspace ON events USING btree (workspace_id, xid, seq);
+
 CREATE TABLE kiln_migrations (
   version integer NOT NULL,
   name text NOT NULL,
@@ -211,6 +224,60 @@ CREATE TABLE triggers (
   CONSTRAINT triggers_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces(id)
 );
 CREATE INDEX triggers_live ON triggers USING btree (workspace_id, created_at, id) WHERE (deleted_at IS NULL);
+
+CREATE TABLE webhook_deliveries (
+  seq bigint DEFAULT nextval('webhook_deliveries_seq_seq'::regclass) NOT NULL,
+  id text COLLATE "C" NOT NULL,
+  webhook_id text COLLATE "C" NOT NULL,
+  workspace_id text COLLATE "C" NOT NULL,
+  event_id text COLLATE "C" NOT NULL,
+  event_type text COLLATE "C" NOT NULL,
+  subject text COLLATE "C" NOT NULL,
+  body text COLLATE "C" NOT NULL,
+  status text COLLATE "C" NOT NULL,
+  attempts integer NOT NULL,
+  last_attempt_at bigint,
+  last_status_code integer,
+  last_error text COLLATE "C",
+  last_duration_ms integer,
+  next_attempt_at bigint,
+  created_at bigint NOT NULL,
+  delivered_at bigint,
+  lease_owner text COLLATE "C",
+  lease_claim integer DEFAULT 0 NOT NULL,
+  lease_expires_at bigint,
+  CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (seq),
+  CONSTRAINT webhook_deliveries_id_key UNIQUE (id),
+  CONSTRAINT webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES webhooks(id) ON DELETE CASCADE
+);
+CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries USING btree (webhook_id, seq);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries USING btree (next_attempt_at, seq) WHERE (status = 'pending'::text);
+CREATE INDEX webhook_deliveries_pending_by_subject ON webhook_deliveries USING btree (webhook_id, subject, seq) WHERE (status = 'pending'::text);
+
+CREATE TABLE webhook_fanout (
+  id boolean DEFAULT true NOT NULL,
+  xid xid8 NOT NULL,
+  seq bigint NOT NULL,
+  CONSTRAINT webhook_fanout_pkey PRIMARY KEY (id),
+  CONSTRAINT webhook_fanout_id_check CHECK (id)
+);
+
+CREATE TABLE webhooks (
+  id text COLLATE "C" NOT NULL,
+  workspace_id text COLLATE "C" NOT NULL,
+  url text COLLATE "C" NOT NULL,
+  types text COLLATE "C" NOT NULL,
+  enabled boolean NOT NULL,
+  disabled_reason text COLLATE "C",
+  secret text COLLATE "C" NOT NULL,
+  previous_secret text COLLATE "C",
+  previous_secret_expires_at bigint,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  CONSTRAINT webhooks_pkey PRIMARY KEY (id),
+  CONSTRAINT webhooks_workspace_id_fkey FOREIGN KEY (workspace_id) REFERENCES workspaces(id)
+);
+CREATE INDEX webhooks_by_workspace ON webhooks USING btree (workspace_id, created_at, id);
 
 CREATE TABLE workspaces (
   id text COLLATE "C" NOT NULL,

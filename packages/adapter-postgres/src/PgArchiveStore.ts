@@ -25,7 +25,7 @@ import { classifyError } from "./internal/classifyError.ts"
 import { open, runOn } from "./internal/connection.ts"
 import { dataOf, Malformed, rowsOf, writeAll } from "./internal/copyBinary.ts"
 import { migrate } from "./internal/migrations.ts"
-import { databaseNow } from "./internal/statements.ts"
+import { databaseNow } from "./internal/sql.ts"
 
 export interface Options {
   /** `postgres://user:password@host:port/database`: the storage's database. */

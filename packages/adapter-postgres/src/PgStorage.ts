@@ -3,9 +3,11 @@
  *
  * A driver for core's build lifecycle (`StorageDriver`): a transaction locks the build rows it reads, so,
  * as on SQLite, nothing changes between the read and the compare-and-set write. Its fast paths are the
- * claim as one statement on the database clock (`statements.claimOldest`), the lease renewal as one
- * statement, and an engine's own writes planned from what this process knows, batched across builds
- * (`internal/knownWrites.ts`). The entity queries live in `internal/queries.ts`.
+ * claim as one statement on the database clock (`statements.claimOldest`, followed by its events in its
+ * transaction), the lease renewal as one statement, and an engine's own writes planned from what this
+ * process knows, batched across builds with their events (`internal/knownWrites.ts`). The entity queries
+ * live in `internal/queries.ts`, the feed's, the endpoints' and the deliveries' in `internal/events.ts`,
+ * `internal/webhooks.ts` and `internal/deliveries.ts`.
  *
  * Leases are taken, renewed and reaped on the database's clock, so processes whose clocks disagree agree
  * on them. `changes` hears this storage's writes at once, and every other process's through LISTEN/NOTIFY
@@ -16,6 +18,7 @@ import { type Id, Storage, type StorageError } from "@kiln/core"
 import { LogBudget, SqlRows as rows, StorageDriver } from "@kiln/core/adapter"
 import { Effect, Layer, type Scope } from "effect"
 import { clientConfig, open } from "./internal/connection.ts"
+import { insertEventsOn } from "./internal/events.ts"
 import { makeKnownWrites } from "./internal/knownWrites.ts"
 import { channelOf, listen, payload } from "./internal/listener.ts"
 import { migrate } from "./internal/migrations.ts"
@@ -69,18 +72,23 @@ export const make = (
                     lines: row.lines.map(rows.toLogLine)
                   }
           ),
-        queries: makeQueries(db, schema),
+        queries: makeQueries(db, schema, notify),
         fastPaths: {
-          claimOldest: (request) =>
-            Effect.map(
-              run<rows.BuildRow>(statements.claimOldest, [
-                request.owner,
-                request.leaseMs,
-                channel,
-                source,
-                request.max
-              ]),
-              (claimed) => claimed.map(rows.toBuild)
+          // The claim's events depend on what it claimed, so they follow it in its transaction.
+          claimOldest: (request, eventsOf) =>
+            db.transaction((tx) =>
+              Effect.gen(function* () {
+                const claimed = yield* tx<rows.BuildRow>(statements.claimOldest, [
+                  request.owner,
+                  request.leaseMs,
+                  channel,
+                  source,
+                  request.max
+                ])
+                const builds = claimed.map(rows.toBuild)
+                yield* insertEventsOn(tx, notify)(eventsOf(builds))
+                return builds
+              })
             ),
           heartbeat: (id, fence, leaseMs) =>
             Effect.map(

@@ -81,6 +81,16 @@ describe("postgres batched writes", () => {
         }
         const page = yield* storage.readLogs(Access.all, claimed[7]!.id, 0, 10)
         expect(page.lines.map((line) => line.text)).toEqual(lines(1, 5).map((line) => line.text))
+        // Each build's events, stored with the batched writes that made them, in the order they happened.
+        const events = yield* storage.readEvents(Access.all, { after: null, types: null, limit: 1000 })
+        for (const build of claimed) {
+          expect(events.filter((event) => event.subject === build.id).map((event) => event.type)).toEqual([
+            "build.queued",
+            "build.running",
+            "build.started",
+            "build.finished"
+          ])
+        }
       }).pipe(Effect.scoped)
   )
 
@@ -136,6 +146,13 @@ describe("postgres batched writes", () => {
         [build.id]
       )
       expect(stored).toEqual([{ stream: "system" }])
+      // The batched writes that missed stored none of their events either.
+      const events = yield* peer.readEvents(Access.all, { after: null, types: null, limit: 100 })
+      expect(events.filter((event) => event.subject === build.id).map((event) => event.type)).toEqual([
+        "build.queued",
+        "build.running",
+        "build.finished"
+      ])
     }).pipe(Effect.scoped)
   )
 

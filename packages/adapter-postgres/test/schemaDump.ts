@@ -90,12 +90,16 @@ JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = $1
 ORDER BY p.proname COLLATE "C", pg_get_function_identity_arguments(p.oid) COLLATE "C"`
 
-// What the dump does not print must not pass unseen: sequences, views, types of their own.
+// What the dump does not print must not pass unseen: sequences, views, types of their own. A serial
+// column's sequence shows as that column's default.
 const unprinted = `
 SELECT CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
   WHEN 'p' THEN 'partitioned table' WHEN 'f' THEN 'foreign table' ELSE 'relation' END || ' ' || c.relname AS object
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = $1 AND c.relkind NOT IN ('r', 'i', 't')
+WHERE n.nspname = $1 AND c.relkind NOT IN ('r', 'i', 't') AND NOT EXISTS (
+  SELECT 1 FROM pg_depend d
+  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'a' AND d.refobjsubid > 0
+)
 UNION ALL
 SELECT 'type ' || t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE n.nspname = $1 AND t.typtype <> 'c' AND t.typelem = 0`

@@ -37,6 +37,21 @@ describe("sqlite specifics", () => {
       expect(plan(sql.activeByApp.source)).toContain("builds_active_by_app")
       expect(plan(sql.expiredLeases.source, 0)).toContain("builds_active_by_lease")
       expect(plan(sql.logLinesAfter.source, "bld", 0, 10)).toContain("PRIMARY KEY")
+
+      const events = { after: 0n, types: '["build.finished"]', limit: 10 }
+      expect(plan(sql.eventsAfter.source, events)).toContain("INTEGER PRIMARY KEY (rowid>?)")
+      const workspaceEvents = plan(sql.workspaceEventsAfter.source, { ...events, workspace: "wsp" })
+      expect(workspaceEvents).toContain("events_by_workspace (workspace_id=? AND position>?)")
+      expect(workspaceEvents).not.toContain("TEMP B-TREE")
+      const claim = plan(sql.claimableDeliveries.source, { now: 0, max: 10 })
+      expect(claim).toContain("USING INDEX webhook_deliveries_due")
+      expect(claim).toContain(
+        "webhook_deliveries_pending_subject (webhook_id=? AND subject=? AND position<?)"
+      )
+      expect(claim).not.toContain("TEMP B-TREE")
+      const deliveries = plan(sql.webhookDeliveries.source, { webhook: "whk", below: 10n, limit: 10 })
+      expect(deliveries).toContain("webhook_deliveries_by_webhook (webhook_id=? AND position<?)")
+      expect(deliveries).not.toContain("TEMP B-TREE")
     }).pipe(Effect.scoped)
   )
 

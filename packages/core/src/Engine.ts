@@ -16,6 +16,23 @@ import { makeEngine } from "./internal/engine.ts"
 import type { EnvironmentVariable, Runner } from "./Runner.ts"
 import type { SourceStore } from "./SourceStore.ts"
 import type { Storage } from "./Storage.ts"
+import type { RetrySchedule } from "./Webhook.ts"
+
+/** How this process sends webhook deliveries; the addresses it may send to are `Webhook.Addresses`. */
+export interface WebhookDeliveryOptions {
+  /** How many deliveries this process sends at once. Default 16. */
+  readonly concurrency?: number
+  /** One attempt's time: connecting, the answer's headers and its body. Default 10 s. */
+  readonly timeoutMs?: number
+  /** The most of an answer's body read; the rest is not waited for. Default 64 KiB. */
+  readonly maxResponseBytes?: number
+  /** The waits between attempts. Default 12 attempts over about a day, with jitter. */
+  readonly retrySchedule?: RetrySchedule
+  /** How long a delivery stays leased to this process; past it another process may send it. Default 60 s. */
+  readonly leaseMs?: number
+  /** How often to look for due deliveries when no hint arrives (retries come due silently). Default 1 s. */
+  readonly pollIntervalMs?: number
+}
 
 export interface EngineOptions {
   /** Names this process in claims and on containers; unique per process start. */
@@ -47,6 +64,8 @@ export interface EngineOptions {
    * is ending: a short build's lines and state changes then go to storage as one write. Default 10 ms.
    */
   readonly logFlushMs?: number
+  /** Sends webhook deliveries, unless `false` (then another process sharing the storage must). Default on. */
+  readonly webhooks?: WebhookDeliveryOptions | false
   /** Variables a build's commands get; secret values are redacted from its log. Default none. */
   readonly environment?: (build: Build, app: App) => Effect.Effect<ReadonlyArray<EnvironmentVariable>>
 }

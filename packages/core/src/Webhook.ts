@@ -5,9 +5,56 @@
  * build) for each endpoint. Storage keeps both and leases deliveries to one sender at a time, fenced like
  * builds.
  */
-import { type DateTime, Schema } from "effect"
+import { Context, type DateTime, Effect, Result, Schema } from "effect"
 import * as Event from "./Event.ts"
 import { DeliveryId, EventId, WebhookId, WorkspaceId } from "./Id.ts"
+import * as AddressPolicy from "./internal/webhooks/addressPolicy.ts"
+import { generateSecret as generate } from "./internal/webhooks/sign.ts"
+import * as WebhookUrl from "./internal/webhooks/webhookUrl.ts"
+
+export type { RetrySchedule } from "./internal/webhooks/retrySchedule.ts"
+
+/**
+ * Which addresses webhooks may be sent to, for the whole host. By default every loopback, private,
+ * link-local, metadata and reserved address is refused, when a URL is saved and again at every
+ * connection (a name that resolves to one is refused too). A host whose receivers run beside it sets
+ * `allowPrivate`, or names exactly what it permits in `allow`.
+ */
+export interface AddressOptions {
+  /** Permits loopback, private and shared (CGNAT) addresses; link-local and metadata stay refused. */
+  readonly allowPrivate?: boolean | undefined
+  /** CIDRs or addresses permitted whatever rule they fall under (`10.1.0.0/16`, `fd00::/8`). */
+  readonly allow?: ReadonlyArray<string> | undefined
+}
+
+export const Addresses = Context.Reference<AddressOptions>("@kiln/core/Webhook/Addresses", {
+  defaultValue: () => ({})
+})
+
+/** A URL that may not be a webhook endpoint, with why. */
+export class InvalidUrl extends Schema.TaggedError<InvalidUrl>()("InvalidWebhookUrl", {
+  message: Schema.String
+}) {}
+
+/** The policy the host's `Addresses` make; an `allow` entry that is no CIDR is a defect of the host's setup. */
+export const policy: Effect.Effect<AddressPolicy.AddressPolicy> = Effect.gen(function* () {
+  const options = yield* Addresses
+  const made = AddressPolicy.make({ allowPrivate: options.allowPrivate ?? false, allow: options.allow ?? [] })
+  if (Result.isFailure(made)) return yield* Effect.die(new Error(`Webhook.Addresses: ${made.failure}`))
+  return made.success
+})
+
+/** The URL as it will be stored and sent to, when the host's policy lets it be an endpoint. */
+export const checkUrl = (url: string): Effect.Effect<string, InvalidUrl> =>
+  Effect.flatMap(policy, (addresses) =>
+    Result.match(WebhookUrl.check(url, addresses), {
+      onFailure: (message) => Effect.fail(new InvalidUrl({ message })),
+      onSuccess: (parsed) => Effect.succeed(parsed.href)
+    })
+  )
+
+/** A new random secret (`whsec_` and 32 bytes), shown to the caller once. */
+export const generateSecret = (): Secret => Schema.decodeSync(Secret)(generate())
 
 /** How many endpoints one workspace may have. */
 export const maxPerWorkspace = 20

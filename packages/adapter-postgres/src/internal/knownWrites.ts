@@ -1,14 +1,16 @@
 /**
  * The PostgreSQL fast path for an owner's writes planned from known state (`FastPaths.writeKnown`): calls
  * that arrive while a statement is in flight go together in the next one (`statements.writeBatch`), each
- * a compare-and-set, so one round trip serves many builds.
+ * a compare-and-set with the events it announces, so one round trip serves many builds.
  */
 import type { Id } from "@kiln/core"
 import { SqlRows as rows, type StorageDriver } from "@kiln/core/adapter"
 import { Effect, type Scope } from "effect"
 import { makeBatcher } from "./batcher.ts"
 import type { Run } from "./connection.ts"
-import { statements, valuesOf } from "./statements.ts"
+import { eventValues } from "./events.ts"
+import { valuesOf } from "./sql.ts"
+import { statements } from "./statements.ts"
 import { columnsOf, lineColumns } from "./transaction.ts"
 
 const transpose = (table: ReadonlyArray<ReadonlyArray<unknown>>): Array<Array<unknown>> =>
@@ -29,6 +31,7 @@ const writeBatch = (
   const lines = writes.flatMap(({ id, append }) =>
     (append?.lines ?? []).map((line) => rows.fromLogLine(id, line))
   )
+  const events = writes.flatMap((write) => write.events)
   return Effect.map(
     run<{ readonly id: string }>(statements.writeBatch, [
       writes.map(({ id }) => id),
@@ -46,6 +49,8 @@ const writeBatch = (
       ...transpose(writes.map(({ state }) => (state === undefined ? noState : stateOf(state.before)))),
       writes.map(({ changes }) => changes.map((change) => JSON.stringify(change)).join(",")),
       ...columnsOf(lines, ["build_id", ...lineColumns]),
+      ...eventValues(events),
+      writes.flatMap(({ id, events }) => events.map(() => id)),
       channel,
       source
     ]),

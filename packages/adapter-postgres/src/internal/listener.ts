@@ -37,7 +37,8 @@ const Notification = Schema.Struct({
         buildId: Id.BuildId,
         workspaceId: Id.WorkspaceId,
         lastSeq: Schema.Int
-      })
+      }),
+      Schema.Struct({ _tag: Schema.Literal("EventsWritten") })
     ])
   )
 })
@@ -68,7 +69,16 @@ const connect = (
       const text = message.payload ?? ""
       if (message.channel !== options.channel || text.includes(options.source)) return
       const heard = decode(text)
-      if (Option.isSome(heard)) for (const change of heard.value.changes) options.onChange(change)
+      if (Option.isNone(heard)) return
+      // A batch of writes says `EventsWritten` once per write; one wakes every reader.
+      let eventsWritten = false
+      for (const change of heard.value.changes) {
+        if (change._tag === "EventsWritten") {
+          if (eventsWritten) continue
+          eventsWritten = true
+        }
+        options.onChange(change)
+      }
     })
     yield* Effect.acquireRelease(
       Effect.tryPromise({

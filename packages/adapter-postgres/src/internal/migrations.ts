@@ -12,7 +12,7 @@
 import { StorageError } from "@kiln/core"
 import { Effect } from "effect"
 import { type Database, lockKey, quoteIdentifier } from "./connection.ts"
-import { databaseNow } from "./statements.ts"
+import { databaseNow } from "./sql.ts"
 
 export interface Migration {
   readonly version: number
@@ -238,10 +238,91 @@ ALTER TABLE archive_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 CREATE INDEX app_versions_by_commit ON app_versions (commit_sha);
 `
 
+// Events and webhooks (DESIGN.md §11). Events are written by the transaction of the change they describe.
+// Their order is the writing transaction's id, then an insertion counter: a transaction's id is taken
+// before it commits, so a reader returns only events of transactions older than every one still running
+// (pg_snapshot_xmin), and no event can then commit before a cursor already handed out. Events and
+// deliveries do not reference workspaces: a foreign key would share-lock the workspace's row in every
+// transaction that writes them.
+const eventsAndWebhooks = `
+CREATE TABLE events (
+  xid XID8 NOT NULL DEFAULT pg_current_xact_id(),
+  seq BIGSERIAL NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  type TEXT COLLATE "C" NOT NULL,
+  subject TEXT COLLATE "C" NOT NULL,
+  timestamp BIGINT NOT NULL,
+  data TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (xid, seq)
+);
+-- A reader of some workspaces pages through theirs alone.
+CREATE INDEX events_by_workspace ON events (workspace_id, xid, seq);
+
+CREATE TABLE webhooks (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  workspace_id TEXT COLLATE "C" NOT NULL REFERENCES workspaces (id),
+  url TEXT COLLATE "C" NOT NULL,
+  -- JSON: the event types it receives; every type when empty.
+  types TEXT COLLATE "C" NOT NULL,
+  enabled BOOLEAN NOT NULL,
+  disabled_reason TEXT COLLATE "C",
+  -- Deliveries are signed with these, so they are kept as given; they are never read back by the API.
+  secret TEXT COLLATE "C" NOT NULL,
+  previous_secret TEXT COLLATE "C",
+  previous_secret_expires_at BIGINT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX webhooks_by_workspace ON webhooks (workspace_id, created_at, id);
+
+CREATE TABLE webhook_deliveries (
+  -- Insertion order: an endpoint gets one subject's deliveries in this order.
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT COLLATE "C" NOT NULL UNIQUE,
+  webhook_id TEXT COLLATE "C" NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  event_id TEXT COLLATE "C" NOT NULL,
+  event_type TEXT COLLATE "C" NOT NULL,
+  subject TEXT COLLATE "C" NOT NULL,
+  -- The request body, the same on every attempt.
+  body TEXT COLLATE "C" NOT NULL,
+  status TEXT COLLATE "C" NOT NULL,
+  attempts INTEGER NOT NULL,
+  last_attempt_at BIGINT,
+  last_status_code INTEGER,
+  last_error TEXT COLLATE "C",
+  last_duration_ms INTEGER,
+  next_attempt_at BIGINT,
+  created_at BIGINT NOT NULL,
+  delivered_at BIGINT,
+  -- The sender holding it, fenced like a build's claim: the claim number grows with every lease.
+  lease_owner TEXT COLLATE "C",
+  lease_claim INTEGER NOT NULL DEFAULT 0,
+  lease_expires_at BIGINT
+);
+-- The claim takes due deliveries; partial, so it holds only what is still to send.
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at, seq) WHERE status = 'pending';
+-- The claim's order check: an earlier delivery of the same subject to the same endpoint still pending.
+CREATE INDEX webhook_deliveries_pending_by_subject ON webhook_deliveries (webhook_id, subject, seq)
+  WHERE status = 'pending';
+-- An endpoint's delivery log, newest first.
+CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, seq);
+
+-- How far the webhook fan-out has read the feed: one row, locked by the process fanning out.
+CREATE TABLE webhook_fanout (
+  id BOOLEAN PRIMARY KEY DEFAULT true CHECK (id),
+  xid XID8 NOT NULL,
+  seq BIGINT NOT NULL
+);
+INSERT INTO webhook_fanout (xid, seq) VALUES ('0', 0);
+`
+
 export const migrations: ReadonlyArray<Migration> = [
   { version: 1, name: "create_schema", sql: createSchema },
   { version: 2, name: "triggers", sql: triggers },
-  { version: 3, name: "archives", sql: archives }
+  { version: 3, name: "archives", sql: archives },
+  { version: 4, name: "events_and_webhooks", sql: eventsAndWebhooks }
 ]
 
 /**

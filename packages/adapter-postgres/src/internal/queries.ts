@@ -1,6 +1,7 @@
 /**
  * The PostgreSQL storage's queries: every entity's reads, writes and lists, each one statement or one
- * transaction that locks the rows it reads. (The build lifecycle is core's, over `transaction.ts`.)
+ * transaction that locks the rows it reads. (The build lifecycle is core's, over `transaction.ts`; the
+ * feed, the endpoints and their deliveries are in `events.ts`, `webhooks.ts` and `deliveries.ts`.)
  */
 import {
   Access,
@@ -8,6 +9,7 @@ import {
   App,
   AppVersion,
   Bootstrap,
+  Event,
   Fields,
   Id,
   type Query,
@@ -18,24 +20,18 @@ import {
 } from "@kiln/core"
 import { SqlRows as rows, Sql, type StorageDriver } from "@kiln/core/adapter"
 import { Clock, DateTime, Effect, Option } from "effect"
-import { type Database, lockKey } from "./connection.ts"
-import { statements, tokenInsertColumns, triggerWriteColumns, valuesOf } from "./statements.ts"
+import { visible } from "./access.ts"
+import { type Database, lockKey, type Run } from "./connection.ts"
+import { makeDeliveryQueries } from "./deliveries.ts"
+import { insertEventsOn, makeEventQueries } from "./events.ts"
+import { valuesOf } from "./sql.ts"
+import { statements, tokenInsertColumns, triggerWriteColumns } from "./statements.ts"
+import type { Notify } from "./transaction.ts"
+import { makeWebhookQueries } from "./webhooks.ts"
 
-export const makeQueries = (db: Database, schema: string): StorageDriver.Queries => {
+export const makeQueries = (db: Database, schema: string, notify: Notify): StorageDriver.Queries => {
   const { run, transaction } = db
   const now = Effect.map(Clock.currentTimeMillis, (ms) => DateTime.makeUnsafe(ms))
-
-  /** The row a caller may see, or `NotFound`: another workspace's row looks exactly like a missing one. */
-  const visible =
-    (access: Access.Access, entity: string, id: string) =>
-    <R extends { readonly workspace_id: string }>(
-      found: ReadonlyArray<R>
-    ): Effect.Effect<R, Storage.NotFound> => {
-      const row = found[0]
-      return row !== undefined && Access.allows(access, row.workspace_id as Id.WorkspaceId)
-        ? Effect.succeed(row)
-        : Effect.fail(Storage.NotFound.of(entity, id))
-    }
 
   /** An app's row, visible to the caller: versions and triggers are created under it. */
   const appRow = (access: Access.Access, id: string) =>
@@ -127,11 +123,18 @@ export const makeQueries = (db: Database, schema: string): StorageDriver.Queries
       const id = yield* Id.generate("ver")
       const app = yield* appRow(access, input.appId)
       const version = AppVersion.make(id, app.workspace_id as Id.WorkspaceId, input, at)
-      yield* run(statements.insertAppVersion, valuesOf(rows.fromAppVersion(version), rows.appVersionColumns))
+      const event = Event.forAppVersion(yield* Id.generate("msg"), version)
+      const insert = (tx: Run) =>
+        tx(statements.insertAppVersion, valuesOf(rows.fromAppVersion(version), rows.appVersionColumns))
+      // A version created ready announces it in its own transaction.
+      yield* event === undefined
+        ? insert(run)
+        : transaction((tx) => Effect.andThen(insert(tx), insertEventsOn(tx, notify)([event])))
       return version
     }),
     resolveAppVersion: Effect.fnUntraced(function* (access, id, resolution) {
       const at = yield* now
+      const eventId = yield* Id.generate("msg")
       return yield* transaction((tx) =>
         Effect.gen(function* () {
           const row = yield* Effect.flatMap(
@@ -144,7 +147,8 @@ export const makeQueries = (db: Database, schema: string): StorageDriver.Queries
               message: `app version ${id} is already ${version.status}`
             })
           }
-          const resolved = rows.fromAppVersion(AppVersion.resolve(version, resolution, at))
+          const after = AppVersion.resolve(version, resolution, at)
+          const resolved = rows.fromAppVersion(after)
           yield* tx(statements.resolveAppVersion, [
             id,
             resolved.status,
@@ -153,6 +157,8 @@ export const makeQueries = (db: Database, schema: string): StorageDriver.Queries
             resolved.error,
             resolved.updated_at
           ])
+          const event = Event.forAppVersion(eventId, after)
+          if (event !== undefined) yield* insertEventsOn(tx, notify)([event])
           return rows.toAppVersion(resolved)
         })
       )
@@ -314,7 +320,11 @@ export const makeQueries = (db: Database, schema: string): StorageDriver.Queries
         ),
         (row) => ({ ...rows.toBuild(row), steps: row.steps.map(rows.toBuildStep) })
       ),
-    listBuilds: (access, query) => list(Fields.builds, rows.toBuild, access, query)
+    listBuilds: (access, query) => list(Fields.builds, rows.toBuild, access, query),
+
+    ...makeEventQueries(run),
+    ...makeWebhookQueries(db, notify),
+    ...makeDeliveryQueries(db, notify)
   }
   return queries
 }

@@ -1,11 +1,14 @@
 /**
- * Every fixed SQL statement the storage runs. Each has a name, so a connection prepares it once and then
+ * The fixed SQL statements of the storage's entities and build lifecycle (the feed's and the webhooks' are
+ * in `events.ts`, `webhooks.ts` and `deliveries.ts`). Each has a name, so a connection prepares it once and then
  * only binds and executes it; lists are compiled by core's query compiler (`Sql.compileList`). Values are
  * always bound parameters.
  */
 import { BuildState } from "@kiln/core"
 import { SqlRows } from "@kiln/core/adapter"
 import type { Statement } from "./connection.ts"
+import { eventColumns, insertEventRows } from "./events.ts"
+import { databaseNow, insertInto, list, placeholders, prepared, unnestOf } from "./sql.ts"
 
 const {
   appColumns,
@@ -20,28 +23,7 @@ const {
   workspaceColumns
 } = SqlRows
 
-/**
- * Now on the database's clock, in epoch milliseconds. Leases are taken, renewed and reaped on this one
- * clock, so processes whose clocks disagree still agree on when a lease expires.
- */
-export const databaseNow = "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
-
 const activePhases = `phase IN (${BuildState.activePhases.map((phase) => `'${phase}'`).join(", ")})`
-
-const prepared = (name: string, text: string): Statement => ({ name: `kiln_${name}`, text })
-
-const list = (columns: ReadonlyArray<string>, alias?: string) =>
-  columns.map((column) => (alias === undefined ? column : `${alias}.${column}`)).join(", ")
-
-const placeholders = (count: number, from = 1) =>
-  Array.from({ length: count }, (_, i) => `$${from + i}`).join(", ")
-
-const insertInto = (table: string, columns: ReadonlyArray<string>) =>
-  `INSERT INTO ${table} (${list(columns)}) VALUES (${placeholders(columns.length)})`
-
-/** A row's values in the order of `columns`, for the statements built from column lists. */
-export const valuesOf = <Row>(row: Row, columns: ReadonlyArray<keyof Row>): Array<unknown> =>
-  columns.map((column) => row[column])
 
 /** The columns of a trigger that change after it is created. */
 export const triggerWriteColumns = triggerColumns.filter(
@@ -116,12 +98,6 @@ const buildStateTypes: Record<(typeof buildStateColumns)[number], string> = {
   lease_expires_at: "bigint"
 }
 
-/** `unnest($from::type[], …) AS alias(name, …)` over the given columns, numbering parameters from `from`. */
-const unnestOf = (alias: string, columns: ReadonlyArray<readonly [name: string, type: string]>, from = 1) =>
-  `unnest(${columns.map(([, type], i) => `$${from + i}::${type}[]`).join(", ")}) AS ${alias}(${columns
-    .map(([name]) => name)
-    .join(", ")})`
-
 const stateColumnTypes = buildStateColumns.map((column) => [column, buildStateTypes[column]] as const)
 
 /**
@@ -133,7 +109,8 @@ const stateColumnTypes = buildStateColumns.map((column) => [column, buildStateTy
  * batches never deadlock. Parameters, one array element per write: the build, the append's owner,
  * attempt, expected last seq and new bookkeeping (null without an append), the new state's columns and
  * the old state's (null without a state change), the changes to announce as JSON; then the lines of every
- * append, the channel and this storage's source tag. Answers the builds written.
+ * append, the events of every write with each one's build (stored only with their write), the channel and
+ * this storage's source tag. Answers the builds written.
  */
 const writeBatch = (() => {
   const columns = [
@@ -154,7 +131,8 @@ const writeBatch = (() => {
     ["step", "text"],
     ["text", "text"]
   ] as const
-  const next = columns.length + lineColumns.length + 1
+  const events = columns.length + lineColumns.length + 1
+  const next = events + eventColumns.length + 1
   return `WITH r AS (SELECT * FROM ${unnestOf("r", columns)}),
 ok AS MATERIALIZED (
   SELECT r.* FROM r JOIN builds b ON b.id = r.id LEFT JOIN log_stats s ON s.build_id = r.id
@@ -178,6 +156,7 @@ ok AS MATERIALIZED (
 ), written AS (
   UPDATE builds b SET ${buildStateColumns.map((column) => `${column} = ok.new_${column}`).join(", ")}
   FROM ok WHERE b.id = ok.id AND ok.new_phase IS NOT NULL
+), stored_events AS (${insertEventRows(events, "SELECT id FROM ok")}
 ),
 ${announce("ok", `$${next}`, `$${next + 1}`)}
 SELECT id FROM ok WHERE ${announced}`

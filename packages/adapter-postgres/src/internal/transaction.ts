@@ -1,13 +1,16 @@
 /**
  * The PostgreSQL driver's transactions, for core's build lifecycle: READ COMMITTED, each read of a build
  * locking its row until the transaction ends, every write publishing its change to other processes
- * (NOTIFY, sent on commit) in the same statement.
+ * (NOTIFY, sent on commit) in the same statement. Events go into the feed in the same transaction
+ * (`events.ts`).
  */
 import { Change } from "@kiln/core"
 import { type Claim, LogBudget, SqlRows as rows, type StorageDriver } from "@kiln/core/adapter"
 import { DateTime, Effect } from "effect"
 import { lockKey, type Run } from "./connection.ts"
-import { statements, valuesOf } from "./statements.ts"
+import { insertEventsOn } from "./events.ts"
+import { valuesOf } from "./sql.ts"
+import { statements } from "./statements.ts"
 
 /** How this storage's writes announce a change: the last two parameters of a statement that publishes one. */
 export type Notify = (change: Change.Change) => ReadonlyArray<unknown>
@@ -63,6 +66,7 @@ export const makeTransaction = (tx: Run, schema: string, notify: Notify): Storag
     ),
   upsertStep: (id, step) =>
     Effect.asVoid(tx(statements.upsertStep, valuesOf(rows.fromBuildStep(id, step), rows.stepColumns))),
+  insertEvents: insertEventsOn(tx, notify),
   versionToBuild: (id) =>
     Effect.map(tx<rows.AppVersionRow>(statements.versionToBuild, [id]), (found) =>
       first(found, rows.toAppVersion)

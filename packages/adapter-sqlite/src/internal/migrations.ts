@@ -224,10 +224,84 @@ CREATE TABLE triggers (
 CREATE INDEX triggers_live ON triggers (workspace_id, created_at, id) WHERE deleted_at IS NULL;
 `
 
+// The outbox (DESIGN.md §11). AUTOINCREMENT: a position is never given twice, so a cursor handed out once
+// keeps its place; positions follow commit order because SQLite has one writer at a time.
+const eventsAndWebhooks = `
+CREATE TABLE events (
+  position INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+  type TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  timestamp INTEGER NOT NULL,
+  data TEXT NOT NULL
+) STRICT;
+-- The feed of one workspace, in order: a token's read walks each of its workspaces on this.
+CREATE INDEX events_by_workspace ON events (workspace_id, position);
+
+CREATE TABLE webhooks (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+  url TEXT NOT NULL,
+  -- JSON: an array of event types, every type when empty.
+  types TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
+  disabled_reason TEXT,
+  -- The signing keys themselves: a sender needs them to sign, so they cannot be hashed.
+  secret TEXT NOT NULL,
+  previous_secret TEXT,
+  previous_secret_expires_at INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX webhooks_by_workspace ON webhooks (workspace_id, created_at, id);
+CREATE INDEX webhooks_list ON webhooks (created_at, id);
+
+-- One row per event and endpoint (and per ping). position orders one endpoint's deliveries of a subject.
+CREATE TABLE webhook_deliveries (
+  position INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  webhook_id TEXT NOT NULL REFERENCES webhooks (id),
+  workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+  event_id TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  body TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  last_attempt_at INTEGER,
+  last_status_code INTEGER,
+  last_error TEXT,
+  last_duration_ms INTEGER,
+  next_attempt_at INTEGER,
+  created_at INTEGER NOT NULL,
+  delivered_at INTEGER,
+  lease_owner TEXT,
+  lease_claim INTEGER NOT NULL,
+  lease_expires_at INTEGER
+) STRICT;
+-- The claim scans pending deliveries by when they are due; partial, so it holds only what is pending.
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at, position)
+  WHERE status = 'pending';
+-- The claim's order check: is an earlier delivery of this subject to this endpoint still pending?
+CREATE INDEX webhook_deliveries_pending_subject ON webhook_deliveries (webhook_id, subject, position)
+  WHERE status = 'pending';
+-- An endpoint's delivery log, newest first.
+CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, position);
+
+-- How far fan-out has read the feed: one row, locked by the transaction that moves it.
+CREATE TABLE webhook_fanout (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  position INTEGER NOT NULL
+) STRICT;
+INSERT INTO webhook_fanout (id, position) VALUES (1, 0);
+`
+
 export const migrations: ReadonlyArray<Migration> = [
   { version: 1, name: "create_schema", sql: createSchema },
   { version: 2, name: "query_columns", sql: queryColumns },
-  { version: 3, name: "triggers", sql: triggers }
+  { version: 3, name: "triggers", sql: triggers },
+  { version: 4, name: "events_and_webhooks", sql: eventsAndWebhooks }
 ]
 
 /**

@@ -8,6 +8,7 @@ import {
   App,
   AppVersion,
   Bootstrap,
+  Event,
   Fields,
   Id,
   type Query,
@@ -20,7 +21,11 @@ import { SqlRows as rows, Sql, type StorageDriver } from "@kiln/core/adapter"
 import type Database from "better-sqlite3"
 import { DateTime, Effect, Option, Result } from "effect"
 import { attempt, type Connection, immediate } from "./connection.ts"
+import { makeDeliveryQueries } from "./deliveries.ts"
+import { insertEvents, makeEventQueries } from "./events.ts"
 import { type prepareStatements, tokenColumns } from "./statements.ts"
+import { visible } from "./visible.ts"
+import { makeWebhookQueries } from "./webhooks.ts"
 
 export const makeQueries = (
   db: Connection,
@@ -29,16 +34,11 @@ export const makeQueries = (
 ): StorageDriver.Queries => {
   const write = <A, E>(body: () => Result.Result<A, E>) => immediate(db, body)
 
-  /** A row the caller may see, or `NotFound`: another workspace's row looks exactly like a missing one. */
-  const visible = <R extends { readonly workspace_id: string }>(
-    row: R | undefined,
-    access: Access.Access,
-    entity: string,
-    id: string
-  ): Result.Result<R, Storage.NotFound> =>
-    row !== undefined && Access.allows(access, row.workspace_id as Id.WorkspaceId)
-      ? Result.succeed(row)
-      : Result.fail(Storage.NotFound.of(entity, id))
+  /** Stores the event of a version that became ready or failed, in the transaction that made it so. */
+  const announce = (eventId: Id.EventId, version: AppVersion.AppVersion) => {
+    const event = Event.forAppVersion(eventId, version)
+    if (event !== undefined) insertEvents(sql, [event])
+  }
 
   // Compiled list statements, prepared once per distinct text: a page, its count and its neighbor probe
   // share a text across requests of the same shape.
@@ -119,16 +119,19 @@ export const makeQueries = (
     createAppVersion: Effect.fnUntraced(function* (access, input) {
       const at = yield* now
       const id = yield* Id.generate("ver")
+      const eventId = yield* Id.generate("msg")
       return yield* write(() =>
         Result.map(visible(sql.appById.get(input.appId), access, "app", input.appId), (app) => {
           const version = AppVersion.make(id, app.workspace_id as Id.WorkspaceId, input, at)
           sql.insertAppVersion.run(rows.fromAppVersion(version))
+          announce(eventId, version)
           return version
         })
       )
     }),
     resolveAppVersion: Effect.fnUntraced(function* (access, id, resolution) {
       const at = yield* now
+      const eventId = yield* Id.generate("msg")
       return yield* write((): Result.Result<AppVersion.AppVersion, Storage.NotFound | Storage.Conflict> => {
         const row = visible(sql.appVersionById.get(id), access, "app version", id)
         if (Result.isFailure(row)) return Result.fail(row.failure)
@@ -140,6 +143,7 @@ export const makeQueries = (
         }
         const resolved = AppVersion.resolve(version, resolution, at)
         sql.resolveAppVersion.run(rows.fromAppVersion(resolved))
+        announce(eventId, resolved)
         return Result.succeed(resolved)
       })
     }),
@@ -306,6 +310,10 @@ export const makeQueries = (
             }))
           )
       ),
-    listBuilds: (access, query) => list(Fields.builds, rows.toBuild, access, query)
+    listBuilds: (access, query) => list(Fields.builds, rows.toBuild, access, query),
+
+    ...makeEventQueries(db, sql),
+    ...makeWebhookQueries(db, sql, now),
+    ...makeDeliveryQueries(db, sql, now)
   }
 }

@@ -9,11 +9,14 @@ type AppRow = SqlRows.AppRow
 type AppVersionRow = SqlRows.AppVersionRow
 type BuildRow = SqlRows.BuildRow
 type BuildStepRow = SqlRows.BuildStepRow
+type DeliveryRow = SqlRows.DeliveryRow
+type EventRow = SqlRows.EventRow
 type LogLineRow = SqlRows.LogLineRow
 type LogStatsRow = SqlRows.LogStatsRow
 type SourceEventRow = SqlRows.SourceEventRow
 type TokenRow = SqlRows.TokenRow
 type TriggerRow = SqlRows.TriggerRow
+type WebhookRow = SqlRows.WebhookRow
 type WorkspaceRow = SqlRows.WorkspaceRow
 
 const {
@@ -21,10 +24,25 @@ const {
   appVersionColumns,
   buildColumns,
   buildStateColumns,
+  deliveryColumns,
+  eventColumns,
   sourceEventColumns,
   triggerColumns,
+  webhookColumns,
   workspaceColumns
 } = SqlRows
+
+/** An event with its place in the feed. */
+export type PositionedEventRow = EventRow & { readonly position: number }
+
+/** A delivery that can be claimed, with what sending it needs of its endpoint. */
+export type ClaimableRow = DeliveryRow &
+  Pick<WebhookRow, "url" | "secret" | "previous_secret" | "previous_secret_expires_at"> & {
+    readonly position: number
+  }
+
+/** The events read after a position: `types` is a JSON array of event types, or null for every type. */
+type EventsAfter = { readonly after: bigint; readonly types: string | null; readonly limit: number }
 
 /** Every column of a token but its hash, which is never read back out. */
 export const { tokenColumns } = SqlRows
@@ -213,6 +231,121 @@ export const prepareStatements = (db: Connection) => ({
   logLinesAfter: prepare<[string, number, number], LogLineRow>(
     db,
     "SELECT seq, ts, stream, step, text FROM log_lines WHERE build_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+  ),
+
+  insertEvent: prepare<[EventRow]>(db, insertInto("events", eventColumns)),
+  // The feed across every workspace, on the primary key.
+  eventsAfter: prepare<[EventsAfter], PositionedEventRow>(
+    db,
+    `SELECT * FROM events WHERE position > @after
+       AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
+     ORDER BY position LIMIT @limit`
+  ),
+  // One workspace's feed, on its index: a token's read merges its workspaces' pages.
+  workspaceEventsAfter: prepare<[EventsAfter & { readonly workspace: string }], PositionedEventRow>(
+    db,
+    `SELECT * FROM events WHERE workspace_id = @workspace AND position > @after
+       AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
+     ORDER BY position LIMIT @limit`
+  ),
+  // The next events fan-out has not moved past, across every workspace.
+  eventsToFanOut: prepare<[number], PositionedEventRow>(
+    db,
+    `SELECT * FROM events WHERE position > (SELECT position FROM webhook_fanout WHERE id = 1)
+     ORDER BY position LIMIT ?`
+  ),
+  moveFanOut: prepare<[number]>(db, "UPDATE webhook_fanout SET position = ? WHERE id = 1"),
+
+  insertWebhook: prepare<[WebhookRow]>(db, insertInto("webhooks", webhookColumns)),
+  webhookById: prepare<[string], WebhookRow>(db, "SELECT * FROM webhooks WHERE id = ?"),
+  writeWebhook: prepare<[WebhookRow]>(
+    db,
+    `UPDATE webhooks SET ${webhookColumns
+      .filter((column) => !["id", "workspace_id", "created_at"].includes(column))
+      .map((column) => `${column} = @${column}`)
+      .join(", ")} WHERE id = @id`
+  ),
+  webhookCount: prepare<[string], { readonly n: number }>(
+    db,
+    "SELECT count(*) AS n FROM webhooks WHERE workspace_id = ?"
+  ),
+  workspaceWebhooks: prepare<[string], WebhookRow>(
+    db,
+    "SELECT * FROM webhooks WHERE workspace_id = ? ORDER BY created_at, id"
+  ),
+  // `ids` is a JSON array of workspace ids.
+  webhooksIn: prepare<[string], WebhookRow>(
+    db,
+    `SELECT * FROM webhooks WHERE workspace_id IN (SELECT value FROM json_each(?))
+     ORDER BY created_at, id`
+  ),
+  allWebhooks: prepare<[], WebhookRow>(db, "SELECT * FROM webhooks ORDER BY created_at, id"),
+  deleteWebhook: prepare<[string]>(db, "DELETE FROM webhooks WHERE id = ?"),
+  disableWebhook: prepare<[string, number, string]>(
+    db,
+    "UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?"
+  ),
+
+  insertDelivery: prepare<[DeliveryRow]>(db, insertInto("webhook_deliveries", deliveryColumns)),
+  deliveryById: prepare<[string], DeliveryRow>(db, "SELECT * FROM webhook_deliveries WHERE id = ?"),
+  deleteWebhookDeliveries: prepare<[string]>(db, "DELETE FROM webhook_deliveries WHERE webhook_id = ?"),
+  // Due, pending, free deliveries of enabled endpoints that are first of their subject for their endpoint,
+  // most overdue first, on the partial index of what is pending.
+  claimableDeliveries: prepare<[{ readonly now: number; readonly max: number }], ClaimableRow>(
+    db,
+    `SELECT d.*, w.url, w.secret, w.previous_secret, w.previous_secret_expires_at
+     FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+     WHERE d.status = 'pending' AND d.next_attempt_at <= @now AND w.enabled = 1
+       AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= @now)
+       AND NOT EXISTS (
+         SELECT 1 FROM webhook_deliveries e
+         WHERE e.webhook_id = d.webhook_id AND e.subject = d.subject AND e.status = 'pending'
+           AND e.position < d.position)
+     ORDER BY d.next_attempt_at, d.position LIMIT @max`
+  ),
+  leaseDelivery: prepare<[string, number, number], { readonly lease_claim: number }>(
+    db,
+    `UPDATE webhook_deliveries SET lease_owner = ?, lease_claim = lease_claim + 1, lease_expires_at = ?
+     WHERE position = ? RETURNING lease_claim`
+  ),
+  // Fenced on the lease's owner and claim number, and on the delivery still being pending.
+  finishDelivery: prepare<
+    [
+      ReturnType<typeof SqlRows.attemptColumns> & {
+        readonly id: string
+        readonly owner: string
+        readonly claim: number
+      }
+    ],
+    { readonly webhook_id: string }
+  >(
+    db,
+    `UPDATE webhook_deliveries SET status = @status, attempts = attempts + 1,
+       last_attempt_at = @last_attempt_at, last_status_code = @last_status_code, last_error = @last_error,
+       last_duration_ms = @last_duration_ms, next_attempt_at = @next_attempt_at,
+       delivered_at = @delivered_at, lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = @id AND lease_owner = @owner AND lease_claim = @claim AND status = 'pending'
+     RETURNING webhook_id`
+  ),
+  // Newest first, below a position, as a range of the endpoint's index: a deep page reads only itself.
+  webhookDeliveries: prepare<
+    [{ readonly webhook: string; readonly below: bigint; readonly limit: number }],
+    DeliveryRow
+  >(
+    db,
+    `SELECT * FROM webhook_deliveries WHERE webhook_id = @webhook AND position < @below
+     ORDER BY position DESC LIMIT @limit`
+  ),
+  deliveryPosition: prepare<[string, string], { readonly position: number }>(
+    db,
+    "SELECT position FROM webhook_deliveries WHERE id = ? AND webhook_id = ?"
+  ),
+  // Pending and due again; the claim number stays, so a sender still holding the old lease is fenced out.
+  redeliver: prepare<[number, string], DeliveryRow>(
+    db,
+    `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?, delivered_at = NULL,
+       lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = ? RETURNING *`
   )
 })
 

@@ -8,6 +8,7 @@ import { StorageError } from "@kiln/core"
 import { LogBudget, SqlRows as rows, type StorageDriver } from "@kiln/core/adapter"
 import { Cause, DateTime, Effect, Exit, Result } from "effect"
 import { type Connection, immediate } from "./connection.ts"
+import { insertEvents } from "./events.ts"
 import type { prepareStatements } from "./statements.ts"
 
 type Statements = ReturnType<typeof prepareStatements>
@@ -60,6 +61,7 @@ const makeTransaction = (sql: Statements, at: DateTime.Utc): StorageDriver.Trans
     Effect.sync(() => {
       sql.upsertStep.run(rows.fromBuildStep(id, step))
     }),
+  insertEvents: (events) => Effect.sync(() => insertEvents(sql, events)),
   versionToBuild: (id) =>
     Effect.sync(() => {
       const row = sql.appVersionById.get(id)

@@ -9,6 +9,7 @@ import type { EngineOptions, EngineShape } from "../Engine.ts"
 import { Runner } from "../Runner.ts"
 import { SourceStore } from "../SourceStore.ts"
 import { Storage } from "../Storage.ts"
+import * as Webhook from "../Webhook.ts"
 import { archiveSweepLoop } from "./engine/archiveSweep.ts"
 import { runBuild } from "./engine/buildRun.ts"
 import { makeBuildSetup } from "./engine/buildSetup.ts"
@@ -16,6 +17,8 @@ import { followChanges, pollCancels } from "./engine/changeWatch.ts"
 import { makeClaimLoop } from "./engine/claimLoop.ts"
 import { reapLoop, sweepLeftovers } from "./engine/reaper.ts"
 import { makeRunningBuilds } from "./engine/runningBuilds.ts"
+import { deliveryLoop } from "./engine/webhookDelivery.ts"
+import { defaultSchedule } from "./webhooks/retrySchedule.ts"
 
 /** Names a process in claims and on containers: unique per process start. */
 export const defaultOwner = (): string =>
@@ -73,6 +76,20 @@ export const makeEngine = (
       archiveSweepLoop({ storage, sources, intervalMs: options.archiveSweepIntervalMs ?? 3_600_000 })
     )
     yield* Effect.forkScoped(claims.run)
+    if (options.webhooks !== false) {
+      const webhooks = options.webhooks ?? {}
+      yield* deliveryLoop({
+        storage,
+        owner,
+        policy: yield* Webhook.policy,
+        concurrency: webhooks.concurrency ?? 16,
+        leaseMs: webhooks.leaseMs ?? 60_000,
+        timeoutMs: webhooks.timeoutMs ?? 10_000,
+        maxResponseBytes: webhooks.maxResponseBytes ?? 64 * 1024,
+        retrySchedule: webhooks.retrySchedule ?? defaultSchedule,
+        pollIntervalMs: webhooks.pollIntervalMs ?? 1000
+      })
+    }
     // Registered last, so it runs first when the layer closes: before the loops are interrupted.
     yield* Effect.addFinalizer(() =>
       claims.stop.pipe(

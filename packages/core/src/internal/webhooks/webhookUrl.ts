@@ -23,7 +23,7 @@ export const check = (url: string, policy: AddressPolicy): Result.Result<URL, st
   }
   const host = hostOf(parsed)
   const refusal = isIP(host) === 0 ? undefined : policy.check(host)
-  return refusal === undefined ? Result.succeed(parsed) : Result.fail(`refused: ${refusal.message}`)
+  return refusal === undefined ? Result.succeed(parsed) : Result.fail(refusal.message)
 }
 
 /** The host to resolve or connect to: an IPv6 literal without its brackets. */

@@ -1,0 +1,343 @@
+/**
+ * Webhook deliveries on PostgreSQL: the fan-out of the feed into one delivery per (event, endpoint), and
+ * their leases. The fan-out is one process at a time: it locks the cursor row, and a process that finds
+ * it locked moves nothing. A claim is one statement on the database clock: `FOR NO KEY UPDATE SKIP
+ * LOCKED` lets claimers pass each other's rows, and the lease condition is checked again on the row as
+ * locked, so a delivery is never leased twice while its lease lives. Its claim number fences the holder's
+ * result, as a build's attempt fences its owner.
+ */
+import type { Access } from "@kiln/core"
+import { Event, Id, Storage, type Webhook } from "@kiln/core"
+import type { StorageDriver } from "@kiln/core/adapter"
+import { DateTime, Effect } from "effect"
+import { inScope, scope, visible } from "./access.ts"
+import type { Database } from "./connection.ts"
+import { type EventRow, eventsWritten, settled, toEvent } from "./events.ts"
+import { databaseNow, list, prepared } from "./sql.ts"
+import type { Notify } from "./transaction.ts"
+
+interface DeliveryRow {
+  readonly id: string
+  readonly webhook_id: string
+  readonly workspace_id: string
+  readonly event_id: string
+  readonly event_type: string
+  readonly subject: string
+  readonly status: string
+  readonly attempts: number
+  readonly last_attempt_at: number | null
+  readonly last_status_code: number | null
+  readonly last_error: string | null
+  readonly last_duration_ms: number | null
+  readonly next_attempt_at: number | null
+  readonly created_at: number
+  readonly delivered_at: number | null
+}
+
+const deliveryNames = [
+  "id",
+  "webhook_id",
+  "workspace_id",
+  "event_id",
+  "event_type",
+  "subject",
+  "status",
+  "attempts",
+  "last_attempt_at",
+  "last_status_code",
+  "last_error",
+  "last_duration_ms",
+  "next_attempt_at",
+  "created_at",
+  "delivered_at"
+] as const satisfies ReadonlyArray<keyof DeliveryRow>
+const deliveryColumns = list(deliveryNames)
+
+const utcOrNull = (millis: number | null) => (millis === null ? null : DateTime.makeUnsafe(millis))
+
+const toDelivery = (row: DeliveryRow): Webhook.Delivery => ({
+  id: row.id as Id.DeliveryId,
+  webhookId: row.webhook_id as Id.WebhookId,
+  workspaceId: row.workspace_id as Id.WorkspaceId,
+  eventId: row.event_id as Id.EventId,
+  eventType: row.event_type as Event.Type,
+  subject: row.subject,
+  status: row.status as Webhook.DeliveryStatus,
+  attempts: row.attempts,
+  lastAttemptAt: utcOrNull(row.last_attempt_at),
+  lastStatusCode: row.last_status_code,
+  lastError: row.last_error,
+  lastDurationMs: row.last_duration_ms,
+  nextAttemptAt: utcOrNull(row.next_attempt_at),
+  createdAt: DateTime.makeUnsafe(row.created_at),
+  deliveredAt: utcOrNull(row.delivered_at)
+})
+
+/** What the fan-out reads: an event after the cursor, once per endpoint that takes it (null: none). */
+interface FanOutRow extends EventRow {
+  readonly xid: string
+  readonly seq: number
+  readonly webhook_id: string | null
+}
+
+/** A new delivery's columns as the statements that insert deliveries take them, one array each. */
+const newDeliveryColumns = [
+  ["id", "text"],
+  ["webhook_id", "text"],
+  ["workspace_id", "text"],
+  ["event_id", "text"],
+  ["event_type", "text"],
+  ["subject", "text"],
+  ["body", "text"]
+] as const
+const newDeliveryNames = newDeliveryColumns.map(([name]) => name).join(", ")
+
+interface NewDelivery {
+  readonly id: Id.DeliveryId
+  readonly webhookId: string
+  readonly event: Event.Event
+}
+
+const newDeliveryValues = (deliveries: ReadonlyArray<NewDelivery>): Array<Array<unknown>> => [
+  deliveries.map((delivery) => delivery.id),
+  deliveries.map((delivery) => delivery.webhookId),
+  deliveries.map((delivery) => delivery.event.workspaceId),
+  deliveries.map((delivery) => delivery.event.id),
+  deliveries.map((delivery) => delivery.event.type),
+  deliveries.map((delivery) => delivery.event.subject),
+  deliveries.map((delivery) => Event.body(delivery.event))
+]
+
+/**
+ * Inserts the deliveries in the arrays from parameter 1 on, pending and due now on the database clock, in
+ * their order: the order column follows it.
+ */
+const insertDeliveries = `INSERT INTO webhook_deliveries (${newDeliveryNames}, status, attempts, next_attempt_at, created_at)
+  SELECT ${newDeliveryNames}, 'pending', 0, clock.now, clock.now
+  FROM unnest(${newDeliveryColumns.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")})
+    WITH ORDINALITY AS d(${newDeliveryNames}, n),
+    (SELECT ${databaseNow} AS now) clock
+  ORDER BY d.n`
+
+const after = newDeliveryColumns.length + 1
+const maxSeq = "9223372036854775807"
+
+const deliveryStatements = {
+  webhookWorkspace: prepared("webhook_workspace", "SELECT workspace_id FROM webhooks WHERE id = $1"),
+  byId: prepared("delivery_by_id", `SELECT ${deliveryColumns} FROM webhook_deliveries WHERE id = $1`),
+  // Newest first, before the order of the delivery `$2` names (from the newest when it names none).
+  list: prepared(
+    "list_deliveries",
+    `SELECT ${deliveryColumns} FROM webhook_deliveries
+     WHERE webhook_id = $1 AND seq < coalesce((SELECT seq FROM webhook_deliveries WHERE id = $2), ${maxSeq})
+     ORDER BY seq DESC LIMIT $3`
+  ),
+  redeliver: prepared(
+    "redeliver",
+    `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ${databaseNow}, delivered_at = NULL,
+       lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = $1 AND ${inScope(2)}
+     RETURNING ${deliveryColumns}, pg_notify($4, $5)`
+  ),
+  ping: prepared(
+    "enqueue_ping",
+    `WITH inserted AS (${insertDeliveries} RETURNING ${deliveryColumns})
+     SELECT inserted.*, pg_notify($${after}, $${after + 1}) FROM inserted`
+  ),
+  // The cursor row, locked or skipped; the events after it that every transaction before them has ended
+  // (see events.ts), each with every endpoint of its workspace that takes its type, share-locked so that
+  // none is deleted before its deliveries are inserted.
+  fanOutRead: prepared(
+    "fan_out_read",
+    `WITH cursor AS MATERIALIZED (SELECT xid, seq FROM webhook_fanout FOR UPDATE SKIP LOCKED),
+     moved AS MATERIALIZED (
+       SELECT e.* FROM events e, cursor c
+       WHERE (e.xid, e.seq) > (c.xid, c.seq) AND ${settled("e")}
+       ORDER BY e.xid, e.seq LIMIT $1
+     ),
+     endpoints AS MATERIALIZED (
+       SELECT id, workspace_id, types, created_at FROM webhooks
+       WHERE workspace_id IN (SELECT workspace_id FROM moved) FOR KEY SHARE
+     )
+     SELECT m.xid::text || '.' || m.seq::text AS cursor, m.xid::text AS xid, m.seq, m.id, m.workspace_id, m.type,
+       m.subject, m."timestamp", m.data, w.id AS webhook_id
+     FROM moved m LEFT JOIN endpoints w
+       ON w.workspace_id = m.workspace_id AND (w.types = '[]' OR w.types::jsonb ? m.type)
+     ORDER BY m.xid, m.seq, w.created_at, w.id`
+  ),
+  fanOutWrite: prepared(
+    "fan_out_write",
+    `WITH inserted AS (${insertDeliveries}),
+     advanced AS (UPDATE webhook_fanout SET xid = $${after}::xid8, seq = $${after + 1})
+     SELECT pg_notify($${after + 2}, $${after + 3}) WHERE cardinality($1::text[]) > 0`
+  ),
+  // Due deliveries of enabled endpoints with no live lease and no earlier pending delivery of the same
+  // subject to the same endpoint, oldest due first; a row another claimer holds is skipped.
+  claim: prepared(
+    "claim_deliveries",
+    `WITH clock AS (SELECT ${databaseNow} AS now),
+     picked AS MATERIALIZED (
+       SELECT d.seq FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id, clock
+       WHERE d.status = 'pending' AND d.next_attempt_at <= clock.now AND w.enabled
+         AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= clock.now)
+         AND NOT EXISTS (
+           SELECT 1 FROM webhook_deliveries p
+           WHERE p.webhook_id = d.webhook_id AND p.subject = d.subject AND p.status = 'pending' AND p.seq < d.seq
+         )
+       ORDER BY d.next_attempt_at, d.seq LIMIT $3
+       FOR NO KEY UPDATE OF d SKIP LOCKED
+     ),
+     claimed AS (
+       UPDATE webhook_deliveries d SET lease_owner = $1, lease_claim = d.lease_claim + 1,
+         lease_expires_at = clock.now + $2
+       FROM picked, clock, webhooks w
+       WHERE d.seq = picked.seq AND w.id = d.webhook_id
+       RETURNING d.seq, ${list(deliveryNames, "d")}, d.lease_claim, d.body, w.url, w.secret,
+         CASE WHEN w.previous_secret_expires_at > clock.now THEN w.previous_secret END AS previous_secret
+     )
+     SELECT * FROM claimed ORDER BY seq`
+  ),
+  // Fenced on the lease's holder and claim; the endpoint is disabled in the same statement when asked.
+  finish: prepared(
+    "finish_delivery",
+    `WITH finished AS (
+       UPDATE webhook_deliveries SET status = $4, attempts = attempts + 1, last_attempt_at = $5,
+         last_status_code = $6, last_error = $7, last_duration_ms = $8, next_attempt_at = $9, delivered_at = $10,
+         lease_owner = NULL, lease_expires_at = NULL
+       WHERE id = $1 AND lease_owner = $2 AND lease_claim = $3 AND status = 'pending'
+       RETURNING webhook_id
+     ), disabled AS (
+       UPDATE webhooks SET enabled = false, disabled_reason = $11, updated_at = $5
+       WHERE $11::text IS NOT NULL AND id IN (SELECT webhook_id FROM finished)
+     )
+     SELECT count(*)::int AS finished FROM finished`
+  )
+}
+
+interface ClaimedRow extends DeliveryRow {
+  readonly lease_claim: number
+  readonly body: string
+  readonly url: string
+  readonly secret: string
+  readonly previous_secret: string | null
+}
+
+export const makeDeliveryQueries = (
+  db: Database,
+  notify: Notify
+): Pick<
+  StorageDriver.Queries,
+  | "fanOutEvents"
+  | "claimDeliveries"
+  | "finishDelivery"
+  | "listDeliveries"
+  | "getDelivery"
+  | "redeliver"
+  | "enqueuePing"
+> => {
+  const { run, transaction } = db
+  const webhookVisible = (access: Access.Access, id: Id.WebhookId) =>
+    Effect.flatMap(
+      run<{ readonly workspace_id: string }>(deliveryStatements.webhookWorkspace, [id]),
+      visible(access, "webhook", id)
+    )
+  const notFound =
+    (id: string) =>
+    <R>(found: ReadonlyArray<R>): Effect.Effect<R, Storage.NotFound> =>
+      found[0] === undefined ? Effect.fail(Storage.NotFound.of("delivery", id)) : Effect.succeed(found[0])
+
+  return {
+    fanOutEvents: (max) =>
+      transaction((tx) =>
+        Effect.gen(function* () {
+          const read = yield* tx<FanOutRow>(deliveryStatements.fanOutRead, [max])
+          if (read.length === 0) return 0
+          const nextId = yield* Id.generator("dlv")
+          const deliveries: Array<NewDelivery> = []
+          let moved = 0
+          let previous: string | undefined
+          for (const row of read) {
+            if (row.cursor !== previous) moved++
+            previous = row.cursor
+            if (row.webhook_id !== null) {
+              deliveries.push({ id: nextId(), webhookId: row.webhook_id, event: toEvent(row) })
+            }
+          }
+          const last = read[read.length - 1]!
+          yield* tx(deliveryStatements.fanOutWrite, [
+            ...newDeliveryValues(deliveries),
+            last.xid,
+            last.seq,
+            ...notify(eventsWritten)
+          ])
+          return moved
+        })
+      ),
+    claimDeliveries: (request) =>
+      Effect.map(
+        run<ClaimedRow>(deliveryStatements.claim, [request.owner, request.leaseMs, request.max]),
+        (claimed) =>
+          claimed.map(
+            (row): Webhook.ClaimedDelivery => ({
+              delivery: toDelivery(row),
+              fence: { owner: request.owner, claim: row.lease_claim },
+              url: row.url,
+              secrets: (row.previous_secret === null
+                ? [row.secret]
+                : [row.secret, row.previous_secret]) as Array<Webhook.Secret>,
+              body: row.body
+            })
+          )
+      ),
+    finishDelivery: (id, fence, attempt) => {
+      const { next } = attempt
+      return Effect.map(
+        run<{ readonly finished: number }>(deliveryStatements.finish, [
+          id,
+          fence.owner,
+          fence.claim,
+          next._tag === "Delivered" ? "delivered" : next._tag === "Failed" ? "failed" : "pending",
+          DateTime.toEpochMillis(attempt.at),
+          attempt.statusCode,
+          attempt.error,
+          attempt.durationMs === null ? null : Math.round(attempt.durationMs),
+          next._tag === "Retry" ? DateTime.toEpochMillis(next.at) : null,
+          next._tag === "Delivered" ? DateTime.toEpochMillis(attempt.at) : null,
+          attempt.disable
+        ]),
+        ([row]) => row!.finished === 1
+      )
+    },
+    listDeliveries: (access, webhookId, read) =>
+      Effect.andThen(
+        webhookVisible(access, webhookId),
+        Effect.map(run<DeliveryRow>(deliveryStatements.list, [webhookId, read.before, read.limit]), (found) =>
+          found.map(toDelivery)
+        )
+      ),
+    getDelivery: (access, id) =>
+      Effect.map(
+        Effect.flatMap(run<DeliveryRow>(deliveryStatements.byId, [id]), visible(access, "delivery", id)),
+        toDelivery
+      ),
+    redeliver: (access, id) =>
+      Effect.map(
+        Effect.flatMap(
+          run<DeliveryRow>(deliveryStatements.redeliver, [id, ...scope(access), ...notify(eventsWritten)]),
+          notFound(id)
+        ),
+        toDelivery
+      ),
+    enqueuePing: Effect.fnUntraced(function* (access, webhookId, event) {
+      const webhook = yield* webhookVisible(access, webhookId)
+      const id = yield* Id.generate("dlv")
+      const found = yield* run<DeliveryRow>(deliveryStatements.ping, [
+        ...newDeliveryValues([
+          { id, webhookId, event: { ...event, workspaceId: webhook.workspace_id as Id.WorkspaceId } }
+        ]),
+        ...notify(eventsWritten)
+      ])
+      return toDelivery(found[0]!)
+    })
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * Webhook delivery: events fanned out into deliveries, then each due delivery leased, sent signed, and
+ * its attempt recorded. Storage leases a delivery to one process at a time and keeps one subject's
+ * deliveries to one endpoint in order; this loop keeps up to `concurrency` in flight and wakes on the
+ * `EventsWritten` hint, when a send ends, or at the poll interval (retries come due with no hint).
+ */
+import { Clock, DateTime, Duration, Effect, Queue, type Scope, Semaphore, Stream } from "effect"
+import type { StorageShape } from "../../Storage.ts"
+import type * as Webhook from "../../Webhook.ts"
+import type { AddressPolicy } from "../webhooks/addressPolicy.ts"
+import { nextDelay, type RetrySchedule, attempts as scheduledAttempts } from "../webhooks/retrySchedule.ts"
+import { type SendResult, send } from "../webhooks/send.ts"
+
+export interface DeliveryInput {
+  readonly storage: StorageShape
+  readonly owner: string
+  readonly policy: AddressPolicy
+  readonly concurrency: number
+  readonly leaseMs: number
+  readonly timeoutMs: number
+  readonly maxResponseBytes: number
+  readonly retrySchedule: RetrySchedule
+  readonly pollIntervalMs: number
+}
+
+/** Events moved into deliveries per storage call. */
+const fanOutBatch = 500
+
+/** What an attempt's result means for the delivery and its endpoint. */
+export const attemptOf = (
+  result: SendResult,
+  attempt: number,
+  at: DateTime.Utc,
+  schedule: RetrySchedule,
+  random: () => number = Math.random
+): Webhook.Attempt => {
+  switch (result._tag) {
+    case "Delivered":
+      return {
+        at,
+        statusCode: result.status,
+        durationMs: result.durationMs,
+        error: null,
+        next: { _tag: "Delivered" },
+        disable: null
+      }
+    case "Refused":
+      // Retrying cannot help until the endpoint changes: it waits, disabled, with its backlog.
+      return {
+        at,
+        statusCode: null,
+        durationMs: null,
+        error: result.reason,
+        next: { _tag: "Retry", at },
+        disable: `refused: ${result.reason}`
+      }
+    case "Rejected":
+    case "Failed": {
+      const statusCode = result._tag === "Rejected" ? result.status : null
+      const error = result._tag === "Rejected" ? `HTTP ${result.status}` : result.error
+      if (statusCode === 410) {
+        return {
+          at,
+          statusCode,
+          durationMs: result.durationMs,
+          error,
+          next: { _tag: "Retry", at },
+          disable: "the endpoint answered 410 Gone"
+        }
+      }
+      const delay = nextDelay(attempt, random, schedule)
+      const last = scheduledAttempts(schedule)
+      return {
+        at,
+        statusCode,
+        durationMs: result.durationMs,
+        error,
+        next:
+          delay === undefined ? { _tag: "Failed" } : { _tag: "Retry", at: DateTime.addDuration(at, delay) },
+        // Only the schedule running out disables: one more failed redelivery of a failed one does not.
+        disable:
+          delay === undefined && attempt === last
+            ? `kept failing: ${last} attempts, the last one: ${error}`
+            : null
+      }
+    }
+  }
+}
+
+export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { storage } = input
+    const wake = yield* Queue.sliding<void>(1)
+    const signal = Effect.asVoid(Queue.offer(wake, undefined))
+    const changes = yield* storage.changes.pipe(
+      Effect.catch((error) =>
+        Effect.as(Effect.logWarning("webhook delivery hears no hints: it polls", error), Stream.empty)
+      )
+    )
+    yield* Effect.forkScoped(
+      Stream.runForEach(changes, (change) => (change._tag === "EventsWritten" ? signal : Effect.void))
+    )
+    const slots = yield* Semaphore.make(input.concurrency)
+    let inFlight = 0
+
+    const deliver = (claimed: Webhook.ClaimedDelivery) =>
+      Effect.gen(function* () {
+        const result = yield* send(
+          { url: claimed.url, id: claimed.delivery.eventId, body: claimed.body, secrets: claimed.secrets },
+          {
+            policy: input.policy,
+            timeout: Duration.millis(input.timeoutMs),
+            maxResponseBytes: input.maxResponseBytes
+          }
+        )
+        const at = DateTime.makeUnsafe(yield* Clock.currentTimeMillis)
+        const attempt = attemptOf(result, claimed.delivery.attempts + 1, at, input.retrySchedule)
+        yield* storage.finishDelivery(claimed.delivery.id, claimed.fence, attempt)
+        if (attempt.disable !== null) {
+          yield* Effect.logWarning(`webhook ${claimed.delivery.webhookId} disabled: ${attempt.disable}`)
+        }
+      }).pipe(
+        Effect.catch((error) => Effect.logWarning("recording a webhook delivery failed", error)),
+        Effect.ensuring(
+          Effect.sync(() => {
+            inFlight -= 1
+          }).pipe(Effect.andThen(signal))
+        ),
+        slots.withPermits(1)
+      )
+
+    const round = Effect.gen(function* () {
+      let moved = 0
+      while (true) {
+        const step = yield* storage.fanOutEvents(fanOutBatch)
+        moved += step
+        if (step < fanOutBatch) break
+      }
+      const free = input.concurrency - inFlight
+      const claimed =
+        free <= 0
+          ? []
+          : yield* storage.claimDeliveries({ owner: input.owner, leaseMs: input.leaseMs, max: free })
+      inFlight += claimed.length
+      for (const delivery of claimed) yield* Effect.forkScoped(deliver(delivery))
+      return moved > 0 || claimed.length > 0
+    }).pipe(
+      Effect.catch((error) =>
+        Effect.as(Effect.logWarning("webhook delivery round failed; trying again", error), false)
+      )
+    )
+
+    yield* Effect.forkScoped(
+      Effect.forever(
+        Effect.flatMap(round, (busy) =>
+          busy ? Effect.void : Effect.timeoutOption(Queue.take(wake), Duration.millis(input.pollIntervalMs))
+        )
+      )
+    )
+  })
