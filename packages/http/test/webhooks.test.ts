@@ -88,6 +88,26 @@ describe("http › webhooks", () => {
       ])
       expect(reply.body.message.startsWith(`${path}: `), reply.body.message).toBe(true)
     }
+    // Addresses inside the host's network, however they are spelled: refused unless the host allows them
+    // (a name is judged when a delivery connects, on every address it resolves to).
+    for (const url of [
+      "http://127.0.0.1:8080/",
+      "http://2130706433/",
+      "http://0x7f.1/",
+      "http://[::1]/",
+      "http://[::ffff:127.0.0.1]/",
+      "http://10.0.0.1/",
+      "http://192.168.1.1/",
+      "http://169.254.169.254/latest/meta-data/",
+      "http://[fe80::1]/"
+    ]) {
+      const reply = await create(workspaceId, { url })
+      expect([url, reply.status, reply.body.message]).toEqual([
+        url,
+        400,
+        expect.stringMatching(/^payload\.url: /)
+      ])
+    }
     const noUrl = await call(server, "POST", "/api/webhooks", { body: { workspaceId } })
     expect([noUrl.status, noUrl.body.message]).toEqual([400, expect.stringMatching(/^payload\.url: /)])
     // The longest URL allowed is accepted.
@@ -102,6 +122,28 @@ describe("http › webhooks", () => {
       body: { url: "file:///etc/passwd" }
     })
     expect([patched.status, patched.body.message]).toEqual([400, expect.stringMatching(/^payload\.url: /)])
+  })
+
+  it("takes private addresses when the host allows them, and still never a metadata address", async () => {
+    const allowing = await startServer({ webhookAddresses: { allowPrivate: true } })
+    try {
+      const { workspace } = await workspaceWithApp(allowing)
+      const at = (url: string) =>
+        call(allowing, "POST", "/api/webhooks", {
+          token: allowing.admin,
+          body: { workspaceId: workspace.id, url }
+        })
+      const local = await at("http://127.0.0.1:4000/hooks")
+      expect([local.status, local.body.url]).toEqual([201, "http://127.0.0.1:4000/hooks"])
+      expect((await at("http://10.1.2.3/")).status).toBe(201)
+      const metadata = await at("http://169.254.169.254/latest/meta-data/")
+      expect([metadata.status, metadata.body.message]).toEqual([
+        400,
+        expect.stringMatching(/^payload\.url: /)
+      ])
+    } finally {
+      await allowing.close()
+    }
   })
 
   it("changes url, types and enabled with PATCH, and removes an endpoint with DELETE (204)", async () => {

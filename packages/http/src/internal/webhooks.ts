@@ -3,9 +3,8 @@
  * workspace; changing anything (an endpoint, its secret, a delivery sent again, a ping) needs the write
  * role. An endpoint's secret is made here, answered once, and never shown again.
  */
-import { randomBytes } from "node:crypto"
 import { Event, Id, Storage, Webhook } from "@kiln/core"
-import { DateTime, Effect, Schema } from "effect"
+import { DateTime, Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { CurrentPrincipal, KilnApi } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
@@ -16,16 +15,21 @@ import { canonicalId, idOf } from "./ids.ts"
 import { positiveIntParam } from "./queryParams.ts"
 import { narrowedTo } from "./workspaces.ts"
 
-const decodeSecret = Schema.decodeSync(Webhook.Secret)
-
-/** A Standard Webhooks secret: `whsec_` and the base64 of 32 random bytes. */
-const newSecret = Effect.sync(() => decodeSecret(`whsec_${randomBytes(32).toString("base64")}`))
+const newSecret = Effect.sync(Webhook.generateSecret)
 
 const webhookId = (text: string) => fromStorage(canonicalId("whk", text))
 
 export const layer = HttpApiBuilder.group(KilnApi, "webhooks", (handlers) =>
   Effect.gen(function* () {
     const storage = yield* Storage.Storage
+    // The host's address policy, read where the host provides it, as the engine that sends reads it.
+    const addresses = yield* Webhook.Addresses
+    /** The URL as it is stored, or a 400 that says why it cannot be an endpoint. */
+    const urlOf = (url: string) =>
+      Webhook.checkUrl(url).pipe(
+        Effect.provideService(Webhook.Addresses, addresses),
+        Effect.mapError((error) => ApiError.badRequest("invalid_request", `payload.url: ${error.message}`))
+      )
     return handlers
       .handle("create", ({ payload }) =>
         Effect.gen(function* () {
@@ -36,11 +40,12 @@ export const layer = HttpApiBuilder.group(KilnApi, "webhooks", (handlers) =>
               storage.getWorkspace(principal.access, id)
             )
           )
+          const url = yield* urlOf(payload.url)
           const secret = yield* newSecret
           const webhook = yield* fromStorageWrite(
             storage.createWebhook(principal.access, {
               workspaceId: workspace.id,
-              url: payload.url,
+              url,
               types: payload.types ?? [],
               enabled: payload.enabled ?? true,
               secret
@@ -64,8 +69,9 @@ export const layer = HttpApiBuilder.group(KilnApi, "webhooks", (handlers) =>
       .handle("update", ({ params, payload }) =>
         Effect.gen(function* () {
           const principal = yield* requireRole("write")
+          const url = payload.url === undefined ? undefined : yield* urlOf(payload.url)
           const id = yield* webhookId(params.id)
-          return yield* fromStorage(storage.updateWebhook(principal.access, id, payload))
+          return yield* fromStorage(storage.updateWebhook(principal.access, id, { ...payload, url }))
         })
       )
       .handle("delete", ({ params }) =>

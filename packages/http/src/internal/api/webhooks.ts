@@ -23,19 +23,11 @@ export const DeliveryView = Webhook.Delivery
 export const maxPreviousValidSeconds = 7 * 24 * 60 * 60
 export const defaultPreviousValidSeconds = 24 * 60 * 60
 
-/** A URL a webhook may be given: http or https, with a host; where it may point is checked when it is set. */
-const UrlInput = Webhook.Url.check(
-  Schema.makeFilter(
-    (text) => {
-      if (!URL.canParse(text)) return "expected an absolute http:// or https:// URL"
-      const url = new URL(text)
-      if (url.protocol !== "http:" && url.protocol !== "https:")
-        return `expected an http:// or https:// URL, not ${url.protocol}`
-      return url.username === "" && url.password === "" ? undefined : "expected a URL without credentials"
-    },
-    { expected: "an http:// or https:// URL" }
-  )
-).annotate({ description: "Where deliveries are POSTed: http:// or https://, at most 2048 characters." })
+/** Where an endpoint is: bounded here, and judged by the host's address policy when it is set (`Webhook.checkUrl`). */
+const UrlInput = Webhook.Url.annotate({
+  description:
+    "Where deliveries are POSTed: an http:// or https:// URL of at most 2048 characters, without credentials, whose host is not a loopback, private, link-local or metadata address unless the server allows them."
+})
 
 /** Event types, each at most once. */
 const TypesInput = Schema.Array(Event.Type)
