@@ -18,7 +18,8 @@ import {
   type SourceError,
   SourceStore,
   type Storage,
-  type StorageError
+  type StorageError,
+  Webhook
 } from "@kiln/core"
 import { DockerRunner } from "@kiln/runner-docker"
 import { Effect, Layer } from "effect"
@@ -35,16 +36,23 @@ export interface Options {
    * can create versions cannot read the host's repositories.
    */
   readonly gitLocalDirectories?: ReadonlyArray<string> | undefined
+  /**
+   * Where webhooks may point, for the routes that save endpoints and the engine that sends; by default no
+   * loopback, private, link-local or metadata address.
+   */
+  readonly webhookAddresses?: Webhook.AddressOptions | undefined
 }
 
 /**
  * The options the environment gives: `KILN_DOCKER_NAMESPACE` (default `namespace`), `KILN_REGISTRY`,
- * `KILN_GIT_LOCAL_DIRS` (directories separated by `:`, as in `PATH`).
+ * `KILN_GIT_LOCAL_DIRS` (directories separated by `:`, as in `PATH`), `KILN_WEBHOOK_ALLOW_PRIVATE=1`
+ * (webhooks may reach loopback and private addresses: receivers on this machine or network).
  */
 export const optionsFromEnv = (namespace?: string): Options => ({
   namespace: process.env.KILN_DOCKER_NAMESPACE ?? namespace,
   registry: process.env.KILN_REGISTRY,
-  gitLocalDirectories: (process.env.KILN_GIT_LOCAL_DIRS ?? "").split(delimiter).filter((dir) => dir !== "")
+  gitLocalDirectories: (process.env.KILN_GIT_LOCAL_DIRS ?? "").split(delimiter).filter((dir) => dir !== ""),
+  webhookAddresses: { allowPrivate: process.env.KILN_WEBHOOK_ALLOW_PRIVATE === "1" }
 })
 
 /** Everything a Kiln process needs, for the life of the layer. */
@@ -88,7 +96,9 @@ export const layer = (
       )
       return Layer.mergeAll(Engine.layer(options.engine), Authenticator.layer).pipe(
         Layer.provideMerge(services),
-        Layer.provideMerge(Cursor.layer(cursorSecret(dataDir)))
+        Layer.provideMerge(Cursor.layer(cursorSecret(dataDir))),
+        // Kept in the output, so that the API's routes judge endpoints by what the engine sends to.
+        Layer.provideMerge(Layer.succeed(Webhook.Addresses, options.webhookAddresses ?? {}))
       )
     })
   )

@@ -53,7 +53,7 @@ const bash = (script: string, cwd: string) =>
 describe.skipIf(DockerTesting.unavailable !== undefined)("e2e › README's tour of the API", () => {
   it("runs as written: every command answers, the build completes, nothing is left behind", async () => {
     const blocks = tour()
-    expect(blocks).toHaveLength(3)
+    expect(blocks).toHaveLength(4)
     const port = await DockerTesting.freePort()
     const server = start(
       process.execPath,
@@ -86,6 +86,13 @@ describe.skipIf(DockerTesting.unavailable !== undefined)("e2e › README's tour 
     // The push: answered, not refused (an error body would print as it is).
     expect(output).toMatch(/"redelivered": false/)
     expect(output).not.toMatch(/"error":/)
+    // Events: the feed's page, the WebSocket's first three, a webhook with its secret, its ping and a rotation.
+    expect(output).toMatch(/"type": "build\.queued",\s+"subject": "bld_/)
+    expect(output).toMatch(/"type": "build\.finished"/)
+    expect(output).toMatch(/^app_version\.ready\nbuild\.queued\nbuild\.running$/m)
+    expect(output).toMatch(/"types": \[\s+"build\.finished"\s+\],\s+"enabled": true,\s+"secret": "whsec_/)
+    expect(output).toMatch(/"eventType": "ping",\s+"status": "pending"/)
+    expect(output).toMatch(/"secret": "whsec_[^"]+",\s+"previousSecretExpiresAt": "\d{4}-/)
     expect(readdirSync(dir).sort()).toEqual([".kiln", "examples"])
 
     // The push again, to a workspace that does not exist: the server's refusal shows, message and all.
