@@ -1,7 +1,8 @@
 /**
  * Loaded with `node --import ./examples/shared/preflight.mjs …` before every entry point README gives
- * (`npm start`, `demo`, `embed`, `mount`, `bench`, and the server's production command). Plain
- * JavaScript on purpose: it must run on the Node that is too old to load the TypeScript entry point.
+ * (`npm start`, `demo`, `embed`, `mount`, `webhook-receiver`, `bench`, and the server's production
+ * command). Plain JavaScript on purpose: it must run on the Node that is too old to load the TypeScript
+ * entry point.
  *
  * 1. An older Node fails on the `.ts` entry with `ERR_UNKNOWN_FILE_EXTENSION`, which does not say why:
  *    say which Node is needed, and where README tells how to get it.

@@ -17,7 +17,7 @@ const manifest = JSON.parse(readFileSync(`${DataDir.root}/package.json`, "utf8")
   readonly devEngines: { readonly runtime: { readonly name: string; readonly version: string } }
   readonly scripts: Record<string, string>
 }
-const scripts = ["start", "demo", "embed", "mount", "bench"]
+const scripts = ["start", "demo", "embed", "mount", "webhook-receiver", "bench"]
 const minimum = manifest.engines.node.replace(/^>=\s*/, "")
 const older = (version: string) => {
   const [major, minor] = version.split(".").map(Number)

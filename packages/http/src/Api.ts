@@ -8,13 +8,16 @@ import { HttpApi, OpenApi } from "effect/http-api"
 import { BuildsGroup } from "./internal/api/builds.ts"
 import { RequestErrors } from "./internal/api/contract.ts"
 import { DeploymentsGroup } from "./internal/api/deployments.ts"
+import { EventsGroup, eventStreamPath } from "./internal/api/events.ts"
 import { deploymentLogStreamPath, logStreamPath } from "./internal/api/logs.ts"
 import { pushPath } from "./internal/api/push.ts"
 import { AppsGroup, AppVersionsGroup, TokensGroup, WorkspacesGroup } from "./internal/api/resources.ts"
+import { WebhooksGroup } from "./internal/api/webhooks.ts"
 
 export { BuildDetailView, BuildsGroup, BuildView } from "./internal/api/builds.ts"
 export { Authorization, CurrentPrincipal, PageInfo, RequestErrors } from "./internal/api/contract.ts"
 export { DeploymentBuildView, DeploymentsGroup, DeploymentView } from "./internal/api/deployments.ts"
+export { EventPageView, EventsGroup, EventView } from "./internal/api/events.ts"
 export {
   DeploymentLogTicketView,
   LogLineView,
@@ -37,6 +40,7 @@ export {
   WorkspacesGroup,
   WorkspaceView
 } from "./internal/api/resources.ts"
+export { DeliveryView, WebhooksGroup, WebhookView, WebhookWithSecretView } from "./internal/api/webhooks.ts"
 
 export class KilnApi extends HttpApi.make("kiln")
   .add(BuildsGroup)
@@ -44,6 +48,8 @@ export class KilnApi extends HttpApi.make("kiln")
   .add(AppsGroup)
   .add(AppVersionsGroup)
   .add(TokensGroup)
+  .add(EventsGroup)
+  .add(WebhooksGroup)
   .middleware(RequestErrors)
   .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error" })
   .annotateMerge(
@@ -51,10 +57,10 @@ export class KilnApi extends HttpApi.make("kiln")
       title: "Kiln",
       version: "0.1.0",
       description:
-        "Build orchestration: queue builds of your source, run them in containers, follow their logs, cancel them, and query them.",
+        "Build orchestration: queue builds of your source, run them in containers, follow their logs, cancel them, query them, and hear of every change through a resumable event feed and signed webhooks.",
       transform: (spec) => ({
         ...spec,
-        paths: { ...spec.paths, ...logStreamPath, ...pushPath }
+        paths: { ...spec.paths, ...logStreamPath, ...pushPath, ...eventStreamPath }
       })
     })
   ) {}

@@ -3,10 +3,11 @@
  * web-standard `(Request) => Promise<Response>` handler (`toWebHandler`), or as a Node server of its own
  * (`layerServer`). Each takes a path `prefix`, so a host can serve Kiln under `/ci` beside its own routes.
  *
- * Routes: the canonical API under `/api` (see `Api.ts`), the log stream WebSocket at
- * `/api/builds/{id}/logs/stream`, `GET /api/openapi.json`, and a reference page at `/api/docs`, with the
- * document of every surface mounted, that loads nothing from the network. Every response carries an `x-request-id`; a 5xx body carries only
- * that id, the cause goes to the log.
+ * Routes: the canonical API under `/api` (see `Api.ts`), the WebSockets of a build's log
+ * (`/api/builds/{id}/logs/stream`) and of the event feed (`/api/events/stream`), `GET /api/openapi.json`,
+ * and a reference page at `/api/docs`, with the document of every surface mounted, that loads nothing from
+ * the network. Every response carries an `x-request-id`; a 5xx body carries only that id, the cause goes to
+ * the log.
  */
 import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
@@ -34,10 +35,13 @@ import * as ArchiveUpload from "./internal/archiveUpload.ts"
 import * as Authorization from "./internal/authorization.ts"
 import * as Builds from "./internal/builds.ts"
 import * as Deployments from "./internal/deployments.ts"
+import * as EventStream from "./internal/eventStream.ts"
+import * as Events from "./internal/events.ts"
 import * as LogStream from "./internal/logStream.ts"
 import * as Push from "./internal/pushEvents.ts"
 import * as RequestErrors from "./internal/requestErrors.ts"
 import * as Tokens from "./internal/tokens.ts"
+import * as Webhooks from "./internal/webhooks.ts"
 import * as Workspaces from "./internal/workspaces.ts"
 
 export interface Options {
@@ -47,7 +51,10 @@ export interface Options {
   readonly dialects?:
     | { readonly deployments?: boolean | undefined; readonly accounts?: boolean | undefined }
     | undefined
-  /** How far a log stream follower may fall behind before Kiln waits for it, and closes it if it stalls. */
+  /**
+   * How far a WebSocket follower (of a build's log or of the event feed) may fall behind before Kiln waits
+   * for it, and closes it if it stalls.
+   */
   readonly logStream?: LogStreamLimits | undefined
 }
 
@@ -205,7 +212,9 @@ const handlers = Layer.mergeAll(
   Workspaces.layer,
   Apps.layer,
   AppVersions.layer,
-  Tokens.layer
+  Tokens.layer,
+  Events.layer,
+  Webhooks.layer
 ).pipe(Layer.provide(Authorization.layer))
 
 const documents = {
@@ -297,6 +306,7 @@ const routes = (options: Options) => {
     options.dialects?.deployments === false ? Layer.empty : deployments(options),
     options.dialects?.accounts === false ? Layer.empty : accounts,
     LogStream.route(options.logStream ?? {}),
+    EventStream.route(options.logStream ?? {}),
     Push.route,
     referencePage(surfaces),
     guard(allowed)

@@ -8,7 +8,7 @@
  */
 import { Agent, request } from "node:http"
 import { gzipSync } from "node:zlib"
-import { Fields, OrderBy } from "@kiln/core"
+import { Event, Fields, OrderBy } from "@kiln/core"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { call, startServer, type TestServer, workspaceWithApp } from "./fixtures/server.ts"
@@ -33,7 +33,7 @@ interface Sent {
   /** Sent with `transfer-encoding: chunked`, so the server cannot refuse it by its length alone. */
   readonly chunked?: boolean | undefined
   /** What a 2xx must be. */
-  readonly shape?: "page" | "logs" | undefined
+  readonly shape?: "page" | "logs" | "feed" | undefined
 }
 
 interface Received {
@@ -358,6 +358,12 @@ interface Seeds {
   /** The end cursor of every list: valid for their own resource, foreign to the others. */
   readonly cursors: Record<Resource, string>
   readonly logCursor: string
+  /** The feed's cursor after the seeded events, a webhook endpoint and its ping's delivery. */
+  readonly eventCursor: string
+  readonly webhookId: string
+  /** An endpoint made to be deleted: the other one stays, so its routes are fuzzed past the lookup. */
+  readonly webhookVictim: string
+  readonly deliveryId: string
   readonly workspaceId: string
   readonly appId: string
   readonly versionId: string
@@ -398,6 +404,16 @@ const seedData = async (server: TestServer): Promise<Seeds> => {
     )
   ) as Record<Resource, string>
   const logs = await call(server, "GET", `/api/builds/${builds[0]!.id}/logs`)
+  const webhook = await seed201(server, "/api/webhooks", {
+    workspaceId: workspace.id,
+    url: "https://hooks.example.com/fuzz"
+  })
+  const victimHook = await seed201(server, "/api/webhooks", {
+    workspaceId: workspace.id,
+    url: "https://hooks.example.com/victim"
+  })
+  const ping = await call(server, "POST", `/api/webhooks/${webhook.id}/ping`)
+  const feed = await call(server, "GET", "/api/events?limit=3")
   return {
     admin: server.admin,
     others: await Promise.all([
@@ -413,6 +429,10 @@ const seedData = async (server: TestServer): Promise<Seeds> => {
     },
     cursors,
     logCursor: logs.body.cursor,
+    eventCursor: feed.body.cursor,
+    webhookId: webhook.id,
+    webhookVictim: victimHook.id,
+    deliveryId: ping.body.id,
     workspaceId: workspace.id,
     appId: app.id,
     versionId: version.id
@@ -678,8 +698,22 @@ const requests = (seeds: Seeds): fc.Arbitrary<Sent> => {
       },
       { name: "Fuzz admin", workspaceIds: "*", role: "admin" }
     ]),
-    cancel: jsonBody([{ reason: "fuzz" }, {}])
-  } satisfies Record<Resource | "cancel", unknown>
+    cancel: jsonBody([{ reason: "fuzz" }, {}]),
+    webhooks: jsonBody([
+      {
+        workspaceId: seeds.workspaceId,
+        url: "https://hooks.example.com/kiln",
+        types: ["build.queued", "build.finished"],
+        enabled: true
+      },
+      { workspaceId: seeds.workspaceId, url: "http://[::ffff:7f00:1]:8080/x?y=z#f" }
+    ]),
+    webhookPatch: jsonBody([
+      { url: "https://hooks.example.com/v2", types: [], enabled: false },
+      { types: ["app_version.ready"] }
+    ]),
+    rotation: jsonBody([{ previousValidForSeconds: 60 }, {}])
+  } satisfies Record<Resource | "cancel" | "webhooks" | "webhookPatch" | "rotation", unknown>
 
   const multipart = fc
     .tuple(
@@ -804,6 +838,76 @@ const requests = (seeds: Seeds): fc.Arbitrary<Sent> => {
   const uploadRequest = fc
     .tuple(segment("app-versions"), archive)
     .map(([id, body]): Sent => ({ method: "POST", path: `/api/app-versions/${id}/archive`, ...body }))
+  // The feed and webhook endpoints: hostile cursors, types and ids, and mutated bodies.
+  const eventCursor = fc.oneof(
+    fc.constantFrom(
+      seeds.eventCursor,
+      "0",
+      "1.2",
+      "99999999999999999999",
+      "1.99999999999999999999",
+      "1.",
+      ".1"
+    ),
+    mutated([seeds.eventCursor]),
+    hostileText
+  )
+  const eventTypes = fc.oneof(
+    fc.array(fc.constantFrom(...Event.Type.literals), { maxLength: 4 }).map((types) => types.join(",")),
+    fc
+      .array(fc.oneof(fc.constantFrom(...Event.Type.literals), hostileText), { maxLength: 4 })
+      .map((types) => types.join(","))
+  )
+  const feedRequest = query({
+    after: eventCursor,
+    types: eventTypes,
+    limit: numberish,
+    workspace_id: idText
+  }).map((q): Sent => ({ method: "GET", path: `/api/events${q}`, headers: {}, shape: "feed" }))
+  const webhookSegment = fc.oneof(
+    { weight: 4, arbitrary: fc.constant(seeds.webhookId) },
+    { weight: 1, arbitrary: mutated([seeds.webhookId]).map(encode) },
+    { weight: 1, arbitrary: inUrl(hostileText) }
+  )
+  const deliverySegment = fc.oneof(
+    { weight: 4, arbitrary: fc.constant(seeds.deliveryId) },
+    { weight: 1, arbitrary: mutated([seeds.deliveryId]).map(encode) },
+    { weight: 1, arbitrary: inUrl(hostileText) }
+  )
+  const webhookRequest = fc.oneof(
+    bodies.webhooks.map((body): Sent => ({ method: "POST", path: "/api/webhooks", ...body })),
+    query({ workspace_id: idText }).map(
+      (q): Sent => ({ method: "GET", path: `/api/webhooks${q}`, headers: {} })
+    ),
+    webhookSegment.map((id): Sent => ({ method: "GET", path: `/api/webhooks/${id}`, headers: {} })),
+    fc
+      .oneof(
+        fc.constant(seeds.webhookVictim),
+        webhookSegment.filter((id) => id !== seeds.webhookId)
+      )
+      .map((id): Sent => ({ method: "DELETE", path: `/api/webhooks/${id}`, headers: {} })),
+    fc
+      .tuple(webhookSegment, bodies.webhookPatch)
+      .map(([id, body]): Sent => ({ method: "PATCH", path: `/api/webhooks/${id}`, ...body })),
+    fc.tuple(webhookSegment, bodies.rotation, fc.boolean()).map(
+      ([id, body, empty]): Sent => ({
+        method: "POST",
+        path: `/api/webhooks/${id}/rotate-secret`,
+        ...(empty ? { headers: {} } : body)
+      })
+    ),
+    fc
+      .tuple(webhookSegment, query({ before: fc.oneof(deliverySegment, hostileText), limit: numberish }))
+      .map(([id, q]): Sent => ({ method: "GET", path: `/api/webhooks/${id}/deliveries${q}`, headers: {} })),
+    fc.tuple(webhookSegment, deliverySegment).map(
+      ([id, delivery]): Sent => ({
+        method: "POST",
+        path: `/api/webhooks/${id}/deliveries/${delivery}/redeliver`,
+        headers: {}
+      })
+    ),
+    webhookSegment.map((id): Sent => ({ method: "POST", path: `/api/webhooks/${id}/ping`, headers: {} }))
+  )
   const strayRequest = fc
     .tuple(
       fc.constantFrom("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"),
@@ -828,6 +932,8 @@ const requests = (seeds: Seeds): fc.Arbitrary<Sent> => {
         { weight: 6, arbitrary: createRequest },
         { weight: 2, arbitrary: cancelRequest },
         { weight: 2, arbitrary: uploadRequest },
+        { weight: 3, arbitrary: feedRequest },
+        { weight: 4, arbitrary: webhookRequest },
         { weight: 1, arbitrary: strayRequest }
       ),
       auth
@@ -907,6 +1013,13 @@ const problemOf = (sent: Sent, reply: Received | string): string | undefined => 
     return isRecord(body) && Array.isArray(body.data) && isRecord(body.pageInfo)
       ? undefined
       : "a 2xx list that is not a page"
+  }
+  if (reply.status >= 200 && reply.status < 300 && sent.shape === "feed") {
+    return isRecord(body) &&
+      Array.isArray(body.data) &&
+      (typeof body.cursor === "string" || body.cursor === null)
+      ? undefined
+      : "a 2xx feed page that is not one"
   }
   if (
     reply.status >= 200 &&

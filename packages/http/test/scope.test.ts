@@ -57,7 +57,9 @@ const missing = {
   version: "ver_01jz0000000000000000000000",
   build: "bld_01jz0000000000000000000000",
   token: "tok_01jz0000000000000000000000",
-  trigger: "trg_01jz0000000000000000000000"
+  trigger: "trg_01jz0000000000000000000000",
+  webhook: "whk_01jz0000000000000000000000",
+  delivery: "dlv_01jz0000000000000000000000"
 }
 type Kind = keyof typeof missing
 
@@ -67,7 +69,9 @@ const prefixes = {
   version: "ver",
   build: "bld",
   token: "tok",
-  trigger: "trg"
+  trigger: "trg",
+  webhook: "whk",
+  delivery: "dlv"
 } as const satisfies Record<Kind, Id.Prefix>
 
 /** Text that is no id of this kind, though some of it comes close: each near the missing id of the kind. */
@@ -155,6 +159,12 @@ async function arrange() {
       )
     )
   )
+  const webhookB: string = (
+    await call(server, "POST", "/api/webhooks", {
+      body: { workspaceId: b.workspace.id, url: "https://hooks.example.com/b" }
+    })
+  ).body.id
+  const deliveryB: string = (await call(server, "POST", `/api/webhooks/${webhookB}/ping`)).body.id
   // The accounts dialect names everything by UUID, under A's account (or B's, which A cannot see).
   const uuids = <K extends keyof typeof missing>(kind: K, of: string) =>
     [Id.toUuid(of), Id.toUuid(missing[kind])] as const
@@ -407,6 +417,49 @@ async function arrange() {
       ...byId("token", tokenIdB),
       send: (id) => as("DELETE", `/api/tokens/${at(id)}`)
     },
+    ...(
+      [
+        ["GET", ""],
+        ["PATCH", "", { enabled: false }],
+        ["DELETE", ""],
+        ["POST", "/rotate-secret"],
+        ["GET", "/deliveries"],
+        ["POST", "/ping"]
+      ] as const
+    ).map(
+      ([method, rest, body]): Case => ({
+        route: `${method} /api/webhooks/{id}${rest}`,
+        how: "path",
+        ...byId("webhook", webhookB),
+        send: (id) => as(method, `/api/webhooks/${at(id)}${rest}`, body)
+      })
+    ),
+    {
+      route: "POST /api/webhooks/{id}/deliveries/{deliveryId}/redeliver",
+      how: "path",
+      ...byId("delivery", deliveryB),
+      send: (id) => as("POST", `/api/webhooks/${webhookB}/deliveries/${at(id)}/redeliver`)
+    },
+    {
+      route: "GET /api/webhooks",
+      how: "workspace_id",
+      ...byId("workspace", b.workspace.id),
+      send: (id) => as("GET", `/api/webhooks?workspace_id=${at(id)}`)
+    },
+    {
+      route: "GET /api/events",
+      how: "workspace_id",
+      ...byId("workspace", b.workspace.id),
+      send: (id) => as("GET", `/api/events?workspace_id=${at(id)}`)
+    },
+    ...[false, true].map(
+      (asProtocol): Case => ({
+        route: "WS /api/events/stream",
+        how: `workspace_id (${asProtocol ? "subprotocol" : "header"})`,
+        ...byId("workspace", b.workspace.id),
+        send: (id) => stream(`/api/events/stream?workspace_id=${at(id)}`, asProtocol)
+      })
+    ),
     // Body references.
     {
       route: "POST /api/apps",
@@ -425,6 +478,12 @@ async function arrange() {
       how: "body appVersionId",
       ...byId("version", versionB.id),
       send: (id) => as("POST", "/api/builds", { appVersionId: id })
+    },
+    {
+      route: "POST /api/webhooks",
+      how: "body workspaceId",
+      ...byId("workspace", b.workspace.id),
+      send: (id) => as("POST", "/api/webhooks", { workspaceId: id, url: "https://hooks.example.com/a" })
     },
     {
       route: "POST /api/tokens",
@@ -537,12 +596,12 @@ async function arrange() {
     )
   ]
 
-  return { a, b, tokenA, tokenB, tokenIdB, archiveB, queuedB, runningB, triggerB, cases }
+  return { a, b, tokenA, tokenB, tokenIdB, archiveB, queuedB, runningB, triggerB, webhookB, cases }
 }
 
 describe("http › workspace scope", () => {
   it("answers A's token on B's objects exactly as on missing ones, through every route and name", async () => {
-    const { a, b, tokenA, tokenB, tokenIdB, archiveB, queuedB, runningB, triggerB, cases } = matrix
+    const { a, b, tokenA, tokenB, tokenIdB, archiveB, queuedB, runningB, triggerB, webhookB, cases } = matrix
     const failures: Array<string> = []
     const statuses = new Map<number, number>()
     for (const testCase of cases) {
@@ -590,6 +649,12 @@ describe("http › workspace scope", () => {
       Storage.Storage.use((storage) => storage.getTrigger(Access.all, triggerB.id))
     )
     expect(stillB).toEqual(triggerB)
+    expect((await call(server, "GET", `/api/webhooks/${webhookB}`, { token: tokenB })).body).toMatchObject({
+      enabled: true,
+      previousSecretExpiresAt: null
+    })
+    const deliveriesB = await call(server, "GET", `/api/webhooks/${webhookB}/deliveries`, { token: tokenB })
+    expect(deliveriesB.body.data).toHaveLength(1)
     // And A's token still works on A: the refusals above were about scope, not a broken token.
     expect((await call(server, "GET", `/api/apps/${a.app.id}`, { token: tokenA })).status).toBe(200)
   })

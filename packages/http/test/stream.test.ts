@@ -17,6 +17,7 @@ import {
   readyVersion,
   startServer,
   type TestServer,
+  until,
   workspaceWithApp
 } from "./fixtures/server.ts"
 import { type Memory, type ServerProcess, serverProcess } from "./fixtures/server-process.ts"
@@ -33,14 +34,6 @@ const runningBuild = async () => {
   const version = await readyVersion(server, app.id)
   const build = (await call(server, "POST", "/api/builds", { body: { appVersionId: version.id } })).body
   return { id: build.id as string, engine: await byHand(server, build.id) }
-}
-
-const until = async (check: () => boolean) => {
-  const deadline = Date.now() + 10_000
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("timed out waiting")
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
 }
 
 const streamPath = (id: string, cursor?: string) =>

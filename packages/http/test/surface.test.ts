@@ -180,7 +180,18 @@ describe("http › OpenAPI and the reference page", () => {
         "GET /api/tokens",
         "POST /api/tokens",
         "GET /api/tokens/{id}",
-        "DELETE /api/tokens/{id}"
+        "DELETE /api/tokens/{id}",
+        "GET /api/events",
+        "GET /api/events/stream",
+        "POST /api/webhooks",
+        "GET /api/webhooks",
+        "GET /api/webhooks/{id}",
+        "PATCH /api/webhooks/{id}",
+        "DELETE /api/webhooks/{id}",
+        "POST /api/webhooks/{id}/rotate-secret",
+        "GET /api/webhooks/{id}/deliveries",
+        "POST /api/webhooks/{id}/deliveries/{deliveryId}/redeliver",
+        "POST /api/webhooks/{id}/ping"
       ].sort()
     )
     expect(Object.keys(document.components.securitySchemes)).toEqual(["bearer"])

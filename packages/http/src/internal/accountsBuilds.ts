@@ -10,6 +10,7 @@ import { accountOf, fromStorage, notFoundAs, scriptOf, writer } from "./accounts
 import { buildView, iso, ok } from "./accountsViews.ts"
 import { toAccounts } from "./dialectStatus.ts"
 import { idOf, lookUp } from "./ids.ts"
+import { positiveInt } from "./queryParams.ts"
 
 const maxIds = 20
 
@@ -182,10 +183,5 @@ export const layer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (handle
 /** Pages are read from the newest build on: the deepest page a request may ask for ends here. */
 const maxPagedRows = 10_000
 
-const positive = (parameter: string, text: string | undefined, fallback: number, max: number) => {
-  if (text === undefined) return Effect.succeed(fallback)
-  const value = /^\d{1,8}$/.test(text) ? Number(text) : 0
-  return value >= 1 && value <= max
-    ? Effect.succeed(value)
-    : Effect.fail(AccountsBadRequest.of(`${parameter}: expected an integer from 1 to ${max}`))
-}
+const positive = (parameter: string, text: string | undefined, fallback: number, max: number) =>
+  Effect.fromResult(positiveInt(parameter, text, fallback, max)).pipe(Effect.mapError(AccountsBadRequest.of))

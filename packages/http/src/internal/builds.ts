@@ -6,26 +6,18 @@ import { Effect } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { CurrentPrincipal, KilnApi } from "../Api.ts"
-import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
 import { fromQuery, fromStorage, fromStorageWrite } from "./errors.ts"
 import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
 import { plainText } from "./logText.ts"
 import * as LogTickets from "./logTickets.ts"
+import { positiveIntParam } from "./queryParams.ts"
 import { buildDetailJson, buildPage } from "./views.ts"
 
 const maxLogLines = 10_000
 
-const logLimit = (text: string | undefined) => {
-  if (text === undefined) return Effect.succeed(1000)
-  const limit = /^\d{1,5}$/.test(text) ? Number(text) : 0
-  return limit >= 1 && limit <= maxLogLines
-    ? Effect.succeed(limit)
-    : Effect.fail(
-        ApiError.badRequest("invalid_parameter", `limit: expected an integer from 1 to ${maxLogLines}`)
-      )
-}
+const logLimit = (text: string | undefined) => positiveIntParam("limit", text, 1000, maxLogLines)
 
 export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
   Effect.gen(function* () {

@@ -2,7 +2,7 @@
  * `/api/workspaces`. Creating one needs an admin token for all workspaces: a token scoped to some could
  * not see the workspace it made.
  */
-import { Fields, PushSignature, Storage } from "@kiln/core"
+import { Access, Fields, PushSignature, Storage } from "@kiln/core"
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { CurrentPrincipal, KilnApi } from "../Api.ts"
@@ -11,6 +11,19 @@ import { requireRole } from "./authorization.ts"
 import { fromStorage } from "./errors.ts"
 import { canonicalId } from "./ids.ts"
 import { list } from "./lists.ts"
+
+/**
+ * The caller's access narrowed to the workspace a `workspace_id` parameter names (unchanged without one);
+ * a workspace the caller cannot see is not found, as a missing one is.
+ */
+export const narrowedTo = (storage: Storage.StorageShape, access: Access.Access, text: string | undefined) =>
+  text === undefined
+    ? Effect.succeed(access)
+    : fromStorage(
+        Effect.flatMap(canonicalId("wsp", text), (id) => storage.getWorkspace(access, id)).pipe(
+          Effect.map((workspace) => Access.workspaces([workspace.id]))
+        )
+      )
 
 export const layer = HttpApiBuilder.group(KilnApi, "workspaces", (handlers) =>
   Effect.gen(function* () {

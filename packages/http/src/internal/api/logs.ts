@@ -74,60 +74,60 @@ const ticketParameter = {
   schema: { type: "string" }
 }
 
+/** A refusal before a WebSocket upgrade, for the OpenAPI document: the API's error body. */
+export const refusal = (description: string) => ({
+  description,
+  content: {
+    "application/json": {
+      schema: {
+        type: "object",
+        properties: { error: { type: "string" }, message: { type: "string" } },
+        required: ["error", "message"]
+      }
+    }
+  }
+})
+
 /**
  * The log stream, for the OpenAPI document: HttpApi does not serve WebSockets, so the route lives
  * beside it (`internal/logStream.ts`) and is described here by hand.
  */
-export const logStreamPath = (() => {
-  const refusal = (description: string) => ({
-    description,
-    content: {
-      "application/json": {
-        schema: {
-          type: "object",
-          properties: { error: { type: "string" }, message: { type: "string" } },
-          required: ["error", "message"]
-        }
-      }
-    }
-  })
-  return {
-    "/api/builds/{id}/logs/stream": {
-      get: {
-        tags: ["builds"],
-        operationId: "builds.logStream",
-        summary: "Follow a build's log over a WebSocket",
-        description:
-          "Upgrades to a WebSocket that sends JSON messages: `line` for each log line (with its cursor), `status` " +
-          "when the status changes, and `end` once the build has stopped and every line was sent; the server then " +
-          "closes with 1000. Reconnect with the last cursor to resume with no gap and no duplicate. A client that " +
-          "takes nothing for 30 s while 1 MiB waits for it is closed with 4008, reason `slow consumer: resume from " +
-          "cursor <cursor>`, after every line sent: reconnect with that cursor. Browsers, which " +
-          "cannot set headers here, pass a ticket from `POST /api/builds/{id}/logs/ticket` as `?ticket=`, or offer " +
-          `the token as the subprotocol \`${logStreamTokenProtocol}<token>\` beside \`${logStreamProtocol}\`, which ` +
-          "the server answers with.",
-        security: [{ bearer: [] }, {}],
-        parameters: [
-          { name: "id", in: "path", required: true, schema: { type: "string" } },
-          { name: "cursor", in: "query", required: false, schema: { type: "string" } },
-          ticketParameter
-        ],
-        responses: {
-          "101": {
-            description: "Switching to the WebSocket; each message is one of these.",
-            content: { "application/json": { schema: Schema.toJsonSchemaDocument(LogStreamMessage).schema } }
-          },
-          "400": refusal("The cursor is not a log cursor this API issued."),
-          "401": refusal(
-            "Missing or invalid credentials, or a ticket that is expired, altered or for another build."
-          ),
-          "404": refusal("No such build, or not in the caller's workspaces."),
-          "426": refusal("Not a WebSocket upgrade: the answer carries `Upgrade: websocket`.")
-        }
+export const logStreamPath = {
+  "/api/builds/{id}/logs/stream": {
+    get: {
+      tags: ["builds"],
+      operationId: "builds.logStream",
+      summary: "Follow a build's log over a WebSocket",
+      description:
+        "Upgrades to a WebSocket that sends JSON messages: `line` for each log line (with its cursor), `status` " +
+        "when the status changes, and `end` once the build has stopped and every line was sent; the server then " +
+        "closes with 1000. Reconnect with the last cursor to resume with no gap and no duplicate. A client that " +
+        "takes nothing for 30 s while 1 MiB waits for it is closed with 4008, reason `slow consumer: resume from " +
+        "cursor <cursor>`, after every line sent: reconnect with that cursor. Browsers, which " +
+        "cannot set headers here, pass a ticket from `POST /api/builds/{id}/logs/ticket` as `?ticket=`, or offer " +
+        `the token as the subprotocol \`${logStreamTokenProtocol}<token>\` beside \`${logStreamProtocol}\`, which ` +
+        "the server answers with.",
+      security: [{ bearer: [] }, {}],
+      parameters: [
+        { name: "id", in: "path", required: true, schema: { type: "string" } },
+        { name: "cursor", in: "query", required: false, schema: { type: "string" } },
+        ticketParameter
+      ],
+      responses: {
+        "101": {
+          description: "Switching to the WebSocket; each message is one of these.",
+          content: { "application/json": { schema: Schema.toJsonSchemaDocument(LogStreamMessage).schema } }
+        },
+        "400": refusal("The cursor is not a log cursor this API issued."),
+        "401": refusal(
+          "Missing or invalid credentials, or a ticket that is expired, altered or for another build."
+        ),
+        "404": refusal("No such build, or not in the caller's workspaces."),
+        "426": refusal("Not a WebSocket upgrade: the answer carries `Upgrade: websocket`.")
       }
     }
   }
-})()
+}
 
 /** The deployments dialect's log stream, also a WebSocket beside the HttpApi. */
 export const deploymentLogStreamPath = {

@@ -1,0 +1,176 @@
+/**
+ * What every WebSocket that follows something shares (a build's log, the event feed): the caller's
+ * credential from the upgrade request, refusals answered before the upgrade, and a connection that sends
+ * only while the client keeps up.
+ *
+ * A follower that does not read gets backpressure: Kiln sends only while the connection holds less than
+ * `maxBufferedBytes` the client has not taken, and a route reads storage only as it sends, so a stalled
+ * follower costs that buffer and one page. One that takes nothing for `stallTimeoutMs` is closed with
+ * `slowConsumerCode`, its reason naming the cursor to resume from: the close frame follows every message
+ * sent.
+ */
+import { IncomingMessage } from "node:http"
+import type { Duplex } from "node:stream"
+import { Data, Deferred, Effect, identity } from "effect"
+import { type HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Socket } from "effect/socket"
+import { logStreamTokenProtocol } from "../Api.ts"
+import * as ApiError from "../ApiError.ts"
+import { respond } from "./responses.ts"
+
+/** The bearer credential of an upgrade request: the Authorization header, or a `bearer.<token>` subprotocol. */
+export const credentialOf = (headers: Readonly<Record<string, string | undefined>>): string | undefined => {
+  const authorization = headers.authorization
+  if (authorization !== undefined && /^Bearer /i.test(authorization)) return authorization.slice(7).trim()
+  return (headers["sec-websocket-protocol"] ?? "")
+    .split(",")
+    .map((offered) => offered.trim())
+    .find((offered) => offered.startsWith(logStreamTokenProtocol))
+    ?.slice(logStreamTokenProtocol.length)
+}
+
+/** Whether the request asks to upgrade to a WebSocket. */
+export const isUpgrade = (request: HttpServerRequest.HttpServerRequest) =>
+  (request.headers.upgrade ?? "").toLowerCase() === "websocket"
+
+/** A plain request (no WebSocket upgrade) is told what the route needs: 426 names the protocol. */
+export const upgradeRequired = HttpServerResponse.jsonUnsafe(
+  {
+    error: "upgrade_required",
+    message: "this route is a WebSocket: send the GET with Upgrade: websocket (a WebSocket client does)"
+  },
+  { status: 426, headers: { upgrade: "websocket" } }
+)
+
+/** How much a follower may fall behind, and for how long it may take nothing. */
+export interface Limits {
+  /** Bytes sent and not yet taken by the client, past which Kiln stops sending and reading (default 1 MiB). */
+  readonly maxBufferedBytes?: number | undefined
+  /** How long a follower past that bound may take nothing before it is closed with 4008 (default 30 s). */
+  readonly stallTimeoutMs?: number | undefined
+}
+
+/** The close code for a follower that stopped reading: resume from the cursor in the close reason. */
+export const slowConsumerCode = 4008
+
+export class Stalled extends Data.TaggedError("Stalled") {}
+
+/**
+ * The connection under the WebSocket, when a Node server upgrades it (elsewhere a follower gets no
+ * backpressure): Effect's socket writer sends without waiting, so this write buffer is where a client that
+ * does not read shows.
+ */
+const connectionOf = (request: HttpServerRequest.HttpServerRequest): Duplex | undefined =>
+  request.source instanceof IncomingMessage ? request.source.socket : undefined
+
+/** Backpressure and batching on the connection under a follower's WebSocket. */
+interface Flow {
+  /**
+   * Waits until the connection holds at most `maxBufferedBytes` unsent; fails with `Stalled` once the client
+   * has taken nothing for `stallTimeoutMs`. A slow client that keeps reading is never stalled.
+   */
+  readonly room: Effect.Effect<void, Stalled>
+  /** Runs `effect` with the connection corked, so a page of messages leaves in one system call, not one each. */
+  readonly batch: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+}
+
+const flowOf = (connection: Duplex | undefined, limits: Limits): Flow => {
+  if (connection === undefined) return { room: Effect.void, batch: identity }
+  const maxBytes = limits.maxBufferedBytes ?? 1024 * 1024
+  const drained = Effect.callback<void>((resume) => {
+    const stop = () => connection.off("drain", done).off("close", done)
+    const done = () => {
+      stop()
+      resume(Effect.void)
+    }
+    connection.on("drain", done).on("close", done)
+    return Effect.sync(stop)
+  })
+  const full = () => connection.writableLength > maxBytes && !connection.destroyed
+  const wait = (before: number): Effect.Effect<void, Stalled> =>
+    Effect.suspend(() =>
+      full()
+        ? drained.pipe(
+            Effect.timeoutOrElse({
+              duration: limits.stallTimeoutMs ?? 30_000,
+              orElse: () => (connection.writableLength < before ? Effect.void : Effect.fail(new Stalled()))
+            }),
+            Effect.andThen(Effect.suspend(() => wait(connection.writableLength)))
+          )
+        : Effect.void
+    )
+  return {
+    room: Effect.suspend(() => {
+      if (!full()) return Effect.void
+      // Corked bytes never drain: send them before waiting, and cork again after.
+      if (connection.writableCorked === 0) return wait(connection.writableLength)
+      connection.uncork()
+      return Effect.ensuring(
+        wait(connection.writableLength),
+        Effect.sync(() => connection.cork())
+      )
+    }),
+    batch: (effect) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => connection.cork()),
+        () => effect,
+        () => Effect.sync(() => connection.uncork())
+      )
+  }
+}
+
+/** A follower's side of an open WebSocket. */
+export interface Connection {
+  /** Sends one text message once the connection has room for it. */
+  readonly send: (text: string) => Effect.Effect<void, Stalled | Socket.SocketError>
+  /** Runs `effect` (sends, usually) with the connection corked: a page leaves in one system call. */
+  readonly batch: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Closes the WebSocket normally (or with another code), after everything sent. */
+  readonly close: (code: number, reason: string) => Effect.Effect<void, Socket.SocketError>
+}
+
+/**
+ * Upgrades the request and runs `follow` on the WebSocket until it ends or the client goes away. A follower
+ * that stalls is closed with `slowConsumerCode` and `stalledReason()` (which names the cursor to resume
+ * from, read when it stalls). Needs a scope: the socket lives in it.
+ */
+export const serve = <E, R>(
+  request: HttpServerRequest.HttpServerRequest,
+  limits: Limits,
+  follow: (connection: Connection) => Effect.Effect<void, E | Stalled, R>,
+  stalledReason: () => string
+) =>
+  Effect.gen(function* () {
+    const flow = flowOf(connectionOf(request), limits)
+    const socket = yield* request.upgrade
+    const { pull } = yield* socket.reader
+    const writer = yield* socket.writer
+    // The client sends nothing; reading only tells when it has gone.
+    const gone = yield* Deferred.make<void>()
+    yield* Effect.forkScoped(
+      Effect.forever(pull).pipe(Effect.ignore, Effect.andThen(Deferred.succeed(gone, undefined)))
+    )
+    const close = (code: number, reason: string) => writer.write(new Socket.CloseEvent(code, reason))
+    const following = follow({
+      send: (text) => Effect.andThen(flow.room, writer.write(text)),
+      batch: flow.batch,
+      close
+    }).pipe(
+      Effect.catchIf(
+        (error): error is Stalled => error instanceof Stalled,
+        () => close(slowConsumerCode, stalledReason())
+      )
+    )
+    yield* Effect.raceFirst(following, Deferred.await(gone)).pipe(Effect.ignore)
+    return HttpServerResponse.empty()
+  })
+
+/** A route's refusals before the upgrade as the API's error answers; anything else is a defect. */
+export const answeringRefusals = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.catch(effect, (error) =>
+    error instanceof ApiError.Unauthorized ||
+    error instanceof ApiError.NotFound ||
+    error instanceof ApiError.BadRequest
+      ? respond(error)
+      : Effect.die(error)
+  )
