@@ -5,6 +5,7 @@ const benchmarks: Record<string, () => Promise<unknown>> = {
   deployments: () => import("./deployments.ts"),
   dispatch: () => import("./dispatch.ts"),
   docker: () => import("./docker.ts"),
+  events: () => import("./events.ts"),
   followers: () => import("./followers.ts"),
   http: () => import("./http.ts"),
   latency: () => import("./latency.ts"),
