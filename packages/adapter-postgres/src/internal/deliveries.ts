@@ -8,7 +8,7 @@
  */
 import type { Access } from "@kiln/core"
 import { Event, Id, Storage, type Webhook } from "@kiln/core"
-import type { StorageDriver } from "@kiln/core/adapter"
+import { SqlRows, type StorageDriver } from "@kiln/core/adapter"
 import { DateTime, Effect } from "effect"
 import { inScope, scope, visible } from "./access.ts"
 import type { Database } from "./connection.ts"
@@ -16,23 +16,7 @@ import { type EventRow, eventsWritten, settled, toEvent } from "./events.ts"
 import { databaseNow, list, prepared } from "./sql.ts"
 import type { Notify } from "./transaction.ts"
 
-interface DeliveryRow {
-  readonly id: string
-  readonly webhook_id: string
-  readonly workspace_id: string
-  readonly event_id: string
-  readonly event_type: string
-  readonly subject: string
-  readonly status: string
-  readonly attempts: number
-  readonly last_attempt_at: number | null
-  readonly last_status_code: number | null
-  readonly last_error: string | null
-  readonly last_duration_ms: number | null
-  readonly next_attempt_at: number | null
-  readonly created_at: number
-  readonly delivered_at: number | null
-}
+type DeliveryRow = SqlRows.DeliveryViewRow
 
 const deliveryNames = [
   "id",
@@ -53,27 +37,8 @@ const deliveryNames = [
 ] as const satisfies ReadonlyArray<keyof DeliveryRow>
 const deliveryColumns = list(deliveryNames)
 
-const utcOrNull = (millis: number | null) => (millis === null ? null : DateTime.makeUnsafe(millis))
+const { toDelivery } = SqlRows
 
-const toDelivery = (row: DeliveryRow): Webhook.Delivery => ({
-  id: row.id as Id.DeliveryId,
-  webhookId: row.webhook_id as Id.WebhookId,
-  workspaceId: row.workspace_id as Id.WorkspaceId,
-  eventId: row.event_id as Id.EventId,
-  eventType: row.event_type as Event.Type,
-  subject: row.subject,
-  status: row.status as Webhook.DeliveryStatus,
-  attempts: row.attempts,
-  lastAttemptAt: utcOrNull(row.last_attempt_at),
-  lastStatusCode: row.last_status_code,
-  lastError: row.last_error,
-  lastDurationMs: row.last_duration_ms,
-  nextAttemptAt: utcOrNull(row.next_attempt_at),
-  createdAt: DateTime.makeUnsafe(row.created_at),
-  deliveredAt: utcOrNull(row.delivered_at)
-})
-
-/** What the fan-out reads: an event after the cursor, once per endpoint that takes it (null: none). */
 interface FanOutRow extends EventRow {
   readonly xid: string
   readonly seq: number

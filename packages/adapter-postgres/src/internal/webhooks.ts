@@ -3,8 +3,8 @@
  * delivery claim reads them back out (`deliveries.ts`). A write the caller names by id checks the caller's
  * workspaces in its own statement, so it changes only a row the caller may see.
  */
-import { Access, type Event, Id, Storage, Webhook } from "@kiln/core"
-import type { StorageDriver } from "@kiln/core/adapter"
+import { Access, Id, Storage, Webhook } from "@kiln/core"
+import { SqlRows, type StorageDriver } from "@kiln/core/adapter"
 import { Clock, DateTime, Effect } from "effect"
 import { inScope, scope, visible } from "./access.ts"
 import type { Database } from "./connection.ts"
@@ -13,17 +13,7 @@ import { insertInto, list, prepared } from "./sql.ts"
 import { statements } from "./statements.ts"
 import type { Notify } from "./transaction.ts"
 
-interface WebhookRow {
-  readonly id: string
-  readonly workspace_id: string
-  readonly url: string
-  readonly types: string
-  readonly enabled: boolean
-  readonly disabled_reason: string | null
-  readonly previous_secret_expires_at: number | null
-  readonly created_at: number
-  readonly updated_at: number
-}
+type WebhookRow = SqlRows.WebhookViewRow
 
 /** The columns an endpoint is read from: never its secrets. */
 const webhookColumns = list([
@@ -38,18 +28,7 @@ const webhookColumns = list([
   "updated_at"
 ])
 
-const toWebhook = (row: WebhookRow): Webhook.Webhook => ({
-  id: row.id as Id.WebhookId,
-  workspaceId: row.workspace_id as Id.WorkspaceId,
-  url: row.url,
-  types: JSON.parse(row.types) as ReadonlyArray<Event.Type>,
-  enabled: row.enabled,
-  disabledReason: row.disabled_reason,
-  previousSecretExpiresAt:
-    row.previous_secret_expires_at === null ? null : DateTime.makeUnsafe(row.previous_secret_expires_at),
-  createdAt: DateTime.makeUnsafe(row.created_at),
-  updatedAt: DateTime.makeUnsafe(row.updated_at)
-})
+const { toWebhook } = SqlRows
 
 const webhookStatements = {
   insert: prepared(

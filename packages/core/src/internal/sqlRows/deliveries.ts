@@ -30,7 +30,10 @@ export interface DeliveryRow {
   readonly lease_expires_at: number | null
 }
 
-export const toDelivery = (row: DeliveryRow): Webhook.Delivery => ({
+/** The columns a delivery's view is read from: not its body or lease. */
+export type DeliveryViewRow = Omit<DeliveryRow, "body" | "lease_owner" | "lease_claim" | "lease_expires_at">
+
+export const toDelivery = (row: DeliveryViewRow): Webhook.Delivery => ({
   id: row.id as Id.DeliveryId,
   webhookId: row.webhook_id as Id.WebhookId,
   workspaceId: row.workspace_id as Id.WorkspaceId,

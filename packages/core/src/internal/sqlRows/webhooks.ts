@@ -21,7 +21,10 @@ export interface WebhookRow {
   readonly updated_at: number
 }
 
-export const toWebhook = (row: WebhookRow): Webhook.Webhook => ({
+/** The columns an endpoint's view is read from: never its secrets. */
+export type WebhookViewRow = Omit<WebhookRow, "secret" | "previous_secret">
+
+export const toWebhook = (row: WebhookViewRow): Webhook.Webhook => ({
   id: row.id as Id.WebhookId,
   workspaceId: row.workspace_id as Id.WorkspaceId,
   url: row.url,
