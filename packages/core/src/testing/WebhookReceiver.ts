@@ -16,6 +16,11 @@ export interface Arrival {
   readonly verified: boolean
   /** What the receiver answered (0: it never answered). */
   readonly status: number
+  /**
+   * Another request with this `webhook-id` was still open when this one came: the delivery was being sent
+   * twice at once, which its lease exists to prevent.
+   */
+  readonly overlapped: boolean
 }
 
 /** `ok`: 204; `fail`: 500; `gone`: 410; `hang`: never answers. */
@@ -27,6 +32,11 @@ export interface Receiver {
   /** The arrivals it acknowledged (2xx): what Kiln counts as delivered. */
   readonly acknowledged: () => ReadonlyArray<Arrival>
   readonly setMode: (mode: Mode) => void
+  /**
+   * How long it takes to answer once a request has arrived (0 unless set): long enough, and a delivery
+   * sent twice at once shows as two open requests (see `Arrival.overlapped`).
+   */
+  readonly setLatency: (ms: number) => void
   /** The secrets it verifies with; any one verifying is enough. */
   readonly setSecrets: (secrets: ReadonlyArray<string>) => void
   /** Stops listening and drops open connections; the port stays reserved for `resume`. */
@@ -50,15 +60,26 @@ export const start = (secrets: ReadonlyArray<string>): Effect.Effect<Receiver, n
   Effect.gen(function* () {
     const arrivals: Array<Arrival> = []
     let mode: Mode = "ok"
+    let latencyMs = 0
     let verifiers = secrets.map((secret) => new Webhook(secret))
     const sockets = new Set<Socket>()
+    // Requests open per `webhook-id`, from their headers until their answer or their connection ends.
+    const open = new Map<string, number>()
     const server = createServer((request, response) => {
+      const id = String(request.headers["webhook-id"])
+      const overlapped = (open.get(id) ?? 0) > 0
+      open.set(id, (open.get(id) ?? 0) + 1)
+      response.on("close", () => {
+        const left = open.get(id)! - 1
+        if (left === 0) open.delete(id)
+        else open.set(id, left)
+      })
       const chunks: Array<Buffer> = []
       request.on("data", (chunk: Buffer) => chunks.push(chunk))
       request.on("end", () => {
         const body = Buffer.concat(chunks).toString("utf8")
         const headers = {
-          "webhook-id": String(request.headers["webhook-id"]),
+          "webhook-id": id,
           "webhook-timestamp": String(request.headers["webhook-timestamp"]),
           "webhook-signature": String(request.headers["webhook-signature"])
         }
@@ -70,9 +91,13 @@ export const start = (secrets: ReadonlyArray<string>): Effect.Effect<Receiver, n
             return false
           }
         })
-        const status = mode === "ok" ? 204 : mode === "fail" ? 500 : mode === "gone" ? 410 : 0
-        arrivals.push({ id: headers["webhook-id"], body, verified, status })
-        if (status !== 0) response.writeHead(status).end()
+        const answer = () => {
+          const status = mode === "ok" ? 204 : mode === "fail" ? 500 : mode === "gone" ? 410 : 0
+          arrivals.push({ id, body, verified, status, overlapped })
+          if (status !== 0) response.writeHead(status).end()
+        }
+        if (latencyMs === 0) answer()
+        else setTimeout(answer, latencyMs)
       })
     })
     server.on("connection", (socket) => {
@@ -87,6 +112,9 @@ export const start = (secrets: ReadonlyArray<string>): Effect.Effect<Receiver, n
       acknowledged: () => arrivals.filter((arrival) => arrival.status >= 200 && arrival.status < 300),
       setMode: (next) => {
         mode = next
+      },
+      setLatency: (ms) => {
+        latencyMs = ms
       },
       setSecrets: (next) => {
         verifiers = next.map((secret) => new Webhook(secret))
