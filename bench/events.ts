@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- events`: 10,000 builds (`KILN_BENCH_BUILDS`) through the engine with a no-op runner,
- * concurrency 10, and one webhook endpoint taking every event on a local receiver, on SQLite and then on
+ * concurrency 10, sending up to 128 deliveries at once to one webhook endpoint that takes every event on a
+ * local receiver, on SQLite and then on
  * PostgreSQL (engine in this process). Each event's latency runs from its timestamp — the change's time,
  * taken in its write just before the commit — to its arrival at the receiver; the rate is every event
  * delivered over the time from the first build's creation to the last arrival. `lost` counts feed events
@@ -34,11 +35,14 @@ const receiver = Effect.acquireRelease(
   Effect.callback<{
     url: string
     arrivals: Map<string, number>
+    /** How many builds' `build.finished` arrived: the last event of a build, delivered in order. */
+    finished: () => number
     duplicates: () => number
     close: () => void
   }>((resume) => {
     const arrivals = new Map<string, number>()
     let duplicates = 0
+    let finished = 0
     const server = createServer({ keepAlive: true }, (request, response) => {
       const chunks: Array<Buffer> = []
       request.on("data", (chunk: Buffer) => chunks.push(chunk))
@@ -46,8 +50,12 @@ const receiver = Effect.acquireRelease(
         const id = String(request.headers["webhook-id"])
         if (arrivals.has(id)) duplicates += 1
         else {
-          const { timestamp } = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { timestamp: string }
+          const { type, timestamp } = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
+            type: string
+            timestamp: string
+          }
           arrivals.set(id, Date.now() - Date.parse(timestamp))
+          if (type === "build.finished") finished += 1
         }
         response.writeHead(204).end()
       })
@@ -57,6 +65,7 @@ const receiver = Effect.acquireRelease(
         Effect.succeed({
           url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
           arrivals,
+          finished: () => finished,
           duplicates: () => duplicates,
           close: () => server.close()
         })
@@ -84,20 +93,9 @@ const measure = Effect.gen(function* () {
       storage.createBuild(Access.all, { appVersionId: version.id, trigger: "manual", createdBy: "bench" }),
     { concurrency: 10, discard: true }
   )
-  // Every build's whole life: queued, running, started, finished.
-  let events = 0
-  while (true) {
-    const page = yield* storage.readEvents(Access.all, {
-      after: null,
-      types: ["build.finished"],
-      limit: count
-    })
-    if (page.length === count) {
-      events = (yield* storage.readEvents(Access.all, { after: null, types: null, limit: 10 * count })).length
-      if (hooks.arrivals.size >= events) break
-    }
-    yield* Effect.sleep("50 millis")
-  }
+  // Each build's events arrive in order, \`build.finished\` last: waiting on the receiver alone keeps the
+  // wait from reading the feed while it is measured.
+  while (hooks.finished() < count) yield* Effect.sleep("20 millis")
   const all = yield* storage.readEvents(Access.all, { after: null, types: null, limit: 10 * count })
   const elapsed = (Date.now() - started) / 1000
   const latencies = [...hooks.arrivals.values()].sort((a, b) => a - b)
@@ -111,7 +109,7 @@ const measure = Effect.gen(function* () {
 }).pipe(Effect.scoped)
 
 const engine = (storage: Layer.Layer<Storage.Storage, unknown>, dir: string) =>
-  Engine.layer({ concurrency: 10, webhooks: { concurrency: 32 } }).pipe(
+  Engine.layer({ concurrency: 10, webhooks: { concurrency: 128 } }).pipe(
     Layer.provideMerge(
       Layer.mergeAll(storage, noopRunner, SourceStore.layer({ directory: join(dir, "sources") }))
     ),

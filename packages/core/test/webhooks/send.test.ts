@@ -8,7 +8,13 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Result } from "effect"
 import { Webhook } from "standardwebhooks"
 import * as AddressPolicy from "../../src/internal/webhooks/addressPolicy.ts"
-import { type SendOptions, type SendRequest, send, snippetBytes } from "../../src/internal/webhooks/send.ts"
+import {
+  makeAgents,
+  type SendOptions,
+  type SendRequest,
+  send,
+  snippetBytes
+} from "../../src/internal/webhooks/send.ts"
 import { generateSecret } from "../../src/internal/webhooks/sign.ts"
 
 const local: SendOptions = { policy: Result.getOrThrow(AddressPolicy.make({ allowPrivate: true })) }
@@ -18,6 +24,8 @@ interface Received {
   readonly path: string
   readonly headers: http.IncomingHttpHeaders
   readonly body: string
+  /** The sender's end of the connection: one port per connection. */
+  readonly remotePort: number | undefined
 }
 
 interface Receiver {
@@ -45,7 +53,12 @@ const receiver = Effect.acquireRelease(
       const chunks: Array<Buffer> = []
       req.on("data", (chunk: Buffer) => chunks.push(chunk))
       req.on("end", () => {
-        received.push({ path, headers: req.headers, body: Buffer.concat(chunks).toString() })
+        received.push({
+          path,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString(),
+          remotePort: req.socket.remotePort
+        })
         const [, route, arg] = path.split("/")
         if (route === "ok" || route === "target") res.end("ok")
         else if (route === "status") res.writeHead(Number(arg)).end(`answered ${arg}: the receiver says no`)
@@ -123,6 +136,28 @@ describe("send", () => {
         "No matching signature"
       )
     })
+  )
+
+  it.live(
+    "reuses a kept-alive connection with agents, even after a capped answer; connects anew without",
+    () =>
+      Effect.gen(function* () {
+        const r = yield* receiver
+        const pooled = { ...local, agents: yield* makeAgents(4), maxResponseBytes: 1024 }
+        for (const path of ["/ok", "/ok", "/stream/200", "/ok", "/ok"]) {
+          expect(yield* send(request(r.url(path)), pooled)).toMatchObject({ _tag: "Delivered" })
+          // The socket goes back to the pool just after the answer has been read.
+          yield* Effect.sleep("10 millis")
+        }
+        const ports = r.received.map((received) => received.remotePort)
+        // The capped answer's connection is destroyed: the sends after it share a new one.
+        expect(new Set(ports.slice(0, 3)).size).toBe(1)
+        expect(new Set(ports.slice(3)).size).toBe(1)
+        expect(ports[3]).not.toBe(ports[0])
+        for (const _ of [1, 2])
+          expect(yield* send(request(r.url("/ok")), local)).toMatchObject({ _tag: "Delivered" })
+        expect(new Set(r.received.slice(5).map((received) => received.remotePort)).size).toBe(2)
+      }).pipe(Effect.scoped)
   )
 
   it.live("signs with both secrets during a rotation, so a receiver holding either verifies", () =>

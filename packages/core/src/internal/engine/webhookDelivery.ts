@@ -9,7 +9,7 @@ import type { StorageShape } from "../../Storage.ts"
 import type * as Webhook from "../../Webhook.ts"
 import type { AddressPolicy } from "../webhooks/addressPolicy.ts"
 import { nextDelay, type RetrySchedule, attempts as scheduledAttempts } from "../webhooks/retrySchedule.ts"
-import { type SendResult, send } from "../webhooks/send.ts"
+import { makeAgents, type SendResult, send } from "../webhooks/send.ts"
 
 export interface DeliveryInput {
   readonly storage: StorageShape
@@ -101,6 +101,7 @@ export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, S
       Stream.runForEach(changes, (change) => (change._tag === "EventsWritten" ? signal : Effect.void))
     )
     const slots = yield* Semaphore.make(input.concurrency)
+    const agents = yield* makeAgents(input.concurrency)
     let inFlight = 0
 
     const deliver = (claimed: Webhook.ClaimedDelivery) =>
@@ -110,7 +111,8 @@ export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, S
           {
             policy: input.policy,
             timeout: Duration.millis(input.timeoutMs),
-            maxResponseBytes: input.maxResponseBytes
+            maxResponseBytes: input.maxResponseBytes,
+            agents
           }
         )
         const at = DateTime.makeUnsafe(yield* Clock.currentTimeMillis)
