@@ -151,11 +151,11 @@ describe("sqlite events", () => {
         expect(taken!.fence).toEqual({ owner: "s", claim: 2 })
         expect(taken!.body).toBe(held!.body)
         expect(
-          yield* storage.finishDelivery(held!.delivery.id, held!.fence, delivered(DateTime.makeUnsafe(1)))
-        ).toBe(false)
-        expect(
-          yield* storage.finishDelivery(taken!.delivery.id, taken!.fence, delivered(DateTime.makeUnsafe(2)))
-        ).toBe(true)
+          yield* storage.finishDeliveries([
+            { id: held!.delivery.id, fence: held!.fence, attempt: delivered(DateTime.makeUnsafe(1)) },
+            { id: taken!.delivery.id, fence: taken!.fence, attempt: delivered(DateTime.makeUnsafe(2)) }
+          ])
+        ).toEqual([false, true])
         // A page before a delivery the endpoint does not have is empty, not the newest page again.
         const unknown = Schema.decodeSync(Id.DeliveryId)("dlv_01jd0000000000000000000000")
         expect(yield* storage.listDeliveries(Access.all, hook.id, { before: unknown, limit: 10 })).toEqual([])

@@ -221,14 +221,11 @@ export interface StorageShape {
     request: Webhook.DeliveryClaimRequest
   ) => E<ReadonlyArray<Webhook.ClaimedDelivery>>
   /**
-   * Records an attempt if the delivery is still leased under `fence` (answers whether it was), and ends the
-   * lease; disables the endpoint when the attempt says so.
+   * Records each attempt whose delivery is still leased under its fence, all in one transaction (a sender
+   * records what finished while it was busy in one go), and ends those leases; disables an endpoint when
+   * an attempt says so. Answers, in order, whether each was still leased.
    */
-  readonly finishDelivery: (
-    id: DeliveryId,
-    fence: Webhook.DeliveryFence,
-    attempt: Webhook.Attempt
-  ) => E<boolean>
+  readonly finishDeliveries: (finished: ReadonlyArray<Webhook.FinishedDelivery>) => E<ReadonlyArray<boolean>>
   /** An endpoint's deliveries, newest first. */
   readonly listDeliveries: (
     access: Access,

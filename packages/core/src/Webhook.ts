@@ -168,6 +168,13 @@ export interface Attempt {
   readonly disable: string | null
 }
 
+/** A sender's attempt at a delivery it leased under `fence`, to record. */
+export interface FinishedDelivery {
+  readonly id: DeliveryId
+  readonly fence: DeliveryFence
+  readonly attempt: Attempt
+}
+
 /** A page of an endpoint's deliveries, newest first: those before `before` (from the newest when null). */
 export interface DeliveryRead {
   readonly before: DeliveryId | null

@@ -9,7 +9,7 @@
 import type { Access } from "@kiln/core"
 import { Event, Id, Storage, type Webhook } from "@kiln/core"
 import { SqlRows, type StorageDriver } from "@kiln/core/adapter"
-import { DateTime, Effect } from "effect"
+import { Effect } from "effect"
 import { inScope, scope, visible } from "./access.ts"
 import type { Database } from "./connection.ts"
 import { type EventRow, eventsWritten, settled, toEvent } from "./events.ts"
@@ -163,19 +163,26 @@ const deliveryStatements = {
      SELECT * FROM claimed ORDER BY seq`
   ),
   // Fenced on the lease's holder and claim; the endpoint is disabled in the same statement when asked.
+  // One row per attempt, as parallel arrays: a sender's whole batch is one statement.
   finish: prepared(
-    "finish_delivery",
-    `WITH finished AS (
-       UPDATE webhook_deliveries SET status = $4, attempts = attempts + 1, last_attempt_at = $5,
-         last_status_code = $6, last_error = $7, last_duration_ms = $8, next_attempt_at = $9, delivered_at = $10,
+    "finish_deliveries",
+    `WITH attempt AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::int[], $7::text[],
+         $8::int[], $9::bigint[], $10::bigint[], $11::text[])
+         AS a(id, owner, claim, status, at, status_code, error, duration_ms, next_attempt_at, delivered_at, disable)
+     ), finished AS (
+       UPDATE webhook_deliveries d SET status = a.status, attempts = d.attempts + 1, last_attempt_at = a.at,
+         last_status_code = a.status_code, last_error = a.error, last_duration_ms = a.duration_ms,
+         next_attempt_at = a.next_attempt_at, delivered_at = a.delivered_at,
          lease_owner = NULL, lease_expires_at = NULL
-       WHERE id = $1 AND lease_owner = $2 AND lease_claim = $3 AND status = 'pending'
-       RETURNING webhook_id
+       FROM attempt a
+       WHERE d.id = a.id AND d.lease_owner = a.owner AND d.lease_claim = a.claim AND d.status = 'pending'
+       RETURNING d.id, d.webhook_id, a.disable, a.at
      ), disabled AS (
-       UPDATE webhooks SET enabled = false, disabled_reason = $11, updated_at = $5
-       WHERE $11::text IS NOT NULL AND id IN (SELECT webhook_id FROM finished)
+       UPDATE webhooks w SET enabled = false, disabled_reason = f.disable, updated_at = f.at
+       FROM finished f WHERE f.disable IS NOT NULL AND w.id = f.webhook_id
      )
-     SELECT count(*)::int AS finished FROM finished`
+     SELECT id FROM finished`
   )
 }
 
@@ -194,7 +201,7 @@ export const makeDeliveryQueries = (
   StorageDriver.Queries,
   | "fanOutEvents"
   | "claimDeliveries"
-  | "finishDelivery"
+  | "finishDeliveries"
   | "listDeliveries"
   | "getDelivery"
   | "redeliver"
@@ -254,23 +261,27 @@ export const makeDeliveryQueries = (
             })
           )
       ),
-    finishDelivery: (id, fence, attempt) => {
-      const { next } = attempt
+    finishDeliveries: (finished) => {
+      if (finished.length === 0) return Effect.succeed([])
+      const columns = finished.map((one) => SqlRows.attemptColumns(one.attempt))
       return Effect.map(
-        run<{ readonly finished: number }>(deliveryStatements.finish, [
-          id,
-          fence.owner,
-          fence.claim,
-          next._tag === "Delivered" ? "delivered" : next._tag === "Failed" ? "failed" : "pending",
-          DateTime.toEpochMillis(attempt.at),
-          attempt.statusCode,
-          attempt.error,
-          attempt.durationMs === null ? null : Math.round(attempt.durationMs),
-          next._tag === "Retry" ? DateTime.toEpochMillis(next.at) : null,
-          next._tag === "Delivered" ? DateTime.toEpochMillis(attempt.at) : null,
-          attempt.disable
+        run<{ readonly id: string }>(deliveryStatements.finish, [
+          finished.map((one) => one.id),
+          finished.map((one) => one.fence.owner),
+          finished.map((one) => one.fence.claim),
+          columns.map((c) => c.status),
+          columns.map((c) => c.last_attempt_at),
+          columns.map((c) => c.last_status_code),
+          columns.map((c) => c.last_error),
+          columns.map((c) => (c.last_duration_ms === null ? null : Math.round(c.last_duration_ms))),
+          columns.map((c) => c.next_attempt_at),
+          columns.map((c) => c.delivered_at),
+          finished.map((one) => one.attempt.disable)
         ]),
-        ([row]) => row!.finished === 1
+        (rows) => {
+          const recorded = new Set(rows.map((row) => row.id))
+          return finished.map((one) => recorded.has(one.id))
+        }
       )
     },
     listDeliveries: (access, webhookId, read) =>

@@ -15,7 +15,7 @@ type DeliveryQueries = Pick<
   StorageDriver.Queries,
   | "fanOutEvents"
   | "claimDeliveries"
-  | "finishDelivery"
+  | "finishDeliveries"
   | "listDeliveries"
   | "getDelivery"
   | "redeliver"
@@ -86,20 +86,24 @@ export const makeDeliveryQueries = (
         })
       ),
 
-    finishDelivery: (id, fence, result) =>
-      immediate(db, () => {
-        const finished = sql.finishDelivery.get({
-          ...rows.attemptColumns(result),
-          id,
-          owner: fence.owner,
-          claim: fence.claim
-        })
-        if (finished === undefined) return Result.succeed(false)
-        if (result.disable !== null) {
-          sql.disableWebhook.run(result.disable, DateTime.toEpochMillis(result.at), finished.webhook_id)
-        }
-        return Result.succeed(true)
-      }),
+    finishDeliveries: (finished) =>
+      immediate(db, () =>
+        Result.succeed(
+          finished.map(({ id, fence, attempt }) => {
+            const row = sql.finishDelivery.get({
+              ...rows.attemptColumns(attempt),
+              id,
+              owner: fence.owner,
+              claim: fence.claim
+            })
+            if (row === undefined) return false
+            if (attempt.disable !== null) {
+              sql.disableWebhook.run(attempt.disable, DateTime.toEpochMillis(attempt.at), row.webhook_id)
+            }
+            return true
+          })
+        )
+      ),
 
     // A `before` that is not one of the endpoint's deliveries has nothing before it.
     listDeliveries: (access, webhookId, read) =>

@@ -20,7 +20,7 @@ type Operations =
   | "deleteWebhook"
   | "fanOutEvents"
   | "claimDeliveries"
-  | "finishDelivery"
+  | "finishDeliveries"
   | "listDeliveries"
   | "getDelivery"
   | "redeliver"
@@ -90,6 +90,42 @@ export const makeMemoryWebhooks = (
   const receives = (webhook: Webhook.Webhook, event: Event.Event) =>
     webhook.workspaceId === event.workspaceId &&
     (webhook.types.length === 0 || webhook.types.includes(event.type))
+
+  /** Records one sender's attempt if its lease still holds. */
+  const finish = ({ id, fence, attempt }: Webhook.FinishedDelivery): boolean => {
+    const stored = deliveries.get(id)
+    if (
+      stored === undefined ||
+      stored.delivery.status !== "pending" ||
+      stored.lease?.owner !== fence.owner ||
+      stored.lease.claim !== fence.claim
+    ) {
+      return false
+    }
+    const { next } = attempt
+    stored.lease = null
+    stored.delivery = {
+      ...stored.delivery,
+      status: next._tag === "Delivered" ? "delivered" : next._tag === "Failed" ? "failed" : "pending",
+      attempts: stored.delivery.attempts + 1,
+      lastAttemptAt: attempt.at,
+      lastStatusCode: attempt.statusCode,
+      lastError: attempt.error,
+      lastDurationMs: attempt.durationMs,
+      nextAttemptAt: next._tag === "Retry" ? next.at : null,
+      deliveredAt: next._tag === "Delivered" ? attempt.at : null
+    }
+    const endpoint = endpoints.get(stored.delivery.webhookId)
+    if (attempt.disable !== null && endpoint !== undefined) {
+      endpoint.webhook = {
+        ...endpoint.webhook,
+        enabled: false,
+        disabledReason: attempt.disable,
+        updatedAt: attempt.at
+      }
+    }
+    return true
+  }
 
   return {
     readEvents: (access, read) =>
@@ -218,43 +254,7 @@ export const makeMemoryWebhooks = (
       }
       return claimed
     }, serial),
-    finishDelivery: (id, fence, attempt) =>
-      serial(
-        Effect.sync(() => {
-          const stored = deliveries.get(id)
-          if (
-            stored === undefined ||
-            stored.delivery.status !== "pending" ||
-            stored.lease?.owner !== fence.owner ||
-            stored.lease.claim !== fence.claim
-          ) {
-            return false
-          }
-          const { next } = attempt
-          stored.lease = null
-          stored.delivery = {
-            ...stored.delivery,
-            status: next._tag === "Delivered" ? "delivered" : next._tag === "Failed" ? "failed" : "pending",
-            attempts: stored.delivery.attempts + 1,
-            lastAttemptAt: attempt.at,
-            lastStatusCode: attempt.statusCode,
-            lastError: attempt.error,
-            lastDurationMs: attempt.durationMs,
-            nextAttemptAt: next._tag === "Retry" ? next.at : null,
-            deliveredAt: next._tag === "Delivered" ? attempt.at : null
-          }
-          const endpoint = endpoints.get(stored.delivery.webhookId)
-          if (attempt.disable !== null && endpoint !== undefined) {
-            endpoint.webhook = {
-              ...endpoint.webhook,
-              enabled: false,
-              disabledReason: attempt.disable,
-              updatedAt: attempt.at
-            }
-          }
-          return true
-        })
-      ),
+    finishDeliveries: (finished) => serial(Effect.sync(() => finished.map(finish))),
     listDeliveries: (access, webhookId, read) =>
       Effect.flatMap(Effect.fromResult(endpointOf(access, webhookId)), () =>
         Effect.sync(() => {

@@ -103,6 +103,25 @@ export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, S
     const slots = yield* Semaphore.make(input.concurrency)
     const agents = yield* makeAgents(input.concurrency)
     let inFlight = 0
+    // Attempts waiting to be recorded: the next round records all of them in one storage call, before it
+    // claims, so a build's next event is claimable once the one before it is recorded.
+    let finished: Array<Webhook.FinishedDelivery> = []
+    const record = Effect.suspend(() => {
+      if (finished.length === 0) return Effect.void
+      const batch = finished
+      finished = []
+      return storage.finishDeliveries(batch).pipe(
+        Effect.catch((error) =>
+          Effect.sync(() => {
+            // Kept for the next round: a lease that ran out meanwhile answers false, and the delivery is
+            // sent again, never lost.
+            finished = batch.concat(finished)
+          }).pipe(Effect.andThen(Effect.logWarning("recording webhook deliveries failed", error)))
+        )
+      )
+    })
+    // A clean stop records what was sent, so a restart does not send it again.
+    yield* Effect.addFinalizer(() => record)
 
     const deliver = (claimed: Webhook.ClaimedDelivery) =>
       Effect.gen(function* () {
@@ -117,12 +136,11 @@ export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, S
         )
         const at = DateTime.makeUnsafe(yield* Clock.currentTimeMillis)
         const attempt = attemptOf(result, claimed.delivery.attempts + 1, at, input.retrySchedule)
-        yield* storage.finishDelivery(claimed.delivery.id, claimed.fence, attempt)
+        finished.push({ id: claimed.delivery.id, fence: claimed.fence, attempt })
         if (attempt.disable !== null) {
           yield* Effect.logWarning(`webhook ${claimed.delivery.webhookId} disabled: ${attempt.disable}`)
         }
       }).pipe(
-        Effect.catch((error) => Effect.logWarning("recording a webhook delivery failed", error)),
         Effect.ensuring(
           Effect.sync(() => {
             inFlight -= 1
@@ -132,6 +150,7 @@ export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, S
       )
 
     const round = Effect.gen(function* () {
+      yield* record
       let moved = 0
       while (true) {
         const step = yield* storage.fanOutEvents(fanOutBatch)
@@ -145,7 +164,7 @@ export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, S
           : yield* storage.claimDeliveries({ owner: input.owner, leaseMs: input.leaseMs, max: free })
       inFlight += claimed.length
       for (const delivery of claimed) yield* Effect.forkScoped(deliver(delivery))
-      return moved > 0 || claimed.length > 0
+      return moved > 0 || claimed.length > 0 || finished.length > 0
     }).pipe(
       Effect.catch((error) =>
         Effect.as(Effect.logWarning("webhook delivery round failed; trying again", error), false)

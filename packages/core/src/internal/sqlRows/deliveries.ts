@@ -80,7 +80,7 @@ export const newDelivery = (
   lease_expires_at: null
 })
 
-/** The columns an attempt writes, as `finishDelivery` records it. */
+/** The columns an attempt writes, as `finishDeliveries` records it. */
 export const attemptColumns = (attempt: Webhook.Attempt) => ({
   status:
     attempt.next._tag === "Delivered" ? "delivered" : attempt.next._tag === "Retry" ? "pending" : "failed",

@@ -55,6 +55,12 @@ const attempt = (next: Webhook.Attempt["next"], options: Partial<Webhook.Attempt
 
 const delivered = attempt({ _tag: "Delivered" })
 
+/** Records one attempt, as a sender's batch of one. */
+const finish = (claimed: Webhook.ClaimedDelivery, result: Webhook.Attempt) =>
+  Storage.use((storage) =>
+    storage.finishDeliveries([{ id: claimed.delivery.id, fence: claimed.fence, attempt: result }])
+  ).pipe(Effect.map(([recorded]) => recorded!))
+
 /** Webhook endpoints, the fan-out of events into deliveries, and leased, ordered delivery. */
 export const webhooks = (name: string, make: MakeStorage) =>
   describe(`${name} › storage: webhooks`, () => {
@@ -178,7 +184,7 @@ export const webhooks = (name: string, make: MakeStorage) =>
         ])
         // Leased: no one else gets them, and nothing after them, while the lease lives.
         expect(yield* claim("other")).toEqual([])
-        yield* storage.finishDelivery(first[0]!.delivery.id, first[0]!.fence, yield* delivered)
+        yield* finish(first[0]!, yield* delivered)
         const second = yield* claim("sender")
         expect(second.map((c) => [c.delivery.subject, c.delivery.eventType])).toEqual([
           [a!.id, "build.running"]
@@ -186,9 +192,8 @@ export const webhooks = (name: string, make: MakeStorage) =>
         // A retry keeps its place: the build's later delivery waits behind it.
         const retryAt = DateTime.add(yield* now, { hours: 1 })
         expect(
-          yield* storage.finishDelivery(
-            second[0]!.delivery.id,
-            second[0]!.fence,
+          yield* finish(
+            second[0]!,
             yield* attempt({ _tag: "Retry", at: retryAt }, { statusCode: 500, error: "HTTP 500" })
           )
         ).toBe(true)
@@ -206,11 +211,7 @@ export const webhooks = (name: string, make: MakeStorage) =>
         expect(again).toMatchObject({ status: "pending", attempts: 1, eventId: retried.eventId })
         const third = yield* claim("sender")
         expect(third.map((c) => c.delivery.id)).toEqual([retried.id])
-        yield* storage.finishDelivery(
-          third[0]!.delivery.id,
-          third[0]!.fence,
-          yield* attempt({ _tag: "Failed" })
-        )
+        yield* finish(third[0]!, yield* attempt({ _tag: "Failed" }))
         expect((yield* storage.getDelivery(Access.all, retried.id)).status).toBe("failed")
         expect((yield* claim("sender")).map((c) => c.delivery.eventType)).toEqual([])
         const hookDeliveries = yield* storage.listDeliveries(Access.all, hook.id, { before: null, limit: 10 })
@@ -228,9 +229,9 @@ export const webhooks = (name: string, make: MakeStorage) =>
         const [taken] = yield* claim("b", 1)
         expect(taken!.delivery.id).toBe(held!.delivery.id)
         expect(taken!.fence).not.toEqual(held!.fence)
-        expect(yield* storage.finishDelivery(held!.delivery.id, held!.fence, yield* delivered)).toBe(false)
+        expect(yield* finish(held!, yield* delivered)).toBe(false)
         expect((yield* storage.getDelivery(Access.all, held!.delivery.id)).attempts).toBe(0)
-        expect(yield* storage.finishDelivery(taken!.delivery.id, taken!.fence, yield* delivered)).toBe(true)
+        expect(yield* finish(taken!, yield* delivered)).toBe(true)
         const done = yield* storage.getDelivery(Access.all, taken!.delivery.id)
         expect(done).toMatchObject({
           status: "delivered",
@@ -239,7 +240,46 @@ export const webhooks = (name: string, make: MakeStorage) =>
           nextAttemptAt: null
         })
         expect(done.deliveredAt).not.toBeNull()
-        expect(yield* storage.finishDelivery(taken!.delivery.id, taken!.fence, yield* delivered)).toBe(false)
+        expect(yield* finish(taken!, yield* delivered)).toBe(false)
+      }))
+
+    it("records a sender's batch in one call, answering for each attempt in order", () =>
+      Effect.gen(function* () {
+        const { storage, workspace, version } = yield* seed()
+        const hook = yield* endpoint(workspace.id, { types: ["build.queued"] })
+        yield* queue(version, 3)
+        yield* fanOutAll
+        const [stale] = yield* claim("a", 1, 1)
+        yield* Effect.sleep("20 millis")
+        const [first, second, third] = yield* claim("b", 3)
+        expect(first!.delivery.id).toBe(stale!.delivery.id)
+        const retryAt = DateTime.add(yield* now, { hours: 1 })
+        const failing = (statusCode: number, disable: string | null = null) =>
+          attempt({ _tag: "Retry", at: retryAt }, { statusCode, error: `HTTP ${statusCode}`, disable })
+        const recorded = yield* storage.finishDeliveries([
+          { id: first!.delivery.id, fence: first!.fence, attempt: yield* delivered },
+          { id: stale!.delivery.id, fence: stale!.fence, attempt: yield* delivered },
+          { id: second!.delivery.id, fence: second!.fence, attempt: yield* failing(500) },
+          { id: third!.delivery.id, fence: third!.fence, attempt: yield* failing(410, "answered 410 Gone") }
+        ])
+        expect(recorded).toEqual([true, false, true, true])
+        const [one, two, three] = yield* Effect.forEach([first, second, third], (c) =>
+          storage.getDelivery(Access.all, c!.delivery.id)
+        )
+        expect(one).toMatchObject({ status: "delivered", attempts: 1, lastStatusCode: 200 })
+        expect(two).toMatchObject({
+          status: "pending",
+          attempts: 1,
+          lastStatusCode: 500,
+          lastError: "HTTP 500"
+        })
+        expect(three).toMatchObject({ status: "pending", attempts: 1, lastStatusCode: 410 })
+        expect(DateTime.toEpochMillis(two.nextAttemptAt!)).toBe(DateTime.toEpochMillis(retryAt))
+        expect(yield* storage.getWebhook(Access.all, hook.id)).toMatchObject({
+          enabled: false,
+          disabledReason: "answered 410 Gone"
+        })
+        expect(yield* storage.finishDeliveries([])).toEqual([])
       }))
 
     it("disables an endpoint when an attempt says so, keeping its backlog for when it is enabled", () =>
@@ -249,9 +289,8 @@ export const webhooks = (name: string, make: MakeStorage) =>
         yield* queue(version, 2)
         yield* fanOutAll
         const [gone] = yield* claim("sender", 1)
-        yield* storage.finishDelivery(
-          gone!.delivery.id,
-          gone!.fence,
+        yield* finish(
+          gone!,
           yield* attempt({ _tag: "Retry", at: yield* now }, { statusCode: 410, disable: "answered 410 Gone" })
         )
         expect(yield* storage.getWebhook(Access.all, hook.id)).toMatchObject({
@@ -276,7 +315,7 @@ export const webhooks = (name: string, make: MakeStorage) =>
         })
         const [during] = yield* claim("sender", 1)
         expect(during!.secrets).toEqual([secret(4), secret(1)])
-        yield* storage.finishDelivery(during!.delivery.id, during!.fence, yield* delivered)
+        yield* finish(during!, yield* delivered)
         yield* Effect.sleep("400 millis")
         const [later] = yield* claim("sender", 1)
         expect(later!.secrets).toEqual([secret(4)])
@@ -300,7 +339,7 @@ export const webhooks = (name: string, make: MakeStorage) =>
         const [claimed] = yield* claim("sender")
         expect(claimed!.delivery.id).toBe(queued.id)
         expect(JSON.parse(claimed!.body)).toMatchObject({ type: "ping", id: ping.id })
-        yield* storage.finishDelivery(queued.id, claimed!.fence, yield* delivered)
+        yield* finish(claimed!, yield* delivered)
         expect(yield* storage.listDeliveries(Access.all, quiet.id, { before: null, limit: 10 })).toEqual([])
         const again = yield* storage.redeliver(Access.all, queued.id)
         expect(again).toMatchObject({ status: "pending", eventId: ping.id, deliveredAt: null })
