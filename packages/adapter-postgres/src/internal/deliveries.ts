@@ -111,13 +111,14 @@ const deliveryStatements = {
   ),
   // The cursor row, locked or skipped; the events after it that every transaction before them has ended
   // (see events.ts), each with every endpoint of its workspace that takes its type, share-locked so that
-  // none is deleted before its deliveries are inserted.
+  // none is deleted before its deliveries are inserted. The cursor is compared as values, not joined: a
+  // join leaves the planner free to read the feed from its start and filter, which grows with the feed.
   fanOutRead: prepared(
     "fan_out_read",
     `WITH cursor AS MATERIALIZED (SELECT xid, seq FROM webhook_fanout FOR UPDATE SKIP LOCKED),
      moved AS MATERIALIZED (
-       SELECT e.* FROM events e, cursor c
-       WHERE (e.xid, e.seq) > (c.xid, c.seq) AND ${settled("e")}
+       SELECT e.* FROM events e
+       WHERE (e.xid, e.seq) > ((SELECT xid FROM cursor), (SELECT seq FROM cursor)) AND ${settled("e")}
        ORDER BY e.xid, e.seq LIMIT $1
      ),
      endpoints AS MATERIALIZED (
@@ -136,8 +137,10 @@ const deliveryStatements = {
      advanced AS (UPDATE webhook_fanout SET xid = $${after}::xid8, seq = $${after + 1})
      SELECT pg_notify($${after + 2}, $${after + 3}) WHERE cardinality($1::text[]) > 0`
   ),
-  // Due deliveries of enabled endpoints with no live lease and no earlier pending delivery of the same
-  // subject to the same endpoint, oldest due first; a row another claimer holds is skipped.
+  // Due deliveries of enabled endpoints with no live lease that are the first pending delivery of their
+  // subject to their endpoint, oldest due first; a row another claimer holds is skipped. The first is
+  // looked up per row (a subquery is planned with its values as an index condition), where an anti-join
+  // may scan every pending delivery for each.
   claim: prepared(
     "claim_deliveries",
     `WITH clock AS (SELECT ${databaseNow} AS now),
@@ -145,9 +148,9 @@ const deliveryStatements = {
        SELECT d.seq FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id, clock
        WHERE d.status = 'pending' AND d.next_attempt_at <= clock.now AND w.enabled
          AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= clock.now)
-         AND NOT EXISTS (
-           SELECT 1 FROM webhook_deliveries p
-           WHERE p.webhook_id = d.webhook_id AND p.subject = d.subject AND p.status = 'pending' AND p.seq < d.seq
+         AND d.seq = (
+           SELECT min(p.seq) FROM webhook_deliveries p
+           WHERE p.webhook_id = d.webhook_id AND p.subject = d.subject AND p.status = 'pending'
          )
        ORDER BY d.next_attempt_at, d.seq LIMIT $3
        FOR NO KEY UPDATE OF d SKIP LOCKED
@@ -168,8 +171,8 @@ const deliveryStatements = {
     "finish_deliveries",
     `WITH attempt AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::int[], $7::text[],
-         $8::int[], $9::bigint[], $10::bigint[], $11::text[])
-         AS a(id, owner, claim, status, at, status_code, error, duration_ms, next_attempt_at, delivered_at, disable)
+         $8::int[], $9::bigint[], $10::bigint[], $11::text[]) WITH ORDINALITY
+         AS a(id, owner, claim, status, at, status_code, error, duration_ms, next_attempt_at, delivered_at, disable, n)
      ), finished AS (
        UPDATE webhook_deliveries d SET status = a.status, attempts = d.attempts + 1, last_attempt_at = a.at,
          last_status_code = a.status_code, last_error = a.error, last_duration_ms = a.duration_ms,
@@ -177,12 +180,12 @@ const deliveryStatements = {
          lease_owner = NULL, lease_expires_at = NULL
        FROM attempt a
        WHERE d.id = a.id AND d.lease_owner = a.owner AND d.lease_claim = a.claim AND d.status = 'pending'
-       RETURNING d.id, d.webhook_id, a.disable, a.at
+       RETURNING a.n, d.webhook_id, a.disable, a.at
      ), disabled AS (
        UPDATE webhooks w SET enabled = false, disabled_reason = f.disable, updated_at = f.at
        FROM finished f WHERE f.disable IS NOT NULL AND w.id = f.webhook_id
      )
-     SELECT id FROM finished`
+     SELECT n FROM finished`
   )
 }
 
@@ -265,7 +268,7 @@ export const makeDeliveryQueries = (
       if (finished.length === 0) return Effect.succeed([])
       const columns = finished.map((one) => SqlRows.attemptColumns(one.attempt))
       return Effect.map(
-        run<{ readonly id: string }>(deliveryStatements.finish, [
+        run<{ readonly n: string }>(deliveryStatements.finish, [
           finished.map((one) => one.id),
           finished.map((one) => one.fence.owner),
           finished.map((one) => one.fence.claim),
@@ -278,9 +281,10 @@ export const makeDeliveryQueries = (
           columns.map((c) => c.delivered_at),
           finished.map((one) => one.attempt.disable)
         ]),
+        // By position: a batch may hold a stale attempt and the live one of the same delivery.
         (rows) => {
-          const recorded = new Set(rows.map((row) => row.id))
-          return finished.map((one) => recorded.has(one.id))
+          const recorded = new Set(rows.map((row) => Number(row.n)))
+          return finished.map((_, n) => recorded.has(n + 1))
         }
       )
     },
