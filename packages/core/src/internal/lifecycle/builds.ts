@@ -58,12 +58,16 @@ export const createBuild = (lifecycle: Lifecycle) =>
         ) {
           return yield* NotFound.of("source event", sourceEventId)
         }
-        const existing = yield* tx.existingBuild({
-          workspaceId: version.workspaceId,
-          idempotencyKey: key,
-          appId: version.appId,
-          sourceEventId
-        })
+        // With neither a key nor an event, no build can match: no lookup, one round trip less on SQL.
+        const existing =
+          key === null && sourceEventId === null
+            ? undefined
+            : yield* tx.existingBuild({
+                workspaceId: version.workspaceId,
+                idempotencyKey: key,
+                appId: version.appId,
+                sourceEventId
+              })
         if (existing !== undefined) {
           // A key names one request: reusing it for another version is a mistake, not a retry.
           if (key !== null && existing.idempotencyKey === key && existing.appVersionId !== version.id) {
