@@ -46,22 +46,33 @@ export const noopRunner = Layer.succeed(Runner.Runner, {
   sweep: () => Effect.succeed([])
 })
 
+/** A workspace with `apps` apps (one by default) and a ready version of each. */
+export const seedVersions = (apps = 1) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage.Storage
+    const workspace = yield* storage.createWorkspace({ name: "bench" })
+    return yield* Effect.forEach(
+      Array.from({ length: apps }, (_, n) => n),
+      (n) =>
+        Effect.flatMap(
+          storage.createApp(Access.all, {
+            workspaceId: workspace.id,
+            handle: n === 0 ? "noop" : `noop-${n}`,
+            name: "No-op",
+            kind: "app",
+            build: { ...App.defaultBuildSettings, strategy: "commands", buildCommand: "true" }
+          }),
+          (app) =>
+            storage.createAppVersion(Access.all, {
+              appId: app.id,
+              source: { type: "git", url: "https://git.example.com/noop.git", commitSha: "e".repeat(40) }
+            })
+        )
+    )
+  })
+
 /** A workspace with one app and a ready version of it. */
-export const seedVersion = Effect.gen(function* () {
-  const storage = yield* Storage.Storage
-  const workspace = yield* storage.createWorkspace({ name: "bench" })
-  const app = yield* storage.createApp(Access.all, {
-    workspaceId: workspace.id,
-    handle: "noop",
-    name: "No-op",
-    kind: "app",
-    build: { ...App.defaultBuildSettings, strategy: "commands", buildCommand: "true" }
-  })
-  return yield* storage.createAppVersion(Access.all, {
-    appId: app.id,
-    source: { type: "git", url: "https://git.example.com/noop.git", commitSha: "e".repeat(40) }
-  })
-})
+export const seedVersion = Effect.map(seedVersions(), (versions) => versions[0]!)
 
 export const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
