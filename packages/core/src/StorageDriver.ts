@@ -85,8 +85,11 @@ export interface Transaction {
   readonly existingBuild: (lookup: BuildLookup) => E<Build | undefined>
   /** The app's next sequence number (1 for its first build), taken for good. */
   readonly nextSequence: (appId: AppId) => E<number>
-  /** Inserts a new build; publishes `Change.buildChanged(build)` to other processes if the driver has them. */
-  readonly insertBuild: (build: Build) => E<void>
+  /**
+   * Inserts new builds, several when creations are batched; publishes `Change.buildChanged` of each to
+   * other processes if the driver has them.
+   */
+  readonly insertBuilds: (builds: ReadonlyArray<Build>) => E<void>
 
   /** Makes claims with caps take turns across processes; not needed where transactions already take turns. */
   readonly lockClaims?: E<void> | undefined

@@ -3,8 +3,10 @@
  * `StorageDriver` (docs/adapters.md); `Sql` compiles the query language for SQLite and PostgreSQL,
  * `SqlRows` fixes the columns every SQL adapter shares, and `Evaluator` answers queries in memory. A runner
  * uses `BuildContext` for Docker build contexts, and `LineBuffer` and `Redactor` for its output. `Claim`
- * and `LogBudget` are the pure rules core's lifecycle applies, for adapters' own tests and fast paths.
+ * and `LogBudget` are the pure rules core's lifecycle applies, for adapters' own tests and fast paths;
+ * `Batcher` groups concurrent writes, as core's build creation and PostgreSQL's fast paths do.
  */
+export * as Batcher from "./Batcher.ts"
 export * as BuildContext from "./BuildContext.ts"
 export * as Claim from "./Claim.ts"
 export * as Evaluator from "./Evaluator.ts"

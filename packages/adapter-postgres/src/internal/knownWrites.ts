@@ -4,9 +4,8 @@
  * a compare-and-set with the events it announces, so one round trip serves many builds.
  */
 import type { Id } from "@kiln/core"
-import { SqlRows as rows, type StorageDriver } from "@kiln/core/adapter"
+import { Batcher, SqlRows as rows, type StorageDriver } from "@kiln/core/adapter"
 import { Effect, type Scope } from "effect"
-import { makeBatcher } from "./batcher.ts"
 import type { Run } from "./connection.ts"
 import { eventValues } from "./events.ts"
 import { valuesOf } from "./sql.ts"
@@ -67,7 +66,7 @@ export const makeKnownWrites = (
   channel: string,
   source: string
 ): Effect.Effect<(write: StorageDriver.KnownWrite) => Effect.Effect<boolean>, never, Scope.Scope> =>
-  makeBatcher({
+  Batcher.make({
     max: 100,
     // One statement at a time, carrying everything queued meanwhile: an engine's slot is free before its
     // build's last writes are stored, so a write that waits costs no throughput, while each statement

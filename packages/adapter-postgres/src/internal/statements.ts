@@ -265,9 +265,14 @@ export const statements = {
     `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1 RETURNING ${list(tokenColumns)}`
   ),
 
-  insertBuild: prepared(
-    "insert_build",
-    `${insertInto("builds", buildColumns)} RETURNING pg_notify($${buildColumns.length + 1}, $${buildColumns.length + 2})`
+  // The rows as one JSON array, typed by the table's own row type: one statement for a batch of any size.
+  insertBuilds: prepared(
+    "insert_builds",
+    `WITH inserted AS (
+       INSERT INTO builds (${list(buildColumns)})
+       SELECT ${list(buildColumns)} FROM json_populate_recordset(NULL::builds, $1::json)
+     )
+     SELECT pg_notify($2, payload) FROM unnest($3::text[]) AS payload`
   ),
   buildById: prepared("build_by_id", `SELECT ${builds} FROM builds WHERE id = $1`),
   // Fenced writes lock the build: they take turns with each other and with every state change.

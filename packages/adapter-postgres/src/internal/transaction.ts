@@ -15,6 +15,12 @@ import { statements } from "./statements.ts"
 /** How this storage's writes announce a change: the last two parameters of a statement that publishes one. */
 export type Notify = (change: Change.Change) => ReadonlyArray<unknown>
 
+/** The channel, then one payload per change as an array: for a statement that publishes each of many. */
+const notifyEach = (notify: Notify, changes: ReadonlyArray<Change.Change>) => {
+  const each = changes.map(notify)
+  return [each[0]![0], each.map((parameters) => parameters[1])]
+}
+
 /** A log line's columns in the order the statements that write lines take them. */
 export const lineColumns = ["seq", "ts", "stream", "step", "text"] as const
 
@@ -93,13 +99,15 @@ export const makeTransaction = (tx: Run, schema: string, notify: Notify): Storag
       tx<{ readonly build_sequence: number }>(statements.nextBuildSequence, [appId]),
       ([row]) => row!.build_sequence
     ),
-  insertBuild: (build) =>
-    Effect.asVoid(
-      tx(statements.insertBuild, [
-        ...valuesOf(rows.fromBuild(build), rows.buildColumns),
-        ...notify(Change.buildChanged(build))
-      ])
-    ),
+  insertBuilds: (builds) =>
+    builds.length === 0
+      ? Effect.void
+      : Effect.asVoid(
+          tx(statements.insertBuilds, [
+            JSON.stringify(builds.map(rows.fromBuild)),
+            ...notifyEach(notify, builds.map(Change.buildChanged))
+          ])
+        ),
   // Claims with caps take turns on a transaction-scoped advisory lock of the schema: under it they count the
   // active builds, choose and claim, so two processes can never both count "0 active" for one app and both
   // claim. SERIALIZABLE would abort and retry exactly when engines claim together; the lock queues them

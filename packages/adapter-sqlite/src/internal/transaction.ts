@@ -85,9 +85,9 @@ const makeTransaction = (sql: Statements, at: DateTime.Utc): StorageDriver.Trans
       return row === undefined ? undefined : rows.toBuild(row)
     }),
   nextSequence: (appId) => Effect.sync(() => sql.nextBuildSequence.get(appId)!.build_sequence),
-  insertBuild: (build) =>
+  insertBuilds: (builds) =>
     Effect.sync(() => {
-      sql.insertBuild.run(rows.fromBuild(build))
+      for (const build of builds) sql.insertBuild.run(rows.fromBuild(build))
     }),
   activeCounts: Effect.sync(() => ({
     byWorkspace: counts(sql.activeByWorkspace.all()),

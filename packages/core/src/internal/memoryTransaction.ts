@@ -128,10 +128,12 @@ const makeTransaction = (tables: Tables, undo: Array<() => void>, at: DateTime.U
         set(appSequences, appId, next)
         return next
       }),
-    insertBuild: (build) =>
+    insertBuilds: (inserted) =>
       Effect.sync(() => {
-        set(builds, build.id, build)
-        set(steps, build.id, [])
+        for (const build of inserted) {
+          set(builds, build.id, build)
+          set(steps, build.id, [])
+        }
       }),
     activeCounts: Effect.sync(() => {
       const byWorkspace = new Map<string, number>()

@@ -6,6 +6,7 @@
  */
 import { DateTime, Effect, Result } from "effect"
 import * as Access from "../../Access.ts"
+import * as Batcher from "../../Batcher.ts"
 import * as Build from "../../Build.ts"
 import * as BuildState from "../../BuildState.ts"
 import { buildChanged, type Change } from "../../Change.ts"
@@ -37,53 +38,134 @@ const changed = (lifecycle: Lifecycle, build: Build.Build, also: ReadonlyArray<C
     Effect.as(build)
   )
 
-export const createBuild = (lifecycle: Lifecycle) =>
-  Effect.fnUntraced(function* (access: Access.Access, input: Build.NewBuild) {
-    const at = yield* now
-    const id = yield* Id.generate("bld")
+/** One call of `createBuild`, its id and time taken when it was made. */
+interface Creation {
+  readonly access: Access.Access
+  readonly input: Build.NewBuild
+  readonly id: Id.BuildId
+  readonly at: DateTime.Utc
+}
+
+/** A creation's outcome in its transaction: the build it answers, and what to insert when it is new. */
+type Created =
+  | { readonly _tag: "Existing"; readonly build: Build.Build }
+  | { readonly _tag: "New"; readonly build: Build.Build; readonly events: ReadonlyArray<Event.Event> }
+
+/** Everything a creation checks and takes (its sequence number) in `tx`; the caller inserts a new build. */
+const prepareCreation = (tx: Transaction, { access, input, id, at }: Creation) =>
+  Effect.gen(function* () {
     const key = input.idempotencyKey ?? null
     const sourceEventId = input.sourceEventId ?? null
-    const { build, created } = yield* lifecycle.driver.transaction((tx) =>
-      Effect.gen(function* () {
-        const version = yield* tx.versionToBuild(input.appVersionId)
-        if (version === undefined || !Access.allows(access, version.workspaceId)) {
-          return yield* NotFound.of("app version", input.appVersionId)
-        }
-        if (version.status !== "ready") {
-          return yield* new Conflict({ message: `app version ${version.id} is ${version.status}, not ready` })
-        }
-        if (
-          sourceEventId !== null &&
-          (yield* tx.sourceEventWorkspace(sourceEventId)) !== version.workspaceId
-        ) {
-          return yield* NotFound.of("source event", sourceEventId)
-        }
-        // With neither a key nor an event, no build can match: no lookup, one round trip less on SQL.
-        const existing =
-          key === null && sourceEventId === null
-            ? undefined
-            : yield* tx.existingBuild({
-                workspaceId: version.workspaceId,
-                idempotencyKey: key,
-                appId: version.appId,
-                sourceEventId
-              })
-        if (existing !== undefined) {
-          // A key names one request: reusing it for another version is a mistake, not a retry.
-          if (key !== null && existing.idempotencyKey === key && existing.appVersionId !== version.id) {
-            return yield* new Conflict({
-              message: "the idempotency key was used for a different app version"
-            })
-          }
-          return { build: existing, created: false }
-        }
-        const build = Build.make(id, version, yield* tx.nextSequence(version.appId), input, at)
-        yield* tx.insertBuild(build)
-        yield* insertEvents(tx, yield* buildEvents(undefined, build))
-        return { build, created: true }
-      })
-    )
-    return created ? yield* changed(lifecycle, build) : build
+    const version = yield* tx.versionToBuild(input.appVersionId)
+    if (version === undefined || !Access.allows(access, version.workspaceId)) {
+      return yield* NotFound.of("app version", input.appVersionId)
+    }
+    if (version.status !== "ready") {
+      return yield* new Conflict({ message: `app version ${version.id} is ${version.status}, not ready` })
+    }
+    if (sourceEventId !== null && (yield* tx.sourceEventWorkspace(sourceEventId)) !== version.workspaceId) {
+      return yield* NotFound.of("source event", sourceEventId)
+    }
+    // With neither a key nor an event, no build can match: no lookup, one round trip less on SQL.
+    const existing =
+      key === null && sourceEventId === null
+        ? undefined
+        : yield* tx.existingBuild({
+            workspaceId: version.workspaceId,
+            idempotencyKey: key,
+            appId: version.appId,
+            sourceEventId
+          })
+    if (existing !== undefined) {
+      // A key names one request: reusing it for another version is a mistake, not a retry.
+      if (key !== null && existing.idempotencyKey === key && existing.appVersionId !== version.id) {
+        return yield* new Conflict({
+          message: "the idempotency key was used for a different app version"
+        })
+      }
+      return { _tag: "Existing", build: existing } satisfies Created as Created
+    }
+    const build = Build.make(id, version, yield* tx.nextSequence(version.appId), input, at)
+    return { _tag: "New", build, events: yield* buildEvents(undefined, build) } satisfies Created as Created
+  })
+
+/** Inserts the new builds of `created` with their events, in the order given. */
+const insertCreated = (tx: Transaction, created: ReadonlyArray<Created>) => {
+  const fresh = created.flatMap((one) => (one._tag === "New" ? [one] : []))
+  return fresh.length === 0
+    ? Effect.void
+    : Effect.andThen(
+        tx.insertBuilds(fresh.map((one) => one.build)),
+        insertEvents(
+          tx,
+          fresh.flatMap((one) => one.events)
+        )
+      )
+}
+
+/** A batch's answer to one of its calls: the outcome, a refusal, or `undefined` when the batch failed. */
+type BatchAnswer = Result.Result<Created, NotFound | Conflict> | undefined
+
+/** Creations in one transaction at most, so that a batch holds its apps' locks only briefly. */
+const maxBatch = 32
+
+/**
+ * `createBuild`, for the life of the scope. Creations with neither an idempotency key nor a source event —
+ * what triggers and most callers make — that arrive while a batch is being written go together in the
+ * next one: one transaction and one insert for all of them, where each costs several round trips on SQL.
+ * Each keeps its own answer; one refused (its version missing or not ready) leaves the others be. A batch
+ * that fails sends its calls one at a time, which reports each error properly. Keyed creations check what
+ * earlier ones inserted, so they always go one at a time.
+ */
+export const makeCreateBuild = (lifecycle: Lifecycle) =>
+  Effect.gen(function* () {
+    const single = (creation: Creation) =>
+      Effect.flatMap(
+        lifecycle.driver.transaction((tx) =>
+          Effect.tap(prepareCreation(tx, creation), (created) => insertCreated(tx, [created]))
+        ),
+        (created) =>
+          created._tag === "New" ? changed(lifecycle, created.build) : Effect.succeed(created.build)
+      )
+    const batched = yield* Batcher.make<Creation, BatchAnswer>({
+      max: maxBatch,
+      workers: 1,
+      failed: undefined,
+      run: (batch) =>
+        lifecycle.driver.transaction((tx) =>
+          Effect.gen(function* () {
+            const answers: Array<BatchAnswer> = []
+            for (const creation of batch) {
+              answers.push(
+                yield* prepareCreation(tx, creation).pipe(
+                  Effect.map(Result.succeed),
+                  Effect.catchTags({
+                    StorageNotFound: (error) => Effect.succeed(Result.fail(error)),
+                    StorageConflict: (error) => Effect.succeed(Result.fail(error))
+                  })
+                )
+              )
+            }
+            yield* insertCreated(
+              tx,
+              answers.flatMap((answer) =>
+                answer !== undefined && Result.isSuccess(answer) ? [answer.success] : []
+              )
+            )
+            return answers
+          })
+        )
+    })
+    return Effect.fnUntraced(function* (access: Access.Access, input: Build.NewBuild) {
+      const creation: Creation = { access, input, id: yield* Id.generate("bld"), at: yield* now }
+      if ((input.idempotencyKey ?? null) !== null || (input.sourceEventId ?? null) !== null) {
+        return yield* single(creation)
+      }
+      const answer = yield* batched(creation)
+      if (answer === undefined) return yield* single(creation)
+      const created = yield* Effect.fromResult(answer)
+      return yield* changed(lifecycle, created.build)
+    })
   })
 
 /** A transition applied to the build as read under its lock: always the authoritative answer. */

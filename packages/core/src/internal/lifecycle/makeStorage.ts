@@ -6,8 +6,8 @@ import type { StorageOptions, StorageShape } from "../../Storage.ts"
 import type { Driver } from "../../StorageDriver.ts"
 import {
   appendAndTransition,
-  createBuild,
   heartbeat,
+  makeCreateBuild,
   recordStep,
   requestCancel,
   transition
@@ -44,7 +44,7 @@ export const makeStorage = <ListenError>(driver: Driver<ListenError>, options: S
       redeliver: announcing(queries.redeliver),
       enqueuePing: announcing(queries.enqueuePing),
       updateWebhook: announcing(queries.updateWebhook),
-      createBuild: createBuild(lifecycle),
+      createBuild: yield* makeCreateBuild(lifecycle),
       claimNext: claimNext(lifecycle),
       heartbeat: heartbeat(lifecycle),
       transition: transition(lifecycle),

@@ -94,6 +94,66 @@ export const builds = (name: string, make: MakeStorage) =>
         expect(new Set(created.flat().map((b) => b.id)).size).toBe(50)
       }))
 
+    it("answers each of many concurrent creations on its own: a refused one leaves the others created", () =>
+      Effect.gen(function* () {
+        const { storage, workspace, app, version } = yield* seed()
+        const other = yield* storage.createAppVersion(Access.all, {
+          appId: (yield* storage.createApp(Access.all, {
+            workspaceId: workspace.id,
+            handle: "api",
+            name: "Api",
+            kind: "app",
+            build: app.build
+          })).id,
+          source: { type: "git", url: "https://git.example.com/acme/api.git", commitSha: sha(2) }
+        })
+        const pending = yield* storage.createAppVersion(Access.all, {
+          appId: app.id,
+          source: { type: "archive" }
+        })
+        const stranger = Access.workspaces([(yield* storage.createWorkspace({ name: "other" })).id])
+        const create = (access: Access.Access, appVersionId: typeof version.id, idempotencyKey?: string) =>
+          Effect.result(
+            storage.createBuild(access, {
+              appVersionId,
+              trigger: "manual",
+              createdBy: "test",
+              ...(idempotencyKey === undefined ? {} : { idempotencyKey })
+            })
+          )
+        const calls = Array.from({ length: 24 }, (_, n) =>
+          n === 5
+            ? create(Access.all, pending.id)
+            : n === 11
+              ? create(stranger, version.id)
+              : n === 17
+                ? create(Access.all, version.id, "key-1")
+                : create(Access.all, n % 2 === 0 ? version.id : other.id)
+        )
+        const answers = yield* Effect.all(calls, { concurrency: "unbounded" })
+        expect(answers[5]).toMatchObject({ _tag: "Failure", failure: { _tag: "StorageConflict" } })
+        expect(answers[11]).toMatchObject({ _tag: "Failure", failure: { _tag: "StorageNotFound" } })
+        const created = answers.flatMap((answer) => (answer._tag === "Success" ? [answer.success] : []))
+        expect(created).toHaveLength(22)
+        for (const [versionId, count] of [
+          [version.id, 13],
+          [other.id, 9]
+        ] as const) {
+          const numbers = created.filter((b) => b.appVersionId === versionId).map((b) => b.sequenceNumber)
+          expect(numbers.toSorted((a, b) => a - b)).toEqual(Array.from({ length: count }, (_, i) => i + 1))
+        }
+        for (const build of created)
+          expect(yield* storage.getBuild(Access.all, build.id)).toEqual({ ...build, steps: [] })
+        const queued = (yield* storage.readEvents(Access.all, {
+          after: null,
+          types: ["build.queued"],
+          limit: 100
+        }))
+          .map((event) => event.subject)
+          .toSorted()
+        expect(queued).toEqual(created.map((b) => b.id).toSorted())
+      }))
+
     it("returns the first build for a repeated idempotency key, and refuses the key for another version", () =>
       Effect.gen(function* () {
         const { storage, workspace, app, version } = yield* seed()

@@ -1,6 +1,6 @@
 /**
  * Group commit for the hot writes. Calls that arrive while a batch is in flight go together in the next
- * one, so under load one round trip serves many builds, and a lone call waits for nothing. Every call
+ * one, so under load one transaction or round trip serves many builds, and a lone call waits for nothing. Every call
  * gets its own answer; a batch that fails answers each call with `failed`, and its caller takes the
  * one-at-a-time path, which reports the error properly.
  */
@@ -18,7 +18,7 @@ export interface BatcherOptions<In, Out> {
 }
 
 /** Starts the batcher for the life of the scope; the function it answers submits one call. */
-export const makeBatcher = <In, Out>(
+export const make = <In, Out>(
   options: BatcherOptions<In, Out>
 ): Effect.Effect<(input: In) => Effect.Effect<Out>, never, Scope.Scope> =>
   Effect.gen(function* () {
