@@ -76,15 +76,22 @@ export interface Transaction {
   readonly insertEvents: (events: ReadonlyArray<Event>) => E<void>
 
   /**
-   * The version a build is being created of, locking what makes creations of one app's builds take
-   * turns (on SQL, the app's row), so sequence numbers and idempotency checks see every build before.
+   * The versions builds are being created of, in the order asked (`undefined` for a missing one), locking
+   * what makes creations of one app's builds take turns (on SQL, the apps' rows), so sequence numbers and
+   * idempotency checks see every build before. Several are locked in one fixed order (by app id), so two
+   * batches of creations never wait on each other in a cycle.
    */
-  readonly versionToBuild: (id: AppVersionId) => E<AppVersion | undefined>
+  readonly versionsToBuild: (ids: ReadonlyArray<AppVersionId>) => E<ReadonlyArray<AppVersion | undefined>>
   readonly sourceEventWorkspace: (id: SourceEventId) => E<WorkspaceId | undefined>
   /** Of the builds the lookup matches, the one created first (ids break ties); a keyed lookup takes turns per workspace. */
   readonly existingBuild: (lookup: BuildLookup) => E<Build | undefined>
-  /** The app's next sequence number (1 for its first build), taken for good. */
-  readonly nextSequence: (appId: AppId) => E<number>
+  /**
+   * Takes `count` sequence numbers of each app for good (an app's first build is 1), answering the first
+   * of each, in the order asked; the apps are distinct.
+   */
+  readonly nextSequences: (
+    takes: ReadonlyArray<{ readonly appId: AppId; readonly count: number }>
+  ) => E<ReadonlyArray<number>>
   /**
    * Inserts new builds, several when creations are batched; publishes `Change.buildChanged` of each to
    * other processes if the driver has them.

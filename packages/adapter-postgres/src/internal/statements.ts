@@ -184,10 +184,13 @@ export const statements = {
      ON CONFLICT (workspace_id, handle) DO NOTHING RETURNING id`
   ),
   appById: prepared("app_by_id", `SELECT ${list(appColumns)} FROM apps WHERE id = $1`),
-  // The next gapless sequence number, taken in the transaction that inserts the build.
-  nextBuildSequence: prepared(
-    "next_build_sequence",
-    "UPDATE apps SET build_sequence = build_sequence + 1 WHERE id = $1 RETURNING build_sequence"
+  // Takes gapless sequence numbers of several apps in the transaction that inserts the builds; answers the
+  // last one taken of each.
+  nextBuildSequences: prepared(
+    "next_build_sequences",
+    `UPDATE apps a SET build_sequence = a.build_sequence + t.count
+     FROM unnest($1::text[], $2::int[]) AS t(id, count) WHERE a.id = t.id
+     RETURNING a.id, a.build_sequence`
   ),
 
   insertAppVersion: prepared("insert_app_version", insertInto("app_versions", appVersionColumns)),
@@ -199,12 +202,13 @@ export const statements = {
     "lock_app_version",
     `SELECT ${list(appVersionColumns)} FROM app_versions WHERE id = $1 FOR NO KEY UPDATE`
   ),
-  // The version to build, locking its app: creations of one app's builds take turns, so sequence numbers
-  // and the idempotency checks see every build created before.
-  versionToBuild: prepared(
-    "version_to_build",
+  // The versions to build, locking their apps in id order: creations of one app's builds take turns, so
+  // sequence numbers and the idempotency checks see every build created before, and two batches never
+  // lock each other's apps in a cycle.
+  versionsToBuild: prepared(
+    "versions_to_build",
     `SELECT ${list(appVersionColumns, "v")} FROM app_versions v JOIN apps a ON a.id = v.app_id
-     WHERE v.id = $1 FOR NO KEY UPDATE OF a`
+     WHERE v.id = ANY($1::text[]) ORDER BY a.id FOR NO KEY UPDATE OF a`
   ),
   resolveAppVersion: prepared(
     "resolve_app_version",

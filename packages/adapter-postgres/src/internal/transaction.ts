@@ -73,10 +73,11 @@ export const makeTransaction = (tx: Run, schema: string, notify: Notify): Storag
   upsertStep: (id, step) =>
     Effect.asVoid(tx(statements.upsertStep, valuesOf(rows.fromBuildStep(id, step), rows.stepColumns))),
   insertEvents: insertEventsOn(tx, notify),
-  versionToBuild: (id) =>
-    Effect.map(tx<rows.AppVersionRow>(statements.versionToBuild, [id]), (found) =>
-      first(found, rows.toAppVersion)
-    ),
+  versionsToBuild: (ids) =>
+    Effect.map(tx<rows.AppVersionRow>(statements.versionsToBuild, [ids]), (found) => {
+      const byId = new Map(found.map((row) => [row.id, rows.toAppVersion(row)]))
+      return ids.map((id) => byId.get(id))
+    }),
   sourceEventWorkspace: (id) =>
     Effect.map(
       tx<rows.SourceEventRow>(statements.sourceEventById, [id]),
@@ -94,10 +95,16 @@ export const makeTransaction = (tx: Run, schema: string, notify: Notify): Storag
       ])
       return first(found, rows.toBuild)
     }),
-  nextSequence: (appId) =>
+  nextSequences: (takes) =>
     Effect.map(
-      tx<{ readonly build_sequence: number }>(statements.nextBuildSequence, [appId]),
-      ([row]) => row!.build_sequence
+      tx<{ readonly id: string; readonly build_sequence: number | string }>(statements.nextBuildSequences, [
+        takes.map(({ appId }) => appId),
+        takes.map(({ count }) => count)
+      ]),
+      (taken) => {
+        const last = new Map(taken.map((row) => [row.id, Number(row.build_sequence)]))
+        return takes.map(({ appId, count }) => last.get(appId)! - count + 1)
+      }
     ),
   insertBuilds: (builds) =>
     builds.length === 0

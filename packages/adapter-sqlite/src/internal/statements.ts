@@ -75,10 +75,10 @@ export const prepareStatements = (db: Connection) => ({
     db,
     "SELECT 1 AS taken FROM apps WHERE workspace_id = ? AND handle = ?"
   ),
-  // The next gapless sequence number, taken in the transaction that inserts the build.
-  nextBuildSequence: prepare<[string], { readonly build_sequence: number }>(
+  // Takes gapless sequence numbers in the transaction that inserts the builds; answers the last one taken.
+  nextBuildSequence: prepare<[number, string], { readonly build_sequence: number }>(
     db,
-    "UPDATE apps SET build_sequence = build_sequence + 1 WHERE id = ? RETURNING build_sequence"
+    "UPDATE apps SET build_sequence = build_sequence + ? WHERE id = ? RETURNING build_sequence"
   ),
 
   insertAppVersion: prepare<[AppVersionRow]>(db, insertInto("app_versions", appVersionColumns)),

@@ -62,11 +62,13 @@ const makeTransaction = (sql: Statements, at: DateTime.Utc): StorageDriver.Trans
       sql.upsertStep.run(rows.fromBuildStep(id, step))
     }),
   insertEvents: (events) => Effect.sync(() => insertEvents(sql, events)),
-  versionToBuild: (id) =>
-    Effect.sync(() => {
-      const row = sql.appVersionById.get(id)
-      return row === undefined ? undefined : rows.toAppVersion(row)
-    }),
+  versionsToBuild: (ids) =>
+    Effect.sync(() =>
+      ids.map((id) => {
+        const row = sql.appVersionById.get(id)
+        return row === undefined ? undefined : rows.toAppVersion(row)
+      })
+    ),
   sourceEventWorkspace: (id) =>
     Effect.sync(() => {
       const row = sql.sourceEventById.get(id)
@@ -84,7 +86,10 @@ const makeTransaction = (sql: Statements, at: DateTime.Utc): StorageDriver.Trans
       )
       return row === undefined ? undefined : rows.toBuild(row)
     }),
-  nextSequence: (appId) => Effect.sync(() => sql.nextBuildSequence.get(appId)!.build_sequence),
+  nextSequences: (takes) =>
+    Effect.sync(() =>
+      takes.map(({ appId, count }) => sql.nextBuildSequence.get(count, appId)!.build_sequence - count + 1)
+    ),
   insertBuilds: (builds) =>
     Effect.sync(() => {
       for (const build of builds) sql.insertBuild.run(rows.fromBuild(build))

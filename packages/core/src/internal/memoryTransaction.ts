@@ -105,7 +105,7 @@ const makeTransaction = (tables: Tables, undo: Array<() => void>, at: DateTime.U
         for (const event of written) feed.push({ ...event, cursor: Event.cursorOf(feed.length + 1) })
         undo.push(() => feed.splice(start))
       }),
-    versionToBuild: (id) => Effect.sync(() => versions.get(id)),
+    versionsToBuild: (ids) => Effect.sync(() => ids.map((id) => versions.get(id))),
     sourceEventWorkspace: (id) => Effect.sync(() => events.get(id)?.workspaceId),
     existingBuild: (lookup) =>
       Effect.sync(() => {
@@ -122,12 +122,14 @@ const makeTransaction = (tables: Tables, undo: Array<() => void>, at: DateTime.U
         }
         return first
       }),
-    nextSequence: (appId) =>
-      Effect.sync(() => {
-        const next = (appSequences.get(appId) ?? 0) + 1
-        set(appSequences, appId, next)
-        return next
-      }),
+    nextSequences: (takes) =>
+      Effect.sync(() =>
+        takes.map(({ appId, count }) => {
+          const taken = appSequences.get(appId) ?? 0
+          set(appSequences, appId, taken + count)
+          return taken + 1
+        })
+      ),
     insertBuilds: (inserted) =>
       Effect.sync(() => {
         for (const build of inserted) {

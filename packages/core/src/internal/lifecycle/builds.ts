@@ -6,6 +6,7 @@
  */
 import { DateTime, Effect, Result } from "effect"
 import * as Access from "../../Access.ts"
+import type { AppVersion } from "../../AppVersion.ts"
 import * as Batcher from "../../Batcher.ts"
 import * as Build from "../../Build.ts"
 import * as BuildState from "../../BuildState.ts"
@@ -46,17 +47,27 @@ interface Creation {
   readonly at: DateTime.Utc
 }
 
-/** A creation's outcome in its transaction: the build it answers, and what to insert when it is new. */
-type Created =
-  | { readonly _tag: "Existing"; readonly build: Build.Build }
-  | { readonly _tag: "New"; readonly build: Build.Build; readonly events: ReadonlyArray<Event.Event> }
+/** What a creation answers: the build, new or the one its key or event already made, or a refusal. */
+type Answer = Result.Result<Build.Build, NotFound | Conflict>
 
-/** Everything a creation checks and takes (its sequence number) in `tx`; the caller inserts a new build. */
-const prepareCreation = (tx: Transaction, { access, input, id, at }: Creation) =>
+/**
+ * What a creation finds before it takes a number: a refusal, the build that already answers it, or the
+ * version of a new build.
+ */
+type Checked = Result.Result<
+  | { readonly _tag: "Existing"; readonly build: Build.Build }
+  | { readonly _tag: "New"; readonly version: AppVersion },
+  NotFound | Conflict
+>
+
+const check = (
+  tx: Transaction,
+  { access, input }: Creation,
+  version: AppVersion | undefined
+): Effect.Effect<Checked, StorageError> =>
   Effect.gen(function* () {
     const key = input.idempotencyKey ?? null
     const sourceEventId = input.sourceEventId ?? null
-    const version = yield* tx.versionToBuild(input.appVersionId)
     if (version === undefined || !Access.allows(access, version.workspaceId)) {
       return yield* NotFound.of("app version", input.appVersionId)
     }
@@ -79,32 +90,66 @@ const prepareCreation = (tx: Transaction, { access, input, id, at }: Creation) =
     if (existing !== undefined) {
       // A key names one request: reusing it for another version is a mistake, not a retry.
       if (key !== null && existing.idempotencyKey === key && existing.appVersionId !== version.id) {
-        return yield* new Conflict({
-          message: "the idempotency key was used for a different app version"
-        })
+        return yield* new Conflict({ message: "the idempotency key was used for a different app version" })
       }
-      return { _tag: "Existing", build: existing } satisfies Created as Created
+      return { _tag: "Existing", build: existing } as const
     }
-    const build = Build.make(id, version, yield* tx.nextSequence(version.appId), input, at)
-    return { _tag: "New", build, events: yield* buildEvents(undefined, build) } satisfies Created as Created
-  })
+    return { _tag: "New", version } as const
+  }).pipe(
+    // A refusal answers its own creation; a storage error fails the whole transaction.
+    Effect.map((found): Checked => Result.succeed(found)),
+    Effect.catchTags({
+      StorageNotFound: (error) => Effect.succeed<Checked>(Result.fail(error)),
+      StorageConflict: (error) => Effect.succeed<Checked>(Result.fail(error))
+    })
+  )
 
-/** Inserts the new builds of `created` with their events, in the order given. */
-const insertCreated = (tx: Transaction, created: ReadonlyArray<Created>) => {
-  const fresh = created.flatMap((one) => (one._tag === "New" ? [one] : []))
-  return fresh.length === 0
-    ? Effect.void
-    : Effect.andThen(
-        tx.insertBuilds(fresh.map((one) => one.build)),
-        insertEvents(
-          tx,
-          fresh.flatMap((one) => one.events)
-        )
+/**
+ * Creates in `tx`, in the order given: the versions read (and their apps locked) in one call, numbers
+ * taken in one call, the new builds and their events inserted in one call each. Answers each creation
+ * and the builds that are new; a refusal leaves the others be.
+ */
+const createAll = (tx: Transaction, creations: ReadonlyArray<Creation>) =>
+  Effect.gen(function* () {
+    const ids = [...new Set(creations.map(({ input }) => input.appVersionId))]
+    const found = yield* tx.versionsToBuild(ids)
+    const versions = new Map(ids.map((id, n) => [id, found[n]]))
+    const checked: Array<Checked> = []
+    for (const creation of creations) {
+      checked.push(yield* check(tx, creation, versions.get(creation.input.appVersionId)))
+    }
+    const counts = new Map<Id.AppId, number>()
+    for (const one of checked) {
+      if (Result.isSuccess(one) && one.success._tag === "New") {
+        const { appId } = one.success.version
+        counts.set(appId, (counts.get(appId) ?? 0) + 1)
+      }
+    }
+    const takes = [...counts].map(([appId, count]) => ({ appId, count }))
+    const firsts = takes.length === 0 ? [] : yield* tx.nextSequences(takes)
+    const next = new Map(takes.map(({ appId }, n) => [appId, firsts[n]!]))
+    const fresh: Array<Build.Build> = []
+    const answers = checked.map((one, n): Answer => {
+      if (Result.isFailure(one)) return Result.fail(one.failure)
+      if (one.success._tag === "Existing") return Result.succeed(one.success.build)
+      const { version } = one.success
+      const sequence = next.get(version.appId)!
+      next.set(version.appId, sequence + 1)
+      const { input, id, at } = creations[n]!
+      const build = Build.make(id, version, sequence, input, at)
+      fresh.push(build)
+      return Result.succeed(build)
+    })
+    if (fresh.length > 0) {
+      const nextId = yield* Id.generator("msg")
+      yield* tx.insertBuilds(fresh)
+      yield* insertEvents(
+        tx,
+        fresh.flatMap((build) => Event.forBuild(undefined, build, nextId))
       )
-}
-
-/** A batch's answer to one of its calls: the outcome, a refusal, or `undefined` when the batch failed. */
-type BatchAnswer = Result.Result<Created, NotFound | Conflict> | undefined
+    }
+    return { answers, fresh: new Set(fresh) }
+  })
 
 /** Creations in one transaction at most, so that a batch holds its apps' locks only briefly. */
 const maxBatch = 32
@@ -112,48 +157,30 @@ const maxBatch = 32
 /**
  * `createBuild`, for the life of the scope. Creations with neither an idempotency key nor a source event —
  * what triggers and most callers make — that arrive while a batch is being written go together in the
- * next one: one transaction and one insert for all of them, where each costs several round trips on SQL.
- * Each keeps its own answer; one refused (its version missing or not ready) leaves the others be. A batch
- * that fails sends its calls one at a time, which reports each error properly. Keyed creations check what
- * earlier ones inserted, so they always go one at a time.
+ * next one: one transaction and a few statements for all of them, where each alone costs several round
+ * trips on SQL. Each keeps its own answer; one refused (its version missing or not ready) leaves the
+ * others be. A batch that fails sends its calls one at a time, which reports each error properly. Keyed
+ * creations check what earlier ones inserted, so they always go one at a time.
  */
 export const makeCreateBuild = (lifecycle: Lifecycle) =>
   Effect.gen(function* () {
+    const announce = (answer: Answer, fresh: ReadonlySet<Build.Build>) =>
+      Effect.flatMap(Effect.fromResult(answer), (build) =>
+        fresh.has(build) ? changed(lifecycle, build) : Effect.succeed(build)
+      )
     const single = (creation: Creation) =>
       Effect.flatMap(
-        lifecycle.driver.transaction((tx) =>
-          Effect.tap(prepareCreation(tx, creation), (created) => insertCreated(tx, [created]))
-        ),
-        (created) =>
-          created._tag === "New" ? changed(lifecycle, created.build) : Effect.succeed(created.build)
+        lifecycle.driver.transaction((tx) => createAll(tx, [creation])),
+        ({ answers, fresh }) => announce(answers[0]!, fresh)
       )
-    const batched = yield* Batcher.make<Creation, BatchAnswer>({
+    const batched = yield* Batcher.make<Creation, readonly [Answer, ReadonlySet<Build.Build>] | undefined>({
       max: maxBatch,
       workers: 1,
       failed: undefined,
       run: (batch) =>
-        lifecycle.driver.transaction((tx) =>
-          Effect.gen(function* () {
-            const answers: Array<BatchAnswer> = []
-            for (const creation of batch) {
-              answers.push(
-                yield* prepareCreation(tx, creation).pipe(
-                  Effect.map(Result.succeed),
-                  Effect.catchTags({
-                    StorageNotFound: (error) => Effect.succeed(Result.fail(error)),
-                    StorageConflict: (error) => Effect.succeed(Result.fail(error))
-                  })
-                )
-              )
-            }
-            yield* insertCreated(
-              tx,
-              answers.flatMap((answer) =>
-                answer !== undefined && Result.isSuccess(answer) ? [answer.success] : []
-              )
-            )
-            return answers
-          })
+        Effect.map(
+          lifecycle.driver.transaction((tx) => createAll(tx, batch)),
+          ({ answers, fresh }) => answers.map((answer) => [answer, fresh] as const)
         )
     })
     return Effect.fnUntraced(function* (access: Access.Access, input: Build.NewBuild) {
@@ -161,10 +188,8 @@ export const makeCreateBuild = (lifecycle: Lifecycle) =>
       if ((input.idempotencyKey ?? null) !== null || (input.sourceEventId ?? null) !== null) {
         return yield* single(creation)
       }
-      const answer = yield* batched(creation)
-      if (answer === undefined) return yield* single(creation)
-      const created = yield* Effect.fromResult(answer)
-      return yield* changed(lifecycle, created.build)
+      const answered = yield* batched(creation)
+      return answered === undefined ? yield* single(creation) : yield* announce(...answered)
     })
   })
 
