@@ -141,12 +141,9 @@ const createAll = (tx: Transaction, creations: ReadonlyArray<Creation>) =>
       return Result.succeed(build)
     })
     if (fresh.length > 0) {
-      const nextId = yield* Id.generator("msg")
       yield* tx.insertBuilds(fresh)
-      yield* insertEvents(
-        tx,
-        fresh.flatMap((build) => Event.forBuild(undefined, build, nextId))
-      )
+      const events = yield* Effect.forEach(fresh, (build) => buildEvents(undefined, build))
+      yield* insertEvents(tx, events.flat())
     }
     return { answers, fresh: new Set(fresh) }
   })
