@@ -213,9 +213,12 @@ export interface StorageShape {
    */
   readonly fanOutEvents: (max: number) => E<number>
   /**
-   * Leases up to `max` due deliveries to `owner` on the database clock: pending, `nextAttemptAt` reached,
-   * their endpoint enabled, no live lease, and no earlier delivery of the same subject to the same
-   * endpoint still pending — so each endpoint gets one subject's events in order.
+   * Leases the due deliveries of up to `max` subjects to `owner` on the database clock. A subject's first is
+   * pending, `nextAttemptAt` reached, its endpoint enabled, with no live lease and no earlier delivery of
+   * the same subject to the same endpoint still pending — so each endpoint gets one subject's events in
+   * order. Up to `perSubject - 1` more of that subject to that endpoint follow it, in order, while each is
+   * pending, due and not leased: the sender sends them one after another. Answers each subject's run in
+   * order.
    */
   readonly claimDeliveries: (
     request: Webhook.DeliveryClaimRequest
@@ -223,7 +226,8 @@ export interface StorageShape {
   /**
    * Records each attempt whose delivery is still leased under its fence, all in one transaction (a sender
    * records what finished while it was busy in one go), and ends those leases; disables an endpoint when
-   * an attempt says so. Answers, in order, whether each was still leased.
+   * an attempt says so. One with no attempt only ends its lease. Answers, in order, whether each was still
+   * leased.
    */
   readonly finishDeliveries: (finished: ReadonlyArray<Webhook.FinishedDelivery>) => E<ReadonlyArray<boolean>>
   /** An endpoint's deliveries, newest first. */

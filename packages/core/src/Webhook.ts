@@ -139,7 +139,14 @@ export interface DeliveryFence {
 export interface DeliveryClaimRequest {
   readonly owner: string
   readonly leaseMs: number
+  /** The most subjects leased: each brings its first pending delivery to an endpoint, and its run. */
   readonly max: number
+  /**
+   * The most deliveries of one subject to one endpoint leased together, in order, for one sender to send
+   * one after another: the first pending one, then those after it while each is due and not leased.
+   * Default 1.
+   */
+  readonly perSubject?: number | undefined
 }
 
 /** A delivery leased to one sender, with what sending it needs. */
@@ -168,11 +175,14 @@ export interface Attempt {
   readonly disable: string | null
 }
 
-/** A sender's attempt at a delivery it leased under `fence`, to record. */
+/**
+ * A sender's attempt at a delivery it leased under `fence`, to record; or, when `attempt` is null, the
+ * lease given back unsent (the run it came in stopped before it), so that the delivery is due again at once.
+ */
 export interface FinishedDelivery {
   readonly id: DeliveryId
   readonly fence: DeliveryFence
-  readonly attempt: Attempt
+  readonly attempt: Attempt | null
 }
 
 /** A page of an endpoint's deliveries, newest first: those before `before` (from the newest when null). */

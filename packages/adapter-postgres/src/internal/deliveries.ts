@@ -140,12 +140,13 @@ const deliveryStatements = {
   // Due deliveries of enabled endpoints with no live lease that are the first pending delivery of their
   // subject to their endpoint, oldest due first; a row another claimer holds is skipped. The first is
   // looked up per row (a subquery is planned with its values as an index condition), where an anti-join
-  // may scan every pending delivery for each.
+  // may scan every pending delivery for each. Each brings up to `$4` of its subject's next pending ones
+  // while they are due and free; only the claimer holding a first's row lock can reach its later ones.
   claim: prepared(
     "claim_deliveries",
     `WITH clock AS (SELECT ${databaseNow} AS now),
      picked AS MATERIALIZED (
-       SELECT d.seq FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id, clock
+       SELECT d.seq, d.webhook_id, d.subject FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id, clock
        WHERE d.status = 'pending' AND d.next_attempt_at <= clock.now AND w.enabled
          AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= clock.now)
          AND d.seq = (
@@ -155,24 +156,40 @@ const deliveryStatements = {
        ORDER BY d.next_attempt_at, d.seq LIMIT $3
        FOR NO KEY UPDATE OF d SKIP LOCKED
      ),
+     runs AS MATERIALIZED (
+       SELECT seq FROM picked
+       UNION ALL
+       SELECT later.seq FROM picked, LATERAL (
+         SELECT n.seq, bool_and(n.free) OVER (ORDER BY n.seq) AS unbroken FROM (
+           SELECT s.seq, s.next_attempt_at <= clock.now
+               AND (s.lease_expires_at IS NULL OR s.lease_expires_at <= clock.now) AS free
+           FROM webhook_deliveries s, clock
+           WHERE s.webhook_id = picked.webhook_id AND s.subject = picked.subject AND s.status = 'pending'
+             AND s.seq > picked.seq
+           ORDER BY s.seq LIMIT $4
+         ) n
+       ) later
+       WHERE later.unbroken
+     ),
      claimed AS (
        UPDATE webhook_deliveries d SET lease_owner = $1, lease_claim = d.lease_claim + 1,
          lease_expires_at = clock.now + $2
-       FROM picked, clock, webhooks w
-       WHERE d.seq = picked.seq AND w.id = d.webhook_id
+       FROM runs, clock, webhooks w
+       WHERE d.seq = runs.seq AND w.id = d.webhook_id AND d.status = 'pending'
        RETURNING d.seq, ${list(deliveryNames, "d")}, d.lease_claim, d.body, w.url, w.secret,
          CASE WHEN w.previous_secret_expires_at > clock.now THEN w.previous_secret END AS previous_secret
      )
      SELECT * FROM claimed ORDER BY seq`
   ),
   // Fenced on the lease's holder and claim; the endpoint is disabled in the same statement when asked.
-  // One row per attempt, as parallel arrays: a sender's whole batch is one statement.
+  // One row per attempt, as parallel arrays with each one's place in the batch, and the same for the
+  // leases given back unsent: a sender's whole batch is one statement.
   finish: prepared(
     "finish_deliveries",
     `WITH attempt AS (
-       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::int[], $7::text[],
-         $8::int[], $9::bigint[], $10::bigint[], $11::text[]) WITH ORDINALITY
-         AS a(id, owner, claim, status, at, status_code, error, duration_ms, next_attempt_at, delivered_at, disable, n)
+       SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::int[],
+         $8::text[], $9::int[], $10::bigint[], $11::bigint[], $12::text[])
+         AS a(n, id, owner, claim, status, at, status_code, error, duration_ms, next_attempt_at, delivered_at, disable)
      ), finished AS (
        UPDATE webhook_deliveries d SET status = a.status, attempts = d.attempts + 1, last_attempt_at = a.at,
          last_status_code = a.status_code, last_error = a.error, last_duration_ms = a.duration_ms,
@@ -184,8 +201,13 @@ const deliveryStatements = {
      ), disabled AS (
        UPDATE webhooks w SET enabled = false, disabled_reason = f.disable, updated_at = f.at
        FROM finished f WHERE f.disable IS NOT NULL AND w.id = f.webhook_id
+     ), released AS (
+       UPDATE webhook_deliveries d SET lease_owner = NULL, lease_expires_at = NULL
+       FROM unnest($13::int[], $14::text[], $15::text[], $16::int[]) AS r(n, id, owner, claim)
+       WHERE d.id = r.id AND d.lease_owner = r.owner AND d.lease_claim = r.claim AND d.status = 'pending'
+       RETURNING r.n
      )
-     SELECT n FROM finished`
+     SELECT n FROM finished UNION ALL SELECT n FROM released`
   )
 }
 
@@ -250,7 +272,12 @@ export const makeDeliveryQueries = (
       ),
     claimDeliveries: (request) =>
       Effect.map(
-        run<ClaimedRow>(deliveryStatements.claim, [request.owner, request.leaseMs, request.max]),
+        run<ClaimedRow>(deliveryStatements.claim, [
+          request.owner,
+          request.leaseMs,
+          request.max,
+          Math.max(1, request.perSubject ?? 1) - 1
+        ]),
         (claimed) =>
           claimed.map(
             (row): Webhook.ClaimedDelivery => ({
@@ -266,12 +293,23 @@ export const makeDeliveryQueries = (
       ),
     finishDeliveries: (finished) => {
       if (finished.length === 0) return Effect.succeed([])
-      const columns = finished.map((one) => SqlRows.attemptColumns(one.attempt))
+      const attempts: Array<{
+        readonly n: number
+        readonly one: Webhook.FinishedDelivery
+        readonly attempt: Webhook.Attempt
+      }> = []
+      const released: Array<{ readonly n: number; readonly one: Webhook.FinishedDelivery }> = []
+      finished.forEach((one, n) => {
+        if (one.attempt === null) released.push({ n, one })
+        else attempts.push({ n, one, attempt: one.attempt })
+      })
+      const columns = attempts.map(({ attempt }) => SqlRows.attemptColumns(attempt))
       return Effect.map(
-        run<{ readonly n: string }>(deliveryStatements.finish, [
-          finished.map((one) => one.id),
-          finished.map((one) => one.fence.owner),
-          finished.map((one) => one.fence.claim),
+        run<{ readonly n: number }>(deliveryStatements.finish, [
+          attempts.map(({ n }) => n),
+          attempts.map(({ one }) => one.id),
+          attempts.map(({ one }) => one.fence.owner),
+          attempts.map(({ one }) => one.fence.claim),
           columns.map((c) => c.status),
           columns.map((c) => c.last_attempt_at),
           columns.map((c) => c.last_status_code),
@@ -279,12 +317,16 @@ export const makeDeliveryQueries = (
           columns.map((c) => (c.last_duration_ms === null ? null : Math.round(c.last_duration_ms))),
           columns.map((c) => c.next_attempt_at),
           columns.map((c) => c.delivered_at),
-          finished.map((one) => one.attempt.disable)
+          attempts.map(({ attempt }) => attempt.disable),
+          released.map(({ n }) => n),
+          released.map(({ one }) => one.id),
+          released.map(({ one }) => one.fence.owner),
+          released.map(({ one }) => one.fence.claim)
         ]),
         // By position: a batch may hold a stale attempt and the live one of the same delivery.
         (rows) => {
-          const recorded = new Set(rows.map((row) => Number(row.n)))
-          return finished.map((_, n) => recorded.has(n + 1))
+          const recorded = new Set(rows.map((row) => row.n))
+          return finished.map((_, n) => recorded.has(n))
         }
       )
     },

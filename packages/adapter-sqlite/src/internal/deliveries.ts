@@ -70,17 +70,36 @@ export const makeDeliveryQueries = (
       Effect.flatMap(now, (at) =>
         immediate(db, () => {
           const nowMs = DateTime.toEpochMillis(at)
+          const perSubject = Math.max(1, request.perSubject ?? 1)
           const claimable = sql.claimableDeliveries.all({ now: nowMs, max: Math.max(0, request.max) })
           return Result.succeed(
-            claimable.map((row) => {
-              const leased = sql.leaseDelivery.get(request.owner, nowMs + request.leaseMs, row.position)!
-              return {
-                delivery: rows.toDelivery(row),
-                fence: { owner: request.owner, claim: leased.lease_claim },
-                url: row.url,
-                secrets: rows.webhookSecrets(row, nowMs),
-                body: row.body
-              }
+            claimable.flatMap((first) => {
+              const later =
+                perSubject === 1
+                  ? []
+                  : sql.pendingAfter.all({
+                      webhook: first.webhook_id,
+                      subject: first.subject,
+                      after: first.position,
+                      limit: perSubject - 1
+                    })
+              // The run ends before the first that is not due yet or is leased.
+              const stop = later.findIndex(
+                (row) =>
+                  (row.next_attempt_at ?? 0) > nowMs ||
+                  (row.lease_expires_at !== null && row.lease_expires_at > nowMs)
+              )
+              const secrets = rows.webhookSecrets(first, nowMs)
+              return [first, ...(stop === -1 ? later : later.slice(0, stop))].map((row) => {
+                const leased = sql.leaseDelivery.get(request.owner, nowMs + request.leaseMs, row.position)!
+                return {
+                  delivery: rows.toDelivery(row),
+                  fence: { owner: request.owner, claim: leased.lease_claim },
+                  url: first.url,
+                  secrets,
+                  body: row.body
+                }
+              })
             })
           )
         })
@@ -90,12 +109,9 @@ export const makeDeliveryQueries = (
       immediate(db, () =>
         Result.succeed(
           finished.map(({ id, fence, attempt }) => {
-            const row = sql.finishDelivery.get({
-              ...rows.attemptColumns(attempt),
-              id,
-              owner: fence.owner,
-              claim: fence.claim
-            })
+            const lease = { id, owner: fence.owner, claim: fence.claim }
+            if (attempt === null) return sql.releaseDelivery.run(lease).changes > 0
+            const row = sql.finishDelivery.get({ ...rows.attemptColumns(attempt), ...lease })
             if (row === undefined) return false
             if (attempt.disable !== null) {
               sql.disableWebhook.run(attempt.disable, DateTime.toEpochMillis(attempt.at), row.webhook_id)

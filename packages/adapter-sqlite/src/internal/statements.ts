@@ -308,6 +308,16 @@ export const prepareStatements = (db: Connection) => ({
     `UPDATE webhook_deliveries SET lease_owner = ?, lease_claim = lease_claim + 1, lease_expires_at = ?
      WHERE position = ? RETURNING lease_claim`
   ),
+  // The pending deliveries of a subject to an endpoint after a position, in order: a run's later ones.
+  pendingAfter: prepare<
+    [{ readonly webhook: string; readonly subject: string; readonly after: number; readonly limit: number }],
+    DeliveryRow & { readonly position: number }
+  >(
+    db,
+    `SELECT * FROM webhook_deliveries
+     WHERE webhook_id = @webhook AND subject = @subject AND status = 'pending' AND position > @after
+     ORDER BY position LIMIT @limit`
+  ),
   // Fenced on the lease's owner and claim number, and on the delivery still being pending.
   finishDelivery: prepare<
     [
@@ -326,6 +336,12 @@ export const prepareStatements = (db: Connection) => ({
        delivered_at = @delivered_at, lease_owner = NULL, lease_expires_at = NULL
      WHERE id = @id AND lease_owner = @owner AND lease_claim = @claim AND status = 'pending'
      RETURNING webhook_id`
+  ),
+  // A lease given back unsent, fenced as a finish is.
+  releaseDelivery: prepare<[{ readonly id: string; readonly owner: string; readonly claim: number }]>(
+    db,
+    `UPDATE webhook_deliveries SET lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = @id AND lease_owner = @owner AND lease_claim = @claim AND status = 'pending'`
   ),
   // Newest first, below a position, as a range of the endpoint's index: a deep page reads only itself.
   webhookDeliveries: prepare<

@@ -91,7 +91,7 @@ export const makeMemoryWebhooks = (
     webhook.workspaceId === event.workspaceId &&
     (webhook.types.length === 0 || webhook.types.includes(event.type))
 
-  /** Records one sender's attempt if its lease still holds. */
+  /** Records one sender's attempt, or ends its lease when it has none, if its lease still holds. */
   const finish = ({ id, fence, attempt }: Webhook.FinishedDelivery): boolean => {
     const stored = deliveries.get(id)
     if (
@@ -102,8 +102,9 @@ export const makeMemoryWebhooks = (
     ) {
       return false
     }
-    const { next } = attempt
     stored.lease = null
+    if (attempt === null) return true
+    const { next } = attempt
     stored.delivery = {
       ...stored.delivery,
       status: next._tag === "Delivered" ? "delivered" : next._tag === "Failed" ? "failed" : "pending",
@@ -219,38 +220,50 @@ export const makeMemoryWebhooks = (
     }, serial),
     claimDeliveries: Effect.fnUntraced(function* (request) {
       const at = yield* now
+      const due = ({ delivery }: StoredDelivery) =>
+        delivery.nextAttemptAt === null || !DateTime.isGreaterThan(delivery.nextAttemptAt, at)
+      const unleased = ({ lease }: StoredDelivery) =>
+        lease === null || !DateTime.isGreaterThan(lease.expiresAt, at)
+      // Each endpoint's pending deliveries per subject, in order: only the first may start a run.
+      const subjects = new Map<string, Array<StoredDelivery>>()
+      for (const stored of [...deliveries.values()].sort((a, b) => a.order - b.order)) {
+        if (stored.delivery.status !== "pending") continue
+        const key = `${stored.delivery.webhookId} ${stored.delivery.subject}`
+        const pending = subjects.get(key)
+        if (pending === undefined) subjects.set(key, [stored])
+        else pending.push(stored)
+      }
       const claimed: Array<Webhook.ClaimedDelivery> = []
-      // Per endpoint and subject, only the oldest pending delivery may go.
-      const blocked = new Set<string>()
-      const pending = [...deliveries.values()]
-        .filter((stored) => stored.delivery.status === "pending")
-        .sort((a, b) => a.order - b.order)
-      for (const stored of pending) {
-        const { delivery } = stored
-        const key = `${delivery.webhookId} ${delivery.subject}`
-        if (blocked.has(key)) continue
-        blocked.add(key)
-        const endpoint = endpoints.get(delivery.webhookId)
-        if (claimed.length >= request.max || endpoint === undefined || !endpoint.webhook.enabled) continue
-        if (delivery.nextAttemptAt !== null && DateTime.isGreaterThan(delivery.nextAttemptAt, at)) continue
-        if (stored.lease !== null && DateTime.isGreaterThan(stored.lease.expiresAt, at)) continue
-        stored.claims += 1
-        stored.lease = {
-          owner: request.owner,
-          claim: stored.claims,
-          expiresAt: DateTime.add(at, { milliseconds: request.leaseMs })
-        }
+      let runs = 0
+      for (const [head, ...rest] of subjects.values()) {
+        const endpoint = endpoints.get(head!.delivery.webhookId)
+        if (runs >= request.max || endpoint === undefined || !endpoint.webhook.enabled) continue
+        if (!due(head!) || !unleased(head!)) continue
+        runs += 1
+        const stop = rest.findIndex((stored) => !due(stored) || !unleased(stored))
+        const run = [head!, ...(stop === -1 ? rest : rest.slice(0, stop))].slice(
+          0,
+          Math.max(1, request.perSubject ?? 1)
+        )
         const previousValid =
           endpoint.previousSecret !== null &&
           endpoint.webhook.previousSecretExpiresAt !== null &&
           DateTime.isGreaterThan(endpoint.webhook.previousSecretExpiresAt, at)
-        claimed.push({
-          delivery,
-          fence: { owner: request.owner, claim: stored.claims },
-          url: endpoint.webhook.url,
-          secrets: previousValid ? [endpoint.secret, endpoint.previousSecret!] : [endpoint.secret],
-          body: stored.body
-        })
+        for (const stored of run) {
+          stored.claims += 1
+          stored.lease = {
+            owner: request.owner,
+            claim: stored.claims,
+            expiresAt: DateTime.add(at, { milliseconds: request.leaseMs })
+          }
+          claimed.push({
+            delivery: stored.delivery,
+            fence: { owner: request.owner, claim: stored.claims },
+            url: endpoint.webhook.url,
+            secrets: previousValid ? [endpoint.secret, endpoint.previousSecret!] : [endpoint.secret],
+            body: stored.body
+          })
+        }
       }
       return claimed
     }, serial),

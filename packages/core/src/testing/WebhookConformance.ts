@@ -250,6 +250,29 @@ export const delivery = (name: string, make: MakeStorage) =>
         expect(deliveries.some((d) => d.attempts > 1 && d.lastStatusCode === 204)).toBe(true)
       }))
 
+    it.live(
+      "gives back the rest of a build's run when an attempt fails, so it goes once the first does, not at lease end",
+      () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const secret = Webhook.generateSecret()
+            const receiver = yield* WebhookReceiver.start([secret])
+            receiver.setMode("fail")
+            const { webhook, build } = yield* setUp(receiver, secret)
+            const [queued] = yield* build(1)
+            yield* stopped(queued!.id)
+            // Each retry of the build's first event leases its whole run; the failure gives the rest back.
+            const failed = () => receiver.arrivals.filter((arrival) => arrival.status === 500).length
+            const before = failed()
+            yield* Effect.sleep("20 millis").pipe(Effect.repeat({ until: () => failed() >= before + 2 }))
+            receiver.setMode("ok")
+            // Leases last a minute here: anything kept leased past its run's failure would miss the wait.
+            yield* expectAllDelivered(`${name} › run given back`, receiver, webhook.id)
+          }).pipe(Effect.provide(engineLayer(make, directory, { ...testDelivery, leaseMs: 60_000 })))
+        ),
+      60_000
+    )
+
     test("disables an endpoint that answers 410 Gone, and delivers its backlog once it is enabled again", () =>
       Effect.gen(function* () {
         const secret = Webhook.generateSecret()

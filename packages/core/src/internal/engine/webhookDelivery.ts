@@ -1,8 +1,9 @@
 /**
- * Webhook delivery: events fanned out into deliveries, then each due delivery leased, sent signed, and
- * its attempt recorded. Storage leases a delivery to one process at a time and keeps one subject's
- * deliveries to one endpoint in order; this loop keeps up to `concurrency` in flight and wakes on the
- * `EventsWritten` hint, when a send ends, or at the poll interval (retries come due with no hint).
+ * Webhook delivery: events fanned out into deliveries, then due deliveries leased, sent signed, and their
+ * attempts recorded. Storage leases a delivery to one process at a time and keeps one subject's deliveries
+ * to one endpoint in order, leasing a subject's run of them together; this loop sends up to `concurrency`
+ * runs at once, each in order, and wakes on the `EventsWritten` hint, when a run ends, or at the poll
+ * interval (retries come due with no hint).
  */
 import { Clock, DateTime, Duration, Effect, Queue, type Scope, Semaphore, Stream } from "effect"
 import type { StorageShape } from "../../Storage.ts"
@@ -25,6 +26,12 @@ export interface DeliveryInput {
 
 /** Events moved into deliveries per storage call. */
 const fanOutBatch = 500
+
+/**
+ * The most deliveries of one subject one claim leases for one sender to send in a row: a build's events
+ * written close together go without a storage round trip between each one and the next.
+ */
+const perSubject = 16
 
 /** What an attempt's result means for the delivery and its endpoint. */
 export const attemptOf = (
@@ -123,6 +130,7 @@ export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, S
     // A clean stop records what was sent, so a restart does not send it again.
     yield* Effect.addFinalizer(() => record)
 
+    /** Sends one delivery and queues its attempt for recording; answers whether it was delivered. */
     const deliver = (claimed: Webhook.ClaimedDelivery) =>
       Effect.gen(function* () {
         const result = yield* send(
@@ -140,14 +148,36 @@ export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, S
         if (attempt.disable !== null) {
           yield* Effect.logWarning(`webhook ${claimed.delivery.webhookId} disabled: ${attempt.disable}`)
         }
-      }).pipe(
-        Effect.ensuring(
-          Effect.sync(() => {
-            inFlight -= 1
-          }).pipe(Effect.andThen(signal))
-        ),
-        slots.withPermits(1)
-      )
+        return attempt.next._tag === "Delivered"
+      })
+
+    /**
+     * Sends a subject's run one delivery after another, in order, while each is delivered and the lease
+     * leaves time for one more attempt; whatever it does not send is given back, to be claimed again at once.
+     */
+    const deliverRun = (run: ReadonlyArray<Webhook.ClaimedDelivery>) =>
+      Effect.suspend(() => {
+        let sent = 0
+        return Effect.gen(function* () {
+          const lastStart = (yield* Clock.currentTimeMillis) + input.leaseMs - input.timeoutMs
+          while (sent < run.length) {
+            if (sent > 0 && (yield* Clock.currentTimeMillis) > lastStart) return
+            const delivered = yield* deliver(run[sent]!)
+            sent += 1
+            if (!delivered) return
+          }
+        }).pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              for (const claimed of run.slice(sent)) {
+                finished.push({ id: claimed.delivery.id, fence: claimed.fence, attempt: null })
+              }
+              inFlight -= 1
+            }).pipe(Effect.andThen(signal))
+          ),
+          slots.withPermits(1)
+        )
+      })
 
     const fanOut = Effect.gen(function* () {
       let moved = 0
@@ -165,9 +195,15 @@ export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, S
       const claimed =
         free <= 0
           ? []
-          : yield* storage.claimDeliveries({ owner: input.owner, leaseMs: input.leaseMs, max: free })
-      inFlight += claimed.length
-      for (const delivery of claimed) yield* Effect.forkScoped(deliver(delivery))
+          : yield* storage.claimDeliveries({
+              owner: input.owner,
+              leaseMs: input.leaseMs,
+              max: free,
+              perSubject
+            })
+      const runs = Map.groupBy(claimed, (one) => `${one.delivery.webhookId} ${one.delivery.subject}`)
+      inFlight += runs.size
+      for (const run of runs.values()) yield* Effect.forkScoped(deliverRun(run))
       return moved > 0 || claimed.length > 0 || finished.length > 0
     }).pipe(
       Effect.catch((error) =>

@@ -36,8 +36,14 @@ const fanOutAll = Storage.use((storage) =>
   })
 )
 
-const claim = (owner: string, max = 100, leaseMs = 30_000) =>
-  Storage.use((storage) => storage.claimDeliveries({ owner, leaseMs, max }))
+const claim = (owner: string, max = 100, leaseMs = 30_000, perSubject?: number) =>
+  Storage.use((storage) => storage.claimDeliveries({ owner, leaseMs, max, perSubject }))
+
+/** A claim's deliveries as subject and type, per subject in the order they were answered. */
+const runsOf = (claimed: ReadonlyArray<Webhook.ClaimedDelivery>) =>
+  [...Map.groupBy(claimed, (c) => c.delivery.subject).values()].map((run) =>
+    run.map((c) => [c.delivery.subject, c.delivery.eventType])
+  )
 
 const attempt = (next: Webhook.Attempt["next"], options: Partial<Webhook.Attempt> = {}) =>
   Effect.map(
@@ -216,6 +222,66 @@ export const webhooks = (name: string, make: MakeStorage) =>
         expect((yield* claim("sender")).map((c) => c.delivery.eventType)).toEqual([])
         const hookDeliveries = yield* storage.listDeliveries(Access.all, hook.id, { before: null, limit: 10 })
         expect(hookDeliveries.map((d) => d.status)).toEqual(["pending", "failed", "pending", "delivered"])
+      }))
+
+    it("leases a subject's run in order, up to a due or leased one, and takes back what a sender gives back", () =>
+      Effect.gen(function* () {
+        const { storage, workspace, version } = yield* seed()
+        yield* endpoint(workspace.id, { types: ["build.queued", "build.running", "build.finished"] })
+        const [a, b] = yield* queue(version, 2)
+        yield* claimOne("engine")
+        yield* storage.requestCancel(Access.all, b!.id, null)
+        yield* fanOutAll
+        // `max` counts subjects: one subject's run comes whole.
+        const first = yield* claim("sender", 1, 30_000, 5)
+        expect(runsOf(first)).toEqual([
+          [
+            [a!.id, "build.queued"],
+            [a!.id, "build.running"]
+          ]
+        ])
+        expect(first.every((c) => c.fence.owner === "sender")).toBe(true)
+        const second = yield* claim("other", 10, 30_000, 5)
+        expect(runsOf(second)).toEqual([
+          [
+            [b!.id, "build.queued"],
+            [b!.id, "build.finished"]
+          ]
+        ])
+        const [queued, running] = first
+        // A run stopped after its first: the rest is given back, unattempted, and due again at once.
+        const given = { id: running!.delivery.id, fence: running!.fence, attempt: null }
+        expect(
+          yield* storage.finishDeliveries([
+            { id: queued!.delivery.id, fence: queued!.fence, attempt: yield* delivered },
+            given
+          ])
+        ).toEqual([true, true])
+        expect(yield* storage.getDelivery(Access.all, running!.delivery.id)).toMatchObject({
+          status: "pending",
+          attempts: 0,
+          lastAttemptAt: null
+        })
+        expect(yield* storage.finishDeliveries([given])).toEqual([false])
+        const again = yield* claim("third", 10, 30_000, 5)
+        expect(runsOf(again)).toEqual([[[a!.id, "build.running"]]])
+        expect(yield* finish(again[0]!, yield* delivered)).toBe(true)
+
+        // A run ends before a later delivery another sender still holds...
+        const [bQueued, bFinished] = second
+        expect(yield* finish(bQueued!, yield* delivered)).toBe(true)
+        yield* storage.redeliver(Access.all, bQueued!.delivery.id)
+        const beforeHeld = yield* claim("third", 10, 30_000, 5)
+        expect(runsOf(beforeHeld)).toEqual([[[b!.id, "build.queued"]]])
+        // ...and before one that is not due yet.
+        const retryAt = DateTime.add(yield* now, { hours: 1 })
+        expect(
+          yield* finish(bFinished!, yield* attempt({ _tag: "Retry", at: retryAt }, { statusCode: 500 }))
+        ).toBe(true)
+        expect(yield* finish(beforeHeld[0]!, yield* delivered)).toBe(true)
+        expect(yield* claim("third", 10, 30_000, 5)).toEqual([])
+        yield* storage.redeliver(Access.all, bQueued!.delivery.id)
+        expect(runsOf(yield* claim("fourth", 10, 30_000, 5))).toEqual([[[b!.id, "build.queued"]]])
       }))
 
     it("fences a lease: an expired one is taken over, and its old holder's result is refused", () =>
