@@ -208,8 +208,8 @@ export interface StorageShape {
   /**
    * Moves the webhook cursor over up to `max` events in feed order, making one pending delivery (due now)
    * for each endpoint of the event's workspace whose types match — disabled ones too, so their backlog
-   * waits for them — and answers how many events it moved past. Calls take turns across processes; one
-   * that finds another in progress moves nothing.
+   * waits for them — and answers how many events it moved past. Each event is fanned out once across
+   * processes: a call that meets another moving the same events moves nothing.
    */
   readonly fanOutEvents: (max: number) => E<number>
   /**

@@ -1,10 +1,10 @@
 /**
  * Webhook deliveries on PostgreSQL: the fan-out of the feed into one delivery per (event, endpoint), and
- * their leases. The fan-out is one process at a time: it locks the cursor row, and a process that finds
- * it locked moves nothing. A claim is one statement on the database clock: `FOR NO KEY UPDATE SKIP
- * LOCKED` lets claimers pass each other's rows, and the lease condition is checked again on the row as
- * locked, so a delivery is never leased twice while its lease lives. Its claim number fences the holder's
- * result, as a build's attempt fences its owner.
+ * their leases. The fan-out reads, then moves the cursor only from where it read it: of processes that
+ * read the same events, one moves them and the others move nothing. A claim is one statement on the
+ * database clock: `FOR NO KEY UPDATE SKIP LOCKED` lets claimers pass each other's rows, and the lease
+ * condition is checked again on the row as locked, so a delivery is never leased twice while its lease
+ * lives. Its claim number fences the holder's result, as a build's attempt fences its owner.
  */
 import type { Access } from "@kiln/core"
 import { Event, Id, Storage, type Webhook } from "@kiln/core"
@@ -43,6 +43,9 @@ interface FanOutRow extends EventRow {
   readonly xid: string
   readonly seq: number
   readonly webhook_id: string | null
+  /** Where the cursor was when the events were read. */
+  readonly from_xid: string
+  readonly from_seq: number
 }
 
 /** A new delivery's columns as the statements that insert deliveries take them, one array each. */
@@ -75,13 +78,16 @@ const newDeliveryValues = (deliveries: ReadonlyArray<NewDelivery>): Array<Array<
 
 /**
  * Inserts the deliveries in the arrays from parameter 1 on, pending and due now on the database clock, in
- * their order: the order column follows it.
+ * their order (the order column follows it), when the condition `when` holds.
  */
-const insertDeliveries = `INSERT INTO webhook_deliveries (${newDeliveryNames}, status, attempts, next_attempt_at, created_at)
+const insertDeliveries = (
+  when = "true"
+) => `INSERT INTO webhook_deliveries (${newDeliveryNames}, status, attempts, next_attempt_at, created_at)
   SELECT ${newDeliveryNames}, 'pending', 0, clock.now, clock.now
   FROM unnest(${newDeliveryColumns.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")})
     WITH ORDINALITY AS d(${newDeliveryNames}, n),
     (SELECT ${databaseNow} AS now) clock
+  WHERE ${when}
   ORDER BY d.n`
 
 const after = newDeliveryColumns.length + 1
@@ -106,16 +112,15 @@ const deliveryStatements = {
   ),
   ping: prepared(
     "enqueue_ping",
-    `WITH inserted AS (${insertDeliveries} RETURNING ${deliveryColumns})
+    `WITH inserted AS (${insertDeliveries()} RETURNING ${deliveryColumns})
      SELECT inserted.*, pg_notify($${after}, $${after + 1}) FROM inserted`
   ),
-  // The cursor row, locked or skipped; the events after it that every transaction before them has ended
-  // (see events.ts), each with every endpoint of its workspace that takes its type, share-locked so that
-  // none is deleted before its deliveries are inserted. The cursor is compared as values, not joined: a
-  // join leaves the planner free to read the feed from its start and filter, which grows with the feed.
+  // The cursor; the events after it that every transaction before them has ended (see events.ts), each
+  // with every endpoint of its workspace that takes its type. The cursor is compared as values, not joined:
+  // a join leaves the planner free to read the feed from its start and filter, which grows with the feed.
   fanOutRead: prepared(
     "fan_out_read",
-    `WITH cursor AS MATERIALIZED (SELECT xid, seq FROM webhook_fanout FOR UPDATE SKIP LOCKED),
+    `WITH cursor AS MATERIALIZED (SELECT xid, seq FROM webhook_fanout),
      moved AS MATERIALIZED (
        SELECT e.* FROM events e
        WHERE (e.xid, e.seq) > ((SELECT xid FROM cursor), (SELECT seq FROM cursor)) AND ${settled("e")}
@@ -123,19 +128,27 @@ const deliveryStatements = {
      ),
      endpoints AS MATERIALIZED (
        SELECT id, workspace_id, types, created_at FROM webhooks
-       WHERE workspace_id IN (SELECT workspace_id FROM moved) FOR KEY SHARE
+       WHERE workspace_id IN (SELECT workspace_id FROM moved)
      )
      SELECT m.xid::text || '.' || m.seq::text AS cursor, m.xid::text AS xid, m.seq, m.id, m.workspace_id, m.type,
-       m.subject, m."timestamp", m.data, w.id AS webhook_id
+       m.subject, m."timestamp", m.data, w.id AS webhook_id,
+       (SELECT xid FROM cursor)::text AS from_xid, (SELECT seq FROM cursor) AS from_seq
      FROM moved m LEFT JOIN endpoints w
        ON w.workspace_id = m.workspace_id AND (w.types = '[]' OR w.types::jsonb ? m.type)
      ORDER BY m.xid, m.seq, w.created_at, w.id`
   ),
+  // Moves the cursor from where the read found it, and inserts the deliveries only if it did: of two
+  // processes that read the same events, the second waits on the cursor row, finds it moved, and writes
+  // nothing. An endpoint deleted since the read fails the insert, and the next call reads again.
   fanOutWrite: prepared(
     "fan_out_write",
-    `WITH inserted AS (${insertDeliveries}),
-     advanced AS (UPDATE webhook_fanout SET xid = $${after}::xid8, seq = $${after + 1})
-     SELECT pg_notify($${after + 2}, $${after + 3}) WHERE cardinality($1::text[]) > 0`
+    `WITH advanced AS (
+       UPDATE webhook_fanout SET xid = $${after}::xid8, seq = $${after + 1}
+       WHERE xid = $${after + 2}::xid8 AND seq = $${after + 3} RETURNING true AS moved
+     ),
+     inserted AS (${insertDeliveries("EXISTS (SELECT 1 FROM advanced)")})
+     SELECT moved, CASE WHEN cardinality($1::text[]) > 0 THEN pg_notify($${after + 4}, $${after + 5}) END
+     FROM advanced`
   ),
   // Due deliveries of enabled endpoints with no live lease that are the first pending delivery of their
   // subject to their endpoint, oldest due first; a row another claimer holds is skipped. The first is
@@ -232,7 +245,7 @@ export const makeDeliveryQueries = (
   | "redeliver"
   | "enqueuePing"
 > => {
-  const { run, transaction } = db
+  const { run } = db
   const webhookVisible = (access: Access.Access, id: Id.WebhookId) =>
     Effect.flatMap(
       run<{ readonly workspace_id: string }>(deliveryStatements.webhookWorkspace, [id]),
@@ -244,32 +257,31 @@ export const makeDeliveryQueries = (
       found[0] === undefined ? Effect.fail(Storage.NotFound.of("delivery", id)) : Effect.succeed(found[0])
 
   return {
-    fanOutEvents: (max) =>
-      transaction((tx) =>
-        Effect.gen(function* () {
-          const read = yield* tx<FanOutRow>(deliveryStatements.fanOutRead, [max])
-          if (read.length === 0) return 0
-          const nextId = yield* Id.generator("dlv")
-          const deliveries: Array<NewDelivery> = []
-          let moved = 0
-          let previous: string | undefined
-          for (const row of read) {
-            if (row.cursor !== previous) moved++
-            previous = row.cursor
-            if (row.webhook_id !== null) {
-              deliveries.push({ id: nextId(), webhookId: row.webhook_id, event: toEvent(row) })
-            }
-          }
-          const last = read[read.length - 1]!
-          yield* tx(deliveryStatements.fanOutWrite, [
-            ...newDeliveryValues(deliveries),
-            last.xid,
-            last.seq,
-            ...notify(eventsWritten)
-          ])
-          return moved
-        })
-      ),
+    fanOutEvents: Effect.fnUntraced(function* (max) {
+      const read = yield* run<FanOutRow>(deliveryStatements.fanOutRead, [max])
+      if (read.length === 0) return 0
+      const nextId = yield* Id.generator("dlv")
+      const deliveries: Array<NewDelivery> = []
+      let moved = 0
+      let previous: string | undefined
+      for (const row of read) {
+        if (row.cursor !== previous) moved++
+        previous = row.cursor
+        if (row.webhook_id !== null) {
+          deliveries.push({ id: nextId(), webhookId: row.webhook_id, event: toEvent(row) })
+        }
+      }
+      const last = read[read.length - 1]!
+      const written = yield* run(deliveryStatements.fanOutWrite, [
+        ...newDeliveryValues(deliveries),
+        last.xid,
+        last.seq,
+        last.from_xid,
+        last.from_seq,
+        ...notify(eventsWritten)
+      ])
+      return written.length === 0 ? 0 : moved
+    }),
     claimDeliveries: (request) =>
       Effect.map(
         run<ClaimedRow>(deliveryStatements.claim, [
