@@ -96,11 +96,13 @@ const maxSeq = "9223372036854775807"
 const deliveryStatements = {
   webhookWorkspace: prepared("webhook_workspace", "SELECT workspace_id FROM webhooks WHERE id = $1"),
   byId: prepared("delivery_by_id", `SELECT ${deliveryColumns} FROM webhook_deliveries WHERE id = $1`),
-  // Newest first, before the order of the delivery `$2` names (from the newest when it names none).
+  // Newest first, before the order of the delivery `$2` names (from the newest when it names none; nothing
+  // when it names none of the endpoint's).
   list: prepared(
     "list_deliveries",
     `SELECT ${deliveryColumns} FROM webhook_deliveries
-     WHERE webhook_id = $1 AND seq < coalesce((SELECT seq FROM webhook_deliveries WHERE id = $2), ${maxSeq})
+     WHERE webhook_id = $1 AND seq < CASE WHEN $2::text IS NULL THEN ${maxSeq}
+       ELSE (SELECT seq FROM webhook_deliveries WHERE id = $2 AND webhook_id = $1) END
      ORDER BY seq DESC LIMIT $3`
   ),
   redeliver: prepared(

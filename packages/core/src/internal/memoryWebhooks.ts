@@ -271,13 +271,16 @@ export const makeMemoryWebhooks = (
     listDeliveries: (access, webhookId, read) =>
       Effect.flatMap(Effect.fromResult(endpointOf(access, webhookId)), () =>
         Effect.sync(() => {
-          const before = read.before === null ? undefined : deliveries.get(read.before)
+          // A `before` that is not one of the endpoint's deliveries has nothing before it.
+          const named = read.before === null ? undefined : deliveries.get(read.before)
+          const below =
+            read.before === null
+              ? Number.POSITIVE_INFINITY
+              : named?.delivery.webhookId === webhookId
+                ? named.order
+                : Number.NEGATIVE_INFINITY
           return [...deliveries.values()]
-            .filter(
-              (stored) =>
-                stored.delivery.webhookId === webhookId &&
-                (before === undefined || stored.order < before.order)
-            )
+            .filter((stored) => stored.delivery.webhookId === webhookId && stored.order < below)
             .sort((a, b) => b.order - a.order)
             .slice(0, read.limit)
             .map((stored) => stored.delivery)

@@ -433,6 +433,14 @@ export const webhooks = (name: string, make: MakeStorage) =>
           limit: 2
         })
         expect([...firstPage, ...nextPage]).toEqual(whole.slice(0, 4))
+        // A `before` that is not one of this endpoint's deliveries has nothing before it.
+        const other = yield* endpoint(workspace.id, { types: ["build.queued"] })
+        yield* queue(version)
+        yield* fanOutAll
+        const [theirs] = yield* storage.listDeliveries(Access.all, other.id, { before: null, limit: 1 })
+        for (const before of [theirs!.id, Schema.decodeSync(Id.DeliveryId)(`dlv_${"0".repeat(26)}`)]) {
+          expect(yield* storage.listDeliveries(Access.all, hook.id, { before, limit: 2 })).toEqual([])
+        }
         expect(
           (yield* Effect.flip(
             storage.listDeliveries(Access.workspaces([]), hook.id, { before: null, limit: 2 })
@@ -442,6 +450,6 @@ export const webhooks = (name: string, make: MakeStorage) =>
         expect((yield* Effect.flip(storage.getDelivery(Access.all, whole[0]!.id)))._tag).toBe(
           "StorageNotFound"
         )
-        expect(yield* claim("sender")).toEqual([])
+        expect((yield* claim("sender")).filter((c) => c.delivery.webhookId === hook.id)).toEqual([])
       }))
   })
