@@ -175,9 +175,15 @@ export const expectAllDelivered = (
     const counted = tally(events, receiver)
     console.info(`${title}: ${JSON.stringify(counted)}`)
     expect(counted).toMatchObject({ lost: 0, outOfOrder: 0, unverified: 0, mislabelled: 0, overlapping: 0 })
-    const log = yield* Storage.use((storage) =>
+    // A sender records an attempt in its next round, after the receiver has answered it: 10 s at most.
+    const read = Storage.use((storage) =>
       storage.listDeliveries(Access.all, webhookId, { before: null, limit: events.length + 1 })
     )
+    let log = yield* read
+    for (let waited = 0; waited < 10_000 && !log.every((d) => d.status === "delivered"); waited += 20) {
+      yield* Effect.sleep("20 millis")
+      log = yield* read
+    }
     expect(log.length).toBe(events.length)
     expect(log.every((delivery) => delivery.status === "delivered")).toBe(true)
     return { events, counted }
