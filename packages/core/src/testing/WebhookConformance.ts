@@ -20,6 +20,7 @@ import type * as Id from "../Id.ts"
 import * as Runner from "../Runner.ts"
 import * as SourceStore from "../SourceStore.ts"
 import { Storage } from "../Storage.ts"
+import { StorageError } from "../StorageError.ts"
 import * as Webhook from "../Webhook.ts"
 import { stopped } from "./Builds.ts"
 import { contextOf } from "./runner/fixtures.ts"
@@ -279,6 +280,42 @@ export const delivery = (name: string, make: MakeStorage) =>
       60_000
     )
 
+    it.live(
+      "records the rest of a batch that storage refuses for one attempt, and sends that one again",
+      () => {
+        const refused: { subject?: string } = {}
+        return Effect.scoped(
+          Effect.gen(function* () {
+            const secret = Webhook.generateSecret()
+            const receiver = yield* WebhookReceiver.start([secret])
+            const { webhook, build } = yield* setUp(receiver, secret)
+            for (const queued of yield* build(4)) yield* stopped(queued.id)
+            const others = (events: ReadonlyArray<Event.Stored>) =>
+              events.filter((e) => e.subject !== refused.subject)
+            // Every other build's events are delivered and recorded, though each batch had the refused one.
+            const recorded = Effect.gen(function* () {
+              yield* Effect.sleep("20 millis")
+              const events = yield* feed
+              const log = yield* Storage.use((storage) =>
+                storage.listDeliveries(Access.all, webhook.id, { before: null, limit: 100 })
+              )
+              const delivered = new Set(log.filter((d) => d.status === "delivered").map((d) => d.eventId))
+              return { events, log, done: others(events).every((event) => delivered.has(event.id)) }
+            })
+            const { events, log } = yield* Effect.repeat(recorded, { until: ({ done }) => done }).pipe(
+              Effect.timeout("30 seconds")
+            )
+            const seen = new Set(receiver.acknowledged().map((arrival) => arrival.id))
+            // The refused one was sent, and stays pending: its lease runs out and it goes again.
+            const [refusedFirst] = events.filter((event) => event.subject === refused.subject)
+            expect(seen.has(refusedFirst!.id)).toBe(true)
+            expect(log.find((d) => d.eventId === refusedFirst!.id)?.status).toBe("pending")
+          }).pipe(Effect.provide(engineLayer(refusing(make, refused), directory)))
+        )
+      },
+      60_000
+    )
+
     test("disables an endpoint that answers 410 Gone, and delivers its backlog once it is enabled again", () =>
       Effect.gen(function* () {
         const secret = Webhook.generateSecret()
@@ -363,6 +400,38 @@ export const delivery = (name: string, make: MakeStorage) =>
       60_000
     )
   })
+
+/**
+ * The storage, refusing outright (not retryable) every batch of attempts with one at the build of the first
+ * attempt it is asked to record, which it names in `refused`.
+ */
+const refusing =
+  (make: MakeStorage, refused: { subject?: string }): MakeStorage =>
+  (options) =>
+    Layer.effect(
+      Storage,
+      Storage.use((inner) =>
+        Effect.succeed({
+          ...inner,
+          finishDeliveries: (batch: ReadonlyArray<Webhook.FinishedDelivery>) =>
+            Effect.flatMap(
+              Effect.forEach(batch, (one) =>
+                inner.getDelivery(Access.all, one.id).pipe(
+                  Effect.map((delivery) => {
+                    refused.subject ??= delivery.subject
+                    return delivery.subject === refused.subject
+                  }),
+                  Effect.orElseSucceed(() => false)
+                )
+              ),
+              (hits) =>
+                hits.includes(true)
+                  ? Effect.fail(new StorageError({ reason: "Unknown", message: "refused by the test" }))
+                  : inner.finishDeliveries(batch)
+            )
+        })
+      )
+    ).pipe(Layer.provide(make(options)))
 
 /** Polls `read` every 20 ms until `done` holds (10 s at most). */
 const waitFor = <A, E, R>(read: Effect.Effect<A, E, R>, done: (a: A) => boolean) =>

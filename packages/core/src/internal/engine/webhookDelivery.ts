@@ -113,19 +113,29 @@ export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, S
     // Attempts waiting to be recorded: the next round records all of them in one storage call, before it
     // claims, so a build's next event is claimable once the one before it is recorded.
     let finished: Array<Webhook.FinishedDelivery> = []
+    // What storage could not record for now is kept for the next round: a lease that ran out meanwhile
+    // answers false, and the delivery is sent again, never lost. What it refuses outright would fail every
+    // batch it is in, so a refused batch is recorded one attempt at a time, and an attempt refused alone is
+    // dropped: its lease runs out and the delivery goes again.
+    const recordBatch = (batch: ReadonlyArray<Webhook.FinishedDelivery>): Effect.Effect<void> =>
+      storage.finishDeliveries(batch).pipe(
+        Effect.catch((error) => {
+          if (error.retryable) {
+            return Effect.sync(() => {
+              finished = batch.concat(finished)
+            }).pipe(Effect.andThen(Effect.logWarning("recording webhook deliveries failed", error)))
+          }
+          return batch.length > 1
+            ? Effect.forEach(batch, (one) => recordBatch([one]), { discard: true })
+            : Effect.logError("a webhook attempt could not be recorded; its delivery goes again", error)
+        }),
+        Effect.asVoid
+      )
     const record = Effect.suspend(() => {
       if (finished.length === 0) return Effect.void
       const batch = finished
       finished = []
-      return storage.finishDeliveries(batch).pipe(
-        Effect.catch((error) =>
-          Effect.sync(() => {
-            // Kept for the next round: a lease that ran out meanwhile answers false, and the delivery is
-            // sent again, never lost.
-            finished = batch.concat(finished)
-          }).pipe(Effect.andThen(Effect.logWarning("recording webhook deliveries failed", error)))
-        )
-      )
+      return recordBatch(batch)
     })
     // A clean stop records what was sent, so a restart does not send it again.
     yield* Effect.addFinalizer(() => record)
