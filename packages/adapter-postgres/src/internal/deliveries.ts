@@ -41,11 +41,12 @@ const { toDelivery } = SqlRows
 
 interface FanOutRow extends EventRow {
   readonly xid: string
-  readonly seq: number
+  /** A bigint column: `pg` answers it as decimal text, passed back as it came. */
+  readonly seq: string
   readonly webhook_id: string | null
   /** Where the cursor was when the events were read. */
   readonly from_xid: string
-  readonly from_seq: number
+  readonly from_seq: string
 }
 
 /** A new delivery's columns as the statements that insert deliveries take them, one array each. */
