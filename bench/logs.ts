@@ -39,6 +39,7 @@ const chatty = Layer.succeed(Runner.Runner, {
         })
       )
     ),
+  ping: Effect.void,
   resources: Effect.succeed([]),
   sweep: () => Effect.succeed([])
 })

@@ -42,6 +42,7 @@ export const quiet = Layer.succeed(References.MinimumLogLevel, "Warn")
 export const noopRunner = Layer.succeed(Runner.Runner, {
   run: () =>
     Stream.succeed<Runner.RunnerEvent>({ _tag: "Log", stream: "stdout", step: null, text: "nothing to do" }),
+  ping: Effect.void,
   resources: Effect.succeed([]),
   sweep: () => Effect.succeed([])
 })

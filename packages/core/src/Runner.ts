@@ -66,6 +66,8 @@ export const activeOnly =
 
 export interface RunnerShape {
   readonly run: (spec: RunSpec) => Stream.Stream<RunnerEvent, RunnerError>
+  /** Succeeds once what the runner drives (a container engine) answers; for readiness checks. */
+  readonly ping: Effect.Effect<void, RunnerError>
   /** What runs created and have not removed yet (labelled containers and untagged images). */
   readonly resources: Effect.Effect<ReadonlyArray<Resource>, RunnerError>
   /**

@@ -57,6 +57,8 @@ type E<A, Errors = never> = Effect.Effect<A, Errors | StorageError>
 // cursors.
 
 export interface StorageShape {
+  /** A cheap round trip to the store, for readiness checks: succeeds once the store answers. */
+  readonly ping: E<void>
   readonly createWorkspace: (input: NewWorkspace) => E<Workspace>
   readonly getWorkspace: (access: Access, id: WorkspaceId) => E<Workspace, NotFound>
   readonly listWorkspaces: (access: Access, query: ListQuery<WorkspaceField>) => E<ListResult<Workspace>>

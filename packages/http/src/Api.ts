@@ -9,6 +9,7 @@ import { BuildsGroup } from "./internal/api/builds.ts"
 import { RequestErrors } from "./internal/api/contract.ts"
 import { DeploymentsGroup } from "./internal/api/deployments.ts"
 import { EventsGroup, eventStreamPath } from "./internal/api/events.ts"
+import { healthPaths } from "./internal/api/health.ts"
 import { deploymentLogStreamPath, logStreamPath } from "./internal/api/logs.ts"
 import { pushPath } from "./internal/api/push.ts"
 import { AppsGroup, AppVersionsGroup, TokensGroup, WorkspacesGroup } from "./internal/api/resources.ts"
@@ -60,7 +61,7 @@ export class KilnApi extends HttpApi.make("kiln")
         "Build orchestration: queue builds of your source, run them in containers, follow their logs, cancel them, query them, and hear of every change through a resumable event feed and signed webhooks.",
       transform: (spec) => ({
         ...spec,
-        paths: { ...spec.paths, ...logStreamPath, ...pushPath, ...eventStreamPath }
+        paths: { ...spec.paths, ...logStreamPath, ...pushPath, ...eventStreamPath, ...healthPaths }
       })
     })
   ) {}

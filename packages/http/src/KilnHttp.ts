@@ -5,9 +5,10 @@
  *
  * Routes: the canonical API under `/api` (see `Api.ts`), the WebSockets of a build's log
  * (`/api/builds/{id}/logs/stream`) and of the event feed (`/api/events/stream`), `GET /api/openapi.json`,
- * and a reference page at `/api/docs`, with the document of every surface mounted, that loads nothing from
- * the network. Every response carries an `x-request-id`; a 5xx body carries only that id, the cause goes to
- * the log.
+ * a reference page at `/api/docs`, with the document of every surface mounted, that loads nothing from
+ * the network, and the unauthenticated probes `GET /healthz` and `GET /readyz` (the storage answers, and
+ * the runner when the host provides one). Every response carries an `x-request-id`; a 5xx body carries
+ * only that id, the cause goes to the log.
  */
 import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
@@ -37,6 +38,7 @@ import * as Builds from "./internal/builds.ts"
 import * as Deployments from "./internal/deployments.ts"
 import * as EventStream from "./internal/eventStream.ts"
 import * as Events from "./internal/events.ts"
+import * as Health from "./internal/health.ts"
 import * as LogStream from "./internal/logStream.ts"
 import * as Push from "./internal/pushEvents.ts"
 import * as RequestErrors from "./internal/requestErrors.ts"
@@ -308,6 +310,7 @@ const routes = (options: Options) => {
     LogStream.route(options.logStream ?? {}),
     EventStream.route(options.logStream ?? {}),
     Push.route,
+    Health.route,
     referencePage(surfaces),
     guard(allowed)
   )

@@ -183,6 +183,8 @@ describe("http › OpenAPI and the reference page", () => {
         "DELETE /api/tokens/{id}",
         "GET /api/events",
         "GET /api/events/stream",
+        "GET /healthz",
+        "GET /readyz",
         "POST /api/webhooks",
         "GET /api/webhooks",
         "GET /api/webhooks/{id}",

@@ -75,6 +75,7 @@ export const make = (options: Options = {}): Effect.Effect<Runner.RunnerShape> =
 
     return {
       run,
+      ping: settings.client.ping,
       resources: Resources.list(settings),
       sweep: (active) => Resources.sweep(settings, active)
     } satisfies Runner.RunnerShape

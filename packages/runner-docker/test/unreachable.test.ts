@@ -16,6 +16,7 @@ it.effect("a run fails with Unavailable, which a retry can help, when the engine
     expect(error.message).toContain("/nonexistent/docker.sock")
     expect(error.retryable).toBe(true)
     expect(yield* Effect.flip(runner.resources)).toMatchObject({ reason: "Unavailable" })
+    expect(yield* Effect.flip(runner.ping)).toMatchObject({ reason: "Unavailable" })
     expect(yield* Effect.flip(runner.sweep(Runner.activeOnly([])))).toMatchObject({ reason: "Unavailable" })
   }).pipe(Effect.provide(nowhere))
 )

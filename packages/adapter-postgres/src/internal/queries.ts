@@ -90,6 +90,7 @@ export const makeQueries = (db: Database, schema: string, notify: Notify): Stora
     )
 
   const queries: StorageDriver.Queries = {
+    ping: Effect.asVoid(run(statements.ping, [])),
     createWorkspace: Effect.fnUntraced(function* (input) {
       const workspace = Workspace.make(yield* Id.generate("wsp"), input, yield* now)
       yield* run(statements.insertWorkspace, valuesOf(rows.fromWorkspace(workspace), rows.workspaceColumns))

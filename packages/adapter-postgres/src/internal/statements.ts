@@ -163,6 +163,7 @@ SELECT id FROM ok WHERE ${announced}`
 })()
 
 export const statements = {
+  ping: prepared("ping", "SELECT 1"),
   insertWorkspace: prepared("insert_workspace", insertInto("workspaces", workspaceColumns)),
   oldestWorkspace: prepared(
     "oldest_workspace",

@@ -76,6 +76,7 @@ export const makeQueries = (
     )
 
   return {
+    ping: attempt(() => sql.ping.get()),
     createWorkspace: Effect.fnUntraced(function* (input) {
       const workspace = Workspace.make(yield* Id.generate("wsp"), input, yield* now)
       yield* attempt(() => sql.insertWorkspace.run(rows.fromWorkspace(workspace)))

@@ -65,6 +65,7 @@ const prepare = <Params extends Array<unknown> = [], Row = unknown>(
 ): Statement<Params, Row> => db.prepare<Array<unknown>, Row>(source)
 
 export const prepareStatements = (db: Connection) => ({
+  ping: prepare<[], { readonly one: 1 }>(db, "SELECT 1 AS one"),
   insertWorkspace: prepare<[WorkspaceRow]>(db, insertInto("workspaces", workspaceColumns)),
   workspaceById: prepare<[string], WorkspaceRow>(db, "SELECT * FROM workspaces WHERE id = ?"),
   oldestWorkspace: prepare<[], WorkspaceRow>(db, "SELECT * FROM workspaces ORDER BY created_at, id LIMIT 1"),

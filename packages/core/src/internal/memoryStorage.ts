@@ -84,6 +84,7 @@ export const makeMemoryStorage = (options: StorageOptions) =>
     ) => Effect.sync(() => Evaluator.list(table, rows, access, query, resolve))
 
     const queries: Queries = {
+      ping: Effect.void,
       createWorkspace: Effect.fnUntraced(function* (input) {
         const at = yield* now
         const workspace = Workspace.make(yield* Id.generate("wsp"), input, at)

@@ -149,5 +149,5 @@ export const makeScriptedRunner = Effect.gen(function* () {
       return removed
     })
 
-  return { run, resources: Ref.get(live), sweep } satisfies RunnerShape
+  return { run, ping: Effect.void, resources: Ref.get(live), sweep } satisfies RunnerShape
 })

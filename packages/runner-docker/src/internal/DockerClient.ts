@@ -77,6 +77,8 @@ export interface Listed {
 }
 
 export interface DockerClient {
+  /** Succeeds once the engine answers `/_ping`. */
+  readonly ping: Effect.Effect<void, RunnerError.RunnerError>
   /**
    * Builds an image with the classic builder from a tar stream; emits Docker's progress messages. Ending
    * the stream early closes the request, which makes the engine cancel the build.
@@ -124,6 +126,10 @@ export interface DockerClient {
   readonly inspectExec: (
     execId: string
   ) => Effect.Effect<{ readonly running: boolean; readonly exitCode: number | null }, RunnerError.RunnerError>
+}
+
+interface Pingable {
+  readonly ping: (options: { readonly abortSignal: AbortSignal }) => Promise<unknown>
 }
 
 /** A client for the engine `connection` points at; nothing is dialled until the first call. */
@@ -260,6 +266,8 @@ export const make = (connection: Connection): DockerClient => {
           d.getImage(repository).push({ tag, abortSignal: signal, authconfig: { ...auth } })
         )
       ),
+    // dockerode's ping takes an abort signal, which its types leave out: a probe that times out ends its request.
+    ping: Effect.asVoid(call("connect", (d, signal) => (d as unknown as Pingable).ping({ abortSignal: signal }))),
     pullImage: (image) =>
       progress(follow("pull image", (d, signal) => d.pull(image, { abortSignal: signal }))),
     inspectImage: (name) =>

@@ -1,5 +1,6 @@
 import { describe, expect } from "@effect/vitest"
 import { Effect, Exit, Stream } from "effect"
+import { Runner } from "../../Runner.ts"
 import { SourceError } from "../../SourceError.ts"
 import { logText, type MakeRunner, type RunnerSuiteOptions, runToEnd, specOf, test } from "./fixtures.ts"
 
@@ -12,6 +13,8 @@ const errorOf = (exit: Exit.Exit<void, unknown>) =>
 export const events = (name: string, make: MakeRunner, options: RunnerSuiteOptions = {}) =>
   describe(`${name} › runner: events and failures`, () => {
     const it = test(make)
+
+    it("answers a ping, for readiness probes", () => Runner.use((runner) => runner.ping))
 
     it("runs the build then the deploy command as steps, in order, with their output", () =>
       Effect.gen(function* () {

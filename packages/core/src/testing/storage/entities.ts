@@ -30,6 +30,8 @@ export const entities = (name: string, make: MakeStorage) =>
   describe(`${name} › storage: entities and scope`, () => {
     const it = test(make)
 
+    it("answers a ping, for readiness probes", () => Storage.use((storage) => storage.ping))
+
     it("creates and reads workspaces; another workspace's scope sees a missing one", () =>
       Effect.gen(function* () {
         const storage = yield* Storage
