@@ -12,7 +12,7 @@ import pg from "pg"
 import { afterAll, expect, it } from "vitest"
 import * as DataDir from "../shared/DataDir.ts"
 import { killAll, run } from "./fixtures/processes.ts"
-import * as Proxy from "./fixtures/proxy.ts"
+import * as Proxies from "./fixtures/proxy.ts"
 
 const namespace = `kiln-e2e-health-${process.pid}`
 const scratch = mkdtempSync(join(tmpdir(), "kiln-e2e-health-"))
@@ -49,9 +49,9 @@ DockerTesting.describeDocker("e2e › health probes of npm start", () => {
     await admin.connect()
     await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`)
     const direct = new URL(PgTesting.databaseUrl())
-    const postgres = await Proxy.start("tcp", { host: direct.hostname, port: Number(direct.port) })
+    const postgres = await Proxies.start("tcp", { host: direct.hostname, port: Number(direct.port) })
     const engine = process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock"
-    const docker = await Proxy.start({ path: join(scratch, "docker.sock") }, { path: engine })
+    const docker = await Proxies.start({ path: join(scratch, "docker.sock") }, { path: engine })
     try {
       const proxied = Object.assign(new URL(direct), {
         port: String((postgres.address as { port: number }).port),

@@ -55,7 +55,7 @@ export interface Options {
     | undefined
   /**
    * How far a WebSocket follower (of a build's log or of the event feed) may fall behind before Kiln waits
-   * for it, and closes it if it stalls.
+   * for it, and closes it if it stalls; how often it checks that the follower's token still holds.
    */
   readonly logStream?: LogStreamLimits | undefined
 }

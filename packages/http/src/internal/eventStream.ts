@@ -6,7 +6,8 @@
  *
  * The token comes as the `Authorization` header or the `bearer.<token>` subprotocol; refusals (401, 400,
  * 404, and 426 to a plain GET) are answered before the upgrade. A follower that stops reading gets
- * backpressure, then 4008 with the cursor to resume from (`follower.ts`).
+ * backpressure, then 4008 with the cursor to resume from; one whose token is revoked or expires while it
+ * follows is closed with 4403 or 4401 (`follower.ts`).
  */
 import { Authenticator, Event, Events, Storage } from "@kiln/core"
 import { Effect, Redacted, Stream } from "effect"
@@ -21,6 +22,7 @@ import {
   isUpgrade,
   type Limits,
   serve,
+  tokenEnded,
   upgradeRequired
 } from "./follower.ts"
 import { narrowedTo } from "./workspaces.ts"
@@ -62,8 +64,13 @@ const follow = (
         ),
         Effect.provideService(Storage.Storage, storage)
       )
-    return yield* serve(request, limits, following, () =>
-      last === null ? "slow consumer: resume from the start" : `slow consumer: resume from cursor ${last}`
+    return yield* serve(
+      request,
+      limits,
+      following,
+      () =>
+        last === null ? "slow consumer: resume from the start" : `slow consumer: resume from cursor ${last}`,
+      tokenEnded({ storage, authenticator, principal, credential, limits })
     )
   }).pipe(Effect.scoped, answeringRefusals)
 

@@ -8,10 +8,14 @@
  * follower costs that buffer and one page. One that takes nothing for `stallTimeoutMs` is closed with
  * `slowConsumerCode`, its reason naming the cursor to resume from: the close frame follows every message
  * sent.
+ *
+ * A follower whose token stops granting access while it follows (revoked, expired) is closed within
+ * `tokenCheckMs` and the authenticator's cache: `tokenRevokedCode` or `tokenExpiredCode`, the reason in words.
  */
 import { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"
-import { Data, Deferred, Effect, identity } from "effect"
+import { Access, Authenticator, type Storage } from "@kiln/core"
+import { Clock, Data, Deferred, Effect, identity } from "effect"
 import { type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
 import { logStreamTokenProtocol } from "../Api.ts"
@@ -48,10 +52,68 @@ export interface Limits {
   readonly maxBufferedBytes?: number | undefined
   /** How long a follower past that bound may take nothing before it is closed with 4008 (default 30 s). */
   readonly stallTimeoutMs?: number | undefined
+  /** How often an open follower checks that its token still grants access (default 2 s). */
+  readonly tokenCheckMs?: number | undefined
 }
 
 /** The close code for a follower that stopped reading: resume from the cursor in the close reason. */
 export const slowConsumerCode = 4008
+/** The close code for a follower whose token expired while it followed (or that the host's authenticator no longer takes). */
+export const tokenExpiredCode = 4401
+/** The close code for a follower whose token was revoked while it followed. */
+export const tokenRevokedCode = 4403
+
+/** How a follower ends when its credential no longer grants access: its close frame. */
+export interface Ending {
+  readonly code: number
+  readonly reason: string
+}
+
+/**
+ * Succeeds once the principal a follower was let in as no longer grants access. The credential it came with
+ * is authenticated again (the authenticator's cache makes one lookup serve every stream of a token); a
+ * follower let in by a ticket has its token read from storage. A check that storage cannot answer is no
+ * answer: the follower goes on, and the next check decides.
+ */
+export const tokenEnded = (input: {
+  readonly storage: Storage.StorageShape
+  readonly authenticator: Authenticator.AuthenticatorShape
+  readonly principal: Authenticator.Principal
+  readonly credential: string | undefined
+  readonly limits: Limits
+}): Effect.Effect<Ending> => {
+  const { storage, authenticator, principal, credential } = input
+  const tokenId = principal.tokenId
+  const stored = tokenId === null ? undefined : storage.getToken(Access.all, tokenId)
+  const live: Effect.Effect<boolean, Storage.StorageError> =
+    credential !== undefined
+      ? authenticator.authenticate(credential).pipe(
+          Effect.as(true),
+          Effect.catchTag("Unauthenticated", () => Effect.succeed(false))
+        )
+      : stored !== undefined
+        ? Effect.zipWith(stored, Clock.currentTimeMillis, Authenticator.isLive).pipe(
+            Effect.catchTag("StorageNotFound", () => Effect.succeed(false))
+          )
+        : Effect.never
+  const why: Effect.Effect<Ending> =
+    stored === undefined
+      ? Effect.succeed({ code: tokenExpiredCode, reason: "credentials no longer accepted" })
+      : stored.pipe(
+          Effect.map(
+            (token): Ending =>
+              token.revokedAt !== null
+                ? { code: tokenRevokedCode, reason: "token revoked" }
+                : { code: tokenExpiredCode, reason: "token expired" }
+          ),
+          Effect.catch(() => Effect.succeed({ code: tokenRevokedCode, reason: "token revoked" }))
+        )
+  const check = Effect.sleep(input.limits.tokenCheckMs ?? 2000).pipe(
+    Effect.andThen(live),
+    Effect.catchTag("StorageError", () => Effect.succeed(true))
+  )
+  return Effect.andThen(Effect.repeat(check, { while: (stillLive) => stillLive }), why)
+}
 
 export class Stalled extends Data.TaggedError("Stalled") {}
 
@@ -130,15 +192,17 @@ export interface Connection {
 }
 
 /**
- * Upgrades the request and runs `follow` on the WebSocket until it ends or the client goes away. A follower
- * that stalls is closed with `slowConsumerCode` and `stalledReason()` (which names the cursor to resume
- * from, read when it stalls). Needs a scope: the socket lives in it.
+ * Upgrades the request and runs `follow` on the WebSocket until it ends, the client goes away, or `ended`
+ * says the caller's access has (then the connection closes as it says). A follower that stalls is closed
+ * with `slowConsumerCode` and `stalledReason()` (which names the cursor to resume from, read when it
+ * stalls). Needs a scope: the socket lives in it.
  */
 export const serve = <E, R>(
   request: HttpServerRequest.HttpServerRequest,
   limits: Limits,
   follow: (connection: Connection) => Effect.Effect<void, E | Stalled, R>,
-  stalledReason: () => string
+  stalledReason: () => string,
+  ended: Effect.Effect<Ending>
 ) =>
   Effect.gen(function* () {
     const flow = flowOf(connectionOf(request), limits)
@@ -161,7 +225,11 @@ export const serve = <E, R>(
         () => close(slowConsumerCode, stalledReason())
       )
     )
-    yield* Effect.raceFirst(following, Deferred.await(gone)).pipe(Effect.ignore)
+    const closedAsEnded = Effect.flatMap(ended, ({ code, reason }) => close(code, reason))
+    yield* Effect.raceFirst(following, Deferred.await(gone)).pipe(
+      Effect.raceFirst(closedAsEnded),
+      Effect.ignore
+    )
     return HttpServerResponse.empty()
   })
 

@@ -8,7 +8,8 @@
  * resumes from any cursor gets no gap and no duplicate.
  *
  * A follower that does not read gets backpressure, and one that stalls is closed with 4008 and the cursor
- * to resume from (`follower.ts`).
+ * to resume from; one whose token (or its ticket's) is revoked or expires while it follows is closed with
+ * 4403 or 4401 (`follower.ts`).
  *
  * Browsers cannot set headers on a WebSocket: besides `Authorization`, the token may come as the
  * subprotocol `bearer.<token>`, or a short-lived ticket for the build (`logTickets.ts`) as `?ticket=`, which
@@ -27,6 +28,7 @@ import {
   isUpgrade,
   type Limits,
   serve,
+  tokenEnded,
   upgradeRequired
 } from "./follower.ts"
 import { canonicalId, idOf } from "./ids.ts"
@@ -139,7 +141,8 @@ export const follow = (
       request,
       limits,
       following,
-      () => `slow consumer: resume from cursor ${LogCursor.encode(seq)}`
+      () => `slow consumer: resume from cursor ${LogCursor.encode(seq)}`,
+      tokenEnded({ storage, authenticator, principal, credential, limits })
     )
   }).pipe(Effect.scoped, answeringRefusals)
 

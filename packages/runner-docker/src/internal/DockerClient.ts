@@ -267,7 +267,9 @@ export const make = (connection: Connection): DockerClient => {
         )
       ),
     // dockerode's ping takes an abort signal, which its types leave out: a probe that times out ends its request.
-    ping: Effect.asVoid(call("connect", (d, signal) => (d as unknown as Pingable).ping({ abortSignal: signal }))),
+    ping: Effect.asVoid(
+      call("connect", (d, signal) => (d as unknown as Pingable).ping({ abortSignal: signal }))
+    ),
     pullImage: (image) =>
       progress(follow("pull image", (d, signal) => d.pull(image, { abortSignal: signal }))),
     inspectImage: (name) =>

@@ -70,7 +70,9 @@ export const eventStreamPath = {
         "(as `GET /api/events` shows it, with its `cursor`): first those after `after`, then new ones as they " +
         "happen, in feed order. Reconnect with the last cursor you received to resume with no gap and no " +
         "duplicate. A client that takes nothing for 30 s while 1 MiB waits for it is closed with 4008, reason " +
-        "`slow consumer: resume from cursor <cursor>`, after every event sent: reconnect with that cursor. " +
+        "`slow consumer: resume from cursor <cursor>`, after every event sent: reconnect with that cursor. A " +
+        "client whose token is revoked or expires while it follows is closed within 5 s with 4403 (`token " +
+        "revoked`) or 4401 (`token expired`). " +
         "Browsers, which cannot set headers here, offer the token as the subprotocol " +
         `\`${logStreamTokenProtocol}<token>\` beside \`${logStreamProtocol}\`, which the server answers with.`,
       security: [{ bearer: [] }, {}],

@@ -103,7 +103,9 @@ export const logStreamPath = {
         "when the status changes, and `end` once the build has stopped and every line was sent; the server then " +
         "closes with 1000. Reconnect with the last cursor to resume with no gap and no duplicate. A client that " +
         "takes nothing for 30 s while 1 MiB waits for it is closed with 4008, reason `slow consumer: resume from " +
-        "cursor <cursor>`, after every line sent: reconnect with that cursor. Browsers, which " +
+        "cursor <cursor>`, after every line sent: reconnect with that cursor. A client whose token (or its " +
+        "ticket's) is revoked or expires while it follows is closed within 5 s with 4403 (`token revoked`) or " +
+        "4401 (`token expired`). Browsers, which " +
         "cannot set headers here, pass a ticket from `POST /api/builds/{id}/logs/ticket` as `?ticket=`, or offer " +
         `the token as the subprotocol \`${logStreamTokenProtocol}<token>\` beside \`${logStreamProtocol}\`, which ` +
         "the server answers with.",
@@ -138,7 +140,8 @@ export const deploymentLogStreamPath = {
       summary: "Follow a deployment build's log over a WebSocket",
       description:
         "Upgrades to a WebSocket that sends each log line's text, as it is produced, then closes with 1000 once " +
-        "the build has stopped and every line was sent. A client that stops reading is closed with 4008 as on the " +
+        "the build has stopped and every line was sent. A client that stops reading is closed with 4008, and one " +
+        "whose token ends with 4403 or 4401, as on the " +
         "canonical stream, whose cursors `?cursor=` takes here too. Refusals come before the upgrade, as on the " +
         "canonical stream. A browser opens the `url` that `POST …/builds/{build_id}/logs/ticket` answers (this URL " +
         "with `?ticket=`), since `new WebSocket(url)` cannot send an `Authorization` header.",
