@@ -9,17 +9,25 @@
  * Environment: `KILN_PORT`, `KILN_HOST`; `KILN_DATA_DIR` (default `.kiln/`), `KILN_DB`, or `KILN_DATABASE_URL`
  * for PostgreSQL (any number of servers may share one);
  * `KILN_CURSOR_SECRET` (default: a key kept in the data directory); `KILN_DOCKER_NAMESPACE`, `KILN_REGISTRY`;
- * `KILN_GIT_LOCAL_DIRS`, the directories whose git repositories a source may name by path (none by default).
+ * `KILN_GIT_LOCAL_DIRS`, the directories whose git repositories a source may name by path (none by default);
+ * `KILN_LOG_FORMAT=json` for one JSON object a line on stdout (the banner too), each line of a request
+ * carrying its `requestId` and each line of a build its `buildId`, for a log shipper.
  */
 import { existsSync } from "node:fs"
 import { NodeRuntime } from "@effect/platform-node"
 import { KilnHttp } from "@kiln/http"
-import { Config, Console, DateTime, Effect, Layer } from "effect"
+import { Config, Console, DateTime, Effect, Layer, Logger } from "effect"
 import { HttpServer } from "effect/http"
 import * as DataDir from "../shared/DataDir.ts"
 import * as LocalStack from "../shared/LocalStack.ts"
 
 const dataDir = DataDir.fromEnv()
+
+const logFormat = Config.Literals(["text", "json"], "KILN_LOG_FORMAT").pipe(Config.withDefault("text"))
+
+/** Text for a terminal, as written; in JSON mode a log line, so that stdout holds nothing else. */
+const say = (text: string) =>
+  Effect.flatMap(logFormat, (format) => (format === "json" ? Effect.logInfo(text) : Console.log(text)))
 
 const welcome = Effect.gen(function* () {
   const url = yield* HttpServer.addressFormattedWith(Effect.succeed)
@@ -59,19 +67,21 @@ const welcome = Effect.gen(function* () {
     lines.push("", `  curl -H "Authorization: Bearer $(cat ${tokenFile})" ${url}/api/workspaces`)
   }
   lines.push("", "Build examples/hello-app through the API, in a second terminal: npm run demo", "")
-  yield* Console.log(lines.join("\n"))
-  yield* Effect.addFinalizer(() => Console.log("Stopping: running builds get 10 s to finish."))
+  yield* say(lines.join("\n"))
+  yield* Effect.addFinalizer(() => Effect.orDie(say("Stopping: running builds get 10 s to finish.")))
 })
 
 const server = Layer.unwrap(
   Effect.gen(function* () {
     const port = yield* Config.Port("KILN_PORT").pipe(Config.withDefault(8787))
     const host = yield* Config.String("KILN_HOST").pipe(Config.withDefault("127.0.0.1"))
+    const logger = (yield* logFormat) === "json" ? Logger.layer([Logger.consoleJson]) : Layer.empty
     return Layer.effectDiscard(welcome).pipe(
       Layer.provideMerge(KilnHttp.layerServer({ port, host })),
       Layer.provideMerge(
         LocalStack.layer(dataDir, { ...LocalStack.optionsFromEnv(), engine: { shutdownGraceMs: 10_000 } })
-      )
+      ),
+      Layer.provide(logger)
     )
   })
 )

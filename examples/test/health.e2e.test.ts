@@ -1,12 +1,14 @@
 /**
- * `npm start`'s probes as an orchestrator sees them: `/healthz` answers while the process runs, and
- * `/readyz` names what does not answer — PostgreSQL, then the Docker engine, each cut off behind a proxy —
- * and is ready again once it does. Neither asks for a token.
+ * `npm start` as an operator runs it. Its probes, as an orchestrator sees them: `/healthz` answers while
+ * the process runs, and `/readyz` names what does not answer — PostgreSQL, then the Docker engine, each cut
+ * off behind a proxy — and is ready again once it does; neither asks for a token. Its log with
+ * `KILN_LOG_FORMAT=json`: nothing but JSON lines, a request's lines naming the request, a build's the build.
  */
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as PgTesting from "@kiln/adapter-postgres/testing"
+import { GitServer } from "@kiln/core/testing"
 import * as DockerTesting from "@kiln/runner-docker/testing"
 import pg from "pg"
 import { afterAll, expect, it } from "vitest"
@@ -27,8 +29,12 @@ interface Answer {
   readonly body: { readonly status: string; readonly checks?: Record<string, string> }
 }
 
+/** Every `x-request-id` the probes were answered with. */
+const requestIds = new Set<string>()
+
 const probe = async (url: string): Promise<Answer> => {
   const response = await fetch(url)
+  requestIds.add(response.headers.get("x-request-id") ?? "")
   return { status: response.status, body: (await response.json()) as Answer["body"] }
 }
 
@@ -94,6 +100,106 @@ DockerTesting.describeDocker("e2e › health probes of npm start", () => {
       await Promise.all([postgres.close(), docker.close()])
       await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`)
       await admin.end()
+    }
+  }, 120_000)
+})
+
+interface LogLine {
+  /** The text, or the text and what came with it (an error). */
+  readonly message: string | ReadonlyArray<unknown>
+  readonly level: string
+  readonly annotations: Record<string, unknown>
+}
+
+DockerTesting.describeDocker("e2e › npm start's log as JSON", () => {
+  it("KILN_LOG_FORMAT=json: only JSON lines; a request's lines carry its requestId, a build's its buildId", async () => {
+    const repository = join(scratch, "repositories", "app")
+    GitServer.commit(repository, { Dockerfile: "FROM busybox\nRUN echo built\n" })
+    const engine = process.env.DOCKER_HOST?.replace(/^unix:\/\//, "") ?? "/var/run/docker.sock"
+    const docker = await Proxies.start({ path: join(scratch, "json-docker.sock") }, { path: engine })
+    const dataDir = DataDir.at(join(scratch, "json"))
+    try {
+      const server = run("examples/server/main.ts", {
+        KILN_DATA_DIR: dataDir.dir,
+        KILN_PORT: String(await DockerTesting.freePort()),
+        KILN_DOCKER_NAMESPACE: namespace,
+        KILN_GIT_LOCAL_DIRS: join(scratch, "repositories"),
+        KILN_LOG_FORMAT: "json",
+        DOCKER_HOST: `unix://${join(scratch, "json-docker.sock")}`
+      })
+      // The banner is a log line too: its text is a JSON string, newlines escaped.
+      const url = (await server.printed(/Kiln is listening on (http:\/\/[\d.:]+)/))[1]!
+      await server.printed(/npm run demo/)
+
+      // A request that logs: a readiness probe while Docker does not answer.
+      docker.cut()
+      requestIds.clear()
+      expect((await until(`${url}/readyz`, 503)).status).toBe(503)
+      docker.restore()
+      expect((await until(`${url}/readyz`, 200)).status).toBe(200)
+
+      const headers = {
+        authorization: `Bearer ${readFileSync(dataDir.adminToken, "utf8").trim()}`,
+        "content-type": "application/json"
+      }
+      const post = async (path: string, body: unknown) =>
+        (await (
+          await fetch(`${url}${path}`, { method: "POST", headers, body: JSON.stringify(body) })
+        ).json()) as {
+          id: string
+        }
+      const { data } = (await (await fetch(`${url}/api/workspaces`, { headers })).json()) as {
+        data: Array<{ id: string }>
+      }
+      const app = await post("/api/apps", {
+        workspaceId: data[0]!.id,
+        handle: "logged",
+        name: "Logged",
+        kind: "app"
+      })
+      const version = await post("/api/app-versions", {
+        appId: app.id,
+        source: { type: "git", url: repository, ref: "main" }
+      })
+      const build = await post("/api/builds", { appVersionId: version.id })
+      const deadline = Date.now() + 60_000
+      let status = "pending"
+      while (!["completed", "failed", "cancelled", "skipped"].includes(status) && Date.now() < deadline) {
+        await new Promise((done) => setTimeout(done, 250))
+        status = (
+          (await (await fetch(`${url}/api/builds/${build.id}`, { headers })).json()) as { status: string }
+        ).status
+      }
+      expect(status).toBe("completed")
+      server.child.kill("SIGTERM")
+      // As on Ctrl-C: runMain exits 130 once the layers have closed.
+      expect((await server.exited).code).toBe(130)
+
+      const lines = server
+        .output()
+        .split("\n")
+        .filter((line) => line.trim() !== "")
+      const notJson = lines.filter((line) => {
+        try {
+          JSON.parse(line)
+          return false
+        } catch {
+          return true
+        }
+      })
+      expect(notJson).toEqual([])
+      const logged = lines.map((line) => JSON.parse(line) as LogLine)
+      const text = (line: LogLine) => String(Array.isArray(line.message) ? line.message[0] : line.message)
+      const probes = logged.filter((line) => text(line) === "readiness: runner did not answer")
+      expect(probes.length).toBeGreaterThan(0)
+      for (const line of probes) expect(requestIds).toContain(line.annotations.requestId)
+      const ofBuild = logged
+        .filter((line) => line.annotations.buildId === build.id)
+        .map((line) => line.message)
+      expect(ofBuild).toEqual(expect.arrayContaining(["build started", "build completed"]))
+    } finally {
+      killAll()
+      await docker.close()
     }
   }, 120_000)
 })

@@ -185,6 +185,8 @@ const guard = (allowed: (url: string) => ReadonlyArray<string>) =>
         return (
           limited ? Effect.provideService(httpEffect, HttpIncomingMessage.MaxBodySize, bodyLimit) : httpEffect
         ).pipe(
+          // Every line logged while the request is served names it, as its response's x-request-id does.
+          Effect.annotateLogs("requestId", requestId),
           Effect.matchCauseEffect({
             onSuccess: (response) =>
               Effect.succeed(

@@ -112,9 +112,7 @@ export const runBuild = (
     yield* release
     if (outcome._tag === "LeaseLost") {
       yield* Fiber.interrupt(lease)
-      return yield* Effect.logWarning("lease lost: stopped without writing").pipe(
-        Effect.annotateLogs({ buildId: build.id })
-      )
+      return yield* Effect.logWarning("lease lost: stopped without writing")
     }
 
     const at = yield* DateTime.now
@@ -146,5 +144,7 @@ export const runBuild = (
     Effect.scoped,
     Effect.catchCause((cause) =>
       Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("build crashed in the engine", cause)
-    )
+    ),
+    // Every line logged while the build runs names it, from the fibers it forks too.
+    Effect.annotateLogs({ buildId: build.id })
   )
