@@ -13,8 +13,8 @@
 import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
-import type { Authenticator, SourceStore, Storage } from "@kiln/core"
-import { ByteSize, Cause, Effect, Layer, type Types } from "effect"
+import { Authenticator, type SourceStore, type Storage } from "@kiln/core"
+import { ByteSize, Cause, Clock, Effect, Layer, Option, type Types } from "effect"
 import {
   HttpIncomingMessage,
   HttpRouter,
@@ -38,9 +38,11 @@ import * as Builds from "./internal/builds.ts"
 import * as Deployments from "./internal/deployments.ts"
 import * as EventStream from "./internal/eventStream.ts"
 import * as Events from "./internal/events.ts"
+import { credentialOf } from "./internal/follower.ts"
 import * as Health from "./internal/health.ts"
 import * as LogStream from "./internal/logStream.ts"
 import * as Push from "./internal/pushEvents.ts"
+import * as RateLimit from "./internal/rateLimit.ts"
 import * as RequestErrors from "./internal/requestErrors.ts"
 import * as Tokens from "./internal/tokens.ts"
 import * as Webhooks from "./internal/webhooks.ts"
@@ -58,7 +60,14 @@ export interface Options {
    * for it, and closes it if it stalls; how often it checks that the follower's token still holds.
    */
   readonly logStream?: LogStreamLimits | undefined
+  /**
+   * Requests allowed per token, and per client address for requests without an accepted token, in each
+   * process (default 6,000 and 600 a minute); past them `429` with `Retry-After`. `false` for none.
+   */
+  readonly rateLimit?: RateLimitOptions | false | undefined
 }
+
+export type RateLimitOptions = RateLimit.Options
 
 export type LogStreamLimits = LogStream.Limits
 
@@ -155,61 +164,132 @@ const failure = (
   )
 }
 
+/** A route's effect, as a middleware gets it. */
+type HttpEffect = Effect.Effect<
+  HttpServerResponse.HttpServerResponse,
+  unknown,
+  HttpServerRequest.HttpServerRequest
+>
+
+/** The health probes, which are not rate limited: each costs at most a shared, cached check. */
+const isProbe = (url: string) => /\/(healthz|readyz)(\?|$)/.test(url)
+
 /**
- * Unknown routes, requests past the limits, unreadable bodies and defects, in the API's error body, and a
- * request id on every response. Applied to the whole router, so it also covers routes the host adds.
- * Written without generators: it runs on every request.
+ * How a request counts against the rate limits: its token's, when it comes with one the authenticator
+ * accepts (its cache makes this the lookup the route then reuses), otherwise its address's.
  */
-const guard = (allowed: (url: string) => ReadonlyArray<string>) =>
-  HttpRouter.middleware(
-    (httpEffect) =>
-      // Every failure becomes a response here, so the remaining error type is nominal.
-      HttpServerRequest.HttpServerRequest.use((request) => {
-        const requestId = randomUUID()
-        const answer = answerFor(request.url)
-        const withId = (response: HttpServerResponse.HttpServerResponse) =>
-          HttpServerResponse.setHeader(response, "x-request-id", requestId)
-        if (request.url.length > maxUrlLength) {
-          return Effect.succeed(
-            withId(
-              answer(414, { error: "uri_too_long", message: `the URL is longer than ${maxUrlLength} bytes` })
-            )
-          )
-        }
-        // A body's size is bounded here unless it is an archive upload, bounded by the source store's cap.
-        const limited =
-          request.method !== "GET" && request.method !== "HEAD" && !ArchiveUpload.isUploadPath(request.url)
-        if (limited && Number(request.headers["content-length"] ?? 0) > maxBodyBytes) {
-          return Effect.succeed(withId(tooLarge(answer)))
-        }
-        return (
-          limited ? Effect.provideService(httpEffect, HttpIncomingMessage.MaxBodySize, bodyLimit) : httpEffect
-        ).pipe(
-          // Every line logged while the request is served names it, as its response's x-request-id does.
-          Effect.annotateLogs("requestId", requestId),
-          Effect.matchCauseEffect({
-            onSuccess: (response) =>
-              Effect.succeed(
-                withId(
-                  // HttpApi answers a body it has no decoder for in plain text.
-                  response.status === 415
-                    ? answer(415, {
-                        error: "unsupported_media_type",
-                        message: `content-type ${request.headers["content-type"] ?? "(none)"} is not accepted here`
-                      })
-                    : response
-                )
-              ),
-            onFailure: (cause) => Effect.map(failure(request, requestId, cause, answer, allowed), withId)
-          })
+const verdictOf = (
+  limiter: RateLimit.Limiter,
+  authenticator: Authenticator.AuthenticatorShape,
+  request: HttpServerRequest.HttpServerRequest
+) => {
+  const credential = credentialOf(request.headers)
+  const token =
+    credential === undefined
+      ? Effect.succeed(undefined)
+      : authenticator.authenticate(credential).pipe(
+          Effect.map((principal) => principal.tokenId ?? `principal:${principal.name}`),
+          Effect.orElseSucceed(() => undefined)
         )
-      }) as Effect.Effect<
-        HttpServerResponse.HttpServerResponse,
-        Types.unhandled,
-        HttpServerRequest.HttpServerRequest
-      >,
+  return Effect.zipWith(token, Clock.currentTimeMillis, (key, now) =>
+    key !== undefined
+      ? limiter.count("token", key, now)
+      : limiter.count(
+          "address",
+          Option.getOrElse(request.remoteAddress, () => "unknown"),
+          now
+        )
+  )
+}
+
+/**
+ * Rate limits, unknown routes, requests past the limits, unreadable bodies and defects, in the API's error
+ * body, and a request id on every response. Applied to the whole router, so it also covers routes the
+ * host adds. What runs on every request is written without generators.
+ */
+const guard = (allowed: (url: string) => ReadonlyArray<string>, rateLimit: RateLimit.Options | false) =>
+  HttpRouter.middleware(
+    Effect.gen(function* () {
+      const limiter = rateLimit === false ? undefined : RateLimit.make(rateLimit)
+      if (typeof limiter === "string") return yield* Effect.die(new Error(`KilnHttp: ${limiter}`))
+      const authenticator = yield* Authenticator.Authenticator
+      return (httpEffect: HttpEffect) =>
+        // Every failure becomes a response here, so the remaining error type is nominal.
+        HttpServerRequest.HttpServerRequest.use((request) => {
+          const requestId = randomUUID()
+          const answer = answerFor(request.url)
+          const withId = (response: HttpServerResponse.HttpServerResponse) =>
+            HttpServerResponse.setHeader(response, "x-request-id", requestId)
+          const served = serve(request, httpEffect, requestId, answer, withId, allowed)
+          if (limiter === undefined || isProbe(request.url)) return served
+          return Effect.flatMap(verdictOf(limiter, authenticator, request), (verdict) =>
+            verdict === undefined
+              ? served
+              : verdict.allowed
+                ? Effect.map(served, HttpServerResponse.setHeaders(verdict.headers))
+                : Effect.succeed(
+                    HttpServerResponse.setHeaders(
+                      withId(
+                        answer(429, {
+                          error: "rate_limited",
+                          message: `too many requests: try again in ${verdict.headers["retry-after"]} s`
+                        })
+                      ),
+                      verdict.headers
+                    )
+                  )
+          )
+        }) as Effect.Effect<
+          HttpServerResponse.HttpServerResponse,
+          Types.unhandled,
+          HttpServerRequest.HttpServerRequest
+        >
+    }),
     { global: true }
   )
+
+/** A request within the limits: too long a URL or body refused, the route's answer or failure in the API's words. */
+const serve = (
+  request: HttpServerRequest.HttpServerRequest,
+  httpEffect: HttpEffect,
+  requestId: string,
+  answer: Answer,
+  withId: (response: HttpServerResponse.HttpServerResponse) => HttpServerResponse.HttpServerResponse,
+  allowed: (url: string) => ReadonlyArray<string>
+) => {
+  if (request.url.length > maxUrlLength) {
+    return Effect.succeed(
+      withId(answer(414, { error: "uri_too_long", message: `the URL is longer than ${maxUrlLength} bytes` }))
+    )
+  }
+  // A body's size is bounded here unless it is an archive upload, bounded by the source store's cap.
+  const limited =
+    request.method !== "GET" && request.method !== "HEAD" && !ArchiveUpload.isUploadPath(request.url)
+  if (limited && Number(request.headers["content-length"] ?? 0) > maxBodyBytes) {
+    return Effect.succeed(withId(tooLarge(answer)))
+  }
+  return (
+    limited ? Effect.provideService(httpEffect, HttpIncomingMessage.MaxBodySize, bodyLimit) : httpEffect
+  ).pipe(
+    // Every line logged while the request is served names it, as its response's x-request-id does.
+    Effect.annotateLogs("requestId", requestId),
+    Effect.matchCauseEffect({
+      onSuccess: (response) =>
+        Effect.succeed(
+          withId(
+            // HttpApi answers a body it has no decoder for in plain text.
+            response.status === 415
+              ? answer(415, {
+                  error: "unsupported_media_type",
+                  message: `content-type ${request.headers["content-type"] ?? "(none)"} is not accepted here`
+                })
+              : response
+          )
+        ),
+      onFailure: (cause) => Effect.map(failure(request, requestId, cause, answer, allowed), withId)
+    })
+  )
+}
 
 const handlers = Layer.mergeAll(
   Builds.layer,
@@ -314,7 +394,7 @@ const routes = (options: Options) => {
     Push.route,
     Health.route,
     referencePage(surfaces),
-    guard(allowed)
+    guard(allowed, options.rateLimit ?? {})
   )
 }
 
