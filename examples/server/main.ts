@@ -10,13 +10,14 @@
  * for PostgreSQL (any number of servers may share one);
  * `KILN_CURSOR_SECRET` (default: a key kept in the data directory); `KILN_DOCKER_NAMESPACE`, `KILN_REGISTRY`;
  * `KILN_GIT_LOCAL_DIRS`, the directories whose git repositories a source may name by path (none by default);
+ * `KILN_METRICS_TOKEN` (16 characters or more) serves `GET /metrics` to a scraper sending it;
  * `KILN_LOG_FORMAT=json` for one JSON object a line on stdout (the banner too), each line of a request
  * carrying its `requestId` and each line of a build its `buildId`, for a log shipper.
  */
 import { existsSync } from "node:fs"
 import { NodeRuntime } from "@effect/platform-node"
 import { KilnHttp } from "@kiln/http"
-import { Config, Console, DateTime, Effect, Layer, Logger } from "effect"
+import { Config, Console, DateTime, Effect, Layer, Logger, Option } from "effect"
 import { HttpServer } from "effect/http"
 import * as DataDir from "../shared/DataDir.ts"
 import * as LocalStack from "../shared/LocalStack.ts"
@@ -76,8 +77,15 @@ const server = Layer.unwrap(
     const port = yield* Config.Port("KILN_PORT").pipe(Config.withDefault(8787))
     const host = yield* Config.String("KILN_HOST").pipe(Config.withDefault("127.0.0.1"))
     const logger = (yield* logFormat) === "json" ? Logger.layer([Logger.consoleJson]) : Layer.empty
+    const metricsToken = yield* Config.option(Config.Redacted("KILN_METRICS_TOKEN"))
     return Layer.effectDiscard(welcome).pipe(
-      Layer.provideMerge(KilnHttp.layerServer({ port, host })),
+      Layer.provideMerge(
+        KilnHttp.layerServer({
+          port,
+          host,
+          metrics: Option.match(metricsToken, { onNone: () => undefined, onSome: (token) => ({ token }) })
+        })
+      ),
       Layer.provideMerge(
         LocalStack.layer(dataDir, { ...LocalStack.optionsFromEnv(), engine: { shutdownGraceMs: 10_000 } })
       ),

@@ -14,6 +14,7 @@ import {
   type Bootstrap,
   Cursor,
   Engine,
+  type Metrics,
   type Runner,
   type SourceError,
   SourceStore,
@@ -21,6 +22,7 @@ import {
   type StorageError,
   Webhook
 } from "@kiln/core"
+import { KilnMetrics } from "@kiln/http"
 import { DockerRunner } from "@kiln/runner-docker"
 import { Effect, Layer } from "effect"
 import * as DataDir from "./DataDir.ts"
@@ -62,6 +64,8 @@ export type Services =
   | Storage.Storage
   | SourceStore.SourceStore
   | Runner.Runner
+  | Metrics.Metrics
+  | KilnMetrics.KilnMetrics
 
 export const layer = (
   dataDir: DataDir.DataDir,
@@ -95,6 +99,8 @@ export const layer = (
         })
       )
       return Layer.mergeAll(Engine.layer(options.engine), Authenticator.layer).pipe(
+        // Recorded always (a counter's increment a change), served only where the host mounts `/metrics`.
+        Layer.provideMerge(KilnMetrics.layer),
         Layer.provideMerge(services),
         Layer.provideMerge(Cursor.layer(cursorSecret(dataDir))),
         // Kept in the output, so that the API's routes judge endpoints by what the engine sends to.

@@ -41,12 +41,14 @@ import * as Events from "./internal/events.ts"
 import { credentialOf } from "./internal/follower.ts"
 import * as Health from "./internal/health.ts"
 import * as LogStream from "./internal/logStream.ts"
+import * as MetricsRoute from "./internal/metricsRoute.ts"
 import * as Push from "./internal/pushEvents.ts"
 import * as RateLimit from "./internal/rateLimit.ts"
 import * as RequestErrors from "./internal/requestErrors.ts"
 import * as Tokens from "./internal/tokens.ts"
 import * as Webhooks from "./internal/webhooks.ts"
 import * as Workspaces from "./internal/workspaces.ts"
+import * as KilnMetrics from "./KilnMetrics.ts"
 
 export interface Options {
   /** Where Kiln's routes live in the host's URL space, e.g. `/ci`; default at the root. */
@@ -65,6 +67,11 @@ export interface Options {
    * process (default 6,000 and 600 a minute); past them `429` with `Retry-After`. `false` for none.
    */
   readonly rateLimit?: RateLimitOptions | false | undefined
+  /**
+   * Serves `GET /metrics` (Prometheus text) to a scraper sending this token; needs `KilnMetrics.layer` in
+   * the context. Off unless given.
+   */
+  readonly metrics?: MetricsRoute.MetricsOptions | undefined
 }
 
 export type RateLimitOptions = RateLimit.Options
@@ -207,12 +214,31 @@ const verdictOf = (
  * body, and a request id on every response. Applied to the whole router, so it also covers routes the
  * host adds. What runs on every request is written without generators.
  */
-const guard = (allowed: (url: string) => ReadonlyArray<string>, rateLimit: RateLimit.Options | false) =>
+const guard = (paths: AllowedMethods.Paths, rateLimit: RateLimit.Options | false) =>
   HttpRouter.middleware(
     Effect.gen(function* () {
       const limiter = rateLimit === false ? undefined : RateLimit.make(rateLimit)
       if (typeof limiter === "string") return yield* Effect.die(new Error(`KilnHttp: ${limiter}`))
       const authenticator = yield* Authenticator.Authenticator
+      const metrics = yield* Effect.serviceOption(KilnMetrics.KilnMetrics)
+      // Counted by the documented path it was for: a label with a bounded set of values, whatever the URL.
+      const counted = <E, R>(
+        request: HttpServerRequest.HttpServerRequest,
+        effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+      ) => {
+        if (Option.isNone(metrics)) return effect
+        const started = performance.now()
+        return Effect.tap(effect, (response) =>
+          Effect.sync(() =>
+            metrics.value.request(
+              paths.route(request.method, request.url) ?? "other",
+              request.method,
+              response.status,
+              (performance.now() - started) / 1000
+            )
+          )
+        )
+      }
       return (httpEffect: HttpEffect) =>
         // Every failure becomes a response here, so the remaining error type is nominal.
         HttpServerRequest.HttpServerRequest.use((request) => {
@@ -220,24 +246,27 @@ const guard = (allowed: (url: string) => ReadonlyArray<string>, rateLimit: RateL
           const answer = answerFor(request.url)
           const withId = (response: HttpServerResponse.HttpServerResponse) =>
             HttpServerResponse.setHeader(response, "x-request-id", requestId)
-          const served = serve(request, httpEffect, requestId, answer, withId, allowed)
-          if (limiter === undefined || isProbe(request.url)) return served
-          return Effect.flatMap(verdictOf(limiter, authenticator, request), (verdict) =>
-            verdict === undefined
-              ? served
-              : verdict.allowed
-                ? Effect.map(served, HttpServerResponse.setHeaders(verdict.headers))
-                : Effect.succeed(
-                    HttpServerResponse.setHeaders(
-                      withId(
-                        answer(429, {
-                          error: "rate_limited",
-                          message: `too many requests: try again in ${verdict.headers["retry-after"]} s`
-                        })
-                      ),
-                      verdict.headers
+          const served = serve(request, httpEffect, requestId, answer, withId, paths.allowed)
+          if (limiter === undefined || isProbe(request.url)) return counted(request, served)
+          return counted(
+            request,
+            Effect.flatMap(verdictOf(limiter, authenticator, request), (verdict) =>
+              verdict === undefined
+                ? served
+                : verdict.allowed
+                  ? Effect.map(served, HttpServerResponse.setHeaders(verdict.headers))
+                  : Effect.succeed(
+                      HttpServerResponse.setHeaders(
+                        withId(
+                          answer(429, {
+                            error: "rate_limited",
+                            message: `too many requests: try again in ${verdict.headers["retry-after"]} s`
+                          })
+                        ),
+                        verdict.headers
+                      )
                     )
-                  )
+            )
           )
         }) as Effect.Effect<
           HttpServerResponse.HttpServerResponse,
@@ -377,9 +406,13 @@ const referencePage = (surfaces: ReadonlyArray<Surface>) =>
 
 const routes = (options: Options) => {
   const surfaces = surfacesOf(options)
-  const allowed = AllowedMethods.make(
+  const paths = AllowedMethods.make(
     surfaces.map((surface) => surface.document),
-    [docsPath, ...surfaces.map((surface) => surface.path)],
+    [
+      docsPath,
+      ...surfaces.map((surface) => surface.path),
+      ...(options.metrics === undefined ? [] : [MetricsRoute.metricsPath])
+    ],
     isRoot(options.prefix) ? "" : options.prefix.replace(/\/+$/, "")
   )
   return Layer.mergeAll(
@@ -393,8 +426,9 @@ const routes = (options: Options) => {
     EventStream.route(options.logStream ?? {}),
     Push.route,
     Health.route,
+    options.metrics === undefined ? Layer.empty : MetricsRoute.route(options.metrics),
     referencePage(surfaces),
-    guard(allowed, options.rateLimit ?? {})
+    guard(paths, options.rateLimit ?? {})
   )
 }
 

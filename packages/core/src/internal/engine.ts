@@ -3,9 +3,10 @@
  * `Engine.ts`.
  */
 import { hostname } from "node:os"
-import { Effect, Queue, type Scope } from "effect"
+import { Effect, Option, Queue, type Scope } from "effect"
 import * as Access from "../Access.ts"
 import type { EngineOptions, EngineShape } from "../Engine.ts"
+import * as Metrics from "../Metrics.ts"
 import { Runner } from "../Runner.ts"
 import { SourceStore } from "../SourceStore.ts"
 import { Storage } from "../Storage.ts"
@@ -33,6 +34,7 @@ export const makeEngine = (
     const sources = yield* SourceStore
     const owner = options.owner ?? defaultOwner()
     const concurrency = options.concurrency ?? 2
+    const metrics = Option.getOrElse(yield* Effect.serviceOption(Metrics.Metrics), () => Metrics.none)
     const leaseMs = options.leaseMs ?? 30_000
     const runInput = {
       storage,
@@ -42,6 +44,7 @@ export const makeEngine = (
       leaseMs,
       logBatchLines: options.logBatchLines ?? 500,
       logFlushMs: options.logFlushMs ?? 10,
+      metrics,
       setUp: yield* makeBuildSetup({
         storage,
         environment: options.environment ?? (() => Effect.succeed([]))
@@ -52,7 +55,11 @@ export const makeEngine = (
     const signal = Effect.asVoid(Queue.offer(wake, undefined))
     const builds = makeRunningBuilds(
       (build, stop, release) => runBuild(runInput, build, stop, release),
-      signal
+      // A slot came free: the gauge says so before the claim loop fills it again.
+      Effect.andThen(
+        Effect.sync(() => metrics.slots(builds.size(), concurrency)),
+        signal
+      )
     )
     const claims = yield* makeClaimLoop({
       storage,
@@ -62,7 +69,8 @@ export const makeEngine = (
       limits: options.limits,
       pollIntervalMs: options.pollIntervalMs ?? 1000,
       builds,
-      wake
+      wake,
+      metrics
     })
     const watch = { storage, builds, wake: signal, cancelPollMs: options.cancelPollMs ?? 500 }
 
@@ -87,7 +95,8 @@ export const makeEngine = (
         timeoutMs: webhooks.timeoutMs ?? 10_000,
         maxResponseBytes: webhooks.maxResponseBytes ?? 64 * 1024,
         retrySchedule: webhooks.retrySchedule ?? defaultSchedule,
-        pollIntervalMs: webhooks.pollIntervalMs ?? 1000
+        pollIntervalMs: webhooks.pollIntervalMs ?? 1000,
+        metrics
       })
     }
     // Registered last, so it runs first when the layer closes: before the loops are interrupted.

@@ -7,6 +7,7 @@ import { Cause, DateTime, Deferred, Effect, Fiber, Option } from "effect"
 import * as Access from "../../Access.ts"
 import type { Build } from "../../Build.ts"
 import type { Fence } from "../../BuildState.ts"
+import type { MetricsShape } from "../../Metrics.ts"
 import type { RunnerShape } from "../../Runner.ts"
 import type { SourceStoreShape } from "../../SourceStore.ts"
 import type { StorageShape } from "../../Storage.ts"
@@ -28,6 +29,7 @@ export interface BuildRunInput {
   readonly leaseMs: number
   readonly logBatchLines: number
   readonly logFlushMs: number
+  readonly metrics: MetricsShape
   readonly setUp: SetUp
 }
 
@@ -57,7 +59,8 @@ export const runBuild = (
       flushMs: input.logFlushMs,
       redactor,
       onLeaseLost: leaseLost,
-      onWriteFailed: end({ _tag: "Failed", error: "the build log could not be stored" })
+      onWriteFailed: end({ _tag: "Failed", error: "the build log could not be stored" }),
+      metrics: input.metrics
     })
     const recorder = makeRunRecorder({ storage, build, fence, log, onLeaseLost: leaseLost })
 
@@ -133,7 +136,11 @@ export const runBuild = (
     yield* log.transition(
       event,
       Effect.matchEffect({
-        onSuccess: (final) => logProgress(`build ${final.status}`, build),
+        onSuccess: (final) =>
+          Effect.andThen(
+            Effect.sync(() => input.metrics.buildFinished(final)),
+            logProgress(`build ${final.status}`, build)
+          ),
         // The lease lapses and a reaper records the build as lost: it never stays running.
         onFailure: (error) => Effect.logError("could not write the final state", error)
       })

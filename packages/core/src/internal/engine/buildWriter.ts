@@ -22,6 +22,7 @@ import type { Build } from "../../Build.ts"
 import type { BuildEvent, Fence } from "../../BuildState.ts"
 import type { BuildId } from "../../Id.ts"
 import * as LogLine from "../../LogLine.ts"
+import type { MetricsShape } from "../../Metrics.ts"
 import type * as Redactor from "../../Redactor.ts"
 import type { StorageShape } from "../../Storage.ts"
 import { retryTransient } from "./storageRetry.ts"
@@ -40,6 +41,7 @@ export interface BuildWriterInput {
   readonly onLeaseLost: Effect.Effect<void>
   /** Lines could not be stored, even after retries. */
   readonly onWriteFailed: Effect.Effect<void>
+  readonly metrics: MetricsShape
 }
 
 /** How a queued state change was written: the build as stored after it, or why not. */
@@ -92,8 +94,14 @@ export const makeBuildWriter = (input: BuildWriterInput): Effect.Effect<BuildWri
         }
         return offerEvery(numbered)
       })
+    const stored = (lines: ReadonlyArray<LogLine.LogLine>) => {
+      let bytes = 0
+      for (const line of lines) bytes += Buffer.byteLength(line.text)
+      input.metrics.logsStored(lines.length, bytes)
+    }
     const write = (lines: ReadonlyArray<LogLine.LogLine>) =>
       retryTransient(storage.appendLogs(buildId, fence, lines)).pipe(
+        Effect.tap(() => Effect.sync(() => stored(lines))),
         Effect.catchTag("LeaseLost", () => input.onLeaseLost),
         // A log that cannot be stored whole fails the build rather than losing lines silently.
         Effect.catch((error) =>
@@ -117,6 +125,7 @@ export const makeBuildWriter = (input: BuildWriterInput): Effect.Effect<BuildWri
     ) =>
       Effect.gen(function* () {
         const written = yield* apply(lines, events)
+        if (Exit.isSuccess(written) && lines.length > 0) stored(lines)
         const leaseLost =
           Exit.isFailure(written) &&
           Option.exists(Cause.findErrorOption(written.cause), (error) => error._tag === "LeaseLost")

@@ -2,9 +2,10 @@
  * Claims queued builds into free slots: at once while a claim comes back full, otherwise when woken (a build
  * was queued or a slot came free) or every poll interval, until stopped.
  */
-import { Effect, Queue, Ref } from "effect"
+import { Clock, Effect, Queue, Ref } from "effect"
 import type { Build } from "../../Build.ts"
 import type { Limits } from "../../Claim.ts"
+import type { MetricsShape } from "../../Metrics.ts"
 import type { StorageShape } from "../../Storage.ts"
 import type { RunningBuilds } from "./runningBuilds.ts"
 
@@ -18,6 +19,7 @@ export interface ClaimLoopInput {
   readonly builds: Pick<RunningBuilds, "size" | "start">
   /** Offered to when the loop should look again before its poll interval is up. */
   readonly wake: Queue.Queue<void>
+  readonly metrics: MetricsShape
 }
 
 export interface ClaimLoop {
@@ -36,11 +38,14 @@ export const makeClaimLoop = (input: ClaimLoopInput): Effect.Effect<ClaimLoop> =
         const free = concurrency - builds.size()
         let claimed: ReadonlyArray<Build> = []
         if (free > 0) {
+          const started = yield* Clock.currentTimeMillis
           claimed = yield* storage
             .claimNext({ owner: input.owner, leaseMs: input.leaseMs, max: free, limits: input.limits })
             .pipe(Effect.catch((error) => Effect.logWarning("claim failed", error).pipe(Effect.as([]))))
+          input.metrics.claimed((yield* Clock.currentTimeMillis) - started, claimed.length)
           if (yield* Ref.get(stopping)) return
           for (const build of claimed) yield* builds.start(build)
+          input.metrics.slots(builds.size(), concurrency)
         }
         // A full claim may leave more work queued: look again at once.
         if (free > 0 && claimed.length === free) continue

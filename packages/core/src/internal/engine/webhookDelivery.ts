@@ -6,6 +6,7 @@
  * interval (retries come due with no hint).
  */
 import { Clock, DateTime, Duration, Effect, Queue, type Scope, Semaphore, Stream } from "effect"
+import type { DeliveryResult, MetricsShape } from "../../Metrics.ts"
 import type { StorageShape } from "../../Storage.ts"
 import type * as Webhook from "../../Webhook.ts"
 import type { AddressPolicy } from "../webhooks/addressPolicy.ts"
@@ -22,7 +23,15 @@ export interface DeliveryInput {
   readonly maxResponseBytes: number
   readonly retrySchedule: RetrySchedule
   readonly pollIntervalMs: number
+  readonly metrics: MetricsShape
 }
+
+const deliveryResults = {
+  Delivered: "delivered",
+  Rejected: "rejected",
+  Refused: "refused",
+  Failed: "failed"
+} as const satisfies Record<SendResult["_tag"], DeliveryResult>
 
 /** Events moved into deliveries per storage call. */
 const fanOutBatch = 500
@@ -153,6 +162,7 @@ export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, S
           }
         )
         const at = DateTime.makeUnsafe(yield* Clock.currentTimeMillis)
+        input.metrics.deliveryAttempted(deliveryResults[result._tag])
         const attempt = attemptOf(result, claimed.delivery.attempts + 1, at, input.retrySchedule)
         finished.push({ id: claimed.delivery.id, fence: claimed.fence, attempt })
         if (attempt.disable !== null) {
