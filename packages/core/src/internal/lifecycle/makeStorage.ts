@@ -4,6 +4,7 @@ import type { Change } from "../../Change.ts"
 import * as LogBudget from "../../LogBudget.ts"
 import type { StorageOptions, StorageShape } from "../../Storage.ts"
 import type { Driver } from "../../StorageDriver.ts"
+import * as Tracing from "../../Tracing.ts"
 import {
   appendAndTransition,
   heartbeat,
@@ -40,7 +41,12 @@ export const makeStorage = <ListenError>(driver: Driver<ListenError>, options: S
       // Queries that write events or deliveries wake feed readers and webhook senders too.
       createAppVersion: announcing(queries.createAppVersion),
       resolveAppVersion: announcing(queries.resolveAppVersion),
-      fanOutEvents: announcing(queries.fanOutEvents),
+      // Only a fan-out that made deliveries: an empty one announcing would wake the sender that called it,
+      // whose next round would fan out nothing and announce again, round after round.
+      fanOutEvents: (max) =>
+        Effect.tap(queries.fanOutEvents(max), (moved) =>
+          moved > 0 ? lifecycle.publish([eventsWritten]) : Effect.void
+        ),
       redeliver: announcing(queries.redeliver),
       enqueuePing: announcing(queries.enqueuePing),
       updateWebhook: announcing(queries.updateWebhook),
@@ -56,5 +62,6 @@ export const makeStorage = <ListenError>(driver: Driver<ListenError>, options: S
       readLogs: readLogs(lifecycle),
       changes: Effect.map(PubSub.subscribe(changes), Stream.fromSubscription)
     }
-    return storage
+    // Wrapped only where a tracer would export the spans: otherwise every call stays as it is.
+    return (yield* Tracing.active) ? Tracing.spans("kiln.storage", storage) : storage
   })
