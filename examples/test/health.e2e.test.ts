@@ -72,6 +72,10 @@ DockerTesting.describeDocker("e2e › health probes of npm start", () => {
       })
       const url = (await server.printed(/Kiln is listening on (\S+)/))[1]!
       await server.printed(/npm run demo/)
+      // A server that died says why: its output goes with the failure.
+      server.exited.then(({ code, signal }) => {
+        if (signal !== "SIGKILL") console.error(`npm start exited (${code ?? signal}):\n${server.output()}`)
+      })
 
       expect(await probe(`${url}/healthz`)).toEqual({ status: 200, body: { status: "ok" } })
       const ready = { status: 200, body: { status: "ready", checks: { storage: "ok", runner: "ok" } } }

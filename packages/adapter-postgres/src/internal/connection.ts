@@ -108,6 +108,21 @@ export const runOn =
       })
     )
 
+// The pool listens for errors only on idle connections. One checked out that breaks between statements (a
+// transaction waiting on the event loop when the server goes away) emits an error nobody hears, and Node
+// ends the process for it; heard here, it is left to the next statement, which fails on the broken
+// connection and releases it as broken. The listener goes with the release, or they would pile up.
+const broken = () => {}
+const listening = (client: pg.PoolClient): pg.PoolClient => {
+  client.on("error", broken)
+  const release = client.release
+  client.release = (error?: Error | boolean) => {
+    client.removeListener("error", broken)
+    return release.call(client, error)
+  }
+  return client
+}
+
 /** Opens the pool for the life of the scope; connections are opened as statements need them. */
 export const open = (options: Options): Effect.Effect<Database, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -124,7 +139,7 @@ export const open = (options: Options): Effect.Effect<Database, never, Scope.Sco
     const run = runOn(pool)
 
     const checkout = Effect.tryPromise({
-      try: () => pool.connect(),
+      try: () => pool.connect().then(listening),
       catch: (cause) => classifyError(cause, { connecting: true })
     })
     // A connection goes back to the pool only outside a transaction. An interrupted body may have left a
