@@ -13,17 +13,25 @@ import { Effect, Layer } from "effect"
 
 it.live("touches storage once a poll interval while idle", () =>
   Effect.gen(function* () {
-    const calls = { fanOut: 0, claimDeliveries: 0, claimNext: 0 }
+    const calls = { fanOutEvents: 0, claimDeliveries: 0, claimNext: 0 }
+    const counting =
+      <Args extends ReadonlyArray<unknown>, A, E>(
+        name: keyof typeof calls,
+        call: (...args: Args) => Effect.Effect<A, E>
+      ) =>
+      (...args: Args) =>
+        Effect.suspend(() => {
+          calls[name] += 1
+          return call(...args)
+        })
     const counted = Layer.effect(
       Storage.Storage,
       Storage.Storage.use((storage) =>
         Effect.succeed<Storage.StorageShape>({
           ...storage,
-          fanOutEvents: (max: number) => Effect.suspend(() => (calls.fanOut++, storage.fanOutEvents(max))),
-          claimDeliveries: (request: Parameters<Storage.StorageShape["claimDeliveries"]>[0]) =>
-            Effect.suspend(() => (calls.claimDeliveries++, storage.claimDeliveries(request))),
-          claimNext: (request: Parameters<Storage.StorageShape["claimNext"]>[0]) =>
-            Effect.suspend(() => (calls.claimNext++, storage.claimNext(request)))
+          fanOutEvents: counting("fanOutEvents", storage.fanOutEvents),
+          claimDeliveries: counting("claimDeliveries", storage.claimDeliveries),
+          claimNext: counting("claimNext", storage.claimNext)
         })
       )
     ).pipe(Layer.provide(Storage.layerMemory()))

@@ -165,6 +165,23 @@ export const allAcknowledged = (receiver: WebhookReceiver.Receiver, timeout: Dur
  * `title` (duplicates are allowed: at least once), and holds it: nothing lost, out of order, unverified,
  * mislabelled or sent twice at once, and the endpoint's delivery log has each event once, delivered.
  */
+/**
+ * An endpoint's delivery log once every delivery in it is recorded as delivered, or as it stands after 10 s:
+ * a sender records an attempt in its next round, after the receiver has answered it.
+ */
+const deliveredLog = (webhookId: Webhook.Webhook["id"], limit: number) =>
+  Effect.gen(function* () {
+    const read = Storage.use((storage) =>
+      storage.listDeliveries(Access.all, webhookId, { before: null, limit })
+    )
+    let log = yield* read
+    for (let waited = 0; waited < 10_000 && !log.every((d) => d.status === "delivered"); waited += 20) {
+      yield* Effect.sleep("20 millis")
+      log = yield* read
+    }
+    return log
+  })
+
 export const expectAllDelivered = (
   title: string,
   receiver: WebhookReceiver.Receiver,
@@ -176,15 +193,7 @@ export const expectAllDelivered = (
     const counted = tally(events, receiver)
     console.info(`${title}: ${JSON.stringify(counted)}`)
     expect(counted).toMatchObject({ lost: 0, outOfOrder: 0, unverified: 0, mislabelled: 0, overlapping: 0 })
-    // A sender records an attempt in its next round, after the receiver has answered it: 10 s at most.
-    const read = Storage.use((storage) =>
-      storage.listDeliveries(Access.all, webhookId, { before: null, limit: events.length + 1 })
-    )
-    let log = yield* read
-    for (let waited = 0; waited < 10_000 && !log.every((d) => d.status === "delivered"); waited += 20) {
-      yield* Effect.sleep("20 millis")
-      log = yield* read
-    }
+    const log = yield* deliveredLog(webhookId, events.length + 1)
     expect(log.length).toBe(events.length)
     expect(log.every((delivery) => delivery.status === "delivered")).toBe(true)
     return { events, counted }
@@ -249,10 +258,7 @@ export const delivery = (name: string, make: MakeStorage) =>
         expect(receiver.arrivals.some((arrival) => arrival.status === 0)).toBe(true)
         const storage = yield* Storage
         const [webhook] = yield* storage.listWebhooks(Access.all, null)
-        const deliveries = yield* storage.listDeliveries(Access.all, webhook!.id, {
-          before: null,
-          limit: 1000
-        })
+        const deliveries = yield* deliveredLog(webhook!.id, 1000)
         expect(deliveries.every((d) => d.status === "delivered")).toBe(true)
         expect(deliveries.some((d) => d.attempts > 1 && d.lastStatusCode === 204)).toBe(true)
       }))
