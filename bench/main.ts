@@ -11,7 +11,8 @@ const benchmarks: Record<string, () => Promise<unknown>> = {
   latency: () => import("./latency.ts"),
   list: () => import("./list.ts"),
   logs: () => import("./logs.ts"),
-  sources: () => import("./sources.ts")
+  sources: () => import("./sources.ts"),
+  tracing: () => import("./tracing.ts")
 }
 
 const name = process.argv[2]

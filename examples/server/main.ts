@@ -10,12 +10,14 @@
  * for PostgreSQL (any number of servers may share one);
  * `KILN_CURSOR_SECRET` (default: a key kept in the data directory); `KILN_DOCKER_NAMESPACE`, `KILN_REGISTRY`;
  * `KILN_GIT_LOCAL_DIRS`, the directories whose git repositories a source may name by path (none by default);
- * `KILN_METRICS_TOKEN` (16 characters or more) serves `GET /metrics` to a scraper sending it;
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` (and OpenTelemetry's other `OTEL_EXPORTER_OTLP_*` variables) exports
+ * traces over OTLP/HTTP; `KILN_METRICS_TOKEN` (16 characters or more) serves `GET /metrics` to a scraper sending it;
  * `KILN_LOG_FORMAT=json` for one JSON object a line on stdout (the banner too), each line of a request
  * carrying its `requestId` and each line of a build its `buildId`, for a log shipper.
  */
 import { existsSync } from "node:fs"
 import { NodeRuntime } from "@effect/platform-node"
+import { Tracing } from "@kiln/core"
 import { KilnHttp } from "@kiln/http"
 import { Config, Console, DateTime, Effect, Layer, Logger, Option } from "effect"
 import { HttpServer } from "effect/http"
@@ -89,7 +91,9 @@ const server = Layer.unwrap(
       Layer.provideMerge(
         LocalStack.layer(dataDir, { ...LocalStack.optionsFromEnv(), engine: { shutdownGraceMs: 10_000 } })
       ),
-      Layer.provide(logger)
+      Layer.provide(logger),
+      // Beneath everything, so that storage and the engine find the tracer when they are built.
+      Layer.provide(Tracing.layerFromEnv)
     )
   })
 )

@@ -10,6 +10,7 @@ import * as Metrics from "../Metrics.ts"
 import { Runner } from "../Runner.ts"
 import { SourceStore } from "../SourceStore.ts"
 import { Storage } from "../Storage.ts"
+import * as Tracing from "../Tracing.ts"
 import * as Webhook from "../Webhook.ts"
 import { archiveSweepLoop } from "./engine/archiveSweep.ts"
 import { runBuild } from "./engine/buildRun.ts"
@@ -35,6 +36,7 @@ export const makeEngine = (
     const owner = options.owner ?? defaultOwner()
     const concurrency = options.concurrency ?? 2
     const metrics = Option.getOrElse(yield* Effect.serviceOption(Metrics.Metrics), () => Metrics.none)
+    const traced = yield* Tracing.active
     const leaseMs = options.leaseMs ?? 30_000
     const runInput = {
       storage,
@@ -45,6 +47,7 @@ export const makeEngine = (
       logBatchLines: options.logBatchLines ?? 500,
       logFlushMs: options.logFlushMs ?? 10,
       metrics,
+      traced,
       setUp: yield* makeBuildSetup({
         storage,
         environment: options.environment ?? (() => Effect.succeed([]))
@@ -70,7 +73,8 @@ export const makeEngine = (
       pollIntervalMs: options.pollIntervalMs ?? 1000,
       builds,
       wake,
-      metrics
+      metrics,
+      traced
     })
     const watch = { storage, builds, wake: signal, cancelPollMs: options.cancelPollMs ?? 500 }
 

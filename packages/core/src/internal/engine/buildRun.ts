@@ -11,6 +11,7 @@ import type { MetricsShape } from "../../Metrics.ts"
 import type { RunnerShape } from "../../Runner.ts"
 import type { SourceStoreShape } from "../../SourceStore.ts"
 import type { StorageShape } from "../../Storage.ts"
+import { spanIf } from "../spans.ts"
 import type { SetUp } from "./buildSetup.ts"
 import { makeBuildWriter } from "./buildWriter.ts"
 import { heartbeat } from "./heartbeat.ts"
@@ -30,6 +31,8 @@ export interface BuildRunInput {
   readonly logBatchLines: number
   readonly logFlushMs: number
   readonly metrics: MetricsShape
+  /** The run, and its steps, in spans (`Tracing`). */
+  readonly traced: boolean
   readonly setUp: SetUp
 }
 
@@ -62,7 +65,14 @@ export const runBuild = (
       onWriteFailed: end({ _tag: "Failed", error: "the build log could not be stored" }),
       metrics: input.metrics
     })
-    const recorder = makeRunRecorder({ storage, build, fence, log, onLeaseLost: leaseLost })
+    const recorder = makeRunRecorder({
+      storage,
+      build,
+      fence,
+      log,
+      onLeaseLost: leaseLost,
+      traced: input.traced
+    })
 
     yield* log.add(
       "system",
@@ -152,6 +162,7 @@ export const runBuild = (
     Effect.catchCause((cause) =>
       Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("build crashed in the engine", cause)
     ),
+    spanIf(input.traced, "kiln.build.run", { "kiln.build_id": build.id, "kiln.attempt": build.attempt }),
     // Every line logged while the build runs names it, from the fibers it forks too.
     Effect.annotateLogs({ buildId: build.id })
   )

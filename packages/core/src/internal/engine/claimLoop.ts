@@ -7,6 +7,7 @@ import type { Build } from "../../Build.ts"
 import type { Limits } from "../../Claim.ts"
 import type { MetricsShape } from "../../Metrics.ts"
 import type { StorageShape } from "../../Storage.ts"
+import { spanIf } from "../spans.ts"
 import type { RunningBuilds } from "./runningBuilds.ts"
 
 export interface ClaimLoopInput {
@@ -20,6 +21,8 @@ export interface ClaimLoopInput {
   /** Offered to when the loop should look again before its poll interval is up. */
   readonly wake: Queue.Queue<void>
   readonly metrics: MetricsShape
+  /** Each claim round in a span (`Tracing`). */
+  readonly traced: boolean
 }
 
 export interface ClaimLoop {
@@ -41,6 +44,7 @@ export const makeClaimLoop = (input: ClaimLoopInput): Effect.Effect<ClaimLoop> =
           const started = yield* Clock.currentTimeMillis
           claimed = yield* storage
             .claimNext({ owner: input.owner, leaseMs: input.leaseMs, max: free, limits: input.limits })
+            .pipe(spanIf(input.traced, "kiln.engine.claim", { "kiln.free_slots": free }))
             .pipe(Effect.catch((error) => Effect.logWarning("claim failed", error).pipe(Effect.as([]))))
           input.metrics.claimed((yield* Clock.currentTimeMillis) - started, claimed.length)
           if (yield* Ref.get(stopping)) return

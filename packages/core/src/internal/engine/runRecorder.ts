@@ -2,7 +2,7 @@
  * A run's record: the runner's events in; log lines to the build writer, `Started` before the first of
  * them, steps to storage, and the artifact kept for the final state.
  */
-import { DateTime, Effect, Stream } from "effect"
+import { Clock, DateTime, Effect, Exit, Stream, type Tracer } from "effect"
 import type { Build, BuildStep } from "../../Build.ts"
 import type { Fence } from "../../BuildState.ts"
 import type { RunnerEvent } from "../../Runner.ts"
@@ -19,6 +19,8 @@ export interface RunRecorderInput {
   readonly log: BuildWriter
   /** A write was refused because the lease is gone. */
   readonly onLeaseLost: Effect.Effect<void>
+  /** Each step in a span (`Tracing`), from its start to its result. */
+  readonly traced: boolean
 }
 
 export interface RunRecorder {
@@ -33,6 +35,30 @@ type LogEvent = Extract<RunnerEvent, { readonly _tag: "Log" }>
 export const makeRunRecorder = (input: RunRecorderInput): RunRecorder => {
   const { storage, build, fence, log } = input
   const steps = new Map<number, BuildStep>()
+  const spans = new Map<number, Tracer.Span>()
+  // A step's span opens when it starts and ends with its result, under the run's span.
+  const traceStep = (step: BuildStep) =>
+    Effect.gen(function* () {
+      if (step.status === "running") {
+        const span = yield* Effect.makeSpan("kiln.build.step", {
+          attributes: {
+            "kiln.build_id": build.id,
+            "kiln.step.index": step.index,
+            "kiln.step.name": step.name
+          }
+        })
+        spans.set(step.index, span)
+        return
+      }
+      const span = spans.get(step.index)
+      if (span === undefined) return
+      spans.delete(step.index)
+      span.attribute("kiln.step.status", step.status)
+      span.end(
+        yield* Clock.currentTimeNanos,
+        step.status === "succeeded" ? Exit.void : Exit.fail(`step ${step.name} ${step.status}`)
+      )
+    })
   let started = false
   let artifact: Artifact | null = null
 
@@ -46,6 +72,7 @@ export const makeRunRecorder = (input: RunRecorderInput): RunRecorder => {
     )
   const recordStep = (step: BuildStep) =>
     Effect.sync(() => steps.set(step.index, step)).pipe(
+      Effect.andThen(input.traced ? traceStep(step) : Effect.void),
       Effect.andThen(handled(retryTransient(storage.recordStep(build.id, fence, step))))
     )
 

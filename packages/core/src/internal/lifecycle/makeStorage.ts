@@ -5,6 +5,7 @@ import * as LogBudget from "../../LogBudget.ts"
 import type { StorageOptions, StorageShape } from "../../Storage.ts"
 import type { Driver } from "../../StorageDriver.ts"
 import * as Tracing from "../../Tracing.ts"
+import { spans } from "../spans.ts"
 import {
   appendAndTransition,
   heartbeat,
@@ -63,5 +64,5 @@ export const makeStorage = <ListenError>(driver: Driver<ListenError>, options: S
       changes: Effect.map(PubSub.subscribe(changes), Stream.fromSubscription)
     }
     // Wrapped only where a tracer would export the spans: otherwise every call stays as it is.
-    return (yield* Tracing.active) ? Tracing.spans("kiln.storage", storage) : storage
+    return (yield* Tracing.active) ? spans("kiln.storage", storage) : storage
   })
