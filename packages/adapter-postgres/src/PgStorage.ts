@@ -69,7 +69,8 @@ export const make = (
                 : {
                     workspaceId: row.workspace_id as Id.WorkspaceId,
                     stats: row.stats === null ? LogBudget.emptyStats : rows.toLogStats(row.stats),
-                    lines: row.lines.map(rows.toLogLine)
+                    lines: row.lines.map(rows.toLogLine),
+                    expiredAt: rows.expiredAtOf(row.stats)
                   }
           ),
         queries: makeQueries(db, schema, notify),

@@ -49,7 +49,8 @@ export const make = (
             return Result.succeed({
               workspaceId: build.workspace_id as Id.WorkspaceId,
               stats: stats === undefined ? LogBudget.emptyStats : rows.toLogStats(stats),
-              lines: sql.logLinesAfter.all(id, afterSeq, limit).map(rows.toLogLine)
+              lines: sql.logLinesAfter.all(id, afterSeq, limit).map(rows.toLogLine),
+              expiredAt: rows.expiredAtOf(stats)
             })
           }),
         queries: makeQueries(db, sql, now)

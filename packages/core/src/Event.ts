@@ -20,6 +20,10 @@ export const Type = Schema.Literals([
   "build.step.finished",
   /** Stopped, with `build.outcome`: success, failure, cancelled, timed_out, lost or skipped. */
   "build.finished",
+  /** Deleted by retention, with steps and log: the build as it was last. */
+  "build.deleted",
+  /** Its log lines were deleted by retention; the build stays. */
+  "build.logs_expired",
   "app_version.ready",
   "app_version.failed",
   /** Sent to one webhook endpoint on request, to test it; never in the feed. */
@@ -120,6 +124,14 @@ export const forStep = (id: EventId, build: Build.Build, step: Build.BuildStep, 
   }),
   timestamp: at
 })
+
+/** What retention did to a stopped build, at `at`. */
+export const forRetention = (
+  id: EventId,
+  type: "build.deleted" | "build.logs_expired",
+  build: Build.Build,
+  at: DateTime.Utc
+): Event => ({ ...buildEvent(id, type, build), timestamp: at })
 
 /** A version that became ready or failed; a pending one announces nothing. */
 export const forAppVersion = (id: EventId, version: AppVersion): Event | undefined =>

@@ -2,7 +2,7 @@
  * Log lines: per build, a `seq` gapless from 1, with a timestamp, the stream it came from, the step it
  * belongs to and its text (at most 64 KiB of UTF-8; longer output is split).
  */
-import { Schema } from "effect"
+import { type DateTime, Schema } from "effect"
 import { StepName } from "./Build.ts"
 
 export const LogStream = Schema.Literals(["stdout", "stderr", "system"])
@@ -60,4 +60,6 @@ export interface LogPage {
   readonly truncated: boolean
   /** The highest seq stored so far for the build (0 when it has no lines). */
   readonly lastSeq: number
+  /** When retention deleted the log's lines; `null` while it is kept. */
+  readonly expiredAt: DateTime.Utc | null
 }

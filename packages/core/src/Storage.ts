@@ -3,7 +3,7 @@
  * write time (DESIGN.md §3). Every adapter implements this one service and proves it with the
  * conformance suites in `@kiln/core/testing`; `Storage.layerMemory` is the reference.
  */
-import { Context, type Effect, Layer, type Option, type Scope, type Stream } from "effect"
+import { Context, type DateTime, type Effect, Layer, type Option, type Scope, type Stream } from "effect"
 import type { Access } from "./Access.ts"
 import type { ApiToken, NewToken } from "./ApiToken.ts"
 import type { App, NewApp } from "./App.ts"
@@ -45,6 +45,22 @@ import type { NewWorkspace, Workspace } from "./Workspace.ts"
 
 export { buildChanged, type Change } from "./Change.ts"
 export { Conflict, NotFound, StorageError, StorageErrorReason } from "./StorageError.ts"
+
+/** Which logs `expireLogs` expires: of stopped builds of the app that stopped before the cut-off. */
+export interface LogExpiry {
+  readonly appId: AppId
+  readonly stoppedBefore: DateTime.Utc
+  readonly limit: number
+}
+
+/** Which builds `deleteBuilds` deletes: stopped builds of the app beyond its newest `keep`, or created before the cut-off. */
+export interface BuildDeletion {
+  readonly appId: AppId
+  /** By sequence number, counting every build of the app, queued and running ones too; `null`: no count. */
+  readonly keep: number | null
+  readonly createdBefore: DateTime.Utc | null
+  readonly limit: number
+}
 
 export interface StorageOptions {
   readonly logBudget?: Budget | undefined
@@ -173,8 +189,34 @@ export interface StorageShape {
     lines: ReadonlyArray<LogLine>,
     events: readonly [BuildEvent, ...Array<BuildEvent>]
   ) => E<Build, NotFound | LeaseLost | LogSequenceGap | InvalidTransition>
-  /** Lines with seq after `afterSeq`, in order, at most `limit`, with the truncation line where lines were dropped. */
+  /**
+   * Lines with seq after `afterSeq`, in order, at most `limit`, with the truncation line where lines were
+   * dropped; none, with `expiredAt`, once retention expired the log.
+   */
   readonly readLogs: (access: Access, id: BuildId, afterSeq: number, limit: number) => E<LogPage, NotFound>
+
+  /**
+   * Retention: deletes the log lines of up to `limit` stopped builds that `request` names and whose logs
+   * have not expired yet, marking each log expired, with a `build.logs_expired` event each in the same
+   * transaction. Answers those builds (none once there are no more); skips builds another write holds.
+   */
+  readonly expireLogs: (request: LogExpiry) => E<ReadonlyArray<Build>>
+  /**
+   * Retention: deletes up to `limit` of the stopped builds `request` names, oldest first, with their steps
+   * and logs, with a `build.deleted` event each in the same transaction. A version whose builds are then all
+   * gone is deleted too, unless it is its app's newest. Answers the builds deleted.
+   */
+  readonly deleteBuilds: (request: BuildDeletion) => E<ReadonlyArray<Build>>
+  /**
+   * Retention: deletes up to `limit` feed events, and webhook deliveries no longer pending, from before
+   * `before`; answers how many rows it deleted. Events not yet fanned out to webhooks are kept.
+   */
+  readonly pruneEvents: (before: DateTime.Utc, limit: number) => E<number>
+  /**
+   * Takes the named lease for `owner` for `ms` on the store's clock, or renews it: true when `owner`
+   * holds it now. Across processes sharing the store, one owner at a time holds a name.
+   */
+  readonly takeLease: (name: string, owner: string, ms: number) => E<boolean>
 
   /**
    * The feed: events of the caller's workspaces after the cursor, in feed order, at most `limit`. The order

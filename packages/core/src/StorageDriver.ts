@@ -17,7 +17,7 @@ import type { AppId, AppVersionId, BuildId, SourceEventId, WorkspaceId } from ".
 import { makeStorage as make } from "./internal/lifecycle/makeStorage.ts"
 import type { Stats } from "./LogBudget.ts"
 import type { LogLine } from "./LogLine.ts"
-import type { StorageOptions, StorageShape } from "./Storage.ts"
+import type { BuildDeletion, LogExpiry, StorageOptions, StorageShape } from "./Storage.ts"
 import type { StorageError } from "./StorageError.ts"
 
 type E<A> = Effect.Effect<A, StorageError>
@@ -98,6 +98,18 @@ export interface Transaction {
    */
   readonly insertBuilds: (builds: ReadonlyArray<Build>) => E<void>
 
+  /** Up to `limit` stopped builds of the expiry whose logs have not expired, locked; may skip ones another transaction holds. */
+  readonly logsToExpire: (request: LogExpiry) => E<ReadonlyArray<Build>>
+  /** Marks the builds' logs expired at `at` (logged or not) and deletes their lines. */
+  readonly expireLogs: (ids: ReadonlyArray<BuildId>, at: DateTime.Utc) => E<void>
+  /** Up to `limit` stopped builds the deletion names, oldest first (by sequence), locked; may skip held ones. */
+  readonly buildsToDelete: (request: BuildDeletion) => E<ReadonlyArray<Build>>
+  /**
+   * Deletes the builds with their steps, log lines and bookkeeping, then those of their versions that no
+   * build references any more, except each app's newest version.
+   */
+  readonly deleteBuilds: (builds: ReadonlyArray<Build>) => E<void>
+
   /** Makes claims with caps take turns across processes; not needed where transactions already take turns. */
   readonly lockClaims?: E<void> | undefined
   /** Claimed, unstopped builds per workspace and per app. */
@@ -114,6 +126,8 @@ export interface StoredLog {
   readonly stats: Stats
   /** Stored lines with seq after the one asked for, in order, at most the limit. */
   readonly lines: ReadonlyArray<LogLine>
+  /** When retention expired the log. */
+  readonly expiredAt: DateTime.Utc | null
 }
 
 /** The operations core implements on top of the driver. */
@@ -128,6 +142,8 @@ export type LifecycleOperation =
   | "appendLogs"
   | "appendAndTransition"
   | "readLogs"
+  | "expireLogs"
+  | "deleteBuilds"
   | "changes"
 
 /** Everything else a storage answers: the entities, reads and lists, in the adapter's own statements. */

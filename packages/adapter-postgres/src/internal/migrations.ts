@@ -318,11 +318,24 @@ CREATE TABLE webhook_fanout (
 INSERT INTO webhook_fanout (xid, seq) VALUES ('0', 0);
 `
 
+// Retention (DESIGN.md §12): when a log expired, which builds a version still has (deleting a version checks
+// its foreign key on this), and the leases that let one process at a time run a pass.
+const retention = `
+ALTER TABLE log_stats ADD COLUMN expired_at BIGINT;
+CREATE INDEX builds_by_version ON builds (app_version_id);
+CREATE TABLE leases (
+  name TEXT COLLATE "C" PRIMARY KEY,
+  owner TEXT COLLATE "C" NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+`
+
 export const migrations: ReadonlyArray<Migration> = [
   { version: 1, name: "create_schema", sql: createSchema },
   { version: 2, name: "triggers", sql: triggers },
   { version: 3, name: "archives", sql: archives },
-  { version: 4, name: "events_and_webhooks", sql: eventsAndWebhooks }
+  { version: 4, name: "events_and_webhooks", sql: eventsAndWebhooks },
+  { version: 5, name: "retention", sql: retention }
 ]
 
 /**

@@ -322,6 +322,13 @@ export const makeQueries = (db: Database, schema: string, notify: Notify): Stora
         (row) => ({ ...rows.toBuild(row), steps: row.steps.map(rows.toBuildStep) })
       ),
     listBuilds: (access, query) => list(Fields.builds, rows.toBuild, access, query),
+    pruneEvents: (before, limit) =>
+      Effect.map(
+        run<{ readonly pruned: string }>(statements.pruneEvents, [DateTime.toEpochMillis(before), limit]),
+        ([row]) => Number(row?.pruned ?? 0)
+      ),
+    takeLease: (name, owner, ms) =>
+      Effect.map(run(statements.takeLease, [name, owner, ms]), (held) => held.length === 1),
 
     ...makeEventQueries(run),
     ...makeWebhookQueries(db, notify),

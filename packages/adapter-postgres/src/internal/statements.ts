@@ -340,6 +340,72 @@ export const statements = {
     `SELECT ${builds} FROM builds WHERE ${activePhases} AND lease_expires_at <= $1
      FOR NO KEY UPDATE SKIP LOCKED`
   ),
+  // Retention (DESIGN.md §12). Candidates are locked, skipping builds another write holds: a pass never
+  // waits on a claim or an owner's write, and takes them on its next batch or pass.
+  logsToExpire: prepared(
+    "logs_to_expire",
+    `SELECT ${list(buildColumns, "b")} FROM builds b LEFT JOIN log_stats s ON s.build_id = b.id
+     WHERE b.entity_id = $1 AND b.created_at < $2 AND b.phase = 'stopped' AND b.completed_at < $2
+       AND s.expired_at IS NULL
+     ORDER BY b.created_at, b.id LIMIT $3 FOR NO KEY UPDATE OF b SKIP LOCKED`
+  ),
+  expireLogs: prepared(
+    "expire_logs",
+    `WITH gone AS (DELETE FROM log_lines WHERE build_id = ANY($1::text[]))
+     INSERT INTO log_stats (${logStatsColumns.join(", ")}, expired_at)
+     SELECT id, 0, 0, NULL, 0, 0, 0, 0, NULL, $2 FROM unnest($1::text[]) AS id
+     ON CONFLICT (build_id) DO UPDATE SET expired_at = EXCLUDED.expired_at`
+  ),
+  // Beyond the app's newest $2 (at or below the ($2 + 1)th newest sequence number), or created before $3;
+  // with no count the caller binds an offset past every build.
+  buildsToDelete: prepared(
+    "builds_to_delete",
+    `SELECT ${builds} FROM builds WHERE entity_id = $1 AND phase = 'stopped' AND (
+       sequence_number <= (SELECT sequence_number FROM builds WHERE entity_id = $1
+                           ORDER BY sequence_number DESC LIMIT 1 OFFSET $2)
+       OR created_at < $3)
+     ORDER BY sequence_number LIMIT $4 FOR UPDATE SKIP LOCKED`
+  ),
+  // Referencing rows first, in the same statement: foreign keys are checked at its end.
+  deleteBuilds: prepared(
+    "delete_builds",
+    `WITH lines AS (DELETE FROM log_lines WHERE build_id = ANY($1::text[])),
+       stats AS (DELETE FROM log_stats WHERE build_id = ANY($1::text[])),
+       steps AS (DELETE FROM build_steps WHERE build_id = ANY($1::text[]))
+     DELETE FROM builds WHERE id = ANY($1::text[])`
+  ),
+  // A version no build names any more goes, unless it is its app's newest: the one a next build would use.
+  deleteUnbuiltVersions: prepared(
+    "delete_unbuilt_versions",
+    `DELETE FROM app_versions v WHERE v.id = ANY($1::text[])
+       AND NOT EXISTS (SELECT 1 FROM builds b WHERE b.app_version_id = v.id)
+       AND v.id <> (SELECT n.id FROM app_versions n WHERE n.app_id = v.app_id
+                    ORDER BY n.created_at DESC, n.id DESC LIMIT 1)`
+  ),
+  // Only events fan-out has passed (one not yet fanned out still owes its deliveries), and deliveries no
+  // longer pending.
+  pruneEvents: prepared(
+    "prune_events",
+    `WITH events_gone AS (
+       DELETE FROM events WHERE (xid, seq) IN (
+         SELECT e.xid, e.seq FROM events e, webhook_fanout f
+         WHERE e.timestamp < $1 AND (e.xid, e.seq) <= (f.xid, f.seq)
+         ORDER BY e.xid, e.seq LIMIT $2)
+       RETURNING 1),
+     deliveries_gone AS (
+       DELETE FROM webhook_deliveries WHERE seq IN (
+         SELECT seq FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1 ORDER BY seq LIMIT $2)
+       RETURNING 1)
+     SELECT (SELECT count(*) FROM events_gone) + (SELECT count(*) FROM deliveries_gone) AS pruned`
+  ),
+  // Taken when free or expired, renewed by its holder, on the database clock: a row back means held.
+  takeLease: prepared(
+    "take_lease",
+    `INSERT INTO leases (name, owner, expires_at) VALUES ($1, $2, ${databaseNow} + $3)
+     ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+     WHERE leases.owner = EXCLUDED.owner OR leases.expires_at <= ${databaseNow}
+     RETURNING 1 AS held`
+  ),
   // The database clock, which leases are taken and reaped on.
   clock: prepared("clock", `SELECT ${databaseNow} AS now`),
 

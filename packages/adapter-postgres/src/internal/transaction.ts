@@ -134,6 +134,27 @@ export const makeTransaction = (tx: Run, schema: string, notify: Notify): Storag
       return { byWorkspace, byApp }
     }
   ),
+  logsToExpire: ({ appId, stoppedBefore, limit }) =>
+    Effect.map(
+      tx<rows.BuildRow>(statements.logsToExpire, [appId, DateTime.toEpochMillis(stoppedBefore), limit]),
+      (found) => found.map(rows.toBuild)
+    ),
+  expireLogs: (ids, at) => Effect.asVoid(tx(statements.expireLogs, [ids, DateTime.toEpochMillis(at)])),
+  buildsToDelete: ({ appId, keep, createdBefore, limit }) =>
+    Effect.map(
+      tx<rows.BuildRow>(statements.buildsToDelete, [
+        appId,
+        keep ?? Number.MAX_SAFE_INTEGER,
+        createdBefore === null ? null : DateTime.toEpochMillis(createdBefore),
+        limit
+      ]),
+      (found) => found.map(rows.toBuild)
+    ),
+  deleteBuilds: (builds) =>
+    Effect.andThen(
+      tx(statements.deleteBuilds, [builds.map((build) => build.id)]),
+      tx(statements.deleteUnbuiltVersions, [[...new Set(builds.map((build) => build.appVersionId))]])
+    ).pipe(Effect.asVoid),
   queuedOldest: (limit) =>
     Effect.map(tx<rows.BuildRow>(statements.queuedOldest, [limit]), (found) => found.map(rows.toBuild)),
   expiredLeases: (at) =>

@@ -14,6 +14,7 @@ import { visible } from "./visible.ts"
 type DeliveryQueries = Pick<
   StorageDriver.Queries,
   | "fanOutEvents"
+  | "pruneEvents"
   | "claimDeliveries"
   | "finishDeliveries"
   | "listDeliveries"
@@ -38,6 +39,13 @@ export const makeDeliveryQueries = (
     visible(sql.webhookById.get(id), access, "webhook", id)
 
   return {
+    pruneEvents: (before, limit) =>
+      immediate(db, () => {
+        const at = DateTime.toEpochMillis(before)
+        return Result.succeed(
+          sql.pruneEvents.run(at, limit).changes + sql.pruneDeliveries.run(at, limit).changes
+        )
+      }),
     // The cursor row is read and moved in the transaction that inserts the deliveries: the write lock makes
     // calls from any process take turns, each moving past the events the one before left.
     fanOutEvents: Effect.fnUntraced(function* (max) {

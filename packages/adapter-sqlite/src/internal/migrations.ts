@@ -297,11 +297,24 @@ CREATE TABLE webhook_fanout (
 INSERT INTO webhook_fanout (id, position) VALUES (1, 0);
 `
 
+// Retention (DESIGN.md §12): when a log expired, which builds a version still has, and the leases that let
+// one process at a time run a pass.
+const retention = `
+ALTER TABLE log_stats ADD COLUMN expired_at INTEGER;
+CREATE INDEX builds_by_version ON builds (app_version_id);
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+) STRICT;
+`
+
 export const migrations: ReadonlyArray<Migration> = [
   { version: 1, name: "create_schema", sql: createSchema },
   { version: 2, name: "query_columns", sql: queryColumns },
   { version: 3, name: "triggers", sql: triggers },
-  { version: 4, name: "events_and_webhooks", sql: eventsAndWebhooks }
+  { version: 4, name: "events_and_webhooks", sql: eventsAndWebhooks },
+  { version: 5, name: "retention", sql: retention }
 ]
 
 /**

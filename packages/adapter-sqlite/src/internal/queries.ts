@@ -19,7 +19,7 @@ import {
 } from "@kiln/core"
 import { SqlRows as rows, Sql, type StorageDriver } from "@kiln/core/adapter"
 import type Database from "better-sqlite3"
-import { DateTime, Effect, Option, Result } from "effect"
+import { Clock, DateTime, Effect, Option, Result } from "effect"
 import { attempt, type Connection, immediate } from "./connection.ts"
 import { makeDeliveryQueries } from "./deliveries.ts"
 import { insertEvents, makeEventQueries } from "./events.ts"
@@ -312,6 +312,10 @@ export const makeQueries = (
           )
       ),
     listBuilds: (access, query) => list(Fields.builds, rows.toBuild, access, query),
+    takeLease: (name, owner, ms) =>
+      Effect.flatMap(Clock.currentTimeMillis, (at) =>
+        write(() => Result.succeed(sql.takeLease.run({ name, owner, now: at, ms }).changes === 1))
+      ),
 
     ...makeEventQueries(db, sql),
     ...makeWebhookQueries(db, sql, now),

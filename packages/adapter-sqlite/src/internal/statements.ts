@@ -234,6 +234,74 @@ export const prepareStatements = (db: Connection) => ({
     "SELECT seq, ts, stream, step, text FROM log_lines WHERE build_id = ? AND seq > ? ORDER BY seq LIMIT ?"
   ),
 
+  // Retention (DESIGN.md §12). A stopped build's log expires: its candidates on the app's index by creation,
+  // which every build stopped before the cut-off was also created before.
+  logsToExpire: prepare<
+    [{ readonly app: string; readonly before: number; readonly limit: number }],
+    BuildRow
+  >(
+    db,
+    `SELECT b.* FROM builds b LEFT JOIN log_stats s ON s.build_id = b.id
+     WHERE b.entity_id = @app AND b.created_at < @before AND b.phase = 'stopped' AND b.completed_at < @before
+       AND s.expired_at IS NULL
+     ORDER BY b.created_at, b.id LIMIT @limit`
+  ),
+  expireLog: prepare<[string, number]>(
+    db,
+    `INSERT INTO log_stats (build_id, last_seq, head_bytes, head_last_seq, tail_bytes, dropped_lines, dropped_bytes,
+       dropped_through_seq, truncated_at, expired_at)
+     VALUES (?, 0, 0, NULL, 0, 0, 0, 0, NULL, ?)
+     ON CONFLICT (build_id) DO UPDATE SET expired_at = excluded.expired_at`
+  ),
+  deleteBuildLog: prepare<[string]>(db, "DELETE FROM log_lines WHERE build_id = ?"),
+  // Beyond the app's newest `keep` (a sequence number at or below the (keep + 1)th newest), or created
+  // before the cut-off; a null keep binds an offset past every build, a null cut-off compares to nothing.
+  buildsToDelete: prepare<
+    [{ readonly app: string; readonly keep: number; readonly before: number | null; readonly limit: number }],
+    BuildRow
+  >(
+    db,
+    `SELECT * FROM builds WHERE entity_id = @app AND phase = 'stopped' AND (
+       sequence_number <= (SELECT sequence_number FROM builds WHERE entity_id = @app
+                           ORDER BY sequence_number DESC LIMIT 1 OFFSET @keep)
+       OR created_at < @before)
+     ORDER BY sequence_number LIMIT @limit`
+  ),
+  deleteLogStats: prepare<[string]>(db, "DELETE FROM log_stats WHERE build_id = ?"),
+  deleteSteps: prepare<[string]>(db, "DELETE FROM build_steps WHERE build_id = ?"),
+  deleteBuild: prepare<[string]>(db, "DELETE FROM builds WHERE id = ?"),
+  // A version no build names any more goes, unless it is its app's newest: the one a next build would use.
+  deleteUnbuiltVersion: prepare<[{ readonly id: string }]>(
+    db,
+    `DELETE FROM app_versions WHERE id = @id
+       AND NOT EXISTS (SELECT 1 FROM builds WHERE app_version_id = @id)
+       AND id <> (SELECT n.id FROM app_versions n WHERE n.app_id = app_versions.app_id
+                  ORDER BY n.created_at DESC, n.id DESC LIMIT 1)`
+  ),
+  // Only events fan-out has passed: one not yet fanned out still owes its deliveries.
+  pruneEvents: prepare<[number, number]>(
+    db,
+    `DELETE FROM events WHERE position IN (
+       SELECT position FROM events
+       WHERE timestamp < ? AND position <= (SELECT position FROM webhook_fanout WHERE id = 1)
+       ORDER BY position LIMIT ?)`
+  ),
+  pruneDeliveries: prepare<[number, number]>(
+    db,
+    `DELETE FROM webhook_deliveries WHERE position IN (
+       SELECT position FROM webhook_deliveries WHERE status <> 'pending' AND created_at < ?
+       ORDER BY position LIMIT ?)`
+  ),
+  // Taken when free or expired, renewed by its holder: one change means the caller holds it.
+  takeLease: prepare<
+    [{ readonly name: string; readonly owner: string; readonly now: number; readonly ms: number }]
+  >(
+    db,
+    `INSERT INTO leases (name, owner, expires_at) VALUES (@name, @owner, @now + @ms)
+     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+     WHERE leases.owner = excluded.owner OR leases.expires_at <= @now`
+  ),
+
   insertEvent: prepare<[EventRow]>(db, insertInto("events", eventColumns)),
   // The feed across every workspace, on the primary key.
   eventsAfter: prepare<[EventsAfter], PositionedEventRow>(

@@ -98,6 +98,41 @@ const makeTransaction = (sql: Statements, at: DateTime.Utc): StorageDriver.Trans
     byWorkspace: counts(sql.activeByWorkspace.all()),
     byApp: counts(sql.activeByApp.all())
   })),
+  logsToExpire: ({ appId, stoppedBefore, limit }) =>
+    Effect.sync(() =>
+      sql.logsToExpire
+        .all({ app: appId, before: DateTime.toEpochMillis(stoppedBefore), limit })
+        .map(rows.toBuild)
+    ),
+  expireLogs: (ids, at) =>
+    Effect.sync(() => {
+      for (const id of ids) {
+        sql.deleteBuildLog.run(id)
+        sql.expireLog.run(id, DateTime.toEpochMillis(at))
+      }
+    }),
+  buildsToDelete: ({ appId, keep, createdBefore, limit }) =>
+    Effect.sync(() =>
+      sql.buildsToDelete
+        .all({
+          app: appId,
+          keep: keep ?? Number.MAX_SAFE_INTEGER,
+          before: createdBefore === null ? null : DateTime.toEpochMillis(createdBefore),
+          limit
+        })
+        .map(rows.toBuild)
+    ),
+  deleteBuilds: (builds) =>
+    Effect.sync(() => {
+      for (const { id } of builds) {
+        sql.deleteBuildLog.run(id)
+        sql.deleteLogStats.run(id)
+        sql.deleteSteps.run(id)
+        sql.deleteBuild.run(id)
+      }
+      for (const version of new Set(builds.map((build) => build.appVersionId)))
+        sql.deleteUnbuiltVersion.run({ id: version })
+    }),
   queuedOldest: (limit) => Effect.sync(() => sql.queuedOldest.all(limit).map(rows.toBuild)),
   expiredLeases: (now) =>
     Effect.sync(() => sql.expiredLeases.all(DateTime.toEpochMillis(now)).map(rows.toBuild))

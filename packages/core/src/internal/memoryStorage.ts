@@ -41,7 +41,8 @@ export const makeMemoryStorage = (options: StorageOptions) =>
     const builds = new Map<Id.BuildId, Build.Build>()
     const steps = new Map<Id.BuildId, Array<Build.BuildStep>>()
     const logs = new Map<Id.BuildId, BuildLog>()
-    const feed: Array<Event.Stored> = []
+    const feed: Array<Event.Stored | undefined> = []
+    const leases = new Map<string, { readonly owner: string; readonly expiresAt: number }>()
     const tables = { appSequences, versions, events, builds, steps, logs, feed }
     const transaction = transactionOn(tables, now)
     /** Writes the event of a version that became ready or failed. */
@@ -247,6 +248,13 @@ export const makeMemoryStorage = (options: StorageOptions) =>
           steps: steps.get(id) ?? []
         })),
       listBuilds: (access, query) => list(Fields.builds, builds.values(), access, query),
+      takeLease: (name, owner, ms) =>
+        Effect.map(Clock.currentTimeMillis, (at) => {
+          const held = leases.get(name)
+          if (held !== undefined && held.owner !== owner && held.expiresAt > at) return false
+          leases.set(name, { owner, expiresAt: at + ms })
+          return true
+        }),
       ...makeMemoryWebhooks(feed, serial)
     }
     const driver: Driver = {
@@ -256,10 +264,11 @@ export const makeMemoryStorage = (options: StorageOptions) =>
         Effect.sync(() => {
           const build = builds.get(id)
           if (build === undefined) return undefined
-          const log = logs.get(id) ?? { lines: [], stats: LogBudget.emptyStats }
+          const log = logs.get(id) ?? { lines: [], stats: LogBudget.emptyStats, expiredAt: null }
           return {
             workspaceId: build.workspaceId,
             stats: log.stats,
+            expiredAt: log.expiredAt,
             lines: log.lines.filter((line) => line.seq > afterSeq).slice(0, limit)
           }
         }),

@@ -18,21 +18,24 @@ import type { StorageError } from "../StorageError.ts"
 export interface BuildLog {
   readonly lines: Array<LogLine>
   stats: LogBudget.Stats
+  expiredAt: DateTime.Utc | null
 }
 
 /** The memory storage's tables that the build lifecycle writes. */
 export interface Tables {
   readonly appSequences: Map<Id.AppId, number>
-  readonly versions: ReadonlyMap<Id.AppVersionId, AppVersion.AppVersion>
+  readonly versions: Map<Id.AppVersionId, AppVersion.AppVersion>
   readonly events: ReadonlyMap<Id.SourceEventId, SourceEvent.SourceEvent>
   readonly builds: Map<Id.BuildId, Build.Build>
   readonly steps: Map<Id.BuildId, Array<Build.BuildStep>>
   readonly logs: Map<Id.BuildId, BuildLog>
-  /** The event feed, in the order written: an event's cursor is its position, from 1. */
-  readonly feed: Array<Event.Stored>
+  /** The event feed, in the order written: an event's cursor is its position, from 1; pruned ones leave a hole. */
+  readonly feed: Array<Event.Stored | undefined>
 }
 
-const byAge = (a: Build.Build, b: Build.Build) =>
+const bySequence = (a: Build.Build, b: Build.Build) => a.sequenceNumber - b.sequenceNumber
+
+const byAge = (a: { readonly createdAt: DateTime.Utc; readonly id: string }, b: typeof a) =>
   DateTime.toEpochMillis(a.createdAt) - DateTime.toEpochMillis(b.createdAt) ||
   (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
@@ -43,6 +46,12 @@ const makeTransaction = (tables: Tables, undo: Array<() => void>, at: DateTime.U
     const previous = map.get(key)
     undo.push(() => (had ? map.set(key, previous as V) : map.delete(key)))
     map.set(key, value)
+  }
+  const remove = <K, V>(map: Map<K, V>, key: K) => {
+    if (!map.has(key)) return
+    const previous = map.get(key) as V
+    undo.push(() => map.set(key, previous))
+    map.delete(key)
   }
   return {
     now: Effect.succeed(at),
@@ -74,7 +83,7 @@ const makeTransaction = (tables: Tables, undo: Array<() => void>, at: DateTime.U
       Effect.sync(() => {
         let log = logs.get(id)
         if (log === undefined) {
-          log = { lines: [], stats: LogBudget.emptyStats }
+          log = { lines: [], stats: LogBudget.emptyStats, expiredAt: null }
           set(logs, id, log)
         }
         const { lines, stats } = log
@@ -104,6 +113,57 @@ const makeTransaction = (tables: Tables, undo: Array<() => void>, at: DateTime.U
         const start = feed.length
         for (const event of written) feed.push({ ...event, cursor: Event.cursorOf(feed.length + 1) })
         undo.push(() => feed.splice(start))
+      }),
+    logsToExpire: ({ appId, stoppedBefore, limit }) =>
+      Effect.sync(() =>
+        [...builds.values()]
+          .filter(
+            (build) =>
+              build.entityId === appId &&
+              build.phase === "stopped" &&
+              build.completedAt !== null &&
+              DateTime.isLessThan(build.completedAt, stoppedBefore) &&
+              (logs.get(build.id)?.expiredAt ?? null) === null
+          )
+          .sort(bySequence)
+          .slice(0, limit)
+      ),
+    expireLogs: (ids, at) =>
+      Effect.sync(() => {
+        for (const id of ids) {
+          const log = logs.get(id)
+          set(logs, id, { lines: [], stats: log?.stats ?? LogBudget.emptyStats, expiredAt: at })
+        }
+      }),
+    buildsToDelete: ({ appId, keep, createdBefore, limit }) =>
+      Effect.sync(() => {
+        const ofApp = [...builds.values()].filter((build) => build.entityId === appId).sort(bySequence)
+        const kept = new Set(keep === null ? ofApp : ofApp.slice(-keep))
+        return ofApp
+          .filter(
+            (build) =>
+              build.phase === "stopped" &&
+              ((keep !== null && !kept.has(build)) ||
+                (createdBefore !== null && DateTime.isLessThan(build.createdAt, createdBefore)))
+          )
+          .slice(0, limit)
+      }),
+    deleteBuilds: (deleted) =>
+      Effect.sync(() => {
+        for (const build of deleted) {
+          remove(builds, build.id)
+          remove(steps, build.id)
+          remove(logs, build.id)
+        }
+        const built = new Set([...builds.values()].map((build) => build.appVersionId))
+        for (const id of new Set(deleted.map((build) => build.appVersionId))) {
+          const version = versions.get(id)
+          if (version === undefined || built.has(id)) continue
+          const newest = [...versions.values()]
+            .filter((other) => other.appId === version.appId)
+            .reduce((a, b) => (byAge(a, b) < 0 ? b : a))
+          if (newest.id !== id) remove(versions, id)
+        }
       }),
     versionsToBuild: (ids) => Effect.sync(() => ids.map((id) => versions.get(id))),
     sourceEventWorkspace: (id) => Effect.sync(() => events.get(id)?.workspaceId),

@@ -19,6 +19,7 @@ type Operations =
   | "rotateWebhookSecret"
   | "deleteWebhook"
   | "fanOutEvents"
+  | "pruneEvents"
   | "claimDeliveries"
   | "finishDeliveries"
   | "listDeliveries"
@@ -45,7 +46,7 @@ export const positionOf = (cursor: Event.Cursor | null): number =>
   cursor === null ? 0 : Number(cursor.split(".")[0])
 
 export const makeMemoryWebhooks = (
-  feed: ReadonlyArray<Event.Stored>,
+  feed: Array<Event.Stored | undefined>,
   serial: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 ): Pick<Queries, Operations> => {
   const endpoints = new Map<Id.WebhookId, Endpoint>()
@@ -133,8 +134,8 @@ export const makeMemoryWebhooks = (
       Effect.sync(() => {
         const out: Array<Event.Stored> = []
         for (let i = positionOf(read.after); i < feed.length && out.length < read.limit; i++) {
-          const event = feed[i]!
-          if (!Access.allows(access, event.workspaceId)) continue
+          const event = feed[i]
+          if (event === undefined || !Access.allows(access, event.workspaceId)) continue
           if (read.types !== null && !read.types.includes(event.type)) continue
           out.push(event)
         }
@@ -206,11 +207,34 @@ export const makeMemoryWebhooks = (
       for (const [key, stored] of deliveries) if (stored.delivery.webhookId === id) deliveries.delete(key)
     }, serial),
 
+    pruneEvents: (before, limit) =>
+      serial(
+        Effect.sync(() => {
+          // Up to `limit` of each, as the SQL adapters do. Only events fan-out has passed: one not yet fanned
+          // out still owes its deliveries.
+          let events = 0
+          for (let i = 0; i < fannedOut && events < limit; i++) {
+            const event = feed[i]
+            if (event === undefined || !DateTime.isLessThan(event.timestamp, before)) continue
+            feed[i] = undefined
+            events++
+          }
+          let gone = 0
+          for (const [id, { delivery }] of deliveries) {
+            if (gone >= limit) break
+            if (delivery.status === "pending" || !DateTime.isLessThan(delivery.createdAt, before)) continue
+            deliveries.delete(id)
+            gone++
+          }
+          return events + gone
+        })
+      ),
     fanOutEvents: Effect.fnUntraced(function* (max) {
       const at = yield* now
       const nextId = yield* Id.generator("dlv")
       const moved = feed.slice(fannedOut, fannedOut + max)
       for (const event of moved) {
+        if (event === undefined) continue
         for (const endpoint of endpoints.values()) {
           if (receives(endpoint.webhook, event)) enqueue(endpoint.webhook.id, event, nextId(), at)
         }

@@ -19,6 +19,7 @@ import type { MakeStorage } from "./storage/fixtures.ts"
 import { leases } from "./storage/leases.ts"
 import { logs } from "./storage/logs.ts"
 import { queries } from "./storage/queries.ts"
+import { retention } from "./storage/retention.ts"
 import { transitions } from "./storage/transitions.ts"
 import { triggers } from "./storage/triggers.ts"
 import { webhooks } from "./storage/webhooks.ts"
@@ -36,6 +37,7 @@ export {
   leases,
   logs,
   queries,
+  retention,
   transitions,
   triggers,
   webhooks
@@ -54,4 +56,5 @@ export const all = (name: string, make: MakeStorage): void => {
   triggers(name, make)
   events(name, make)
   webhooks(name, make)
+  retention(name, make)
 }

@@ -145,8 +145,11 @@ export const readLogs =
       stored === undefined || !Access.allows(access, stored.workspaceId)
         ? Effect.fail(NotFound.of("build", id))
         : Effect.succeed({
-            lines: LogBudget.page(stored.lines, stored.stats, afterSeq, limit),
+            // An expired log has no lines left, and no truncation line to stand for them either.
+            lines:
+              stored.expiredAt === null ? LogBudget.page(stored.lines, stored.stats, afterSeq, limit) : [],
             truncated: stored.stats.droppedLines > 0,
-            lastSeq: stored.stats.lastSeq
+            lastSeq: stored.stats.lastSeq,
+            expiredAt: stored.expiredAt
           })
     )

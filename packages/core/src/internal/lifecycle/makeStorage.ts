@@ -19,6 +19,7 @@ import { eventsWritten, type Lifecycle } from "./context.ts"
 import { makeKnown } from "./known.ts"
 import { appendLogs, readLogs } from "./logs.ts"
 import { reapExpired } from "./reaper.ts"
+import { deleteBuilds, expireLogs } from "./retention.ts"
 
 export const makeStorage = <ListenError>(driver: Driver<ListenError>, options: StorageOptions = {}) =>
   Effect.gen(function* () {
@@ -61,6 +62,8 @@ export const makeStorage = <ListenError>(driver: Driver<ListenError>, options: S
       appendLogs: appendLogs(lifecycle),
       appendAndTransition: appendAndTransition(lifecycle),
       readLogs: readLogs(lifecycle),
+      expireLogs: expireLogs(lifecycle),
+      deleteBuilds: deleteBuilds(lifecycle),
       changes: Effect.map(PubSub.subscribe(changes), Stream.fromSubscription)
     }
     // Wrapped only where a tracer would export the spans: otherwise every call stays as it is.

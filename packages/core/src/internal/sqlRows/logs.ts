@@ -42,6 +42,8 @@ export interface LogStatsRow {
   readonly dropped_bytes: number
   readonly dropped_through_seq: number
   readonly truncated_at: number | null
+  /** Set by retention; never written with the bookkeeping. */
+  readonly expired_at?: number | null
 }
 
 export const toLogStats = (row: LogStatsRow): LogBudget.Stats => ({
@@ -54,6 +56,9 @@ export const toLogStats = (row: LogStatsRow): LogBudget.Stats => ({
   droppedThroughSeq: row.dropped_through_seq,
   truncatedAt: utcOrNull(row.truncated_at)
 })
+
+/** When retention expired the log, from its bookkeeping row (none: never). */
+export const expiredAtOf = (row: LogStatsRow | null | undefined) => utcOrNull(row?.expired_at ?? null)
 
 export const fromLogStats = (buildId: Id.BuildId, stats: LogBudget.Stats): LogStatsRow => ({
   build_id: buildId,
