@@ -55,6 +55,14 @@ export interface Resource {
   readonly buildId: string
 }
 
+/** An image a run built and tagged, as retention sees it (`Retention`). */
+export interface BuiltImage {
+  readonly id: string
+  /** Its tags, as `repository:tag`. */
+  readonly references: ReadonlyArray<string>
+  readonly buildId: string
+}
+
 /** Which of these builds are still active (claimed and not stopped). */
 export type ActiveAmong = (buildIds: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>>
 
@@ -76,6 +84,13 @@ export interface RunnerShape {
    * before its container exists, so a container found by the listing belongs to a claim the answer sees.
    */
   readonly sweep: (activeAmong: ActiveAmong) => Effect.Effect<ReadonlyArray<Resource>, RunnerError>
+  /** The tagged images runs built, for retention to keep or remove; a runner that keeps none leaves it out. */
+  readonly images?: Effect.Effect<ReadonlyArray<BuiltImage>, RunnerError> | undefined
+  /**
+   * Removes an image runs built, one tag at a time, so that an image a container still uses is refused
+   * rather than forced away; one already gone is success.
+   */
+  readonly removeImage?: ((image: BuiltImage) => Effect.Effect<void, RunnerError>) | undefined
 }
 
 export class Runner extends Context.Service<Runner, RunnerShape>()("@kiln/core/Runner") {}
