@@ -13,6 +13,7 @@ import type { Build } from "./Build.ts"
 import type { Limits } from "./Claim.ts"
 import type { BuildId } from "./Id.ts"
 import { makeEngine } from "./internal/engine.ts"
+import type * as Retention from "./Retention.ts"
 import type { EnvironmentVariable, Runner } from "./Runner.ts"
 import type { SourceStore } from "./SourceStore.ts"
 import type { Storage } from "./Storage.ts"
@@ -66,6 +67,11 @@ export interface EngineOptions {
   readonly logFlushMs?: number
   /** Sends webhook deliveries, unless `false` (then another process sharing the storage must). Default on. */
   readonly webhooks?: WebhookDeliveryOptions | false
+  /**
+   * What to keep of builds, logs, events and images (`Retention`), applied at start and then on its
+   * schedule. Default: everything is kept. Invalid settings end the layer with a defect naming the fault.
+   */
+  readonly retention?: Retention.Options
   /** Variables a build's commands get; secret values are redacted from its log. Default none. */
   readonly environment?: (build: Build, app: App) => Effect.Effect<ReadonlyArray<EnvironmentVariable>>
 }

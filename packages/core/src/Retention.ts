@@ -86,10 +86,6 @@ export const resolve = (settings: Settings, workspaceId: string, appId: string):
   }
 }
 
-/** Whether the app's policy deletes anything in storage. */
-export const touchesStorage = (policy: Resolved): boolean =>
-  policy.logsMs !== null || policy.keepBuilds !== null || policy.buildsMs !== null
-
 /** Whether any policy in the settings could apply to an app at all: no pass runs when none does. */
 export const isEmpty = (settings: Settings): boolean => {
   const policies = [

@@ -3,10 +3,11 @@
  * `Engine.ts`.
  */
 import { hostname } from "node:os"
-import { Effect, Option, Queue, type Scope } from "effect"
+import { Effect, Option, Queue, Result, type Scope } from "effect"
 import * as Access from "../Access.ts"
 import type { EngineOptions, EngineShape } from "../Engine.ts"
 import * as Metrics from "../Metrics.ts"
+import * as Retention from "../Retention.ts"
 import { Runner } from "../Runner.ts"
 import { SourceStore } from "../SourceStore.ts"
 import { Storage } from "../Storage.ts"
@@ -18,6 +19,7 @@ import { makeBuildSetup } from "./engine/buildSetup.ts"
 import { followChanges, pollCancels } from "./engine/changeWatch.ts"
 import { makeClaimLoop } from "./engine/claimLoop.ts"
 import { reapLoop, sweepLeftovers } from "./engine/reaper.ts"
+import { retentionLoop } from "./engine/retention.ts"
 import { makeRunningBuilds } from "./engine/runningBuilds.ts"
 import { deliveryLoop } from "./engine/webhookDelivery.ts"
 import { defaultSchedule } from "./webhooks/retrySchedule.ts"
@@ -87,6 +89,14 @@ export const makeEngine = (
     yield* Effect.forkScoped(
       archiveSweepLoop({ storage, sources, intervalMs: options.archiveSweepIntervalMs ?? 3_600_000 })
     )
+    if (options.retention !== undefined) {
+      const { pinnedImages: _, ...settings } = options.retention
+      const checked = Retention.validate(settings)
+      if (Result.isFailure(checked)) return yield* Effect.die(new Error(checked.failure))
+      if (!Retention.isEmpty(settings)) {
+        yield* Effect.forkScoped(retentionLoop({ storage, runner, owner, options: options.retention }))
+      }
+    }
     yield* Effect.forkScoped(claims.run)
     if (options.webhooks !== false) {
       const webhooks = options.webhooks ?? {}
