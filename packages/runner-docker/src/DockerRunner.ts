@@ -3,7 +3,8 @@
  * from the context with the engine's classic builder, tags it `{registry/}{handle}:{short hash}` and pushes
  * it when a registry is configured; `commands` runs the build and deploy commands in a builder image with
  * the context in `/workspace`. Everything a run creates is labelled (`dev.kiln.*`) and removed when the run
- * ends, is cancelled or times out (interrupting `run`); `sweep` removes what a crashed process left.
+ * ends, is cancelled or times out (interrupting `run`); `sweep` removes what a crashed process left. The
+ * tagged images builds leave are retention's: `images` lists them, `removeImage` removes one.
  *
  * Builds never get the Docker socket or any other host path, run under an init with memory, CPU and pid
  * limits, and have their output's secrets masked.
@@ -13,6 +14,7 @@ import { Effect, Layer, Queue, Redacted, Stream } from "effect"
 import * as Commands from "./internal/commands.ts"
 import * as DockerClient from "./internal/DockerClient.ts"
 import * as Dockerfile from "./internal/dockerfile.ts"
+import * as Images from "./internal/images.ts"
 import * as Resources from "./internal/resources.ts"
 import type { Settings } from "./internal/settings.ts"
 
@@ -77,7 +79,9 @@ export const make = (options: Options = {}): Effect.Effect<Runner.RunnerShape> =
       run,
       ping: settings.client.ping,
       resources: Resources.list(settings),
-      sweep: (active) => Resources.sweep(settings, active)
+      sweep: (active) => Resources.sweep(settings, active),
+      images: Images.list(settings),
+      removeImage: (image) => Images.remove(settings, image)
     } satisfies Runner.RunnerShape
   })
 

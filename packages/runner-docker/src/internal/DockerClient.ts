@@ -76,6 +76,12 @@ export interface Listed {
   readonly labels: Labels
 }
 
+/** A labelled image with at least one tag. */
+export interface Tagged extends Listed {
+  /** Its tags, as `repository:tag`. */
+  readonly references: ReadonlyArray<string>
+}
+
 export interface DockerClient {
   /** Succeeds once the engine answers `/_ping`. */
   readonly ping: Effect.Effect<void, RunnerError.RunnerError>
@@ -99,8 +105,14 @@ export interface DockerClient {
   readonly listDanglingImages: (
     labels: Labels
   ) => Effect.Effect<ReadonlyArray<Listed>, RunnerError.RunnerError>
-  /** Removes an image (and its untagged parents); one already gone is success. */
-  readonly removeImage: (id: string) => Effect.Effect<void, RunnerError.RunnerError>
+  /** Labelled images with a tag. */
+  readonly listTaggedImages: (labels: Labels) => Effect.Effect<ReadonlyArray<Tagged>, RunnerError.RunnerError>
+  /**
+   * Removes an image by id, or one of its tags: an image with other tags only loses that one, else it goes
+   * (with its untagged parents). Never forced, so one a container uses is refused (Internal: retrying will
+   * not help until that container is gone); one already gone is success.
+   */
+  readonly removeImage: (image: string) => Effect.Effect<void, RunnerError.RunnerError>
   readonly createContainer: (options: ContainerOptions) => Effect.Effect<string, RunnerError.RunnerError>
   readonly startContainer: (id: string) => Effect.Effect<void, RunnerError.RunnerError>
   /** SIGTERM, up to `graceMs` (rounded up to seconds) for it to exit, then SIGKILL; one already stopped or gone is success. */
@@ -180,6 +192,11 @@ export const make = (connection: Connection): DockerClient => {
           return error === "settled" ? Effect.succeedNone : Effect.fail(error)
         })
       )
+    )
+
+  const listImages = (labels: Labels, dangling: boolean) =>
+    call("list images", (d) =>
+      d.listImages({ filters: { label: selector(labels), dangling: [String(dangling)] } })
     )
 
   /** The response body of a streaming call; ending the stream destroys the connection. */
@@ -277,10 +294,20 @@ export const make = (connection: Connection): DockerClient => {
         Effect.map(Option.map((info) => info.Id))
       ),
     listDanglingImages: (labels) =>
-      call("list images", (d) =>
-        d.listImages({ filters: { label: selector(labels), dangling: ["true"] } })
-      ).pipe(Effect.map((images) => images.map((image) => ({ id: image.Id, labels: image.Labels ?? {} })))),
-    removeImage: (id) => settle("remove image", (d) => d.getImage(id).remove()).pipe(Effect.asVoid),
+      listImages(labels, true).pipe(
+        Effect.map((images) => images.map((image) => ({ id: image.Id, labels: image.Labels ?? {} })))
+      ),
+    listTaggedImages: (labels) =>
+      listImages(labels, false).pipe(
+        Effect.map((images) =>
+          images.flatMap((image) => {
+            const references = (image.RepoTags ?? []).filter((tag) => tag !== untagged)
+            // `dangling=false` also lists an image left with a digest but no tag: there is no tag to remove.
+            return references.length === 0 ? [] : [{ id: image.Id, labels: image.Labels ?? {}, references }]
+          })
+        )
+      ),
+    removeImage: (image) => settle("remove image", (d) => d.getImage(image).remove()).pipe(Effect.asVoid),
     createContainer: (options) =>
       call("create container", (d) =>
         d.createContainer({
@@ -372,6 +399,9 @@ const negotiate = (engine: string): string => {
 const cpuPeriod = 100_000
 
 const decodeProgress = Schema.decodeUnknownOption(Schema.fromJsonString(ProgressMessage))
+
+// How the engine lists an image with no tag.
+const untagged = "<none>:<none>"
 
 const selector = (labels: Labels) => Object.entries(labels).map(([key, value]) => `${key}=${value}`)
 
