@@ -13,11 +13,12 @@
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (and OpenTelemetry's other `OTEL_EXPORTER_OTLP_*` variables) exports
  * traces over OTLP/HTTP; `KILN_METRICS_TOKEN` (16 characters or more) serves `GET /metrics` to a scraper sending it;
  * `KILN_LOG_FORMAT=json` for one JSON object a line on stdout (the banner too), each line of a request
- * carrying its `requestId` and each line of a build its `buildId`, for a log shipper.
+ * carrying its `requestId` and each line of a build its `buildId`, for a log shipper; `KILN_RETENTION`, the
+ * retention settings as JSON (`Retention.fromJson`: e.g. `{"logs":"30 days","keepBuilds":100,"keepImages":3}`).
  */
 import { existsSync } from "node:fs"
 import { NodeRuntime } from "@effect/platform-node"
-import { Tracing } from "@kiln/core"
+import { Retention, Tracing } from "@kiln/core"
 import { KilnHttp } from "@kiln/http"
 import { Config, Console, DateTime, Effect, Layer, Logger, Option } from "effect"
 import { HttpServer } from "effect/http"
@@ -80,6 +81,12 @@ const server = Layer.unwrap(
     const host = yield* Config.String("KILN_HOST").pipe(Config.withDefault("127.0.0.1"))
     const logger = (yield* logFormat) === "json" ? Logger.layer([Logger.consoleJson]) : Layer.empty
     const metricsToken = yield* Config.option(Config.Redacted("KILN_METRICS_TOKEN"))
+    const retention = yield* Config.option(Config.String("KILN_RETENTION"))
+    const retentionSettings = Option.isNone(retention)
+      ? undefined
+      : yield* Effect.mapError(Effect.fromResult(Retention.fromJson(retention.value)), (message) =>
+          new Error(`KILN_RETENTION: ${message}`)
+        )
     return Layer.effectDiscard(welcome).pipe(
       Layer.provideMerge(
         KilnHttp.layerServer({
@@ -89,7 +96,10 @@ const server = Layer.unwrap(
         })
       ),
       Layer.provideMerge(
-        LocalStack.layer(dataDir, { ...LocalStack.optionsFromEnv(), engine: { shutdownGraceMs: 10_000 } })
+        LocalStack.layer(dataDir, {
+          ...LocalStack.optionsFromEnv(),
+          engine: { shutdownGraceMs: 10_000, retention: retentionSettings }
+        })
       ),
       Layer.provide(logger),
       // Beneath everything, so that storage and the engine find the tracer when they are built.

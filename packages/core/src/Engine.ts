@@ -71,7 +71,7 @@ export interface EngineOptions {
    * What to keep of builds, logs, events and images (`Retention`), applied at start and then on its
    * schedule. Default: everything is kept. Invalid settings end the layer with a defect naming the fault.
    */
-  readonly retention?: Retention.Options
+  readonly retention?: Retention.Options | undefined
   /** Variables a build's commands get; secret values are redacted from its log. Default none. */
   readonly environment?: (build: Build, app: App) => Effect.Effect<ReadonlyArray<EnvironmentVariable>>
 }

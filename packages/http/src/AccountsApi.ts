@@ -83,6 +83,15 @@ export class AccountsConflict extends Schema.Error<AccountsConflict>("AccountsCo
   }
 }
 
+/** A build whose log retention expired: its message starts `logs_expired:`, and says when. */
+export class AccountsGone extends Schema.Error<AccountsGone>("AccountsGone")(errorFields, {
+  httpApiStatus: 410
+}) {
+  static of(message: string) {
+    return new AccountsGone(failure(410, message))
+  }
+}
+
 /** The same failure envelope for answers made outside HttpApi (unknown routes, limits, 500s). */
 export const failureBody = failure
 
@@ -317,7 +326,7 @@ export class AccountsBuildsGroup extends HttpApiGroup.make("accountsBuilds")
       params: { ...account, build_uuid: Id },
       query: { cursor: Schema.optional(Text(100)) },
       success: envelope(LogsView),
-      error: notFound
+      error: [...notFound, AccountsGone]
     }),
     HttpApiEndpoint.get("byScript", "/accounts/:account_id/builds/workers/:external_script_id/builds", {
       params: { ...account, external_script_id: Id },

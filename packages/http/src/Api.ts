@@ -26,7 +26,8 @@ export {
   LogStreamMessage,
   LogTicketView,
   logStreamProtocol,
-  logStreamTokenProtocol
+  logStreamTokenProtocol,
+  logsExpiredCode
 } from "./internal/api/logs.ts"
 export { PushPayload } from "./internal/api/push.ts"
 export {

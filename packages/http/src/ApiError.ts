@@ -2,7 +2,7 @@
  * Every error the API answers has one body: `{"error": "<code>", "message": "<sentence>", "details"?: …}`.
  * A 5xx says only `{"error": "internal", "requestId": "…"}`: never SQL, stacks or driver text.
  */
-import { Schema } from "effect"
+import { DateTime, Schema } from "effect"
 
 const details = Schema.optionalKey(Schema.Unknown)
 
@@ -65,6 +65,23 @@ export class PayloadTooLarge extends Schema.Error<PayloadTooLarge>("PayloadTooLa
 ) {
   static of(message: string): PayloadTooLarge {
     return new PayloadTooLarge({ error: "payload_too_large", message })
+  }
+}
+
+/** Why a build's log is gone, in the words every surface answers with (the accounts dialect prefixes its code). */
+export const logsExpiredMessage = (buildId: string, expiredAt: DateTime.Utc): string =>
+  `the log of build ${buildId} expired on ${DateTime.formatIso(expiredAt)} under the retention policy; the build itself is kept`
+
+/**
+ * A build whose log retention expired: its lines are gone for good, which an empty log would hide (a build
+ * that printed nothing). `expiredAt` says when.
+ */
+export class Gone extends Schema.Error<Gone>("Gone")(
+  { error: Schema.Literal("logs_expired"), message: Schema.String, expiredAt: Schema.DateTimeUtc },
+  { httpApiStatus: 410 }
+) {
+  static logsExpired(buildId: string, expiredAt: DateTime.Utc): Gone {
+    return new Gone({ error: "logs_expired", message: logsExpiredMessage(buildId, expiredAt), expiredAt })
   }
 }
 

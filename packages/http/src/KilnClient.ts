@@ -12,7 +12,14 @@ import { Context, Effect, Layer, Redacted, Schema, Stream } from "effect"
 import { FetchHttpClient, HttpClientRequest } from "effect/http"
 import { HttpApiClient, HttpApiMiddleware } from "effect/http-api"
 import { Socket } from "effect/socket"
-import { Authorization, KilnApi, LogStreamMessage, logStreamProtocol, logStreamTokenProtocol } from "./Api.ts"
+import {
+  Authorization,
+  KilnApi,
+  LogStreamMessage,
+  logStreamProtocol,
+  logStreamTokenProtocol,
+  logsExpiredCode
+} from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 
 export interface Options {
@@ -98,7 +105,14 @@ export const make = Effect.fnUntraced(function* (options: Options) {
           Stream.unwrap(
             Effect.gen(function* () {
               const remaining = received ? allowed : left
-              const refused = yield* refusal(buildId)
+              // A log retention expired is gone for good: no reconnect brings it back.
+              const expired =
+                Socket.isSocketError(error) &&
+                error.reason._tag === "SocketCloseError" &&
+                error.reason.code === logsExpiredCode
+              const refused = expired
+                ? "its log expired under the retention policy (logs_expired)"
+                : yield* refusal(buildId)
               if (refused !== undefined || remaining === 0) {
                 const reason = refused ?? `dropped ${allowed + 1} times in a row (last: ${error.message})`
                 return Stream.fail(

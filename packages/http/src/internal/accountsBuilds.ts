@@ -5,7 +5,14 @@
 import { type Access, type Build, BuildState, Fields, Id, LogCursor, Query, Storage } from "@kiln/core"
 import { DateTime, Effect, Option, Schema } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
-import { AccountsApi, AccountsBadRequest, AccountsNotFound, type BuildView } from "../AccountsApi.ts"
+import {
+  AccountsApi,
+  AccountsBadRequest,
+  AccountsGone,
+  AccountsNotFound,
+  type BuildView
+} from "../AccountsApi.ts"
+import { logsExpiredMessage } from "../ApiError.ts"
 import { accountOf, fromStorage, notFoundAs, scriptOf, writer } from "./accountsRequests.ts"
 import { buildView, iso, ok } from "./accountsViews.ts"
 import { toAccounts } from "./dialectStatus.ts"
@@ -140,6 +147,12 @@ export const layer = HttpApiBuilder.group(AccountsApi, "accountsBuilds", (handle
             Effect.mapError((error) => AccountsBadRequest.of(`cursor: ${error.message}`))
           )
           const page = yield* Effect.orDie(storage.readLogs(access, build.id, after, 1000))
+          // No lines because retention took them, not because the build printed none: say so.
+          if (page.expiredAt !== null) {
+            return yield* AccountsGone.of(
+              `logs_expired: ${logsExpiredMessage(Id.toUuid(build.id), page.expiredAt)}`
+            )
+          }
           const last = page.lines.at(-1)?.seq ?? after
           // The build was read first: stopped then, every line it will have was already stored.
           const complete = build.phase === "stopped" && last >= page.lastSeq

@@ -6,6 +6,7 @@ import { Effect } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { CurrentPrincipal, KilnApi } from "../Api.ts"
+import * as ApiError from "../ApiError.ts"
 import { requireRole } from "./authorization.ts"
 import { fromQuery, fromStorage, fromStorageWrite } from "./errors.ts"
 import { canonicalId } from "./ids.ts"
@@ -88,9 +89,9 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
           // As text, the whole log unless a limit is asked for.
           if (query.format === "text") {
             const limit = query.limit === undefined ? undefined : yield* logLimit(query.limit)
-            const text = yield* fromStorage(
-              plainText(storage, principal.access, yield* buildId, after, limit)
-            )
+            const id = yield* buildId
+            const text = yield* fromStorage(plainText(storage, principal.access, id, after, limit))
+            if (text.expiredAt !== null) return yield* ApiError.Gone.logsExpired(id, text.expiredAt)
             return text.response
           }
           const limit = yield* logLimit(query.limit)
@@ -98,6 +99,8 @@ export const layer = HttpApiBuilder.group(KilnApi, "builds", (handlers) =>
           // The build first: if it had stopped then, the log read after holds its last line.
           const build = yield* fromStorage(storage.getBuild(principal.access, id))
           const page = yield* fromStorage(storage.readLogs(principal.access, id, after, limit))
+          // No lines because retention took them, not because the build printed none: say so.
+          if (page.expiredAt !== null) return yield* ApiError.Gone.logsExpired(id, page.expiredAt)
           const last = page.lines.at(-1)?.seq ?? after
           return {
             data: page.lines,

@@ -290,7 +290,7 @@ export const layer = HttpApiBuilder.group(DeploymentsApi, "deployments", (handle
           const unavailable = ApiError.NotFound.of("Build logs not available")
           if (build.phase === "queued") return yield* unavailable
           const text = yield* Effect.orDie(plainText(storage, principal.access, build.id, 0))
-          // Cancelled before it logged, or its log was cleaned up: there is nothing to show.
+          // Cancelled before it logged, or retention expired its log: there is nothing to show.
           return text.empty ? yield* unavailable : text.response
         })
       )

@@ -9,17 +9,18 @@
  *
  * A follower that does not read gets backpressure, and one that stalls is closed with 4008 and the cursor
  * to resume from; one whose token (or its ticket's) is revoked or expires while it follows is closed with
- * 4403 or 4401 (`follower.ts`).
+ * 4403 or 4401 (`follower.ts`). A build whose log retention expired is closed at once with 4410, reason
+ * `logs_expired`, rather than ended as a log with no lines.
  *
  * Browsers cannot set headers on a WebSocket: besides `Authorization`, the token may come as the
  * subprotocol `bearer.<token>`, or a short-lived ticket for the build (`logTickets.ts`) as `?ticket=`, which
  * is all a plain `new WebSocket(url)` can send. Refusals (401, 404, 400, and 426 to a plain GET) are
  * answered before the upgrade, in the API's error body.
  */
-import { Authenticator, type Build, Change, LogCursor, Storage } from "@kiln/core"
+import { Authenticator, type Build, type BuildState, Change, LogCursor, Storage } from "@kiln/core"
 import { Effect, Queue, Schema, Stream } from "effect"
 import { HttpRouter, HttpServerRequest } from "effect/http"
-import { LogStreamMessage } from "../Api.ts"
+import { LogStreamMessage, logsExpiredCode } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import {
   answeringRefusals,
@@ -109,10 +110,15 @@ export const follow = (
           const text = dialect.render(message)
           return text === undefined ? Effect.void : connection.send(text)
         }
-        let status = build.status
-        yield* send({ type: "status", status })
+        // Sent once the first page shows the log is there: an expired log closes before any message.
+        let status: BuildState.Status | undefined
         while (true) {
           const page = yield* storage.readLogs(principal.access, buildId, seq, pageSize)
+          if (page.expiredAt !== null) return yield* connection.close(logsExpiredCode, "logs_expired")
+          if (status === undefined) {
+            status = build.status
+            yield* send({ type: "status", status })
+          }
           yield* connection.batch(
             Effect.gen(function* () {
               for (const line of page.lines) {

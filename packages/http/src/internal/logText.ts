@@ -13,8 +13,9 @@ const encoder = new TextEncoder()
 
 /**
  * The lines after `afterSeq`, at most `maxLines` of them. The first page is read before answering: a
- * missing build fails here rather than cutting a body short, and `empty` tells an empty log. A page is read
- * before the one in hand is written, so the body ends without one read too many.
+ * missing build fails here rather than cutting a body short, `empty` tells an empty log and `expiredAt` one
+ * that retention expired. A page is read before the one in hand is written, so the body ends without one
+ * read too many.
  */
 export const plainText = (
   storage: Storage.StorageShape,
@@ -26,12 +27,14 @@ export const plainText = (
   const read = (after: number, left: number) =>
     Effect.map(storage.readLogs(access, buildId, after, Math.min(pageSize, left)), (page) => ({
       lines: page.lines,
-      left: left - page.lines.length
+      left: left - page.lines.length,
+      expiredAt: page.expiredAt
     }))
   const text = (lines: ReadonlyArray<LogLine.LogLine>) =>
     lines.length === 0 ? [] : [encoder.encode(lines.map((line) => `${line.text}\n`).join(""))]
   return Effect.map(read(afterSeq, maxLines), (first) => ({
     empty: first.lines.length === 0,
+    expiredAt: first.expiredAt,
     response: HttpServerResponse.stream(
       Stream.paginate(first, (page) => {
         const last = page.lines.at(-1)

@@ -2,7 +2,7 @@
 import { Build } from "@kiln/core"
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
-import { BadRequest, Conflict, Forbidden, NotFound } from "../../ApiError.ts"
+import { BadRequest, Conflict, Forbidden, Gone, NotFound } from "../../ApiError.ts"
 import { Authorization, idParam, listQuery, optionalText, page, Text } from "./contract.ts"
 import { LogPageView, LogTicketView, ticketDescription } from "./logs.ts"
 
@@ -73,7 +73,7 @@ export class BuildsGroup extends HttpApiGroup.make("builds")
         )
       },
       success: [LogPageView, Schema.String.pipe(HttpApiSchema.asText())],
-      error: [BadRequest, NotFound]
+      error: [BadRequest, NotFound, Gone]
     }),
     HttpApiEndpoint.post("logTicket", "/builds/:id/logs/ticket", {
       params: idParam,

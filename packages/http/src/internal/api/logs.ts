@@ -25,6 +25,9 @@ export const LogStreamMessage = Schema.Union([
 ])
 export type LogStreamMessage = typeof LogStreamMessage.Type
 
+/** The close code of a log stream whose log retention expired: the lines are gone, as HTTP's 410 says. */
+export const logsExpiredCode = 4410
+
 /** The subprotocol a log stream client offers; the server answers with it, so a token is never echoed. */
 export const logStreamProtocol = "kiln"
 /** Browsers cannot set headers on a WebSocket: they offer `bearer.<token>` as a subprotocol instead. */
@@ -105,7 +108,8 @@ export const logStreamPath = {
         "takes nothing for 30 s while 1 MiB waits for it is closed with 4008, reason `slow consumer: resume from " +
         "cursor <cursor>`, after every line sent: reconnect with that cursor. A client whose token (or its " +
         "ticket's) is revoked or expires while it follows is closed within 5 s with 4403 (`token revoked`) or " +
-        "4401 (`token expired`). Browsers, which " +
+        "4401 (`token expired`). A build whose log retention expired is closed right after the upgrade with " +
+        "4410, reason `logs_expired` (`GET /api/builds/{id}/logs` answers 410 for it). Browsers, which " +
         "cannot set headers here, pass a ticket from `POST /api/builds/{id}/logs/ticket` as `?ticket=`, or offer " +
         `the token as the subprotocol \`${logStreamTokenProtocol}<token>\` beside \`${logStreamProtocol}\`, which ` +
         "the server answers with.",
@@ -140,8 +144,8 @@ export const deploymentLogStreamPath = {
       summary: "Follow a deployment build's log over a WebSocket",
       description:
         "Upgrades to a WebSocket that sends each log line's text, as it is produced, then closes with 1000 once " +
-        "the build has stopped and every line was sent. A client that stops reading is closed with 4008, and one " +
-        "whose token ends with 4403 or 4401, as on the " +
+        "the build has stopped and every line was sent. A client that stops reading is closed with 4008, one " +
+        "whose token ends with 4403 or 4401, and one for a log that retention expired at once with 4410, as on the " +
         "canonical stream, whose cursors `?cursor=` takes here too. Refusals come before the upgrade, as on the " +
         "canonical stream. A browser opens the `url` that `POST …/builds/{build_id}/logs/ticket` answers (this URL " +
         "with `?ticket=`), since `new WebSocket(url)` cannot send an `Authorization` header.",
