@@ -84,8 +84,9 @@ const server = Layer.unwrap(
     const retention = yield* Config.option(Config.String("KILN_RETENTION"))
     const retentionSettings = Option.isNone(retention)
       ? undefined
-      : yield* Effect.mapError(Effect.fromResult(Retention.fromJson(retention.value)), (message) =>
-          new Error(`KILN_RETENTION: ${message}`)
+      : yield* Effect.mapError(
+          Effect.fromResult(Retention.fromJson(retention.value)),
+          (message) => new Error(`KILN_RETENTION: ${message}`)
         )
     return Layer.effectDiscard(welcome).pipe(
       Layer.provideMerge(
