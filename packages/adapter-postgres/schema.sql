@@ -127,6 +127,7 @@ CREATE TABLE builds (
 CREATE INDEX builds_active ON builds USING btree (workspace_id, entity_id) WHERE (phase = ANY (ARRAY['initializing'::text, 'running'::text]));
 CREATE INDEX builds_active_by_lease ON builds USING btree (lease_expires_at) WHERE (phase = ANY (ARRAY['initializing'::text, 'running'::text]));
 CREATE INDEX builds_by_app ON builds USING btree (entity_id, created_at, id);
+CREATE INDEX builds_by_version ON builds USING btree (app_version_id);
 CREATE INDEX builds_list ON builds USING btree (created_at, id);
 CREATE INDEX builds_list_by_workspace ON builds USING btree (workspace_id, created_at, id);
 CREATE INDEX builds_queued ON builds USING btree (created_at, id) WHERE (phase = 'queued'::text);
@@ -151,6 +152,13 @@ CREATE TABLE kiln_migrations (
   CONSTRAINT kiln_migrations_pkey PRIMARY KEY (version)
 );
 
+CREATE TABLE leases (
+  name text COLLATE "C" NOT NULL,
+  owner text COLLATE "C" NOT NULL,
+  expires_at bigint NOT NULL,
+  CONSTRAINT leases_pkey PRIMARY KEY (name)
+);
+
 CREATE TABLE log_lines (
   build_id text COLLATE "C" NOT NULL,
   seq bigint NOT NULL,
@@ -172,6 +180,7 @@ CREATE TABLE log_stats (
   dropped_bytes bigint NOT NULL,
   dropped_through_seq bigint NOT NULL,
   truncated_at bigint,
+  expired_at bigint,
   CONSTRAINT log_stats_pkey PRIMARY KEY (build_id),
   CONSTRAINT log_stats_build_id_fkey FOREIGN KEY (build_id) REFERENCES builds(id)
 );

@@ -164,7 +164,7 @@ CREATE TABLE log_stats (
   dropped_bytes INTEGER NOT NULL,
   dropped_through_seq INTEGER NOT NULL,
   truncated_at INTEGER
-) STRICT;
+, expired_at INTEGER) STRICT;
 
 CREATE INDEX app_versions_by_app ON app_versions (app_id, created_at, id);
 
@@ -266,4 +266,12 @@ CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, po
 CREATE TABLE webhook_fanout (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   position INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX builds_by_version ON builds (app_version_id);
+
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
 ) STRICT;
