@@ -125,7 +125,12 @@ export const retention = (name: string, make: MakeStorage) =>
     it("keeps the newest N stopped builds and deletes by age alone when no count is set", () =>
       Effect.gen(function* () {
         const { storage, version } = yield* seed()
-        const done = [yield* finished(version), yield* finished(version), yield* finished(version)]
+        const done: Array<Build> = []
+        for (let n = 0; n < 3; n++) {
+          done.push(yield* finished(version))
+          // Each created in a millisecond of its own, so that one is strictly older than the next.
+          yield* Effect.sleep("5 millis")
+        }
         const keep = { appId: version.appId, keep: 3, createdBefore: null, limit: 10 }
         expect(yield* storage.deleteBuilds(keep)).toEqual([])
         const old = { appId: version.appId, keep: null, createdBefore: done[1]!.createdAt, limit: 10 }
