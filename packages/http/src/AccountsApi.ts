@@ -246,7 +246,7 @@ export class AccountsAuthorization extends HttpApiMiddleware.Service<
   { provides: AccountsPrincipal }
 >()("@kiln/http/AccountsAuthorization", {
   security: { bearer: HttpApiSecurity.bearer },
-  error: [AccountsUnauthorized, AccountsBadRequest],
+  error: [AccountsUnauthorized, AccountsForbidden, AccountsBadRequest],
   requiredForClient: true
 }) {}
 

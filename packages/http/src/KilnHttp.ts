@@ -35,6 +35,7 @@ import * as AppVersions from "./internal/appVersions.ts"
 import * as ArchiveUpload from "./internal/archiveUpload.ts"
 import * as Authorization from "./internal/authorization.ts"
 import * as Builds from "./internal/builds.ts"
+import * as Dashboard from "./internal/dashboard.ts"
 import * as Deployments from "./internal/deployments.ts"
 import * as EventStream from "./internal/eventStream.ts"
 import * as Events from "./internal/events.ts"
@@ -45,6 +46,7 @@ import * as MetricsRoute from "./internal/metricsRoute.ts"
 import * as Push from "./internal/pushEvents.ts"
 import * as RateLimit from "./internal/rateLimit.ts"
 import * as RequestErrors from "./internal/requestErrors.ts"
+import * as Sessions from "./internal/sessions.ts"
 import * as Tokens from "./internal/tokens.ts"
 import * as Webhooks from "./internal/webhooks.ts"
 import * as Workspaces from "./internal/workspaces.ts"
@@ -72,6 +74,11 @@ export interface Options {
    * the context. Off unless given.
    */
   readonly metrics?: MetricsRoute.MetricsOptions | undefined
+  /**
+   * Serves the web dashboard at `/ui/` (under the prefix), with its sign-in: a token exchanged for a
+   * session cookie. Off unless asked for.
+   */
+  readonly dashboard?: boolean | undefined
 }
 
 export type RateLimitOptions = RateLimit.Options
@@ -182,8 +189,16 @@ type HttpEffect = Effect.Effect<
 const isProbe = (url: string) => /\/(healthz|readyz)(\?|$)/.test(url)
 
 /**
+ * The dashboard's page and scripts, which are not rate limited either: files held in memory, a dozen for
+ * each page load, that would otherwise spend a caller's allowance before it has signed in.
+ */
+const isDashboardFile = (paths: AllowedMethods.Paths, request: HttpServerRequest.HttpServerRequest) =>
+  paths.route(request.method, request.url) === `${Dashboard.dashboardPath}/*`
+
+/**
  * How a request counts against the rate limits: its token's, when it comes with one the authenticator
- * accepts (its cache makes this the lookup the route then reuses), otherwise its address's.
+ * accepts (its cache makes this the lookup the route then reuses) or with a dashboard session this server
+ * signed, otherwise its address's.
  */
 const verdictOf = (
   limiter: RateLimit.Limiter,
@@ -191,9 +206,12 @@ const verdictOf = (
   request: HttpServerRequest.HttpServerRequest
 ) => {
   const credential = credentialOf(request.headers)
+  const session = Sessions.sessionOf(request)
   const token =
     credential === undefined
-      ? Effect.succeed(undefined)
+      ? session === undefined
+        ? Effect.succeed(undefined)
+        : Sessions.tokenOf(session)
       : authenticator.authenticate(credential).pipe(
           Effect.map((principal) => principal.tokenId ?? `principal:${principal.name}`),
           Effect.orElseSucceed(() => undefined)
@@ -247,7 +265,9 @@ const guard = (paths: AllowedMethods.Paths, rateLimit: RateLimit.Options | false
           const withId = (response: HttpServerResponse.HttpServerResponse) =>
             HttpServerResponse.setHeader(response, "x-request-id", requestId)
           const served = serve(request, httpEffect, requestId, answer, withId, paths.allowed)
-          if (limiter === undefined || isProbe(request.url)) return counted(request, served)
+          if (limiter === undefined || isProbe(request.url) || isDashboardFile(paths, request)) {
+            return counted(request, served)
+          }
           return counted(
             request,
             Effect.flatMap(verdictOf(limiter, authenticator, request), (verdict) =>
@@ -411,9 +431,17 @@ const routes = (options: Options) => {
     [
       docsPath,
       ...surfaces.map((surface) => surface.path),
-      ...(options.metrics === undefined ? [] : [MetricsRoute.metricsPath])
+      ...(options.metrics === undefined ? [] : [MetricsRoute.metricsPath]),
+      ...(options.dashboard ? [`${Dashboard.dashboardPath}/*`] : [])
     ],
-    isRoot(options.prefix) ? "" : options.prefix.replace(/\/+$/, "")
+    prefixOf(options),
+    options.dashboard
+      ? [
+          ["GET", Dashboard.sessionPath],
+          ["POST", Dashboard.sessionPath],
+          ["DELETE", Dashboard.sessionPath]
+        ]
+      : []
   )
   return Layer.mergeAll(
     HttpApiBuilder.layer(KilnApi, { openapiPath: documents.canonical }).pipe(
@@ -427,6 +455,7 @@ const routes = (options: Options) => {
     Push.route,
     Health.route,
     options.metrics === undefined ? Layer.empty : MetricsRoute.route(options.metrics),
+    options.dashboard ? Dashboard.route(prefixOf(options)) : Layer.empty,
     referencePage(surfaces),
     guard(paths, options.rateLimit ?? {})
   )
@@ -434,6 +463,9 @@ const routes = (options: Options) => {
 
 const isRoot = (prefix: string | undefined): prefix is "" | "/" | undefined =>
   prefix === undefined || prefix === "" || prefix === "/"
+
+/** The prefix as paths are written under it: "" at the root, else without a trailing slash. */
+const prefixOf = (options: Options) => (isRoot(options.prefix) ? "" : options.prefix.replace(/\/+$/, ""))
 
 /** A router whose routes all live under `prefix`; handlers see their paths without it. */
 const prefixed = (prefix: string) =>

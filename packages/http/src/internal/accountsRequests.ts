@@ -17,7 +17,7 @@ import {
   AccountsRequestErrors,
   AccountsUnauthorized
 } from "../AccountsApi.ts"
-import { authenticate } from "./authorization.ts"
+import { bearerOrSession } from "./authorization.ts"
 import { isA, storageAnswers } from "./errors.ts"
 import { lookUp } from "./ids.ts"
 import * as RequestErrors from "./requestErrors.ts"
@@ -27,14 +27,28 @@ export const authorizationLayer = Layer.effect(
   AccountsAuthorization,
   Effect.gen(function* () {
     const authenticator = yield* Authenticator.Authenticator
+    const storage = yield* Storage.Storage
+    const serve = <A, E, R>(
+      httpEffect: Effect.Effect<A, E, R>,
+      endpoint: Parameters<typeof RequestErrors.refusingNonUtf8>[1],
+      principal: Authenticator.Principal
+    ) =>
+      Effect.provideService(
+        RequestErrors.refusingNonUtf8(httpEffect, endpoint, AccountsBadRequest.of(RequestErrors.notUtf8)),
+        AccountsPrincipal,
+        principal
+      )
     return AccountsAuthorization.of({
       bearer: (httpEffect, { credential, endpoint }) =>
-        Effect.flatMap(authenticate(authenticator, credential, AccountsUnauthorized.instance), (principal) =>
-          Effect.provideService(
-            RequestErrors.refusingNonUtf8(httpEffect, endpoint, AccountsBadRequest.of(RequestErrors.notUtf8)),
-            AccountsPrincipal,
-            principal
-          )
+        Effect.flatMap(
+          bearerOrSession(
+            authenticator,
+            storage,
+            credential,
+            AccountsUnauthorized.instance,
+            AccountsForbidden.of
+          ),
+          (principal) => serve(httpEffect, endpoint, principal)
         )
     })
   })

@@ -22,7 +22,9 @@ export interface Paths {
 export const make = (
   documents: ReadonlyArray<OpenApi.OpenAPISpec>,
   getPaths: ReadonlyArray<string>,
-  prefix: string
+  prefix: string,
+  /** Routes outside the documents that take more than GET, as `[method, path]`. */
+  others: ReadonlyArray<readonly [string, string]> = []
 ): Paths => {
   const router = FindMyWay.make<string>()
   const add = (method: string, path: string) =>
@@ -36,6 +38,7 @@ export const make = (
     }
   }
   for (const path of getPaths) add("GET", path)
+  for (const [method, path] of others) add(method, path)
   return {
     allowed: (url) => {
       const allowed = methods.filter((method) => router.find(method, url) !== undefined)

@@ -22,6 +22,7 @@ import {
   isUpgrade,
   type Limits,
   serve,
+  sessionPrincipal,
   tokenEnded,
   upgradeRequired
 } from "./follower.ts"
@@ -37,7 +38,7 @@ const follow = (
     if (!isUpgrade(request)) return upgradeRequired
     const credential = credentialOf(request.headers)
     const principal = yield* credential === undefined
-      ? Effect.fail(ApiError.Unauthorized.instance)
+      ? sessionPrincipal(storage, request)
       : authenticate(authenticator, Redacted.make(credential), ApiError.Unauthorized.instance)
     const query = new URL(request.url, "http://kiln").searchParams
     const params = yield* feedParams({

@@ -21,6 +21,7 @@ import { Socket } from "effect/socket"
 import { logStreamTokenProtocol } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { respond } from "./responses.ts"
+import * as Sessions from "./sessions.ts"
 
 /** The bearer credential of an upgrade request: the Authorization header, or a `bearer.<token>` subprotocol. */
 export const credentialOf = (headers: Readonly<Record<string, string | undefined>>): string | undefined => {
@@ -31,6 +32,20 @@ export const credentialOf = (headers: Readonly<Record<string, string | undefined
     .map((offered) => offered.trim())
     .find((offered) => offered.startsWith(logStreamTokenProtocol))
     ?.slice(logStreamTokenProtocol.length)
+}
+
+/**
+ * The principal of the dashboard's session cookie, on an upgrade from a page of this origin (a browser
+ * sends the cookie with any site's WebSocket to here, but names the page's origin); otherwise a 401.
+ */
+export const sessionPrincipal = (
+  storage: Storage.StorageShape,
+  request: HttpServerRequest.HttpServerRequest
+) => {
+  const session = Sessions.sessionOf(request)
+  return session === undefined || !Sessions.sameOrigin(request)
+    ? Effect.fail(ApiError.Unauthorized.instance)
+    : Effect.map(Sessions.redeem(storage, session), ({ principal }) => principal)
 }
 
 /** Whether the request asks to upgrade to a WebSocket. */

@@ -29,6 +29,7 @@ import {
   isUpgrade,
   type Limits,
   serve,
+  sessionPrincipal,
   tokenEnded,
   upgradeRequired
 } from "./follower.ts"
@@ -79,7 +80,7 @@ export const follow = (
           .pipe(Effect.catchTag("Unauthenticated", () => Effect.fail(ApiError.Unauthorized.instance)))
       : ticket !== null
         ? LogTickets.redeem(storage, ticket, idOf("bld", named) ?? named)
-        : Effect.fail(ApiError.Unauthorized.instance)
+        : sessionPrincipal(storage, request)
     const cursor = query.get("cursor") ?? undefined
     let seq = yield* Effect.fromResult(LogCursor.decode(cursor)).pipe(
       Effect.mapError((error) => ApiError.badRequest("invalid_cursor", error.message))

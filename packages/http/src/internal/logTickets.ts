@@ -7,11 +7,11 @@
  * again: a ticket never outlives the token's revocation or expiry, and the build is read with the token's
  * own scope.
  */
-import { createHmac, timingSafeEqual } from "node:crypto"
-import { Access, Authenticator, type Build, Cursor, type Id, type Storage } from "@kiln/core"
-import { Clock, DateTime, Effect } from "effect"
+import { Access, Authenticator, type Build, type Id, type Storage } from "@kiln/core"
+import { Clock, DateTime, Effect, Result } from "effect"
 import { HttpServerRequest } from "effect/http"
 import * as ApiError from "../ApiError.ts"
+import * as Signed from "./signed.ts"
 
 export const lifetimeMs = 60_000
 /** Longer than any ticket this server issues: anything longer is refused unread. */
@@ -27,11 +27,7 @@ interface Payload {
 }
 
 /** The cursor key, put to this one use only: a cursor's tag can never pass for a ticket's. */
-const ticketKey = Effect.map(Effect.service(Cursor.CursorKey), (key) =>
-  createHmac("sha256", key.secret).update("kiln log stream ticket").digest()
-)
-
-const tagOf = (key: Uint8Array, body: string) => createHmac("sha256", key).update(body).digest()
+const ticketKey = Signed.keyFor("kiln log stream ticket")
 
 const refused = (message: string) => new ApiError.Unauthorized({ error: "unauthorized", message })
 
@@ -54,11 +50,7 @@ export const issue = <E, R>(
     const now = yield* Clock.currentTimeMillis
     const key = yield* ticketKey
     const payload: Payload = { b: build.id, t: principal.tokenId, e: now + lifetimeMs }
-    const body = Buffer.from(JSON.stringify(payload)).toString("base64url")
-    return {
-      ticket: `${body}.${tagOf(key, body).toString("base64url")}`,
-      expiresAt: DateTime.makeUnsafe(payload.e)
-    }
+    return { ticket: Signed.sign(key, payload), expiresAt: DateTime.makeUnsafe(payload.e) }
   })
 
 /**
@@ -67,18 +59,15 @@ export const issue = <E, R>(
  */
 export const redeem = (storage: Storage.StorageShape, ticket: string, buildId: string) =>
   Effect.gen(function* () {
-    if (ticket.length > maxLength) return yield* refused("not a ticket this API issued")
-    const [body, tag, ...rest] = ticket.split(".")
-    if (body === undefined || tag === undefined || rest.length > 0) {
-      return yield* refused("not a ticket this API issued")
+    const verified = Signed.verify<Payload>(yield* ticketKey, ticket, maxLength)
+    if (Result.isFailure(verified)) {
+      return yield* refused(
+        verified.failure === "malformed"
+          ? "not a ticket this API issued"
+          : "the ticket was altered, or issued by another deployment"
+      )
     }
-    const key = yield* ticketKey
-    const expected = tagOf(key, body)
-    const given = Buffer.from(tag, "base64url")
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return yield* refused("the ticket was altered, or issued by another deployment")
-    }
-    const payload = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as Payload
+    const payload = verified.success
     if ((yield* Clock.currentTimeMillis) >= payload.e) {
       return yield* refused("the ticket has expired: ask for another")
     }

@@ -8,6 +8,7 @@ import * as ApiError from "../ApiError.ts"
 type Answer =
   | ApiError.BadRequest
   | ApiError.Unauthorized
+  | ApiError.Forbidden
   | ApiError.NotFound
   | ApiError.PayloadTooLarge
   | ApiError.ServiceUnavailable
@@ -17,11 +18,13 @@ const statusOf = (error: Answer): number =>
     ? 400
     : error instanceof ApiError.Unauthorized
       ? 401
-      : error instanceof ApiError.NotFound
-        ? 404
-        : error instanceof ApiError.PayloadTooLarge
-          ? 413
-          : 503
+      : error instanceof ApiError.Forbidden
+        ? 403
+        : error instanceof ApiError.NotFound
+          ? 404
+          : error instanceof ApiError.PayloadTooLarge
+            ? 413
+            : 503
 
 export const bodyOf = (error: Answer) => ({
   error: error.error,

@@ -7,16 +7,25 @@
 import type { Authenticator } from "@kiln/core"
 import { Context, Schema } from "effect"
 import { HttpApiMiddleware, HttpApiSecurity } from "effect/http-api"
-import { BadRequest, Unauthorized } from "../../ApiError.ts"
+import { BadRequest, Forbidden, Unauthorized } from "../../ApiError.ts"
 
 /** Who is calling: provided to every handler by the `Authorization` middleware. */
 export class CurrentPrincipal extends Context.Service<CurrentPrincipal, Authenticator.Principal>()(
   "@kiln/http/CurrentPrincipal"
 ) {}
 
+/**
+ * A bearer token; without one, the dashboard's session cookie (`kiln_session`, with the `x-kiln-csrf` header
+ * on a request that changes something). One scheme, so that a request's answer is its credential's: a
+ * second scheme would be tried after any refusal of the first, and its refusal answered instead.
+ */
 export class Authorization extends HttpApiMiddleware.Service<Authorization, { provides: CurrentPrincipal }>()(
   "@kiln/http/Authorization",
-  { security: { bearer: HttpApiSecurity.bearer }, error: [Unauthorized, BadRequest], requiredForClient: true }
+  {
+    security: { bearer: HttpApiSecurity.bearer },
+    error: [Unauthorized, Forbidden, BadRequest],
+    requiredForClient: true
+  }
 ) {}
 
 /** Renders request decoding failures as `400 {"error": "invalid_request", …}` naming the path. */
