@@ -98,6 +98,19 @@ const throughHttp = Effect.gen(function* () {
   if (!log.includes("built from the packed packages"))
     return yield* fail(`the log lacks the RUN line:\n${log}`)
   console.log(`consumer: build ${id} completed through the HTTP API, image ${build.imageTag}`)
+  // The dashboard's page and the vendor builds it imports come from the installed packages.
+  const root = base.replace(/\/api$/, "")
+  for (const file of [
+    "",
+    "app.js",
+    "vendor/preact.js",
+    "vendor/preact-hooks.js",
+    "vendor/htm.js",
+    "vendor/ansi_up.js"
+  ]) {
+    yield* call(root, secret, `/ui/${file}`)
+  }
+  console.log("consumer: the dashboard's page and scripts are served from the packed @kiln/http")
 })
 
 const onPostgres = Effect.gen(function* () {
@@ -117,7 +130,9 @@ const onPostgres = Effect.gen(function* () {
 })
 
 const program = Effect.gen(function* () {
-  yield* throughHttp.pipe(Effect.provide(KilnHttp.layerServer({ port: 0 }).pipe(Layer.provideMerge(stack))))
+  yield* throughHttp.pipe(
+    Effect.provide(KilnHttp.layerServer({ port: 0, dashboard: true }).pipe(Layer.provideMerge(stack)))
+  )
   yield* onPostgres
 }).pipe(Effect.scoped)
 

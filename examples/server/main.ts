@@ -1,6 +1,6 @@
 /**
  * Kiln as a server (`npm start`): SQLite, the source store, the Docker runner and the engine, with the
- * HTTP API, its log stream WebSocket and its docs on 127.0.0.1:8787. The first start on an empty
+ * HTTP API, its log stream WebSocket, its docs and the web dashboard (`/ui/`) on 127.0.0.1:8787. The first start on an empty
  * database creates a workspace and an admin token, whose secret it writes to `.kiln/admin-token` (0600);
  * later starts reuse both (on a shared PostgreSQL, the one process that issued the token writes the file,
  * and the others say so). Ctrl-C (or SIGTERM) stops it gracefully: running builds get 10 s to finish,
@@ -39,6 +39,7 @@ const welcome = Effect.gen(function* () {
   const tokenFile = DataDir.forDisplay(dataDir.adminToken)
   const lines = [
     `Kiln is listening on ${url}`,
+    `  dashboard  ${url}/ui/`,
     `  API        ${url}/api`,
     `  docs       ${url}/api/docs`,
     `  database   ${DataDir.databaseForDisplay(dataDir)}`,
@@ -93,6 +94,7 @@ const server = Layer.unwrap(
         KilnHttp.layerServer({
           port,
           host,
+          dashboard: true,
           metrics: Option.match(metricsToken, { onNone: () => undefined, onSome: (token) => ({ token }) })
         })
       ),

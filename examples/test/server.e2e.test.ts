@@ -54,6 +54,13 @@ DockerTesting.describeDocker("e2e › examples/server and examples/demo", () => 
     const server = await startServer()
     await server.printed(/npm run demo/)
     expect(server.output()).toContain(`${url}/api/docs`)
+    // The dashboard's URL, serving its page.
+    expect(server.output()).toContain(`dashboard  ${url}/ui/`)
+    const dashboard = await fetch(`${url}/ui/`)
+    expect([dashboard.status, await dashboard.text()]).toEqual([
+      200,
+      expect.stringContaining('<base href="/ui/" />')
+    ])
     expect(server.output()).toContain(`First start: created the workspace "Default"`)
     // One process on SQLite: its images are where its builds run.
     expect(server.output()).not.toContain(unsharedImages)

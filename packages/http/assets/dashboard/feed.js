@@ -1,0 +1,71 @@
+/**
+ * The event feed (`/api/events/stream`), one connection for the whole dashboard while someone listens.
+ * It resumes from the last cursor after a dropped connection, so no event is missed or seen twice.
+ *
+ * The feed has no "start from now": a first connection replays the feed from its start (as far as
+ * retention kept it). Views therefore apply events idempotently and use `isLive` to ignore ones older
+ * than what they loaded.
+ */
+import { followSocket } from "./api.js"
+
+const types = [
+  "build.queued",
+  "build.running",
+  "build.started",
+  "build.cancel_requested",
+  "build.step.started",
+  "build.step.finished",
+  "build.finished",
+  "build.deleted",
+  "build.logs_expired",
+  "app_version.ready",
+  "app_version.failed"
+].join(",")
+
+const listeners = new Set()
+const stateListeners = new Set()
+let connection = null
+let cursor = null
+let state = "connecting"
+
+const setState = (next) => {
+  state = next
+  for (const listener of stateListeners) listener(next)
+}
+
+/** Calls `listener(event)` for each event; answers the function that stops it. Connects on first use. */
+export function subscribe(listener) {
+  listeners.add(listener)
+  if (connection === null) {
+    setState("connecting")
+    connection = followSocket("/events/stream", {
+      params: () => ({ types, after: cursor }),
+      onMessage: (event) => {
+        cursor = event.cursor
+        for (const each of listeners) each(event)
+      },
+      onState: (next) => setState(next === "open" ? "live" : next)
+    })
+  }
+  return () => listeners.delete(listener)
+}
+
+/** Calls `listener(state)` ("connecting", "live", "reconnecting") on each change; answers the unsubscriber. */
+export function watchState(listener) {
+  stateListeners.add(listener)
+  listener(state)
+  return () => stateListeners.delete(listener)
+}
+
+/** Closes the feed (on sign-out); the next subscriber starts over. */
+export function closeFeed() {
+  connection?.close()
+  connection = null
+  cursor = null
+}
+
+/**
+ * Whether an event happened after `since` (server milliseconds: api.js's `serverNow()` when the view loaded),
+ * with a second's slack for the `Date` header's precision.
+ */
+export const isLive = (event, since) => Date.parse(event.timestamp) >= since - 1000
