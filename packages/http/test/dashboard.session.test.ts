@@ -89,9 +89,15 @@ describe("dashboard sessions", () => {
     expect(refused.body.message).toMatch(/x-kiln-csrf/)
     expect((await withSession("POST", "/api/apps", cookie, "wrong", app)).status).toBe(403)
     expect((await withSession("POST", "/api/apps", cookie, csrf, app)).status).toBe(201)
-    // A forged or altered cookie is no session.
-    const altered = cookie.replace(/.$/, (last) => (last === "A" ? "B" : "A"))
-    expect((await withSession("GET", "/api/workspaces", altered)).status).toBe(401)
+    // A forged or altered cookie is no session: another byte of the tag, or only its unused last bits.
+    const flip = (value: string, at: number, from: string, to: string) =>
+      value.slice(0, at) + (value[at] === from ? to : from) + value.slice(at + 1)
+    for (const altered of [
+      flip(cookie, cookie.length - 5, "A", "Q"),
+      flip(cookie, cookie.length - 1, "A", "B")
+    ]) {
+      expect((await withSession("GET", "/api/workspaces", altered)).status).toBe(401)
+    }
     expect((await withSession("GET", "/api/workspaces", "kiln_session=nonsense")).status).toBe(401)
   })
 
