@@ -34,7 +34,9 @@ export const authorizationLayer = Layer.effect(
       principal: Authenticator.Principal
     ) =>
       Effect.provideService(
-        RequestErrors.refusingNonUtf8(httpEffect, endpoint, AccountsBadRequest.of(RequestErrors.notUtf8)),
+        RequestErrors.refusingNonUtf8(httpEffect, endpoint, () =>
+          AccountsBadRequest.of(RequestErrors.notUtf8)
+        ),
         AccountsPrincipal,
         principal
       )

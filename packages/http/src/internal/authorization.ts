@@ -65,7 +65,7 @@ export const layer = Layer.effect(
       principal: Authenticator.Principal
     ) =>
       Effect.provideService(
-        refusingNonUtf8(httpEffect, endpoint, ApiError.badRequest("invalid_request", notUtf8)),
+        refusingNonUtf8(httpEffect, endpoint, () => ApiError.badRequest("invalid_request", notUtf8)),
         CurrentPrincipal,
         principal
       )

@@ -36,14 +36,15 @@ const mediaTypeOf = (contentType: string | undefined) =>
 export const refusingNonUtf8 = <A, E, R, F>(
   httpEffect: Effect.Effect<A, E, R>,
   endpoint: HttpApiEndpoint.Top,
-  refusal: F
+  /** Made only when a body is refused: building an error on every request costs more than the check. */
+  refusal: () => F
 ): Effect.Effect<A, E | F, R | HttpServerRequest.HttpServerRequest> =>
   HttpServerRequest.HttpServerRequest.use((request) =>
     HttpMethod.hasBody(request.method) &&
     endpoint.payload.get(mediaTypeOf(request.headers["content-type"]))?.encoding._tag === "Json"
       ? Effect.flatMap(
           Effect.orDie(request.arrayBuffer),
-          (bytes): Effect.Effect<A, E | F, R> => (isUtf8(bytes) ? httpEffect : Effect.fail(refusal))
+          (bytes): Effect.Effect<A, E | F, R> => (isUtf8(bytes) ? httpEffect : Effect.fail(refusal()))
         )
       : httpEffect
   )
