@@ -1,7 +1,6 @@
 import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { gzipSync } from "node:zlib"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import {
   Access,
@@ -21,11 +20,6 @@ import { Effect, Layer, Scope, Stream } from "effect"
 
 const dir = mkdtempSync(join(tmpdir(), "kiln-engine-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-const tarOf = (files: Record<string, string>) =>
-  Stream.runCollect(RunnerConformance.contextOf(files)).pipe(
-    Effect.map((chunks) => gzipSync(Buffer.concat(chunks.map((c) => Buffer.from(c)))))
-  )
 
 /** Records the order of storage writes, and can stop notifications or heartbeats to test fallbacks. */
 interface Spy {
@@ -109,7 +103,9 @@ const appWith = (build: string, settings: Partial<App.BuildSettings> = {}) =>
       kind: "app",
       build: { ...App.defaultBuildSettings, strategy: "commands", buildCommand: build, ...settings }
     })
-    const stored = yield* sources.putArchive(Stream.fromEffect(tarOf({ "README.md": "hello\n" })))
+    const stored = yield* sources.putArchive(
+      Stream.fromEffect(RunnerConformance.archiveOf({ "README.md": "hello\n" }))
+    )
     const version = yield* storage.createAppVersion(Access.all, {
       appId: app.id,
       source: { type: "archive" }
@@ -424,7 +420,9 @@ describe("Engine archive sweep", () => {
           build: App.defaultBuildSettings
         })
         const store = (text: string) =>
-          Effect.flatMap(tarOf({ "README.md": text }), (bytes) => sources.putArchive(Stream.make(bytes)))
+          Effect.flatMap(RunnerConformance.archiveOf({ "README.md": text }), (bytes) =>
+            sources.putArchive(Stream.make(bytes))
+          )
         const name = (stored: SourceStore.StoredArchive) =>
           Effect.flatMap(
             storage.createAppVersion(Access.all, { appId: app.id, source: { type: "archive" } }),

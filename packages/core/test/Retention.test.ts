@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { gzipSync } from "node:zlib"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import {
   Access,
@@ -100,11 +99,6 @@ describe("Retention of images", () => {
   })
 })
 
-const tarOf = (files: Record<string, string>) =>
-  Stream.runCollect(RunnerConformance.contextOf(files)).pipe(
-    Effect.map((chunks) => gzipSync(Buffer.concat(chunks.map((c) => Buffer.from(c)))))
-  )
-
 /** An engine with the retention settings; `before` runs on its storage before the engine starts. */
 const engineWith = (
   retention: Retention.Options,
@@ -129,7 +123,9 @@ const app = Effect.gen(function* () {
     kind: "app",
     build: { ...App.defaultBuildSettings, strategy: "commands", buildCommand: "echo built" }
   })
-  const stored = yield* sources.putArchive(Stream.fromEffect(tarOf({ "README.md": "hello\n" })))
+  const stored = yield* sources.putArchive(
+    Stream.fromEffect(RunnerConformance.archiveOf({ "README.md": "hello\n" }))
+  )
   const version = yield* storage.createAppVersion(Access.all, {
     appId: created.id,
     source: { type: "archive" }

@@ -7,7 +7,6 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { gzipSync } from "node:zlib"
 import { expect, it } from "@effect/vitest"
 import { Access, App, AppVersion, Engine, Runner, SourceStore, Storage } from "@kiln/core"
 import { Builds, RunnerConformance } from "@kiln/core/testing"
@@ -23,11 +22,6 @@ afterAll(() => {
   if (unavailable === undefined) removeNamespace(namespace)
   rmSync(dir, { recursive: true, force: true })
 })
-
-const tarOf = (files: Record<string, string>) =>
-  Stream.runCollect(RunnerConformance.contextOf(files)).pipe(
-    Effect.map((chunks) => gzipSync(Buffer.concat(chunks.map((c) => Buffer.from(c)))))
-  )
 
 const base = Layer.mergeAll(
   Storage.layerMemory(),
@@ -62,7 +56,7 @@ describeDocker("docker › image retention through the engine", () => {
           Effect.gen(function* () {
             const stored = yield* sources.putArchive(
               Stream.fromEffect(
-                tarOf({
+                RunnerConformance.archiveOf({
                   Dockerfile: "FROM busybox\nCOPY version.txt /version.txt\n",
                   "version.txt": `version ${n} ${hex(16)}\n`
                 })

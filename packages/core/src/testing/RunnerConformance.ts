@@ -13,7 +13,7 @@ import type { MakeRunner, RunnerSuiteOptions } from "./runner/fixtures.ts"
 import { secrets } from "./runner/secrets.ts"
 
 export type { MakeRunner, RunnerSuiteOptions } from "./runner/fixtures.ts"
-export { contextOf, runInBackground, runToEnd, specOf } from "./runner/fixtures.ts"
+export { archiveOf, contextOf, runInBackground, runToEnd, specOf } from "./runner/fixtures.ts"
 export { cancel, events, secrets }
 
 export const all = (name: string, make: MakeRunner, options: RunnerSuiteOptions = {}): void => {

@@ -2,6 +2,7 @@
  * Shared setup for the runner suites: run specs for the `commands` strategy (the one every runner
  * supports the same way), a source context, and helpers to follow a run's events.
  */
+import { gzipSync } from "node:zlib"
 import { it } from "@effect/vitest"
 import { DateTime, Effect, Fiber, type Layer, Queue, type Scope, Stream } from "effect"
 import * as App from "../../App.ts"
@@ -45,6 +46,12 @@ export const contextOf = (files: Readonly<Record<string, string>>): Stream.Strea
         ]
       })
     )
+  )
+
+/** The same files as an uploaded archive is: a gzipped tar, whole. */
+export const archiveOf = (files: Readonly<Record<string, string>>): Effect.Effect<Uint8Array, SourceError> =>
+  Stream.runCollect(contextOf(files)).pipe(
+    Effect.map((chunks) => gzipSync(Buffer.concat(chunks.map((chunk) => Buffer.from(chunk)))))
   )
 
 let builds = 0
