@@ -74,6 +74,14 @@ describe("dashboard sessions", () => {
     expect((await signIn("kiln_not-a-token")).status).toBe(401)
     const malformed = await fetch(`${server.url}/ui/session`, { method: "POST", body: "token=x" })
     expect(malformed.status).toBe(400)
+    // Bounded like every body: a token field longer than any token, and a body past the 1 MiB cap.
+    expect((await signIn("k".repeat(2000))).status).toBe(400)
+    const huge = await fetch(`${server.url}/ui/session`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: "k".repeat(2 * 1024 * 1024) })
+    })
+    expect(huge.status).toBe(413)
     const { token } = await tokenOf("read")
     expect((await signIn(token, { "x-forwarded-proto": "https" })).setCookie).toMatch(/; Secure; /)
   })
