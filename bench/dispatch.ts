@@ -1,10 +1,13 @@
 /**
  * `npm run bench -- dispatch`: how fast one Kiln process works through a queue on PostgreSQL, against
  * graphile-worker on the same server. Kiln: `KILN_BENCH_BUILDS` (default 20,000) queued builds, one
- * engine at concurrency 10, a runner with nothing to do — each build still goes claim → running → one
- * log line → completed. graphile-worker: as many no-op jobs, concurrency 10, its defaults otherwise.
- * Queueing is not timed; the clock runs from the worker's start to the last completion. Three runs each,
- * alternating; medians. Last line: `dispatch: kiln_per_s=<n> graphile_per_s=<n> ratio=<kiln/graphile>`.
+ * engine at concurrency 10 with its defaults, a runner with nothing to do — each build still goes claim →
+ * running → one log line → completed, with its events. graphile-worker: as many no-op jobs, concurrency
+ * 10, once with its defaults and once batched (a local queue of 500 jobs fetched at once, completions
+ * batched with `completeJobBatchDelay: 0`, as its performance guide suggests). Queueing is not timed; the
+ * clock runs from the worker's start to the last completion. Three runs each, alternating; medians. Last
+ * line: `dispatch: kiln_per_s=<n> graphile_per_s=<n> ratio=<n> graphile_batched_per_s=<n>
+ * batched_ratio=<n>`.
  */
 import { performance } from "node:perf_hooks"
 import { NodeRuntime } from "@effect/platform-node"
@@ -55,7 +58,10 @@ const kiln = (url: string, directory: string) =>
     Effect.provide(quiet)
   )
 
-const graphile = (url: string, database: string) =>
+/** graphile-worker's batching: jobs fetched (and locked) 500 at a time, completions written together. */
+const batched = { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } }
+
+const graphile = (url: string, database: string, preset?: typeof batched) =>
   Effect.promise(async () => {
     const admin = new pg.Client({ connectionString: url })
     await admin.connect()
@@ -86,7 +92,8 @@ const graphile = (url: string, database: string) =>
         concurrency,
         noHandleSignals: true,
         logger: new Logger(() => () => {}),
-        taskList: { noop: async () => {} }
+        taskList: { noop: async () => {} },
+        ...(preset === undefined ? {} : { preset })
       })
       runner.events.on("job:success", () => {
         if (++done === count) finished.resolve()
@@ -107,7 +114,7 @@ const bench = Effect.gen(function* () {
   console.log(
     `${count.toLocaleString()} no-op builds and jobs, concurrency ${concurrency}, ${runs} runs each, alternating`
   )
-  const results = { kiln: [] as Array<number>, graphile: [] as Array<number> }
+  const results = { kiln: [] as Array<number>, graphile: [] as Array<number>, batched: [] as Array<number> }
   for (let n = 1; n <= runs; n++) {
     const kilnPerSecond = yield* kiln(url, `.kiln/bench/dispatch-${process.pid}-${n}`)
     results.kiln.push(kilnPerSecond)
@@ -115,11 +122,16 @@ const bench = Effect.gen(function* () {
     const graphilePerSecond = yield* graphile(url, `graphile_bench_${process.pid}_${n}`)
     results.graphile.push(graphilePerSecond)
     console.log(`dispatch run ${n} graphile: per_s=${Math.round(graphilePerSecond)}`)
+    const batchedPerSecond = yield* graphile(url, `graphile_bench_${process.pid}_${n}_batched`, batched)
+    results.batched.push(batchedPerSecond)
+    console.log(`dispatch run ${n} graphile batched: per_s=${Math.round(batchedPerSecond)}`)
   }
   const k = median(results.kiln)
   const g = median(results.graphile)
+  const b = median(results.batched)
   console.log(
-    `dispatch: kiln_per_s=${Math.round(k)} graphile_per_s=${Math.round(g)} ratio=${(k / g).toFixed(2)}`
+    `dispatch: kiln_per_s=${Math.round(k)} graphile_per_s=${Math.round(g)} ratio=${(k / g).toFixed(2)} ` +
+      `graphile_batched_per_s=${Math.round(b)} batched_ratio=${(k / b).toFixed(2)}`
   )
 })
 

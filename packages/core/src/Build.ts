@@ -104,7 +104,10 @@ export const Build = Schema.Struct({
   triggerMetadata: Schema.NullOr(Metadata),
   /** The engine process holding the claim; kept after it stops, for the record. */
   owner: Schema.NullOr(Schema.String),
-  /** How many times it was claimed: 0 while queued, 1 once claimed (a build runs at most once). */
+  /**
+   * How many times it was claimed: 0 until its first claim. It runs at most once: a claim given back before
+   * it started (`Release`) leaves it queued with its count, so the next claim's fence is a new one.
+   */
   attempt: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
   leaseExpiresAt: OptionalTimestamp
 }).check(
@@ -122,8 +125,8 @@ export const Build = Schema.Struct({
       issues.push({ path: ["leaseExpiresAt"], issue: "a build holds a lease exactly while it is claimed" })
     if (active && build.owner === null)
       issues.push({ path: ["owner"], issue: "a claimed build has an owner" })
-    if (build.phase === "queued" && (build.attempt !== 0 || build.startedAt !== null))
-      issues.push({ path: ["attempt"], issue: "a queued build has never been claimed" })
+    if (build.phase === "queued" && (build.startedAt !== null || build.runningAt !== null))
+      issues.push({ path: ["startedAt"], issue: "a queued build has not started" })
     if (active && (build.attempt < 1 || build.startedAt === null))
       issues.push({ path: ["startedAt"], issue: "a claimed build has an attempt and a start time" })
     if (build.phase === "running" && build.runningAt === null)

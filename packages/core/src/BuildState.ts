@@ -68,6 +68,8 @@ interface Timed {
 export type BuildEvent =
   | (Timed & Fence & { readonly _tag: "Claim"; readonly leaseExpiresAt: DateTime.Utc })
   | (Timed & Fence & { readonly _tag: "Started" })
+  /** The owner gives back a build it claimed ahead and never started: it is queued again. */
+  | (Timed & Fence & { readonly _tag: "Release" })
   | (Timed &
       Fence & {
         readonly _tag: "Succeeded"
@@ -160,6 +162,17 @@ export const transition = (
       if (build.phase !== "initializing") return invalid("only an initializing build can start running")
       return Result.succeed(
         enter(build, { phase: "running", outcome: null }, event.at, { runningAt: event.at })
+      )
+    case "Release":
+      if (build.phase !== "initializing") return invalid("only a build that has not started can be released")
+      // Asked to stop meanwhile: it stops, as a reaped one would, rather than queueing again.
+      if (build.cancelRequestedAt !== null) return Result.succeed(stop(build, "cancelled", event.at))
+      return Result.succeed(
+        enter(build, { phase: "queued", outcome: null }, event.at, {
+          owner: null,
+          leaseExpiresAt: null,
+          startedAt: null
+        })
       )
     case "Succeeded":
       return Result.succeed(

@@ -40,6 +40,14 @@ export interface EngineOptions {
   readonly owner?: string
   /** How many builds this process runs at once. Default 2. */
   readonly concurrency?: number
+  /**
+   * The most queued builds this process claims ahead of its free slots, to start the moment a slot comes
+   * free. It claims as many as its slots would start within a sixth of the lease, judged by how long its
+   * recent runs took, so long builds are not held from other processes; a build that still waits after a
+   * third of the lease, or at shutdown, is given back to the queue (`build.requeued`). Builds claimed ahead
+   * count toward `limits` and show as running. 0 claims only into free slots. Default `concurrency`.
+   */
+  readonly prefetch?: number
   /** Per-workspace and per-app caps on active builds, across every process sharing the storage. */
   readonly limits?: Limits
   /** How long a claim lasts without a heartbeat; heartbeats come every third of it. Default 30 s. */

@@ -91,6 +91,46 @@ describe("BuildState.transition", () => {
     expect(cancelled).toMatchObject({ outcome: "cancelled", cancelReason: "user", error: null })
   })
 
+  it("gives back a claimed build that never started: queued again, for the next attempt", () => {
+    const released = Result.getOrThrow(run([claim(), { _tag: "Release", at: t(5), ...fence }]))
+    expect(released).toMatchObject({
+      phase: "queued",
+      status: "pending",
+      owner: null,
+      attempt: 1,
+      leaseExpiresAt: null,
+      startedAt: null
+    })
+    expect(Schema.is(Build.Build)(released)).toBe(true)
+    const again = Result.getOrThrow(
+      BuildState.transition(released, {
+        _tag: "Claim",
+        at: t(6),
+        owner: "engine-a",
+        attempt: 2,
+        leaseExpiresAt: t(30_006)
+      })
+    )
+    expect(again).toMatchObject({ phase: "initializing", attempt: 2 })
+    // The old claim's fence holds nothing now.
+    const late = BuildState.transition(again, { _tag: "Started", at: t(7), ...fence })
+    expect(Result.isFailure(late) && late.failure._tag).toBe("LeaseLost")
+    // Asked to cancel before it started: it stops instead.
+    const cancelled = Result.getOrThrow(
+      run([claim(), { _tag: "Cancel", at: t(3), reason: "user" }, { _tag: "Release", at: t(5), ...fence }])
+    )
+    expect(cancelled).toMatchObject({ phase: "stopped", outcome: "cancelled", runningAt: null })
+    // Only an unstarted build, and only by its owner.
+    const started = run([
+      claim(),
+      { _tag: "Started", at: t(2), ...fence },
+      { _tag: "Release", at: t(3), ...fence }
+    ])
+    expect(Result.isFailure(started) && (started.failure as { _tag: string })._tag).toBe("InvalidTransition")
+    const stranger = run([claim(), { _tag: "Release", at: t(3), owner: "engine-b", attempt: 1 }])
+    expect(Result.isFailure(stranger) && (stranger.failure as { _tag: string })._tag).toBe("LeaseLost")
+  })
+
   it("keeps the first cancel request", () => {
     const build = Result.getOrThrow(
       run([
@@ -114,6 +154,7 @@ const eventArbitrary = (at: number): fc.Arbitrary<BuildState.BuildEvent> => {
   return fc.oneof(
     fenceArb.map((f) => ({ _tag: "Claim" as const, at: t(at), ...f, leaseExpiresAt: t(at + 1_000) })),
     fenceArb.map((f) => ({ _tag: "Started" as const, at: t(at), ...f })),
+    fenceArb.map((f) => ({ _tag: "Release" as const, at: t(at), ...f })),
     fenceArb.map((f) => ({
       _tag: "Succeeded" as const,
       at: t(at),
@@ -182,11 +223,16 @@ describe("BuildState properties", () => {
       { numRuns: 2_000 }
     ))
 
-  it("never skips a phase and never goes back", () =>
+  it("never skips a phase, and goes back only when its owner gives back an unstarted claim", () =>
     fc.assert(
       fc.property(sequenceArbitrary, (events) => {
-        for (const { before, after } of trace(events)) {
+        for (const { before, event, after } of trace(events)) {
           if (before.phase === after.phase) continue
+          if (event._tag === "Release" && after.phase === "queued") {
+            expect(before.phase).toBe("initializing")
+            expect(after.attempt).toBe(before.attempt)
+            continue
+          }
           expect(phaseOrder[after.phase]).toBeGreaterThan(phaseOrder[before.phase])
           expect(allowedSteps.has(`${before.phase}>${after.phase}`)).toBe(true)
         }

@@ -3,8 +3,9 @@
  * `Engine.ts`.
  */
 import { hostname } from "node:os"
-import { Effect, Option, Queue, Result, type Scope } from "effect"
+import { DateTime, Effect, Option, Queue, Result, type Scope } from "effect"
 import * as Access from "../Access.ts"
+import type { Build } from "../Build.ts"
 import type { EngineOptions, EngineShape } from "../Engine.ts"
 import * as Metrics from "../Metrics.ts"
 import * as Retention from "../Retention.ts"
@@ -58,19 +59,33 @@ export const makeEngine = (
     // Wakes the claim loop before its poll interval is up: a build was queued, or a slot came free.
     const wake = yield* Queue.sliding<void>(1)
     const signal = Effect.asVoid(Queue.offer(wake, undefined))
-    const builds = makeRunningBuilds(
-      (build, stop, release) => runBuild(runInput, build, stop, release),
+    // A build claimed ahead and not started goes back to the queue; if its lease is gone, it is not ours.
+    const giveBack = (build: Build) =>
+      Effect.flatMap(DateTime.now, (at) =>
+        storage.transition(build.id, { _tag: "Release", at, owner, attempt: build.attempt })
+      ).pipe(
+        Effect.catch((error) =>
+          Effect.logWarning(`could not give build ${build.id} back to the queue`, error)
+        ),
+        Effect.asVoid
+      )
+    const builds = makeRunningBuilds({
+      run: (build, stop, release) => runBuild(runInput, build, stop, release),
+      concurrency,
       // A slot came free: the gauge says so before the claim loop fills it again.
-      Effect.andThen(
+      onRelease: Effect.andThen(
         Effect.sync(() => metrics.slots(builds.size(), concurrency)),
         signal
-      )
-    )
+      ),
+      giveBack
+    })
     const claims = yield* makeClaimLoop({
       storage,
       owner,
       leaseMs,
       concurrency,
+      prefetch: options.prefetch ?? concurrency,
+      giveBack,
       limits: options.limits,
       pollIntervalMs: options.pollIntervalMs ?? 1000,
       builds,
@@ -125,5 +140,5 @@ export const makeEngine = (
     )
     yield* Effect.logInfo(`engine ${owner} started: concurrency ${concurrency}`)
 
-    return { owner, running: Effect.sync(builds.ids) }
+    return { owner, running: Effect.sync(builds.runningIds) }
   })

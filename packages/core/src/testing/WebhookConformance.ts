@@ -353,10 +353,17 @@ export const delivery = (name: string, make: MakeStorage) =>
         const disabled = yield* waitFor(storage.getWebhook(Access.all, webhook.id), (w) => !w.enabled)
         expect(disabled.disabledReason).toMatch(/kept failing: 9 attempts.*HTTP 500/)
         const deliveries = yield* storage.listDeliveries(Access.all, webhook.id, { before: null, limit: 100 })
+        // Two subjects (the version and the build) fail side by side: the first to use up its attempts
+        // disables the endpoint, and on a loaded machine the other may use up its own at the same moment.
         const failed = deliveries.filter((d) => d.status === "failed")
-        expect(failed.length).toBe(1)
-        expect(failed[0]).toMatchObject({ attempts: 9, lastStatusCode: 500, nextAttemptAt: null })
-        expect(deliveries.filter((d) => d.status === "pending").length).toBe(deliveries.length - 1)
+        expect(failed.length).toBeGreaterThanOrEqual(1)
+        expect(new Set(failed.map((d) => d.subject)).size).toBe(failed.length)
+        for (const one of failed) {
+          expect(one).toMatchObject({ attempts: 9, lastStatusCode: 500, nextAttemptAt: null })
+        }
+        expect(deliveries.filter((d) => d.status === "pending").length).toBe(
+          deliveries.length - failed.length
+        )
       }))
 
     test("signs with both secrets while a rotation's old one is valid", () =>

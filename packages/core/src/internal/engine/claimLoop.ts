@@ -1,8 +1,13 @@
 /**
- * Claims queued builds into free slots: at once while a claim comes back full, otherwise when woken (a build
- * was queued or a slot came free) or every poll interval, until stopped.
+ * Claims queued builds into free slots, and ahead of them: at once while a claim comes back full, otherwise
+ * when woken (a build was queued or a slot came free) or every poll interval, until stopped.
+ *
+ * How far ahead follows how long runs take: as many builds as the slots would start within a sixth of the
+ * lease, at most `prefetch`, so short builds never wait on a claim's round trip while long ones are not held
+ * from other processes. A build that still waits after a third of its lease is given back to the queue, and
+ * so is anything claimed once stopping.
  */
-import { Clock, Effect, Queue, Ref } from "effect"
+import { Clock, Deferred, Effect, Queue, Ref } from "effect"
 import type { Build } from "../../Build.ts"
 import type { Limits } from "../../Claim.ts"
 import type { MetricsShape } from "../../Metrics.ts"
@@ -15,9 +20,13 @@ export interface ClaimLoopInput {
   readonly owner: string
   readonly leaseMs: number
   readonly concurrency: number
+  /** The most builds claimed ahead of free slots. */
+  readonly prefetch: number
   readonly limits: Limits | undefined
   readonly pollIntervalMs: number
-  readonly builds: Pick<RunningBuilds, "size" | "start">
+  readonly builds: Pick<RunningBuilds, "size" | "held" | "typicalRunMs" | "start" | "giveBackWaiting">
+  /** Gives back a build claimed once stopping. */
+  readonly giveBack: (build: Build) => Effect.Effect<void>
   /** Offered to when the loop should look again before its poll interval is up. */
   readonly wake: Queue.Queue<void>
   readonly metrics: MetricsShape
@@ -28,7 +37,7 @@ export interface ClaimLoopInput {
 export interface ClaimLoop {
   /** Runs until stopped. */
   readonly run: Effect.Effect<void>
-  /** Claims nothing more: a claim under way starts none of what it took. */
+  /** Claims nothing more: a claim under way starts none of what it took and gives it back; waits for it. */
   readonly stop: Effect.Effect<void>
 }
 
@@ -36,9 +45,18 @@ export const makeClaimLoop = (input: ClaimLoopInput): Effect.Effect<ClaimLoop> =
   Effect.gen(function* () {
     const { storage, builds, concurrency, wake } = input
     const stopping = yield* Ref.make(false)
+    const stopped = yield* Deferred.make<void>()
+    const holdMs = Math.floor(input.leaseMs / 3)
+    const ahead = () => {
+      const typical = builds.typicalRunMs()
+      if (typical === undefined) return 0
+      return Math.min(input.prefetch, Math.floor((concurrency * holdMs) / 2 / Math.max(1, typical)))
+    }
     const run = Effect.gen(function* () {
       while (!(yield* Ref.get(stopping))) {
-        const free = concurrency - builds.size()
+        yield* builds.giveBackWaiting(holdMs)
+        // Claims only while a slot is free: what waits ahead of a full engine would wait a whole run.
+        const free = builds.size() < concurrency ? concurrency + ahead() - builds.held() : 0
         let claimed: ReadonlyArray<Build> = []
         if (free > 0) {
           const started = yield* Clock.currentTimeMillis
@@ -47,17 +65,25 @@ export const makeClaimLoop = (input: ClaimLoopInput): Effect.Effect<ClaimLoop> =
             .pipe(spanIf(input.traced, "kiln.engine.claim", { "kiln.free_slots": free }))
             .pipe(Effect.catch((error) => Effect.logWarning("claim failed", error).pipe(Effect.as([]))))
           input.metrics.claimed((yield* Clock.currentTimeMillis) - started, claimed.length)
-          if (yield* Ref.get(stopping)) return
+          if (yield* Ref.get(stopping)) {
+            return yield* Effect.forEach(claimed, input.giveBack, { discard: true })
+          }
           for (const build of claimed) yield* builds.start(build)
           input.metrics.slots(builds.size(), concurrency)
         }
         // A full claim may leave more work queued: look again at once.
         if (free > 0 && claimed.length === free) continue
-        yield* Queue.take(wake).pipe(Effect.timeout(`${input.pollIntervalMs} millis`), Effect.ignore)
+        // Waiting builds are looked at again within a quarter of their hold.
+        const pollMs =
+          builds.held() > builds.size() ? Math.min(input.pollIntervalMs, holdMs / 4) : input.pollIntervalMs
+        yield* Queue.take(wake).pipe(Effect.timeout(`${pollMs} millis`), Effect.ignore)
       }
-    })
+    }).pipe(Effect.ensuring(Deferred.succeed(stopped, undefined)))
     return {
       run,
-      stop: Ref.set(stopping, true).pipe(Effect.andThen(Queue.offer(wake, undefined)), Effect.asVoid)
+      stop: Ref.set(stopping, true).pipe(
+        Effect.andThen(Queue.offer(wake, undefined)),
+        Effect.andThen(Deferred.await(stopped))
+      )
     }
   })

@@ -1,9 +1,10 @@
 /**
- * The builds this process runs. A build holds one of the engine's slots while the runner has it; once the
+ * The builds this process holds. A build holds one of the engine's slots while the runner has it; once the
  * runner has stopped and cleaned up, it only writes its last log lines and final state, and its slot goes to
- * the next while it finishes.
+ * the next while it finishes. Builds claimed ahead of a free slot wait here, in claim order, and take the
+ * next slot that comes free: the claim's round trip is then not between one build and the next.
  */
-import { Deferred, Effect, Exit, Fiber } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber } from "effect"
 import type { Build } from "../../Build.ts"
 import type { BuildId } from "../../Id.ts"
 import type { Outcome } from "./outcome.ts"
@@ -15,18 +16,40 @@ export type Run = (
   release: Effect.Effect<void>
 ) => Effect.Effect<void>
 
+export interface RunningBuildsInput {
+  readonly run: Run
+  /** How many builds run at once. */
+  readonly concurrency: number
+  /** Runs whenever a slot comes free. */
+  readonly onRelease: Effect.Effect<void>
+  /**
+   * Gives a build that waited here back to the queue without running it (storage stops it instead if a
+   * cancel was requested meanwhile).
+   */
+  readonly giveBack: (build: Build) => Effect.Effect<void>
+}
+
 export interface RunningBuilds {
   /** How many slots are taken. */
   readonly size: () => number
-  /** The builds holding a slot. */
+  /** How many builds are held: those in a slot and those waiting for one. */
+  readonly held: () => number
+  /** The builds held, in a slot or waiting. */
   readonly ids: () => ReadonlyArray<BuildId>
-  /** Starts a build's run in a slot of its own, detached from the caller. */
+  /** The builds in a slot. */
+  readonly runningIds: () => ReadonlyArray<BuildId>
+  /** How long a run has lately held its slot, in milliseconds; undefined until one has. */
+  readonly typicalRunMs: () => number | undefined
+  /** Starts a build's run in a free slot, detached from the caller, or keeps it waiting for one. */
   readonly start: (build: Build) => Effect.Effect<void>
-  /** Ends a build's run as cancelled, if it holds a slot here. */
+  /** Ends a build's run as cancelled, if it holds a slot here; one still waiting is given back. */
   readonly cancel: (id: BuildId) => Effect.Effect<void>
+  /** Gives back the builds that have waited longer than `ms`. */
+  readonly giveBackWaiting: (ms: number) => Effect.Effect<void>
   /**
-   * Lets every build finish within `graceMs`; then cancels those still holding a slot, asking storage to
-   * record the request first, and waits for every build to finish.
+   * Gives back every build still waiting; lets every running build finish within `graceMs`; then cancels
+   * those still holding a slot, asking storage to record the request first, and waits for every build to
+   * finish.
    */
   readonly shutdown: (
     graceMs: number,
@@ -39,27 +62,46 @@ interface Slot {
   readonly fiber: Fiber.Fiber<void>
 }
 
-/** `onRelease` runs whenever a slot comes free. */
-export const makeRunningBuilds = (run: Run, onRelease: Effect.Effect<void>): RunningBuilds => {
+interface Waiting {
+  readonly build: Build
+  readonly since: number
+}
+
+/** The weight of the latest run in `typicalRunMs`: recent runs count most. */
+const weight = 0.2
+
+export const makeRunningBuilds = (input: RunningBuildsInput): RunningBuilds => {
+  const { concurrency } = input
   const running = new Map<BuildId, Slot>()
   const finishing = new Map<BuildId, Fiber.Fiber<void>>()
+  let waiting: Array<Waiting> = []
+  let typicalRunMs: number | undefined
   const fibers = () => [...running.values()].map((slot) => slot.fiber).concat([...finishing.values()])
   const stopCancelled = (slot: Slot) => Deferred.succeed(slot.stop, { _tag: "Cancelled" })
+  const giveBackAll = (builds: ReadonlyArray<Waiting>) =>
+    Effect.forEach(builds, ({ build }) => input.giveBack(build), { discard: true })
 
-  const start = (build: Build) =>
+  const launch = (build: Build): Effect.Effect<void> =>
     Effect.gen(function* () {
       const stop = yield* Deferred.make<Outcome>()
+      const launched = yield* Clock.currentTimeMillis
       // The build starts once it is registered, so its release always finds its entry.
       const registered = yield* Deferred.make<void>()
-      const release = Effect.sync(() => {
+      const release = Effect.gen(function* () {
         const slot = running.get(build.id)
         if (slot === undefined) return
         running.delete(build.id)
         finishing.set(build.id, slot.fiber)
-      }).pipe(Effect.andThen(onRelease))
+        const ran = (yield* Clock.currentTimeMillis) - launched
+        typicalRunMs = typicalRunMs === undefined ? ran : typicalRunMs + weight * (ran - typicalRunMs)
+        // The next waiting build takes the slot before anything else can.
+        const next = waiting.shift()
+        if (next !== undefined) yield* launch(next.build)
+        yield* input.onRelease
+      })
       const fiber = yield* Effect.forkDetach(
         Deferred.await(registered).pipe(
-          Effect.andThen(run(build, stop, release)),
+          Effect.andThen(input.run(build, stop, release)),
           Effect.ensuring(release.pipe(Effect.andThen(Effect.sync(() => finishing.delete(build.id)))))
         )
       )
@@ -67,8 +109,26 @@ export const makeRunningBuilds = (run: Run, onRelease: Effect.Effect<void>): Run
       yield* Deferred.succeed(registered, undefined)
     })
 
+  const start = (build: Build) =>
+    running.size < concurrency
+      ? launch(build)
+      : Effect.map(Clock.currentTimeMillis, (since) => {
+          waiting.push({ build, since })
+        })
+
+  const giveBackWaiting = (ms: number) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const stale = waiting.filter(({ since }) => now - since > ms)
+      if (stale.length === 0) return Effect.void
+      waiting = waiting.filter(({ since }) => now - since <= ms)
+      return giveBackAll(stale)
+    })
+
   const shutdown = (graceMs: number, requestCancel: (id: BuildId) => Effect.Effect<void>) =>
     Effect.gen(function* () {
+      const unstarted = waiting
+      waiting = []
+      yield* giveBackAll(unstarted)
       const all = fibers()
       if (all.length === 0) return
       yield* Effect.logInfo(`shutting down: waiting for ${all.length} running builds`)
@@ -83,12 +143,20 @@ export const makeRunningBuilds = (run: Run, onRelease: Effect.Effect<void>): Run
 
   return {
     size: () => running.size,
-    ids: () => [...running.keys()],
+    held: () => running.size + waiting.length,
+    ids: () => [...running.keys(), ...waiting.map(({ build }) => build.id)],
+    runningIds: () => [...running.keys()],
+    typicalRunMs: () => typicalRunMs,
     start,
     cancel: (id) => {
       const slot = running.get(id)
-      return slot === undefined ? Effect.void : Effect.asVoid(stopCancelled(slot))
+      if (slot !== undefined) return Effect.asVoid(stopCancelled(slot))
+      const unstarted = waiting.filter(({ build }) => build.id === id)
+      if (unstarted.length === 0) return Effect.void
+      waiting = waiting.filter(({ build }) => build.id !== id)
+      return giveBackAll(unstarted)
     },
+    giveBackWaiting,
     shutdown
   }
 }

@@ -116,6 +116,37 @@ export const transitions = (name: string, make: MakeStorage) =>
         expect(missing._tag).toBe("StorageNotFound")
       }))
 
+    it("gives back an unstarted claim: queued again with a build.requeued event, claimed anew", () =>
+      Effect.gen(function* () {
+        const { storage, version } = yield* seed()
+        yield* queue(version)
+        const { build, fence } = yield* claimOne("engine-a")
+        const released = yield* storage.transition(build.id, { _tag: "Release", at: yield* now, ...fence })
+        assertValidBuild(released)
+        expect(released).toMatchObject({ phase: "queued", status: "pending", owner: null, attempt: 1 })
+        expect(released.startedAt).toBeNull()
+        expect(released.leaseExpiresAt).toBeNull()
+        const events = yield* storage.readEvents(Access.all, { after: null, types: null, limit: 100 })
+        expect(events.filter((event) => event.subject === build.id).map((event) => event.type)).toEqual([
+          "build.queued",
+          "build.running",
+          "build.requeued"
+        ])
+        // The next claim is a new attempt; the old fence holds nothing.
+        const again = yield* claimOne("engine-b")
+        expect(again.build).toMatchObject({ id: build.id, owner: "engine-b", attempt: 2 })
+        const late = yield* Effect.flip(
+          storage.transition(build.id, { _tag: "Release", at: yield* now, ...fence })
+        )
+        expect(late._tag).toBe("LeaseLost")
+        // A started build can not be given back.
+        yield* storage.transition(build.id, { _tag: "Started", at: yield* now, ...again.fence })
+        const started = yield* Effect.flip(
+          storage.transition(build.id, { _tag: "Release", at: yield* now, ...again.fence })
+        )
+        expect(started._tag).toBe("InvalidTransition")
+      }))
+
     it("never changes a stopped build: owner writes lose the lease, other events are invalid", () =>
       Effect.gen(function* () {
         const { storage, version } = yield* seed()
