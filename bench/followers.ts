@@ -21,9 +21,10 @@ import { join } from "node:path"
 import { performance } from "node:perf_hooks"
 import { NodeRuntime } from "@effect/platform-node"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
-import { Access, Storage } from "@kiln/core"
+import { Storage } from "@kiln/core"
 import { DateTime, Duration, Effect } from "effect"
-import { readyVersion } from "./seed.ts"
+import { lineText } from "./fanout-log.ts"
+import { startedBuild } from "./seed.ts"
 import { residentKib, serverProcess } from "./server-process.ts"
 
 const lines = Number(process.env.KILN_BENCH_LINES ?? 2_000_000)
@@ -35,37 +36,28 @@ const batch = 10_000
 const seed = (file: string) =>
   Effect.gen(function* () {
     const storage = yield* Storage.Storage
-    const { version, token } = yield* readyVersion
-    const build = yield* storage.createBuild(Access.all, {
-      appVersionId: version.id,
-      trigger: "manual",
-      createdBy: "bench"
-    })
-    const owner = { owner: "bench", attempt: 1 }
-    yield* storage.claimNext({ owner: owner.owner, leaseMs: 3_600_000, max: 1 })
-    const at = yield* DateTime.now
-    yield* storage.transition(build.id, { _tag: "Started", at, ...owner })
+    const { buildId, token, fence: owner, at } = yield* startedBuild
     for (let from = 1; from <= lines; from += batch) {
       yield* storage.appendLogs(
-        build.id,
+        buildId,
         owner,
         Array.from({ length: Math.min(batch, lines - from + 1) }, (_, i) => ({
           seq: from + i,
           ts: at,
           stream: "stdout" as const,
           step: null,
-          text: `#${from + i} compiling src/module-${(from + i) % 997}.ts ... done in ${(from + i) % 89} ms`
+          text: lineText(from + i)
         }))
       )
     }
-    yield* storage.transition(build.id, {
+    yield* storage.transition(buildId, {
       _tag: "Succeeded",
       imageTag: null,
       imageDigest: null,
       at: yield* DateTime.now,
       ...owner
     })
-    return { buildId: build.id, token }
+    return { buildId, token }
   }).pipe(
     Effect.provide(
       SqliteStorage.layer({ filename: file, logBudget: { headBytes: 1024 ** 2, tailBytes: 1024 ** 3 } })

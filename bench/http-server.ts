@@ -4,11 +4,14 @@
  * bare `node:http` server that answers the same build from the same file, and `sources <file | postgres
  * URL> <directory> [schema]` Kiln's server on SQLite with its archives in the directory, or on PostgreSQL with its
  * archives there too, plus a second port where `GET /context/<version id>` reads that version's whole build
- * context in the server and answers `{"bytes":…,"ms":…}`. Each listens on ephemeral ports of 127.0.0.1,
- * sends them to the parent, and exits when the parent goes.
+ * context in the server and answers `{"bytes":…,"ms":…}`. `fanout-kiln <file> <directory> <build id>` is
+ * Kiln's server on the SQLite file, which writes the build's log through storage when the parent asks
+ * (`{"write": <lines>}`), and `fanout-raw <lines>` a bare `ws` server that sends every client the same
+ * frames when asked. Each listens on ephemeral ports of 127.0.0.1, sends them to the parent, and exits when the parent
+ * goes.
  */
 import { createServer } from "node:http"
-import type { AddressInfo } from "node:net"
+import type { AddressInfo, Socket } from "node:net"
 import { PgArchiveStore, PgStorage } from "@kiln/adapter-postgres"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
 import { Access, Authenticator, type Id, SourceStore, Storage } from "@kiln/core"
@@ -16,6 +19,8 @@ import { KilnHttp } from "@kiln/http"
 import Database from "better-sqlite3"
 import { Effect, Layer, ManagedRuntime, References, Stream } from "effect"
 import { HttpServer } from "effect/http"
+import { WebSocketServer } from "ws"
+import { at, batchLines, endFrame, lineFrame, lineText, statusFrame } from "./fanout-log.ts"
 import type { Ready } from "./server-process.ts"
 
 // Also when the parent dies without killing us: the IPC channel closes with it.
@@ -108,8 +113,82 @@ const raw = (token: string) => {
   )
 }
 
+/** Answers each `{"write": <lines>}` from the parent once `write` has written that many lines. */
+const onWrite = (write: (lines: number) => Promise<void>) =>
+  process.on("message", (message: { readonly write: number }) =>
+    write(message.write).then(() => process.send!("written"))
+  )
+
+/** Kiln's server, and a writer that appends the claimed build's log through storage as an engine would. */
+const fanoutKiln = async (directory: string, buildId: Id.BuildId) => {
+  const { port, runtime } = await serve(
+    Layer.mergeAll(SqliteStorage.layer({ filename: file }), SourceStore.layer({ directory }))
+  )
+  const fence = { owner: "bench", attempt: 1 }
+  onWrite((lines) =>
+    runtime.runPromise(
+      Effect.gen(function* () {
+        const storage = yield* Storage.Storage
+        for (let from = 1; from <= lines; from += batchLines) {
+          const batch = Array.from({ length: Math.min(batchLines, lines - from + 1) }, (_, i) => ({
+            seq: from + i,
+            ts: at,
+            stream: "stdout" as const,
+            step: null,
+            text: lineText(from + i)
+          }))
+          yield* storage.appendLogs(buildId, fence, batch)
+        }
+        yield* storage.transition(buildId, {
+          _tag: "Succeeded",
+          imageTag: null,
+          imageDigest: null,
+          at,
+          ...fence
+        })
+      })
+    )
+  )
+  return port
+}
+
+/**
+ * The least a fan-out server does: every client gets a status frame when it connects, then each batch of
+ * line frames as it is written (corked, as Kiln sends a page), then the end frame and a normal close. The
+ * frames are made before the clock starts, so this is the sending alone.
+ */
+const fanoutRaw = async (lines: number) => {
+  const frames = Array.from({ length: lines }, (_, i) => lineFrame(i + 1))
+  const server = new WebSocketServer({ host: "127.0.0.1", port: 0 })
+  server.on("connection", (client) => client.send(statusFrame("running")))
+  onWrite(async () => {
+    for (let from = 0; from < lines; from += batchLines) {
+      const batch = frames.slice(from, from + batchLines)
+      for (const client of server.clients) {
+        const socket = (client as unknown as { readonly _socket: Socket })._socket
+        socket.cork()
+        for (const frame of batch) client.send(frame)
+        socket.uncork()
+      }
+      // A turn of the event loop between batches, as between Kiln's writes.
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    for (const client of server.clients) {
+      client.send(statusFrame("completed"))
+      client.send(endFrame(lines))
+      client.close(1000, "end of log")
+    }
+  })
+  await new Promise((resolve) => server.once("listening", resolve))
+  return (server.address() as AddressInfo).port
+}
+
 const ready: Ready =
   kind === "sources"
     ? await sources(file, extra)
-    : { port: kind === "kiln" ? await kiln(extra) : await raw(extra) }
+    : kind === "fanout-kiln"
+      ? { port: await fanoutKiln(extra, schema as Id.BuildId) }
+      : kind === "fanout-raw"
+        ? { port: await fanoutRaw(Number(file)) }
+        : { port: kind === "kiln" ? await kiln(extra) : await raw(extra) }
 process.send!(ready)

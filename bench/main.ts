@@ -6,6 +6,7 @@ const benchmarks: Record<string, () => Promise<unknown>> = {
   dispatch: () => import("./dispatch.ts"),
   docker: () => import("./docker.ts"),
   events: () => import("./events.ts"),
+  fanout: () => import("./fanout.ts"),
   followers: () => import("./followers.ts"),
   http: () => import("./http.ts"),
   latency: () => import("./latency.ts"),

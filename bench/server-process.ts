@@ -9,6 +9,14 @@ import { Effect } from "effect"
 /** What the child sends once it listens: its port, and the `sources` kind's control port. */
 export type Ready = { readonly port: number; readonly control?: number }
 
+export interface ServerProcess {
+  readonly url: string
+  readonly control: string
+  readonly pid: number
+  /** Sends the child a message and answers its reply (the fan-out kinds write their log when asked). */
+  readonly ask: (message: unknown) => Effect.Effect<unknown>
+}
+
 const stop = (child: ChildProcess) =>
   Effect.callback<void>((resume) => {
     if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
@@ -21,7 +29,7 @@ const stop = (child: ChildProcess) =>
  * when the scope closes; its base URL and pid once it listens.
  */
 export const serverProcess = (
-  kind: "kiln" | "raw" | "sources",
+  kind: "kiln" | "raw" | "sources" | "fanout-kiln" | "fanout-raw",
   args: ReadonlyArray<string>,
   nodeOptions: ReadonlyArray<string> = []
 ) =>
@@ -36,13 +44,18 @@ export const serverProcess = (
     stop
   ).pipe(
     Effect.flatMap((child) =>
-      Effect.callback<{ readonly url: string; readonly control: string; readonly pid: number }>((resume) => {
+      Effect.callback<ServerProcess>((resume) => {
         child.once("message", (ready: Ready) =>
           resume(
             Effect.succeed({
               url: `http://127.0.0.1:${ready.port}`,
               control: `http://127.0.0.1:${ready.control ?? ready.port}`,
-              pid: child.pid!
+              pid: child.pid!,
+              ask: (message) =>
+                Effect.callback<unknown>((answered) => {
+                  child.once("message", (answer) => answered(Effect.succeed(answer)))
+                  child.send(message as object)
+                })
             })
           )
         )
