@@ -15,7 +15,7 @@
 import { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"
 import { Access, Authenticator, type Storage } from "@kiln/core"
-import { Clock, Data, Deferred, Effect, identity } from "effect"
+import { Array as Arr, Clock, Data, Deferred, Effect, identity } from "effect"
 import { type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
 import { logStreamTokenProtocol } from "../Api.ts"
@@ -200,6 +200,8 @@ const flowOf = (connection: Duplex | undefined, limits: Limits): Flow => {
 export interface Connection {
   /** Sends one text message once the connection has room for it. */
   readonly send: (text: string) => Effect.Effect<void, Stalled | Socket.SocketError>
+  /** Sends messages in order, corked, once the connection has room: a page in one call and one write. */
+  readonly sendAll: (texts: ReadonlyArray<string>) => Effect.Effect<void, Stalled | Socket.SocketError>
   /** Runs `effect` (sends, usually) with the connection corked: a page leaves in one system call. */
   readonly batch: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Closes the WebSocket normally (or with another code), after everything sent. */
@@ -232,6 +234,10 @@ export const serve = <E, R>(
     const close = (code: number, reason: string) => writer.write(new Socket.CloseEvent(code, reason))
     const following = follow({
       send: (text) => Effect.andThen(flow.room, writer.write(text)),
+      sendAll: (texts) =>
+        Arr.isReadonlyArrayNonEmpty(texts)
+          ? Effect.andThen(flow.room, flow.batch(writer.writeAll(texts)))
+          : Effect.void,
       batch: flow.batch,
       close
     }).pipe(

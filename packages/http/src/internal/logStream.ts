@@ -34,6 +34,7 @@ import {
   upgradeRequired
 } from "./follower.ts"
 import { canonicalId, idOf } from "./ids.ts"
+import * as LogPages from "./logPages.ts"
 import * as LogTickets from "./logTickets.ts"
 
 export type { Limits } from "./follower.ts"
@@ -65,8 +66,10 @@ export const follow = (
   authenticator: Authenticator.AuthenticatorShape,
   dialect: Dialect,
   limits: Limits
-) =>
-  Effect.gen(function* () {
+) => {
+  // One per route: the followers of a build share its pages (`logPages.ts`).
+  const pages = LogPages.make({ storage, render: dialect.render })
+  return Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     if (!isUpgrade(request)) return upgradeRequired
     const params = yield* HttpRouter.params
@@ -94,15 +97,21 @@ export const follow = (
     if (!dialect.matches(build, params))
       return yield* ApiError.NotFound.of(dialect.notFound ?? "Build not found")
 
-    // Subscribe before the first read, so a line stored in between wakes the loop.
+    // Subscribe before the first read, so a line stored in between wakes the loop; the hints also say how
+    // far the log reaches, so a shared page read before the latest lines is not taken as its end.
     const wake = yield* Queue.sliding<void>(1)
     const changes = yield* storage.changes
+    let knownSeq = 0
+    // The build is read again only when a hint says it changed, or on the poll when hints are missing: a
+    // hundred followers of a busy log would otherwise read it a hundred times per page.
+    let changed = true
     yield* Effect.forkScoped(
-      Stream.runForEach(changes, (change) =>
-        Change.isBuildChange(change) && change.buildId === buildId
-          ? Queue.offer(wake, undefined)
-          : Effect.void
-      )
+      Stream.runForEach(changes, (change) => {
+        if (!Change.isBuildChange(change) || change.buildId !== buildId) return Effect.void
+        if (change._tag === "LogsAppended") knownSeq = Math.max(knownSeq, change.lastSeq)
+        else changed = true
+        return Queue.offer(wake, undefined)
+      })
     )
 
     const following = (connection: Connection) =>
@@ -114,22 +123,19 @@ export const follow = (
         // Sent once the first page shows the log is there: an expired log closes before any message.
         let status: BuildState.Status | undefined
         while (true) {
-          const page = yield* storage.readLogs(principal.access, buildId, seq, pageSize)
+          const { page, messages } = yield* pages.read(buildId, seq, pageSize, knownSeq)
           if (page.expiredAt !== null) return yield* connection.close(logsExpiredCode, "logs_expired")
           if (status === undefined) {
             status = build.status
             yield* send({ type: "status", status })
           }
-          yield* connection.batch(
-            Effect.gen(function* () {
-              for (const line of page.lines) {
-                yield* send({ type: "line", ...line, cursor: LogCursor.encode(line.seq) })
-                seq = line.seq
-              }
-            })
-          )
+          yield* connection.sendAll(messages)
+          seq = page.lines.at(-1)?.seq ?? seq
           if (page.lines.length === pageSize) continue
-          build = yield* storage.getBuild(principal.access, buildId)
+          if (changed) {
+            changed = false
+            build = yield* storage.getBuild(principal.access, buildId)
+          }
           if (build.status !== status) {
             status = build.status
             yield* send({ type: "status", status })
@@ -141,7 +147,8 @@ export const follow = (
             yield* send({ type: "end", status, cursor: LogCursor.encode(seq) })
             return yield* connection.close(1000, "end of log")
           }
-          yield* Queue.take(wake).pipe(Effect.timeout("1 second"), Effect.ignore)
+          const woken = yield* Queue.take(wake).pipe(Effect.timeout("1 second"), Effect.option)
+          if (woken._tag === "None") changed = true
         }
       })
     return yield* serve(
@@ -152,6 +159,7 @@ export const follow = (
       tokenEnded({ storage, authenticator, principal, credential, limits })
     )
   }).pipe(Effect.scoped, answeringRefusals)
+}
 
 /** The deployments dialect's stream: each line's text as it is produced, then a normal close. */
 const raw: Dialect = {
