@@ -1,10 +1,85 @@
 /**
- * Builds written straight into a Kiln SQLite file, in the adapter's own rows, a transaction per 20,000:
- * a million take seconds, where creating each through storage takes about a millisecond.
+ * Datasets of builds for the list benchmarks: made up deterministically, as a real history would look
+ * (mostly finished, some failed, cancelled or still running, completion times that tie), and written
+ * straight into a Kiln SQLite file in the adapter's own rows, a transaction per 20,000: a million take
+ * seconds, where creating each through storage takes about a millisecond.
  */
-import type { Build } from "@kiln/core"
+import { type AppVersion, Build, BuildState, Id } from "@kiln/core"
 import { SqlRows } from "@kiln/core/adapter"
 import type Database from "better-sqlite3"
+import { DateTime, Result } from "effect"
+
+export const epoch = 1_735_689_600_000
+
+/** A small deterministic generator, so every machine builds the same dataset. */
+const random = (() => {
+  let state = 0x2545f491
+  return () => {
+    state ^= state << 13
+    state ^= state >>> 17
+    state ^= state << 5
+    return (state >>> 0) / 2 ** 32
+  }
+})()
+
+const uuidOf = (value: bigint) => {
+  const hex = value.toString(16).padStart(32, "0")
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
+/**
+ * `total` builds, the i-th of `versions[i % versions.length]`, created 10 ms apart: 10% cancelled while
+ * queued, 20% still queued, 5% running, 15% failed, the rest succeeded; a third each manual, auto and
+ * redeploy; 30% without a creator, the rest by one of 50 users.
+ */
+export function* generatedBuilds(
+  total: number,
+  versions: ReadonlyArray<AppVersion.AppVersion>
+): Generator<Build.Build> {
+  const generator = Id.makeGenerator(() => BigInt(Math.floor(random() * 2 ** 52)) * 4096n)
+  const sequences = new Array<number>(versions.length).fill(0)
+  for (let i = 0; i < total; i++) {
+    const w = i % versions.length
+    const createdMillis = epoch + i * 10
+    const version = versions[w]!
+    const at = (offset: number) => DateTime.makeUnsafe(createdMillis + offset)
+    let build = Build.make(
+      Id.fromUuid("bld", uuidOf(generator.next(createdMillis)))!,
+      version,
+      ++sequences[w]!,
+      {
+        appVersionId: version.id,
+        trigger: (["manual", "auto", "redeploy"] as const)[i % 3]!,
+        createdBy: random() < 0.3 ? null : `user-${Math.floor(random() * 50)}`
+      },
+      at(0)
+    )
+    const fate = random()
+    const fence = { owner: "bench", attempt: 1 }
+    const apply = (event: BuildState.BuildEvent) => {
+      build = Result.getOrThrow(BuildState.transition(build, event))
+    }
+    if (fate < 0.1) apply({ _tag: "Cancel", at: at(500), reason: "not needed" })
+    else if (fate >= 0.3) {
+      apply({ _tag: "Claim", at: at(1_000), ...fence, leaseExpiresAt: at(60_000) })
+      apply({ _tag: "Started", at: at(2_000), ...fence })
+      // Whole seconds, so completion times tie across builds.
+      const done = at(1_000 * (3 + Math.floor(random() * 600)))
+      if (fate < 0.35) {
+        // Still running: no completion time.
+      } else if (fate < 0.5) apply({ _tag: "Failed", at: done, ...fence, error: "exit code 1" })
+      else
+        apply({
+          _tag: "Succeeded",
+          at: done,
+          ...fence,
+          imageTag: `registry.local/app-${w}:${i}`,
+          imageDigest: null
+        })
+    }
+    yield build
+  }
+}
 
 const batchSize = 20_000
 

@@ -12,11 +12,11 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs"
 import { performance } from "node:perf_hooks"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
-import { Access, App, Build, BuildState, Fields, Id, Query, Storage } from "@kiln/core"
+import { Access, App, Fields, Query, Storage } from "@kiln/core"
 import { Sql, SqlRows } from "@kiln/core/adapter"
 import Database from "better-sqlite3"
-import { DateTime, Effect, Result } from "effect"
-import { insertBuilds } from "./build-rows.ts"
+import { Effect } from "effect"
+import { generatedBuilds, insertBuilds } from "./build-rows.ts"
 
 const total = Number(process.env.KILN_BENCH_ROWS ?? 1_000_000)
 const depth = Math.floor(total / 2)
@@ -26,23 +26,6 @@ const file = `.kiln/bench/list-${total}.db`
 const datasetVersion = "2"
 
 const builds = Fields.builds
-const epoch = 1_735_689_600_000
-
-/** A small deterministic generator, so every machine builds the same dataset. */
-const random = (() => {
-  let state = 0x2545f491
-  return () => {
-    state ^= state << 13
-    state ^= state >>> 17
-    state ^= state << 5
-    return (state >>> 0) / 2 ** 32
-  }
-})()
-
-const uuidOf = (value: bigint) => {
-  const hex = value.toString(16).padStart(32, "0")
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
-}
 
 const seed = Effect.gen(function* () {
   rmSync(file, { force: true })
@@ -75,53 +58,8 @@ const seed = Effect.gen(function* () {
   const db = new Database(file)
   db.pragma("journal_mode = WAL")
   db.pragma("synchronous = OFF")
-  const generator = Id.makeGenerator(() => BigInt(Math.floor(random() * 2 ** 52)) * 4096n)
-  const sequences = new Array<number>(workspaceCount).fill(0)
   const started = performance.now()
-  const generated = function* () {
-    for (let i = 0; i < total; i++) {
-      const w = i % workspaceCount
-      const createdMillis = epoch + i * 10
-      const version = versions[w]!
-      const at = (offset: number) => DateTime.makeUnsafe(createdMillis + offset)
-      let build = Build.make(
-        Id.fromUuid("bld", uuidOf(generator.next(createdMillis)))!,
-        version,
-        ++sequences[w]!,
-        {
-          appVersionId: version.id,
-          trigger: (["manual", "auto", "redeploy"] as const)[i % 3]!,
-          createdBy: random() < 0.3 ? null : `user-${Math.floor(random() * 50)}`
-        },
-        at(0)
-      )
-      const fate = random()
-      const fence = { owner: "bench", attempt: 1 }
-      const apply = (event: BuildState.BuildEvent) => {
-        build = Result.getOrThrow(BuildState.transition(build, event))
-      }
-      if (fate < 0.1) apply({ _tag: "Cancel", at: at(500), reason: "not needed" })
-      else if (fate >= 0.3) {
-        apply({ _tag: "Claim", at: at(1_000), ...fence, leaseExpiresAt: at(60_000) })
-        apply({ _tag: "Started", at: at(2_000), ...fence })
-        // Whole seconds, so completion times tie across builds.
-        const done = at(1_000 * (3 + Math.floor(random() * 600)))
-        if (fate < 0.35) {
-          // Still running: no completion time.
-        } else if (fate < 0.5) apply({ _tag: "Failed", at: done, ...fence, error: "exit code 1" })
-        else
-          apply({
-            _tag: "Succeeded",
-            at: done,
-            ...fence,
-            imageTag: `registry.local/app-${w}:${i}`,
-            imageDigest: null
-          })
-      }
-      yield build
-    }
-  }
-  insertBuilds(db, generated(), (written) => {
+  insertBuilds(db, generatedBuilds(total, versions), (written) => {
     if (written % 200_000 === 0)
       console.log(
         `  ${written.toLocaleString()} builds (${((performance.now() - started) / 1000).toFixed(1)} s)`

@@ -11,6 +11,7 @@ const benchmarks: Record<string, () => Promise<unknown>> = {
   http: () => import("./http.ts"),
   latency: () => import("./latency.ts"),
   list: () => import("./list.ts"),
+  list_api: () => import("./list-api.ts"),
   logs: () => import("./logs.ts"),
   sources: () => import("./sources.ts"),
   tracing: () => import("./tracing.ts")
