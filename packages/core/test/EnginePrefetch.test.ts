@@ -7,7 +7,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Access, type Build, Engine, Storage } from "@kiln/core"
 import { Builds } from "@kiln/core/testing"
-import { Effect, Layer, Scope } from "effect"
+import { Clock, Effect, Fiber, Layer, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import { heartbeat } from "../src/internal/engine/heartbeat.ts"
 import { appWith, engineLayer, type Spy, services } from "./engineFixtures.ts"
 
 const spy = (): Spy => ({ calls: [], appendSizes: [] })
@@ -109,5 +111,42 @@ describe("Engine claiming ahead", () => {
       expect(stopped).toMatchObject({ status: "cancelled", cancelReason: "not needed", runningAt: null })
       expect(yield* Builds.logOf(waiting!.id)).toEqual([])
     }).pipe(Effect.provide(services(spy(), { silent: true })))
+  )
+})
+
+describe("heartbeat", () => {
+  // A unit test of the schedule: renewals are recorded, not stored.
+  const renewalsAt = (waitedMs: number) =>
+    Effect.gen(function* () {
+      const start = yield* Clock.currentTimeMillis
+      const at: Array<number> = []
+      const fiber = yield* Effect.forkChild(
+        heartbeat({
+          storage: {
+            heartbeat: () =>
+              Effect.map(Clock.currentTimeMillis, (now) => {
+                at.push(now - start)
+                return { cancelRequestedAt: null } as Build.Build
+              })
+          },
+          buildId: "bld_x" as Build.Build["id"],
+          fence: { owner: "a", attempt: 1 },
+          leaseMs: 900,
+          onLeaseLost: Effect.void,
+          onCancelRequested: Effect.void,
+          waitedMs
+        })
+      )
+      for (let ms = 50; ms <= 650; ms += 50) yield* TestClock.adjust("50 millis")
+      yield* Fiber.interrupt(fiber)
+      return at
+    })
+
+  it.effect("renews every third of the lease from the claim, the first sooner for a build that waited", () =>
+    Effect.gen(function* () {
+      expect(yield* renewalsAt(0)).toEqual([300, 600])
+      expect(yield* renewalsAt(200)).toEqual([100, 400])
+      expect(yield* renewalsAt(500)).toEqual([0, 300, 600])
+    })
   )
 })

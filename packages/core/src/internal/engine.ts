@@ -22,6 +22,7 @@ import { makeClaimLoop } from "./engine/claimLoop.ts"
 import { reapLoop, sweepLeftovers } from "./engine/reaper.ts"
 import { retentionLoop } from "./engine/retention.ts"
 import { makeRunningBuilds } from "./engine/runningBuilds.ts"
+import { retryTransient } from "./engine/storageRetry.ts"
 import { deliveryLoop } from "./engine/webhookDelivery.ts"
 import { defaultSchedule } from "./webhooks/retrySchedule.ts"
 
@@ -62,7 +63,7 @@ export const makeEngine = (
     // A build claimed ahead and not started goes back to the queue; if its lease is gone, it is not ours.
     const giveBack = (build: Build) =>
       Effect.flatMap(DateTime.now, (at) =>
-        storage.transition(build.id, { _tag: "Release", at, owner, attempt: build.attempt })
+        retryTransient(storage.transition(build.id, { _tag: "Release", at, owner, attempt: build.attempt }))
       ).pipe(
         Effect.catch((error) =>
           Effect.logWarning(`could not give build ${build.id} back to the queue`, error)
@@ -70,7 +71,9 @@ export const makeEngine = (
         Effect.asVoid
       )
     const builds = makeRunningBuilds({
-      run: (build, stop, release) => runBuild(runInput, build, stop, release),
+      run: (build, stop, release, waitedMs) => runBuild(runInput, build, stop, release, waitedMs),
+      holdMs: Math.floor(leaseMs / 3),
+      context: yield* Effect.context<never>(),
       concurrency,
       // A slot came free: the gauge says so before the claim loop fills it again.
       onRelease: Effect.andThen(

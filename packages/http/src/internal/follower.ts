@@ -178,6 +178,8 @@ const flowOf = (connection: Duplex | undefined, limits: Limits): Flow => {
     )
   return {
     room: Effect.suspend(() => {
+      // A client gone mid-page: the follower ends here rather than sending the rest of the log to nobody.
+      if (connection.destroyed) return Effect.fail(new Stalled())
       if (!full()) return Effect.void
       // Corked bytes never drain: send them before waiting, and cork again after.
       if (connection.writableCorked === 0) return wait(connection.writableLength)

@@ -20,8 +20,8 @@ import type { LogStreamMessage } from "../Api.ts"
 
 export interface SharedPage {
   readonly page: LogLine.LogPage
-  /** The page's lines as the dialect sends them (lines it sends nothing for are left out). */
-  readonly messages: ReadonlyArray<string>
+  /** Each of the page's lines as the dialect sends it: undefined where it sends nothing. */
+  readonly messages: ReadonlyArray<string | undefined>
 }
 
 type ReadError = Storage.NotFound | Storage.StorageError
@@ -55,7 +55,7 @@ export interface LogPagesOptions {
 const sizeOf = ({ page, messages }: SharedPage) => {
   let size = 0
   for (const line of page.lines) size += line.text.length
-  for (const message of messages) size += message.length
+  for (const message of messages) size += message?.length ?? 0
   return size
 }
 
@@ -83,7 +83,7 @@ export const make = (options: LogPagesOptions): LogPages => {
     sweeping = true
     return Effect.asVoid(
       Effect.forkDetach(
-        Effect.sleep(maxAgeMs * 2).pipe(
+        Effect.sleep(maxAgeMs).pipe(
           Effect.andThen(Clock.currentTimeMillis),
           Effect.flatMap((now) =>
             Effect.suspend(() => {
@@ -98,11 +98,9 @@ export const make = (options: LogPagesOptions): LogPages => {
   })
 
   const render = (page: LogLine.LogPage): SharedPage => {
-    const messages: Array<string> = []
-    for (const line of page.lines) {
-      const text = options.render({ type: "line", ...line, cursor: LogCursor.encode(line.seq) })
-      if (text !== undefined) messages.push(text)
-    }
+    const messages = page.lines.map((line) =>
+      options.render({ type: "line", ...line, cursor: LogCursor.encode(line.seq) })
+    )
     return { page, messages }
   }
 

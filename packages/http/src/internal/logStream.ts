@@ -18,7 +18,7 @@
  * answered before the upgrade, in the API's error body.
  */
 import { Authenticator, type Build, type BuildState, Change, LogCursor, Storage } from "@kiln/core"
-import { Effect, Queue, Schema, Stream } from "effect"
+import { Clock, Effect, Queue, Schema, Stream } from "effect"
 import { HttpRouter, HttpServerRequest } from "effect/http"
 import { LogStreamMessage, logsExpiredCode } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
@@ -40,6 +40,8 @@ import * as LogTickets from "./logTickets.ts"
 export type { Limits } from "./follower.ts"
 
 const pageSize = 1000
+/** About how much of a page is sent at once, each part once the connection has room for it. */
+const sendBytes = 64 * 1024
 
 const encode = Schema.encodeSync(Schema.fromJsonString(Schema.toCodecJson(LogStreamMessage)))
 
@@ -102,9 +104,10 @@ export const follow = (
     const wake = yield* Queue.sliding<void>(1)
     const changes = yield* storage.changes
     let knownSeq = 0
-    // The build is read again only when a hint says it changed, or on the poll when hints are missing: a
-    // hundred followers of a busy log would otherwise read it a hundred times per page.
+    // The build is read again only when a hint says it changed, or once a second in case a hint was missed:
+    // a hundred followers of a busy log would otherwise read it a hundred times per page.
     let changed = true
+    let buildReadAt = 0
     yield* Effect.forkScoped(
       Stream.runForEach(changes, (change) => {
         if (!Change.isBuildChange(change) || change.buildId !== buildId) return Effect.void
@@ -129,11 +132,28 @@ export const follow = (
             status = build.status
             yield* send({ type: "status", status })
           }
-          yield* connection.sendAll(messages)
-          seq = page.lines.at(-1)?.seq ?? seq
+          // In parts, each once the connection has room: a slow follower holds at most its bound and a part,
+          // and the cursor it is told to resume from is the last line sent.
+          let part: Array<string> = []
+          let partBytes = 0
+          for (let i = 0; i < page.lines.length; i++) {
+            const message = messages[i]
+            if (message !== undefined) {
+              part.push(message)
+              partBytes += message.length
+            }
+            if (partBytes >= sendBytes || i === page.lines.length - 1) {
+              yield* connection.sendAll(part)
+              seq = page.lines[i]!.seq
+              part = []
+              partBytes = 0
+            }
+          }
           if (page.lines.length === pageSize) continue
-          if (changed) {
+          const now = yield* Clock.currentTimeMillis
+          if (changed || now - buildReadAt >= 1000) {
             changed = false
+            buildReadAt = now
             build = yield* storage.getBuild(principal.access, buildId)
           }
           if (build.status !== status) {
@@ -143,12 +163,15 @@ export const follow = (
           if (build.phase === "stopped" && seq >= page.lastSeq) {
             // Lines may have landed between the read and the stop: the loop reads once more first.
             const tail = yield* storage.readLogs(principal.access, buildId, seq, 1)
-            if (tail.lines.length > 0) continue
+            if (tail.lines.length > 0) {
+              // The page shared with this follower was older than the log: the next one must not be.
+              knownSeq = Math.max(knownSeq, tail.lastSeq)
+              continue
+            }
             yield* send({ type: "end", status, cursor: LogCursor.encode(seq) })
             return yield* connection.close(1000, "end of log")
           }
-          const woken = yield* Queue.take(wake).pipe(Effect.timeout("1 second"), Effect.option)
-          if (woken._tag === "None") changed = true
+          yield* Queue.take(wake).pipe(Effect.timeout("1 second"), Effect.ignore)
         }
       })
     return yield* serve(

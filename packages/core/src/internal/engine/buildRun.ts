@@ -45,7 +45,8 @@ export const runBuild = (
   input: BuildRunInput,
   build: Build,
   stop: Deferred.Deferred<Outcome>,
-  release: Effect.Effect<void>
+  release: Effect.Effect<void>,
+  waitedMs: number
 ): Effect.Effect<void> =>
   Effect.gen(function* () {
     const { storage, owner } = input
@@ -114,7 +115,8 @@ export const runBuild = (
         fence,
         leaseMs: input.leaseMs,
         onLeaseLost: leaseLost,
-        onCancelRequested: end({ _tag: "Cancelled" })
+        onCancelRequested: end({ _tag: "Cancelled" }),
+        waitedMs
       })
     )
 

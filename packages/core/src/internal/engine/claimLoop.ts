@@ -47,15 +47,18 @@ export const makeClaimLoop = (input: ClaimLoopInput): Effect.Effect<ClaimLoop> =
     const stopping = yield* Ref.make(false)
     const stopped = yield* Deferred.make<void>()
     const holdMs = Math.floor(input.leaseMs / 3)
+    // Anything but a whole number of builds claims nothing ahead.
+    const prefetch = Number.isInteger(input.prefetch) && input.prefetch > 0 ? input.prefetch : 0
     const ahead = () => {
       const typical = builds.typicalRunMs()
       if (typical === undefined) return 0
-      return Math.min(input.prefetch, Math.floor((concurrency * holdMs) / 2 / Math.max(1, typical)))
+      return Math.min(prefetch, Math.floor((concurrency * holdMs) / 2 / Math.max(1, typical)))
     }
     const run = Effect.gen(function* () {
       while (!(yield* Ref.get(stopping))) {
         yield* builds.giveBackWaiting(holdMs)
-        // Claims only while a slot is free: what waits ahead of a full engine would wait a whole run.
+        // Claims only while a slot is free: claiming to refill what waits while every slot is busy would
+        // claim, hold and give back the same builds over and over whenever runs turn long.
         const free = builds.size() < concurrency ? concurrency + ahead() - builds.held() : 0
         let claimed: ReadonlyArray<Build> = []
         if (free > 0) {
@@ -75,15 +78,18 @@ export const makeClaimLoop = (input: ClaimLoopInput): Effect.Effect<ClaimLoop> =
         if (free > 0 && claimed.length === free) continue
         // Waiting builds are looked at again within a quarter of their hold.
         const pollMs =
-          builds.held() > builds.size() ? Math.min(input.pollIntervalMs, holdMs / 4) : input.pollIntervalMs
+          builds.held() > builds.size()
+            ? Math.min(input.pollIntervalMs, Math.max(50, holdMs / 4))
+            : input.pollIntervalMs
         yield* Queue.take(wake).pipe(Effect.timeout(`${pollMs} millis`), Effect.ignore)
       }
     }).pipe(Effect.ensuring(Deferred.succeed(stopped, undefined)))
     return {
       run,
+      // A claim stuck on its storage holds shutdown back only so long; the loop is interrupted after.
       stop: Ref.set(stopping, true).pipe(
         Effect.andThen(Queue.offer(wake, undefined)),
-        Effect.andThen(Deferred.await(stopped))
+        Effect.andThen(Deferred.await(stopped).pipe(Effect.timeout("10 seconds"), Effect.ignore))
       )
     }
   })

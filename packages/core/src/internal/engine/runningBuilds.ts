@@ -4,16 +4,17 @@
  * the next while it finishes. Builds claimed ahead of a free slot wait here, in claim order, and take the
  * next slot that comes free: the claim's round trip is then not between one build and the next.
  */
-import { Clock, Deferred, Effect, Exit, Fiber } from "effect"
+import { Clock, type Context, Deferred, Effect, Exit, Fiber } from "effect"
 import type { Build } from "../../Build.ts"
 import type { BuildId } from "../../Id.ts"
 import type { Outcome } from "./outcome.ts"
 
-/** A build's run, given how to stop it and how to give its slot back. */
+/** A build's run, given how to stop it, how to give its slot back, and how long it waited for the slot. */
 export type Run = (
   build: Build,
   stop: Deferred.Deferred<Outcome>,
-  release: Effect.Effect<void>
+  release: Effect.Effect<void>,
+  waitedMs: number
 ) => Effect.Effect<void>
 
 export interface RunningBuildsInput {
@@ -27,6 +28,13 @@ export interface RunningBuildsInput {
    * cancel was requested meanwhile).
    */
   readonly giveBack: (build: Build) => Effect.Effect<void>
+  /** How long a build may wait for a slot; one that waited longer is given back rather than started. */
+  readonly holdMs: number
+  /**
+   * What every run starts in: the engine's own context, not the fiber that happens to start it (the claim
+   * loop, or the run that freed the slot, whose span and annotations are not the next build's).
+   */
+  readonly context: Context.Context<never>
 }
 
 export interface RunningBuilds {
@@ -81,7 +89,7 @@ export const makeRunningBuilds = (input: RunningBuildsInput): RunningBuilds => {
   const giveBackAll = (builds: ReadonlyArray<Waiting>) =>
     Effect.forEach(builds, ({ build }) => input.giveBack(build), { discard: true })
 
-  const launch = (build: Build): Effect.Effect<void> =>
+  const launch = (build: Build, waitedMs: number): Effect.Effect<void> =>
     Effect.gen(function* () {
       const stop = yield* Deferred.make<Outcome>()
       const launched = yield* Clock.currentTimeMillis
@@ -94,15 +102,24 @@ export const makeRunningBuilds = (input: RunningBuildsInput): RunningBuilds => {
         finishing.set(build.id, slot.fiber)
         const ran = (yield* Clock.currentTimeMillis) - launched
         typicalRunMs = typicalRunMs === undefined ? ran : typicalRunMs + weight * (ran - typicalRunMs)
-        // The next waiting build takes the slot before anything else can.
-        const next = waiting.shift()
-        if (next !== undefined) yield* launch(next.build)
+        // The next waiting build takes the slot before anything else can; one that waited too long for its
+        // lease goes back instead.
+        while (waiting.length > 0) {
+          const next = waiting.shift()!
+          const waited = (yield* Clock.currentTimeMillis) - next.since
+          if (waited <= input.holdMs) {
+            yield* launch(next.build, waited)
+            break
+          }
+          yield* input.giveBack(next.build)
+        }
         yield* input.onRelease
       })
       const fiber = yield* Effect.forkDetach(
         Deferred.await(registered).pipe(
-          Effect.andThen(input.run(build, stop, release)),
-          Effect.ensuring(release.pipe(Effect.andThen(Effect.sync(() => finishing.delete(build.id)))))
+          Effect.andThen(input.run(build, stop, release, waitedMs)),
+          Effect.ensuring(release.pipe(Effect.andThen(Effect.sync(() => finishing.delete(build.id))))),
+          Effect.provideContext(input.context)
         )
       )
       running.set(build.id, { stop, fiber })
@@ -111,7 +128,7 @@ export const makeRunningBuilds = (input: RunningBuildsInput): RunningBuilds => {
 
   const start = (build: Build) =>
     running.size < concurrency
-      ? launch(build)
+      ? launch(build, 0)
       : Effect.map(Clock.currentTimeMillis, (since) => {
           waiting.push({ build, since })
         })
