@@ -40,8 +40,12 @@ import * as LogTickets from "./logTickets.ts"
 export type { Limits } from "./follower.ts"
 
 const pageSize = 1000
-/** About how much of a page is sent at once, each part once the connection has room for it. */
-const sendBytes = 64 * 1024
+/**
+ * About how much of a page is sent at once, each part once the connection has room for it. A page of short
+ * lines goes whole (parts of 64 KiB cut 100 followers' throughput from 9,000 lines/s to 3,700); a page of
+ * long lines in parts, so a follower that stalls holds its bound and a part rather than a page.
+ */
+const sendBytes = 256 * 1024
 
 const encode = Schema.encodeSync(Schema.fromJsonString(Schema.toCodecJson(LogStreamMessage)))
 
