@@ -4,8 +4,9 @@
  * A driver for core's build lifecycle (`StorageDriver`): a transaction locks the build rows it reads, so,
  * as on SQLite, nothing changes between the read and the compare-and-set write. Its fast paths are the
  * claim as one statement on the database clock (`statements.claimOldest`, followed by its events in its
- * transaction), the lease renewal as one statement, and an engine's own writes planned from what this
- * process knows, batched across builds with their events (`internal/knownWrites.ts`). The entity queries
+ * transaction), lease renewals batched across builds into one statement, and an engine's own writes
+ * planned from what this process knows, batched across builds with their events
+ * (`internal/knownWrites.ts`). The entity queries
  * live in `internal/queries.ts`, the feed's, the endpoints' and the deliveries' in `internal/events.ts`,
  * `internal/webhooks.ts` and `internal/deliveries.ts`.
  *
@@ -14,8 +15,8 @@
  * on a channel of the schema's own.
  */
 import { randomUUID } from "node:crypto"
-import { type Id, Storage, type StorageError } from "@kiln/core"
-import { LogBudget, SqlRows as rows, StorageDriver } from "@kiln/core/adapter"
+import { type BuildState, type Id, Storage, type StorageError } from "@kiln/core"
+import { Batcher, LogBudget, SqlRows as rows, StorageDriver } from "@kiln/core/adapter"
 import { Effect, Layer, type Scope } from "effect"
 import { clientConfig, open } from "./internal/connection.ts"
 import { insertEventsOn } from "./internal/events.ts"
@@ -51,6 +52,33 @@ export const make = (
     const source = randomUUID()
     const notify = (change: Storage.Change) => [channel, payload(source, [change])]
     const writeKnown = yield* makeKnownWrites(run, channel, source)
+    // Renewals that arrive while one is in flight go together in the next statement: a process running
+    // hundreds of builds renews them in a few round trips, not one each. A batch that fails answers
+    // nothing renewed, and each caller takes the locked path, which says why.
+    const heartbeats = yield* Batcher.make({
+      max: 500,
+      workers: 1,
+      failed: undefined,
+      run: (
+        batch: ReadonlyArray<{
+          readonly id: Id.BuildId
+          readonly fence: BuildState.Fence
+          readonly leaseMs: number
+        }>
+      ) =>
+        Effect.map(
+          run<rows.BuildRow>(statements.heartbeatBatch, [
+            batch.map(({ id }) => id),
+            batch.map(({ fence }) => fence.owner),
+            batch.map(({ fence }) => fence.attempt),
+            batch.map(({ leaseMs }) => leaseMs)
+          ]),
+          (renewed) => {
+            const byId = new Map(renewed.map((row) => [row.id, rows.toBuild(row)]))
+            return batch.map(({ id }) => byId.get(id))
+          }
+        )
+    })
     return yield* StorageDriver.makeStorage(
       {
         name: "PostgreSQL storage",
@@ -91,11 +119,7 @@ export const make = (
                 return builds
               })
             ),
-          heartbeat: (id, fence, leaseMs) =>
-            Effect.map(
-              run<rows.BuildRow>(statements.heartbeat, [id, fence.owner, fence.attempt, leaseMs]),
-              ([row]) => (row === undefined ? undefined : rows.toBuild(row))
-            ),
+          heartbeat: (id, fence, leaseMs) => heartbeats({ id, fence, leaseMs }),
           writeKnown
         },
         listen: (publish) => listen({ config: clientConfig(connection), channel, source, onChange: publish })

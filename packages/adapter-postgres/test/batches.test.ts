@@ -1,6 +1,6 @@
 import { expect, it } from "@effect/vitest"
 import { Access, type Build, type LogLine } from "@kiln/core"
-import { DateTime, Effect } from "effect"
+import { Cause, DateTime, Effect, Exit, Option } from "effect"
 import pg from "pg"
 import { describe } from "vitest"
 import { freshSchema, queue, seed, sql, storageOn } from "./fixtures.ts"
@@ -39,7 +39,69 @@ const storedCancelReason = (schema: string, id: string) =>
     ([row]) => row!.cancel_reason
   )
 
+/** Counts the statements of this name that every `pg` client sends while the scope is open. */
+const counting = (name: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const sent = { count: 0 }
+      const query = pg.Client.prototype.query
+      const counted = function (this: pg.Client, ...args: Array<unknown>) {
+        const [config] = args as [{ readonly name?: string } | undefined]
+        if (config?.name === name) sent.count++
+        return (query as (...args: Array<unknown>) => unknown).apply(this, args)
+      }
+      pg.Client.prototype.query = counted as typeof query
+      return { sent, restore: () => (pg.Client.prototype.query = query) }
+    }),
+    ({ restore }) => Effect.sync(restore)
+  ).pipe(Effect.map(({ sent }) => sent))
+
 describe("postgres batched writes", () => {
+  it.live("renews 60 leases at once in a few statements, each fenced on its own", () =>
+    Effect.gen(function* () {
+      const schema = yield* freshSchema
+      const storage = yield* storageOn(schema)
+      const { versions } = yield* seed(storage)
+      yield* queue(storage, versions[0]!, 60)
+      const claimed = yield* storage.claimNext({ owner: "engine", leaseMs: 5_000, max: 60 })
+      expect(claimed.length).toBe(60)
+      const sent = yield* counting("kiln_heartbeat_batch")
+      const renewed = yield* Effect.forEach(
+        claimed,
+        (build) => storage.heartbeat(build.id, fenceOf(build), 600_000),
+        { concurrency: "unbounded" }
+      )
+      expect(sent.count).toBeGreaterThan(0)
+      expect(sent.count).toBeLessThanOrEqual(5)
+      renewed.forEach((build, i) => {
+        expect(build.id).toBe(claimed[i]!.id)
+        expect(DateTime.toEpochMillis(build.leaseExpiresAt!)).toBeGreaterThan(
+          DateTime.toEpochMillis(claimed[i]!.leaseExpiresAt!) + 500_000
+        )
+      })
+      // A stale fence in a batch is refused on its own; the rest of the batch is renewed.
+      const exits = yield* Effect.forEach(
+        claimed.slice(0, 10),
+        (build, i) =>
+          Effect.exit(
+            storage.heartbeat(
+              build.id,
+              i === 3 ? { owner: "impostor", attempt: build.attempt } : fenceOf(build),
+              600_000
+            )
+          ),
+        { concurrency: "unbounded" }
+      )
+      expect(exits.map((exit) => (Exit.isSuccess(exit) ? "renewed" : "refused"))).toEqual(
+        claimed.slice(0, 10).map((_, i) => (i === 3 ? "refused" : "renewed"))
+      )
+      const refused = exits[3]!
+      expect(
+        Exit.isFailure(refused) && Cause.findErrorOption(refused.cause).pipe(Option.map((e) => e._tag))
+      ).toEqual(Option.some("LeaseLost"))
+    }).pipe(Effect.scoped)
+  )
+
   it.live(
     "drives 60 builds at once through start, logs, and last lines with success, storing every line and state",
     () =>

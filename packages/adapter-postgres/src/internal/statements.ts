@@ -306,10 +306,14 @@ export const statements = {
        AND owner IS NOT DISTINCT FROM $${buildStateColumns.length + 3} AND attempt = $${buildStateColumns.length + 4}
      RETURNING pg_notify($${buildStateColumns.length + 5}, $${buildStateColumns.length + 6})`
   ),
-  heartbeat: prepared(
-    "heartbeat",
-    `UPDATE builds SET lease_expires_at = ${databaseNow} + $4
-     WHERE id = $1 AND owner = $2 AND attempt = $3 AND ${activePhases} RETURNING ${builds}`
+  // Lease renewals, many in one statement (`PgStorage`'s heartbeat batcher), each fenced on its owner and
+  // attempt and on the build being active: the builds renewed come back.
+  heartbeatBatch: prepared(
+    "heartbeat_batch",
+    `UPDATE builds b SET lease_expires_at = ${databaseNow} + h.lease_ms
+     FROM unnest($1::text[], $2::text[], $3::numeric[], $4::bigint[]) AS h(id, owner, attempt, lease_ms)
+     WHERE b.id = h.id AND b.owner = h.owner AND b.attempt = h.attempt AND b.${activePhases}
+     RETURNING ${list(buildColumns, "b")}`
   ),
   // Oldest first on the partial queue index; a build another claimer holds is skipped, not waited for.
   claimOldest: prepared(
