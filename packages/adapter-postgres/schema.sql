@@ -72,6 +72,16 @@ CREATE TABLE archive_chunks (
 );
 ALTER TABLE archive_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 
+CREATE TABLE build_counts (
+  workspace_id text COLLATE "C" NOT NULL,
+  entity_id text COLLATE "C" NOT NULL,
+  status text COLLATE "C" NOT NULL,
+  build_trigger text COLLATE "C" NOT NULL,
+  created_by text COLLATE "C" NOT NULL,
+  n bigint NOT NULL,
+  CONSTRAINT build_counts_pkey PRIMARY KEY (workspace_id, entity_id, status, build_trigger, created_by)
+);
+
 CREATE TABLE build_steps (
   build_id text COLLATE "C" NOT NULL,
   idx numeric NOT NULL,
@@ -131,6 +141,9 @@ CREATE INDEX builds_by_version ON builds USING btree (app_version_id);
 CREATE INDEX builds_list ON builds USING btree (created_at, id);
 CREATE INDEX builds_list_by_workspace ON builds USING btree (workspace_id, created_at, id);
 CREATE INDEX builds_queued ON builds USING btree (created_at, id) WHERE (phase = 'queued'::text);
+CREATE TRIGGER build_counts_delete AFTER DELETE ON builds REFERENCING OLD TABLE AS removed_builds FOR EACH STATEMENT EXECUTE FUNCTION build_counts_deleted();
+CREATE TRIGGER build_counts_insert AFTER INSERT ON builds REFERENCING NEW TABLE AS added_builds FOR EACH STATEMENT EXECUTE FUNCTION build_counts_inserted();
+CREATE TRIGGER build_counts_update AFTER UPDATE ON builds REFERENCING OLD TABLE AS old_builds NEW TABLE AS new_builds FOR EACH STATEMENT EXECUTE FUNCTION build_counts_updated();
 
 CREATE TABLE events (
   xid xid8 DEFAULT pg_current_xact_id() NOT NULL,
@@ -296,3 +309,44 @@ CREATE TABLE workspaces (
   CONSTRAINT workspaces_pkey PRIMARY KEY (id)
 );
 CREATE INDEX workspaces_list ON workspaces USING btree (created_at, id);
+
+CREATE OR REPLACE FUNCTION build_counts_deleted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  INSERT INTO build_counts AS c (workspace_id, entity_id, status, build_trigger, created_by, n)
+  SELECT workspace_id, entity_id, status, build_trigger, coalesce(created_by, ''), -count(*)
+  FROM removed_builds GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger, created_by) DO UPDATE SET n = c.n + excluded.n;
+  RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION build_counts_inserted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  INSERT INTO build_counts AS c (workspace_id, entity_id, status, build_trigger, created_by, n)
+  SELECT workspace_id, entity_id, status, build_trigger, coalesce(created_by, ''), count(*)
+  FROM added_builds GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger, created_by) DO UPDATE SET n = c.n + excluded.n;
+  RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION build_counts_updated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  INSERT INTO build_counts AS c (workspace_id, entity_id, status, build_trigger, created_by, n)
+  SELECT workspace_id, entity_id, status, build_trigger, created_by, sum(n) FROM (
+    SELECT o.workspace_id, o.entity_id, o.status, o.build_trigger, coalesce(o.created_by, '') AS created_by, -1 AS n
+    FROM old_builds o JOIN new_builds u ON u.id = o.id WHERE u.status <> o.status
+    UNION ALL
+    SELECT u.workspace_id, u.entity_id, u.status, u.build_trigger, coalesce(u.created_by, ''), 1
+    FROM old_builds o JOIN new_builds u ON u.id = o.id WHERE u.status <> o.status
+  ) moved GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger, created_by) DO UPDATE SET n = c.n + excluded.n;
+  RETURN NULL;
+END $function$;

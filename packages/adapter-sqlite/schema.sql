@@ -275,3 +275,34 @@ CREATE TABLE leases (
   owner TEXT NOT NULL,
   expires_at INTEGER NOT NULL
 ) STRICT;
+
+CREATE TABLE build_counts (
+  workspace_id TEXT NOT NULL,
+  entity_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  build_trigger TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (workspace_id, entity_id, status, build_trigger, created_by)
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER build_counts_insert AFTER INSERT ON builds BEGIN
+  INSERT INTO build_counts (workspace_id, entity_id, status, build_trigger, created_by, n)
+  VALUES (new.workspace_id, new.entity_id, new.status, new.build_trigger, coalesce(new.created_by, ''), 1)
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger, created_by) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER build_counts_delete AFTER DELETE ON builds BEGIN
+  UPDATE build_counts SET n = n - 1
+  WHERE workspace_id = old.workspace_id AND entity_id = old.entity_id AND status = old.status
+    AND build_trigger = old.build_trigger AND created_by = coalesce(old.created_by, '');
+END;
+
+CREATE TRIGGER build_counts_update AFTER UPDATE OF status ON builds WHEN old.status <> new.status BEGIN
+  UPDATE build_counts SET n = n - 1
+  WHERE workspace_id = old.workspace_id AND entity_id = old.entity_id AND status = old.status
+    AND build_trigger = old.build_trigger AND created_by = coalesce(old.created_by, '');
+  INSERT INTO build_counts (workspace_id, entity_id, status, build_trigger, created_by, n)
+  VALUES (new.workspace_id, new.entity_id, new.status, new.build_trigger, coalesce(new.created_by, ''), 1)
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger, created_by) DO UPDATE SET n = n + 1;
+END;

@@ -57,6 +57,12 @@ export interface Table<Row = never, Name extends string = string> {
   readonly scope: Scope<Row>
   /** Query parameters that are shorthand for `field eq value`, ANDed with the filter. */
   readonly shorthands: Readonly<Record<string, NoInfer<Name>>>
+  /**
+   * A table a SQL storage keeps in step with this one: its rows counted per combination of these fields,
+   * under the same column names plus `n` (a missing value counted as ''), and the scope's column. A total
+   * over equalities on these fields sums its rows rather than counting this table's.
+   */
+  readonly counts?: { readonly table: string; readonly fields: ReadonlyArray<NoInfer<Name>> } | undefined
 }
 
 /** The field names of a table. */
@@ -174,7 +180,8 @@ export const builds = tableOf<Build>()({
     status: "status",
     trigger: "trigger",
     created_by: "createdBy"
-  }
+  },
+  counts: { table: "build_counts", fields: ["workspaceId", "entityId", "status", "trigger", "createdBy"] }
 })
 
 export const steps = tableOf<BuildStep>()({

@@ -48,9 +48,33 @@ describe("Sql.compileList", () => {
 
   it("sees nothing for a caller with no workspaces, and everything for the host", () => {
     expect(compile("sqlite", query(), Access.workspaces([])).count.text).toBe(
-      'SELECT count(*) AS n FROM "builds" t0 WHERE 1 = 0'
+      'SELECT CAST(coalesce(sum(t0."n"), 0) AS BIGINT) AS n FROM "build_counts" t0 WHERE 1 = 0'
     )
-    expect(compile("sqlite", query(), Access.all).count.text).toBe('SELECT count(*) AS n FROM "builds" t0')
+    expect(compile("sqlite", query(), Access.all).count.text).toBe(
+      'SELECT CAST(coalesce(sum(t0."n"), 0) AS BIGINT) AS n FROM "build_counts" t0'
+    )
+  })
+
+  it("sums a total from the kept counts over equalities on counted fields, and counts rows otherwise", () => {
+    const summed = compile(
+      "postgres",
+      query({ filter: '{"status":{"in":["failed","cancelled"]},"trigger":{"eq":"auto"}}' }),
+      Access.workspaces([Id.fromUuid("wsp", "0190b3a0-0000-7000-8000-000000000001")!])
+    ).count
+    expect(summed.text).toBe(
+      'SELECT CAST(coalesce(sum(t0."n"), 0) AS BIGINT) AS n FROM "build_counts" t0 WHERE t0."workspace_id" = $1 AND t0."status" IN ($2, $3) AND t0."build_trigger" = $4'
+    )
+    // Anything else, and '' (which the counts keep for a build with no creator), counts the builds.
+    for (const filter of [
+      '{"status":{"neq":"failed"}}',
+      '{"or":[{"status":{"eq":"failed"}},{"trigger":{"eq":"auto"}}]}',
+      '{"createdAt":{"gt":"2026-01-01T00:00:00Z"}}',
+      '{"createdBy":{"eq":""}}'
+    ]) {
+      expect(compile("sqlite", query({ filter })).count.text, filter).toMatch(
+        /^SELECT count\(\*\) AS n FROM "builds"/
+      )
+    }
   })
 
   it("keeps predicates on nullable fields two-valued, so NOT means what it says", () => {

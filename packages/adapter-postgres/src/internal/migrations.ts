@@ -330,12 +330,71 @@ CREATE TABLE leases (
 );
 `
 
+// Exact list totals (DESIGN.md §4): builds counted per workspace, app, status, trigger and creator, kept in
+// the transaction of every statement that inserts, changes or deletes builds, so a total over equalities
+// on those fields sums a few rows instead of counting the builds. A build without a creator counts under
+// ''. Statement triggers fold a whole statement's rows (a claim of 40, a batch of completions) into one
+// upsert per count, in key order, so statements that touch the same counts lock them in the same order.
+// The functions name the table bare: they run on Kiln's connections, whose search_path is the schema.
+const buildCounts = `
+CREATE TABLE build_counts (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  entity_id TEXT COLLATE "C" NOT NULL,
+  status TEXT COLLATE "C" NOT NULL,
+  build_trigger TEXT COLLATE "C" NOT NULL,
+  created_by TEXT COLLATE "C" NOT NULL,
+  n BIGINT NOT NULL,
+  PRIMARY KEY (workspace_id, entity_id, status, build_trigger, created_by)
+);
+INSERT INTO build_counts (workspace_id, entity_id, status, build_trigger, created_by, n)
+  SELECT workspace_id, entity_id, status, build_trigger, coalesce(created_by, ''), count(*)
+  FROM builds GROUP BY 1, 2, 3, 4, 5;
+CREATE FUNCTION build_counts_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO build_counts AS c (workspace_id, entity_id, status, build_trigger, created_by, n)
+  SELECT workspace_id, entity_id, status, build_trigger, coalesce(created_by, ''), count(*)
+  FROM added_builds GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger, created_by) DO UPDATE SET n = c.n + excluded.n;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION build_counts_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO build_counts AS c (workspace_id, entity_id, status, build_trigger, created_by, n)
+  SELECT workspace_id, entity_id, status, build_trigger, coalesce(created_by, ''), -count(*)
+  FROM removed_builds GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger, created_by) DO UPDATE SET n = c.n + excluded.n;
+  RETURN NULL;
+END $$;
+-- Only the status moves a build between counts: its workspace, app, trigger and creator never change.
+CREATE FUNCTION build_counts_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO build_counts AS c (workspace_id, entity_id, status, build_trigger, created_by, n)
+  SELECT workspace_id, entity_id, status, build_trigger, created_by, sum(n) FROM (
+    SELECT o.workspace_id, o.entity_id, o.status, o.build_trigger, coalesce(o.created_by, '') AS created_by, -1 AS n
+    FROM old_builds o JOIN new_builds u ON u.id = o.id WHERE u.status <> o.status
+    UNION ALL
+    SELECT u.workspace_id, u.entity_id, u.status, u.build_trigger, coalesce(u.created_by, ''), 1
+    FROM old_builds o JOIN new_builds u ON u.id = o.id WHERE u.status <> o.status
+  ) moved GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger, created_by) DO UPDATE SET n = c.n + excluded.n;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER build_counts_insert AFTER INSERT ON builds REFERENCING NEW TABLE AS added_builds
+  FOR EACH STATEMENT EXECUTE FUNCTION build_counts_inserted();
+CREATE TRIGGER build_counts_delete AFTER DELETE ON builds REFERENCING OLD TABLE AS removed_builds
+  FOR EACH STATEMENT EXECUTE FUNCTION build_counts_deleted();
+CREATE TRIGGER build_counts_update AFTER UPDATE ON builds
+  REFERENCING OLD TABLE AS old_builds NEW TABLE AS new_builds
+  FOR EACH STATEMENT EXECUTE FUNCTION build_counts_updated()
+`
+
 export const migrations: ReadonlyArray<Migration> = [
   { version: 1, name: "create_schema", sql: createSchema },
   { version: 2, name: "triggers", sql: triggers },
   { version: 3, name: "archives", sql: archives },
   { version: 4, name: "events_and_webhooks", sql: eventsAndWebhooks },
-  { version: 5, name: "retention", sql: retention }
+  { version: 5, name: "retention", sql: retention },
+  { version: 6, name: "build_counts", sql: buildCounts }
 ]
 
 /**

@@ -309,12 +309,50 @@ CREATE TABLE leases (
 ) STRICT;
 `
 
+// Exact list totals (DESIGN.md §4): builds counted per workspace, app, status, trigger and creator, kept by
+// triggers in the transaction of every insert, status change and delete, so a total over equalities on
+// those fields sums a few rows instead of counting the builds. A build without a creator counts under ''.
+const buildCounts = `
+CREATE TABLE build_counts (
+  workspace_id TEXT NOT NULL,
+  entity_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  build_trigger TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (workspace_id, entity_id, status, build_trigger, created_by)
+) STRICT, WITHOUT ROWID;
+INSERT INTO build_counts (workspace_id, entity_id, status, build_trigger, created_by, n)
+  SELECT workspace_id, entity_id, status, build_trigger, coalesce(created_by, ''), count(*)
+  FROM builds GROUP BY 1, 2, 3, 4, 5;
+CREATE TRIGGER build_counts_insert AFTER INSERT ON builds BEGIN
+  INSERT INTO build_counts (workspace_id, entity_id, status, build_trigger, created_by, n)
+  VALUES (new.workspace_id, new.entity_id, new.status, new.build_trigger, coalesce(new.created_by, ''), 1)
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger, created_by) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER build_counts_delete AFTER DELETE ON builds BEGIN
+  UPDATE build_counts SET n = n - 1
+  WHERE workspace_id = old.workspace_id AND entity_id = old.entity_id AND status = old.status
+    AND build_trigger = old.build_trigger AND created_by = coalesce(old.created_by, '');
+END;
+-- Only the status moves a build between counts: its workspace, app, trigger and creator never change.
+CREATE TRIGGER build_counts_update AFTER UPDATE OF status ON builds WHEN old.status <> new.status BEGIN
+  UPDATE build_counts SET n = n - 1
+  WHERE workspace_id = old.workspace_id AND entity_id = old.entity_id AND status = old.status
+    AND build_trigger = old.build_trigger AND created_by = coalesce(old.created_by, '');
+  INSERT INTO build_counts (workspace_id, entity_id, status, build_trigger, created_by, n)
+  VALUES (new.workspace_id, new.entity_id, new.status, new.build_trigger, coalesce(new.created_by, ''), 1)
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger, created_by) DO UPDATE SET n = n + 1;
+END;
+`
+
 export const migrations: ReadonlyArray<Migration> = [
   { version: 1, name: "create_schema", sql: createSchema },
   { version: 2, name: "query_columns", sql: queryColumns },
   { version: 3, name: "triggers", sql: triggers },
   { version: 4, name: "events_and_webhooks", sql: eventsAndWebhooks },
-  { version: 5, name: "retention", sql: retention }
+  { version: 5, name: "retention", sql: retention },
+  { version: 6, name: "build_counts", sql: buildCounts }
 ]
 
 /**

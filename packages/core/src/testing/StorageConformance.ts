@@ -20,6 +20,7 @@ import { leases } from "./storage/leases.ts"
 import { logs } from "./storage/logs.ts"
 import { queries } from "./storage/queries.ts"
 import { retention } from "./storage/retention.ts"
+import { totals } from "./storage/totals.ts"
 import { transitions } from "./storage/transitions.ts"
 import { triggers } from "./storage/triggers.ts"
 import { webhooks } from "./storage/webhooks.ts"
@@ -38,6 +39,7 @@ export {
   logs,
   queries,
   retention,
+  totals,
   transitions,
   triggers,
   webhooks
@@ -53,6 +55,7 @@ export const all = (name: string, make: MakeStorage): void => {
   logs(name, make)
   changes(name, make)
   queries(name, make)
+  totals(name, make)
   triggers(name, make)
   events(name, make)
   webhooks(name, make)
