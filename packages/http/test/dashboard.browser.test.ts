@@ -195,9 +195,19 @@ describe.skipIf(missing !== undefined)("dashboard in Chromium", () => {
   }, 120_000)
 
   it("filters and pages the list, and shows a new build and its status change without a reload", async () => {
-    // Cancelled while queued: no container runs for them.
+    // Cancelled before they run, mostly while queued; the engine may have claimed a few ahead, which stop
+    // once it hears of the request. All are stopped before the page loads, so none changes under it.
     const cancelled = await Promise.all(Array.from({ length: 30 }, () => queueBuild()))
     await Promise.all(cancelled.map((id) => call(server, "POST", `/api/builds/${id}/cancel`, { body: {} })))
+    await expect
+      .poll(
+        async () =>
+          (await Promise.all(cancelled.map((id) => call(server, "GET", `/api/builds/${id}`)))).every(
+            (reply) => reply.body.status === "cancelled"
+          ),
+        { timeout: 60_000 }
+      )
+      .toBe(true)
     const { context, page } = await signedIn()
     await page.getByTestId("filter-status").selectOption("cancelled")
     // The filtered page, once it replaced the first one: every row cancelled.
