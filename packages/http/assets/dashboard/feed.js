@@ -8,20 +8,6 @@
  */
 import { followSocket } from "./api.js"
 
-const types = [
-  "build.queued",
-  "build.running",
-  "build.started",
-  "build.cancel_requested",
-  "build.step.started",
-  "build.step.finished",
-  "build.finished",
-  "build.deleted",
-  "build.logs_expired",
-  "app_version.ready",
-  "app_version.failed"
-].join(",")
-
 const listeners = new Set()
 const stateListeners = new Set()
 let connection = null
@@ -39,7 +25,8 @@ export function subscribe(listener) {
   if (connection === null) {
     setState("connecting")
     connection = followSocket("/events/stream", {
-      params: () => ({ types, after: cursor }),
+      // Every type the feed has: the views apply whatever concerns a build or a version they show.
+      params: () => ({ after: cursor }),
       onMessage: (event) => {
         cursor = event.cursor
         for (const each of listeners) each(event)
