@@ -4,10 +4,14 @@
  * straight into a Kiln SQLite file in the adapter's own rows, a transaction per 20,000: a million take
  * seconds, where creating each through storage takes about a millisecond.
  */
-import { type AppVersion, Build, BuildState, Id } from "@kiln/core"
+import { existsSync, mkdirSync, rmSync } from "node:fs"
+import { dirname } from "node:path"
+import { performance } from "node:perf_hooks"
+import { SqliteStorage } from "@kiln/adapter-sqlite"
+import { type AppVersion, Build, BuildState, Id, type Storage } from "@kiln/core"
 import { SqlRows } from "@kiln/core/adapter"
-import type Database from "better-sqlite3"
-import { DateTime, Result } from "effect"
+import Database from "better-sqlite3"
+import { DateTime, Effect, Result } from "effect"
 
 export const epoch = 1_735_689_600_000
 
@@ -114,3 +118,53 @@ export const insertBuilds = (
   }
   if (batch.length > 0) flush()
 }
+
+/** A progress line every 200,000 builds written, timed from `started`. */
+export const progress = (started: number) => (written: number) => {
+  if (written % 200_000 === 0) {
+    console.log(
+      `  ${written.toLocaleString()} builds (${((performance.now() - started) / 1000).toFixed(1)} s)`
+    )
+  }
+}
+
+/** Whether `file` holds a dataset built as `version`. */
+const ready = (file: string, version: string): boolean => {
+  if (!existsSync(file)) return false
+  const db = new Database(file, { readonly: true })
+  try {
+    return db.prepare("SELECT version FROM bench_meta").pluck().get() === version
+  } catch {
+    return false
+  } finally {
+    db.close()
+  }
+}
+
+/**
+ * A SQLite file of `total` generated builds of the versions `versionsOf` creates through storage, built
+ * once and reused while it is marked `version` (a generator that changes gets a new version).
+ */
+export const cachedDataset = <E>(
+  file: string,
+  version: string,
+  total: number,
+  versionsOf: Effect.Effect<ReadonlyArray<AppVersion.AppVersion>, E, Storage.Storage>
+) =>
+  Effect.gen(function* () {
+    if (ready(file, version)) return
+    rmSync(file, { force: true })
+    mkdirSync(dirname(file), { recursive: true })
+    console.log(`seeding ${total.toLocaleString()} builds into ${file} (once; reused by later runs)`)
+    const versions = yield* versionsOf.pipe(Effect.provide(SqliteStorage.layer({ filename: file })))
+    const db = new Database(file)
+    db.pragma("journal_mode = WAL")
+    db.pragma("synchronous = OFF")
+    const started = performance.now()
+    insertBuilds(db, generatedBuilds(total, versions), progress(started))
+    db.exec("ANALYZE")
+    db.exec("CREATE TABLE bench_meta (version TEXT NOT NULL)")
+    db.prepare("INSERT INTO bench_meta (version) VALUES (?)").run(version)
+    db.close()
+    console.log(`seeded in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+  })

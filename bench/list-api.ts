@@ -8,7 +8,6 @@
  * reused, the PostgreSQL schema is filled for the run. Lines `list_api: <storage>/<case>=<p50 ms>`, then
  * `list_api: worst_p50_ms=<n> worst_case=<name>`.
  */
-import { existsSync, mkdirSync, rmSync } from "node:fs"
 import { performance } from "node:perf_hooks"
 import { NodeRuntime } from "@effect/platform-node"
 import * as PgTesting from "@kiln/adapter-postgres/testing"
@@ -18,7 +17,7 @@ import { SqlRows } from "@kiln/core/adapter"
 import Database from "better-sqlite3"
 import { Effect } from "effect"
 import pg from "pg"
-import { generatedBuilds, insertBuilds } from "./build-rows.ts"
+import { cachedDataset, generatedBuilds, progress } from "./build-rows.ts"
 import { median, pgStorage, postgres } from "./pipeline.ts"
 
 const total = Number(process.env.KILN_BENCH_ROWS ?? 1_000_000)
@@ -53,41 +52,6 @@ const workspace = Effect.gen(function* () {
   )
   return versions
 })
-
-const progress = (started: number) => (written: number) => {
-  if (written % 200_000 === 0) {
-    console.log(
-      `  ${written.toLocaleString()} builds (${((performance.now() - started) / 1000).toFixed(1)} s)`
-    )
-  }
-}
-
-const seedSqlite = Effect.gen(function* () {
-  rmSync(file, { force: true })
-  mkdirSync(".kiln/bench", { recursive: true })
-  console.log(`seeding ${total.toLocaleString()} builds into ${file} (once; reused by later runs)`)
-  const versions = yield* workspace.pipe(Effect.provide(SqliteStorage.layer({ filename: file })))
-  const db = new Database(file)
-  db.pragma("journal_mode = WAL")
-  db.pragma("synchronous = OFF")
-  insertBuilds(db, generatedBuilds(total, versions), progress(performance.now()))
-  db.exec("ANALYZE")
-  db.exec("CREATE TABLE bench_meta (version TEXT NOT NULL)")
-  db.prepare("INSERT INTO bench_meta (version) VALUES (?)").run(datasetVersion)
-  db.close()
-})
-
-const sqliteReady = (): boolean => {
-  if (!existsSync(file)) return false
-  const db = new Database(file, { readonly: true })
-  try {
-    return db.prepare("SELECT version FROM bench_meta").pluck().get() === datasetVersion
-  } catch {
-    return false
-  } finally {
-    db.close()
-  }
-}
 
 /** The builds written into the schema with one `INSERT … SELECT FROM unnest` per 10,000, typed per column. */
 const seedPostgres = (url: string, schema: string, versions: ReadonlyArray<AppVersion.AppVersion>) =>
@@ -190,7 +154,7 @@ const measure = (label: string, ids: Ids) =>
   })
 
 const sqlite = Effect.gen(function* () {
-  if (!sqliteReady()) yield* seedSqlite
+  yield* cachedDataset(file, datasetVersion, total, workspace)
   const db = new Database(file, { readonly: true })
   const ids = db
     .prepare<[], { workspaceId: string; appId: string }>(

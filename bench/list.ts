@@ -9,14 +9,13 @@
  *
  * The dataset is built once into `.kiln/bench/` (`KILN_BENCH_ROWS` changes its size) and reused.
  */
-import { existsSync, mkdirSync, rmSync } from "node:fs"
 import { performance } from "node:perf_hooks"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
 import { Access, App, Fields, Query, Storage } from "@kiln/core"
 import { Sql, SqlRows } from "@kiln/core/adapter"
 import Database from "better-sqlite3"
 import { Effect } from "effect"
-import { generatedBuilds, insertBuilds } from "./build-rows.ts"
+import { cachedDataset } from "./build-rows.ts"
 
 const total = Number(process.env.KILN_BENCH_ROWS ?? 1_000_000)
 const depth = Math.floor(total / 2)
@@ -27,62 +26,30 @@ const datasetVersion = "2"
 
 const builds = Fields.builds
 
-const seed = Effect.gen(function* () {
-  rmSync(file, { force: true })
-  mkdirSync(".kiln/bench", { recursive: true })
-  console.log(`seeding ${total.toLocaleString()} builds into ${file} (once; reused by later runs)`)
-  const versions = yield* Effect.gen(function* () {
-    const storage = yield* Storage.Storage
-    return yield* Effect.forEach(Array.from({ length: workspaceCount }), (_, i) =>
-      Effect.gen(function* () {
-        const workspace = yield* storage.createWorkspace({ name: `workspace ${i}` })
-        const app = yield* storage.createApp(Access.all, {
-          workspaceId: workspace.id,
-          handle: `app-${i}`,
-          name: `App ${i}`,
-          kind: "app",
-          build: App.defaultBuildSettings
-        })
-        return yield* storage.createAppVersion(Access.all, {
-          appId: app.id,
-          source: {
-            type: "git",
-            url: `https://git.example.com/app-${i}.git`,
-            commitSha: i.toString(16).padStart(40, "a")
-          }
-        })
+/** One app with a ready version in each of the workspaces, through storage. */
+const workspaces = Effect.gen(function* () {
+  const storage = yield* Storage.Storage
+  return yield* Effect.forEach(Array.from({ length: workspaceCount }), (_, i) =>
+    Effect.gen(function* () {
+      const workspace = yield* storage.createWorkspace({ name: `workspace ${i}` })
+      const app = yield* storage.createApp(Access.all, {
+        workspaceId: workspace.id,
+        handle: `app-${i}`,
+        name: `App ${i}`,
+        kind: "app",
+        build: App.defaultBuildSettings
       })
-    )
-  }).pipe(Effect.provide(SqliteStorage.layer({ filename: file })))
-
-  const db = new Database(file)
-  db.pragma("journal_mode = WAL")
-  db.pragma("synchronous = OFF")
-  const started = performance.now()
-  insertBuilds(db, generatedBuilds(total, versions), (written) => {
-    if (written % 200_000 === 0)
-      console.log(
-        `  ${written.toLocaleString()} builds (${((performance.now() - started) / 1000).toFixed(1)} s)`
-      )
-  })
-  db.exec("ANALYZE")
-  db.exec("CREATE TABLE bench_meta (version TEXT NOT NULL)")
-  db.prepare("INSERT INTO bench_meta (version) VALUES (?)").run(datasetVersion)
-  db.close()
-  console.log(`seeded in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+      return yield* storage.createAppVersion(Access.all, {
+        appId: app.id,
+        source: {
+          type: "git",
+          url: `https://git.example.com/app-${i}.git`,
+          commitSha: i.toString(16).padStart(40, "a")
+        }
+      })
+    })
+  )
 })
-
-const isReady = (): boolean => {
-  if (!existsSync(file)) return false
-  const db = new Database(file, { readonly: true })
-  try {
-    return db.prepare("SELECT version FROM bench_meta").pluck().get() === datasetVersion
-  } catch {
-    return false
-  } finally {
-    db.close()
-  }
-}
 
 const median = (values: ReadonlyArray<number>) => {
   const sorted = [...values].sort((a, b) => a - b)
@@ -187,7 +154,7 @@ const measure = Effect.gen(function* () {
 
 await Effect.runPromise(
   Effect.gen(function* () {
-    if (!isReady()) yield* seed
+    yield* cachedDataset(file, datasetVersion, total, workspaces)
     console.log(
       `${total.toLocaleString()} builds, ${workspaceCount} workspaces; pages of 100; deep = ${depth.toLocaleString()} rows in; medians of ${runs} runs`
     )
