@@ -137,9 +137,15 @@ CREATE TABLE builds (
 CREATE INDEX builds_active ON builds USING btree (workspace_id, entity_id) WHERE (phase = ANY (ARRAY['initializing'::text, 'running'::text]));
 CREATE INDEX builds_active_by_lease ON builds USING btree (lease_expires_at) WHERE (phase = ANY (ARRAY['initializing'::text, 'running'::text]));
 CREATE INDEX builds_by_app ON builds USING btree (entity_id, created_at, id);
+CREATE INDEX builds_by_completed_at ON builds USING btree (completed_at, id) WHERE (completed_at IS NOT NULL);
+CREATE INDEX builds_by_sequence_number ON builds USING btree (sequence_number, id);
+CREATE INDEX builds_by_started_at ON builds USING btree (started_at, id) WHERE (started_at IS NOT NULL);
+CREATE INDEX builds_by_updated_at ON builds USING btree (updated_at, id);
 CREATE INDEX builds_by_version ON builds USING btree (app_version_id);
 CREATE INDEX builds_list ON builds USING btree (created_at, id);
 CREATE INDEX builds_list_by_workspace ON builds USING btree (workspace_id, created_at, id);
+CREATE INDEX builds_not_completed ON builds USING btree (id) WHERE (completed_at IS NULL);
+CREATE INDEX builds_not_started ON builds USING btree (id) WHERE (started_at IS NULL);
 CREATE INDEX builds_queued ON builds USING btree (created_at, id) WHERE (phase = 'queued'::text);
 CREATE TRIGGER build_counts_delete AFTER DELETE ON builds REFERENCING OLD TABLE AS removed_builds FOR EACH STATEMENT EXECUTE FUNCTION build_counts_deleted();
 CREATE TRIGGER build_counts_insert AFTER INSERT ON builds REFERENCING NEW TABLE AS added_builds FOR EACH STATEMENT EXECUTE FUNCTION build_counts_inserted();

@@ -306,3 +306,15 @@ CREATE TRIGGER build_counts_update AFTER UPDATE OF status ON builds WHEN old.sta
   VALUES (new.workspace_id, new.entity_id, new.status, new.build_trigger, coalesce(new.created_by, ''), 1)
   ON CONFLICT (workspace_id, entity_id, status, build_trigger, created_by) DO UPDATE SET n = n + 1;
 END;
+
+CREATE INDEX builds_by_sequence_number ON builds (sequence_number, id);
+
+CREATE INDEX builds_by_updated_at ON builds (updated_at, id);
+
+CREATE INDEX builds_by_started_at ON builds (started_at, id) WHERE started_at IS NOT NULL;
+
+CREATE INDEX builds_not_started ON builds (id) WHERE started_at IS NULL;
+
+CREATE INDEX builds_by_completed_at ON builds (completed_at, id) WHERE completed_at IS NOT NULL;
+
+CREATE INDEX builds_not_completed ON builds (id) WHERE completed_at IS NULL;

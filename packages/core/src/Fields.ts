@@ -63,6 +63,12 @@ export interface Table<Row = never, Name extends string = string> {
    * over equalities on these fields sums its rows rather than counting this table's.
    */
   readonly counts?: { readonly table: string; readonly fields: ReadonlyArray<NoInfer<Name>> } | undefined
+  /**
+   * Fields a SQL storage keeps indexes to order on, besides `id` and `createdAt`: `(column, id)` for a
+   * non-nullable field; for a nullable one, `(column, id) WHERE column IS NOT NULL` and `(id) WHERE column
+   * IS NULL`, and a page ordered first on it is read as those two parts (see `Sql.compileList`).
+   */
+  readonly sortIndexes?: ReadonlyArray<NoInfer<Name>> | undefined
 }
 
 /** The field names of a table. */
@@ -181,7 +187,8 @@ export const builds = tableOf<Build>()({
     trigger: "trigger",
     created_by: "createdBy"
   },
-  counts: { table: "build_counts", fields: ["workspaceId", "entityId", "status", "trigger", "createdBy"] }
+  counts: { table: "build_counts", fields: ["workspaceId", "entityId", "status", "trigger", "createdBy"] },
+  sortIndexes: ["sequenceNumber", "updatedAt", "startedAt", "completedAt"]
 })
 
 export const steps = tableOf<BuildStep>()({

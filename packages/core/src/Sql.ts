@@ -231,6 +231,47 @@ const compileKeyset = <Name extends string>(
   return bound === undefined ? expanded : `${bound} AND ${expanded}`
 }
 
+/**
+ * A page ordered first on a nullable field the table keeps sort indexes for, as two queries: its rows
+ * where the field is null, ordered by the other keys, and those where it is not, ordered as if it could not
+ * be. Each is a plain, uniform order that one of the field's partial indexes serves, on both dialects, in
+ * every direction and nulls order (one index with the nulls at one end serves only two of the four). A
+ * field without them stays one query: split, it would be two reads of every row. A cursor decides which
+ * parts can still have rows after it: one in the null part leaves the other part all after it (nulls
+ * first) or none of it (nulls last), and the other way round.
+ */
+interface Part<Name extends string> {
+  readonly table: Table<never, Name>
+  readonly keys: ReadonlyArray<SortKey<Name>>
+  readonly position: ReadonlyArray<Scalar> | undefined
+  /** The part's rows: those where this column is null, or those where it is not. */
+  readonly nulls?: { readonly column: string; readonly isNull: boolean }
+}
+
+const splitOnNulls = <Name extends string>(
+  table: Table<never, Name>,
+  keys: ReadonlyArray<SortKey<Name>>,
+  position: ReadonlyArray<Scalar> | undefined
+): ReadonlyArray<Part<Name>> => {
+  const first = keys[0]!
+  const leading = table.fields[first.field]
+  const nulls: Part<Name> = {
+    table,
+    keys: keys.slice(1),
+    position: position?.slice(1),
+    nulls: { column: leading.column, isNull: true }
+  }
+  const values: Part<Name> = {
+    table: { ...table, fields: { ...table.fields, [first.field]: { ...leading, nullable: false } } },
+    keys,
+    position,
+    nulls: { column: leading.column, isNull: false }
+  }
+  if (position === undefined) return [nulls, values]
+  if (position[0] === null) return first.nullsFirst ? [nulls, { ...values, position: undefined }] : [nulls]
+  return first.nullsFirst ? [values] : [{ ...nulls, position: undefined }, values]
+}
+
 export interface ListStatements {
   /** At most `limit + 1` rows, in reading order (reversed for a `before` page). */
   readonly page: Statement
@@ -241,8 +282,8 @@ export interface ListStatements {
 }
 
 export interface CompileOptions {
-  /** The select list of the page query; defaults to every column of the table. */
-  readonly select?: string
+  /** The select list of the page query over the table under `alias`; defaults to every column. */
+  readonly select?: (alias: string) => string
 }
 
 const whereOf = (parts: ReadonlyArray<string>) => (parts.length === 0 ? "" : ` WHERE ${parts.join(" AND ")}`)
@@ -290,13 +331,24 @@ export const compileList = <Name extends string>(
 
   const page = (() => {
     const b = new Builder(dialect)
-    const alias = b.alias()
     const keys = query.cursor?.direction === "before" ? reverse(query.orderBy) : query.orderBy
-    const where = base(b, alias)
-    if (query.cursor !== undefined) where.push(compileKeyset(b, table, alias, keys, query.cursor.values))
-    const select = options.select ?? `${alias}.*`
+    const select = options.select ?? ((alias: string) => `${alias}.*`)
+    const part = (one: Part<Name>) => {
+      const alias = b.alias()
+      const where = base(b, alias)
+      if (one.nulls !== undefined)
+        where.push(`${column(alias, one.nulls.column)} IS ${one.nulls.isNull ? "" : "NOT "}NULL`)
+      if (one.position !== undefined) where.push(compileKeyset(b, one.table, alias, one.keys, one.position))
+      return `SELECT ${select(alias)} ${from(alias)}${whereOf(where)} ORDER BY ${orderClause(one.table, alias, one.keys)} LIMIT ${b.bind(query.limit + 1)}`
+    }
+    const first = keys[0]!
+    if (!table.fields[first.field].nullable || !(table.sortIndexes ?? []).includes(first.field)) {
+      return b.finish(part({ table, keys, position: query.cursor?.values }))
+    }
+    const parts = splitOnNulls(table, keys, query.cursor?.values).map(part)
+    if (parts.length === 1) return b.finish(parts[0]!)
     return b.finish(
-      `SELECT ${select} ${from(alias)}${whereOf(where)} ORDER BY ${orderClause(table, alias, keys)} LIMIT ${b.bind(query.limit + 1)}`
+      `SELECT * FROM (${parts.map((one, i) => `SELECT * FROM (${one}) p${i}`).join(" UNION ALL ")}) u ORDER BY ${orderClause(table, "u", keys)} LIMIT ${b.bind(query.limit + 1)}`
     )
   })()
 

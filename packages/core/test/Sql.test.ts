@@ -122,33 +122,84 @@ describe("Sql.compileList", () => {
   })
 
   it("uses the expanded form plus a bound on the leading key for mixed directions and nulls", () => {
+    // The neighbor probe keeps the whole order in one query, as a page ordered on non-null keys does.
     const orderBy = '[{"completedAt":"desc_nulls_last"},{"sequenceNumber":"asc"}]'
-    const nonNull = compile(
-      "sqlite",
-      query({ orderBy, cursor: { direction: "after", values: [5000, 7, "bld_x"] } })
+    const nonNull = compile("sqlite", query({ orderBy })).neighbor([5000, 7, "bld_x"], "after")
+    expect(nonNull.text).toBe(
+      'SELECT 1 AS found FROM "builds" t0 WHERE (t0."completed_at" <= ? OR t0."completed_at" IS NULL) AND ((t0."completed_at" < ? OR t0."completed_at" IS NULL) OR (t0."completed_at" = ? AND t0."sequence_number" > ?) OR (t0."completed_at" = ? AND t0."sequence_number" = ? AND t0."id" > ?)) LIMIT 1'
     )
-    expect(nonNull.page.text).toBe(
-      'SELECT t0.* FROM "builds" t0 WHERE (t0."completed_at" <= ? OR t0."completed_at" IS NULL) AND ((t0."completed_at" < ? OR t0."completed_at" IS NULL) OR (t0."completed_at" = ? AND t0."sequence_number" > ?) OR (t0."completed_at" = ? AND t0."sequence_number" = ? AND t0."id" > ?)) ORDER BY t0."completed_at" DESC NULLS LAST, t0."sequence_number" ASC, t0."id" ASC LIMIT ?'
-    )
-    expect(nonNull.page.params).toEqual([5000, 5000, 5000, 7, 5000, 7, "bld_x", 11])
+    expect(nonNull.params).toEqual([5000, 5000, 5000, 7, 5000, 7, "bld_x"])
     // Past the last non-null value every remaining row has a null leading key: the bound is IS NULL.
-    const inNulls = compile(
-      "sqlite",
-      query({ orderBy, cursor: { direction: "after", values: [null, 7, "bld_x"] } })
-    )
-    expect(inNulls.page.text).toContain(
+    const inNulls = compile("sqlite", query({ orderBy })).neighbor([null, 7, "bld_x"], "after")
+    expect(inNulls.text).toContain(
       'WHERE t0."completed_at" IS NULL AND ((t0."completed_at" IS NULL AND t0."sequence_number" > ?) OR (t0."completed_at" IS NULL AND t0."sequence_number" = ? AND t0."id" > ?))'
     )
     // With nulls first, every non-null row is after a null: no bound, and the first key's own term.
-    const nullsFirst = compile(
-      "sqlite",
+    const nullsFirst = compile("sqlite", query({ orderBy: '[{"error":"asc_nulls_first"}]' })).neighbor(
+      [null, "bld_x"],
+      "after"
+    )
+    expect(nullsFirst.text).toContain(
+      'WHERE (t0."error" IS NOT NULL OR (t0."error" IS NULL AND t0."id" > ?))'
+    )
+    // A page whose mixed directions follow a non-null leading key is one query with that form.
+    const mixed = compile(
+      "postgres",
       query({
-        orderBy: '[{"error":"asc_nulls_first"}]',
-        cursor: { direction: "after", values: [null, "bld_x"] }
+        orderBy: '[{"sequenceNumber":"desc"},{"completedAt":"asc"}]',
+        cursor: { direction: "after", values: [7, 5000, "bld_x"] }
       })
     )
-    expect(nullsFirst.page.text).toContain(
-      'WHERE (t0."error" IS NOT NULL OR (t0."error" IS NULL AND t0."id" > ?)) ORDER BY t0."error" ASC NULLS FIRST, t0."id" ASC'
+    expect(mixed.page.text).toBe(
+      'SELECT t0.* FROM "builds" t0 WHERE t0."sequence_number" <= $1 AND (t0."sequence_number" < $2 OR (t0."sequence_number" = $3 AND (t0."completed_at" > $4 OR t0."completed_at" IS NULL)) OR (t0."sequence_number" = $5 AND t0."completed_at" = $6 AND t0."id" > $7)) ORDER BY t0."sequence_number" DESC, t0."completed_at" ASC NULLS LAST, t0."id" ASC LIMIT $8'
+    )
+  })
+
+  it("splits a page ordered first on a nullable field into its null rows and the others, each in an indexable order", () => {
+    const orderBy = '[{"completedAt":"desc_nulls_last"}]'
+    const first = compile("sqlite", query({ orderBy }))
+    expect(first.page.text).toBe(
+      'SELECT * FROM (SELECT * FROM (SELECT t0.* FROM "builds" t0 WHERE t0."completed_at" IS NULL ORDER BY t0."id" DESC LIMIT ?) p0 UNION ALL SELECT * FROM (SELECT t1.* FROM "builds" t1 WHERE t1."completed_at" IS NOT NULL ORDER BY t1."completed_at" DESC, t1."id" DESC LIMIT ?) p1) u ORDER BY u."completed_at" DESC NULLS LAST, u."id" DESC LIMIT ?'
+    )
+    expect(first.page.params).toEqual([11, 11, 11])
+    // Among the values, nulls last: every null row is still ahead, and the values go on from the cursor.
+    const inValues = compile(
+      "postgres",
+      query({ orderBy, cursor: { direction: "after", values: [5000, "bld_x"] } })
+    )
+    expect(inValues.page.text).toBe(
+      'SELECT * FROM (SELECT * FROM (SELECT t0.* FROM "builds" t0 WHERE t0."completed_at" IS NULL ORDER BY t0."id" DESC LIMIT $1) p0 UNION ALL SELECT * FROM (SELECT t1.* FROM "builds" t1 WHERE t1."completed_at" IS NOT NULL AND (t1."completed_at", t1."id") < ($2, $3) ORDER BY t1."completed_at" DESC, t1."id" DESC LIMIT $4) p1) u ORDER BY u."completed_at" DESC NULLS LAST, u."id" DESC LIMIT $5'
+    )
+    // Among the nulls, nulls last: nothing else is after, so the page is the null part alone, by id.
+    const inNulls = compile(
+      "sqlite",
+      query({ orderBy, cursor: { direction: "after", values: [null, "bld_x"] } })
+    )
+    expect(inNulls.page.text).toBe(
+      'SELECT t0.* FROM "builds" t0 WHERE t0."completed_at" IS NULL AND (t0."id") < (?) ORDER BY t0."id" DESC LIMIT ?'
+    )
+    // Nulls first: a cursor among the values leaves only values after it; one among the nulls, all of them.
+    const nullsFirst = '[{"completedAt":"asc_nulls_first"}]'
+    const pastNulls = compile(
+      "sqlite",
+      query({ orderBy: nullsFirst, cursor: { direction: "after", values: [5000, "bld_x"] } })
+    )
+    expect(pastNulls.page.text).toBe(
+      'SELECT t0.* FROM "builds" t0 WHERE t0."completed_at" IS NOT NULL AND (t0."completed_at", t0."id") > (?, ?) ORDER BY t0."completed_at" ASC, t0."id" ASC LIMIT ?'
+    )
+    const withinNulls = compile(
+      "sqlite",
+      query({ orderBy: nullsFirst, cursor: { direction: "after", values: [null, "bld_x"] } })
+    )
+    expect(withinNulls.page.text).toContain(
+      'SELECT t0.* FROM "builds" t0 WHERE t0."completed_at" IS NULL AND (t0."id") > (?) ORDER BY t0."id" ASC LIMIT ?) p0 UNION ALL SELECT * FROM (SELECT t1.* FROM "builds" t1 WHERE t1."completed_at" IS NOT NULL ORDER BY'
+    )
+  })
+
+  it("keeps a page ordered first on a nullable field without sort indexes one query: split, it would read every row twice", () => {
+    const text = compile("sqlite", query({ orderBy: '[{"error":"desc_nulls_last"}]' })).page.text
+    expect(text).toBe(
+      'SELECT t0.* FROM "builds" t0 ORDER BY t0."error" DESC NULLS LAST, t0."id" DESC LIMIT ?'
     )
   })
 

@@ -264,7 +264,7 @@ export const makeQueries = (db: Database, schema: string, notify: Notify): Stora
       }),
     listTokens: (access, query) =>
       list(Fields.tokens, rows.toToken, access, query, {
-        select: rows.tokenColumns.map((column) => `t0.${column}`).join(", ")
+        select: (alias) => rows.tokenColumns.map((column) => `${alias}.${column}`).join(", ")
       }),
     revokeToken: Effect.fnUntraced(function* (access, id) {
       const at = yield* now

@@ -258,7 +258,7 @@ export const makeQueries = (
       ),
     listTokens: (access, query) =>
       list(Fields.tokens, rows.toToken, access, query, {
-        select: tokenColumns.map((column) => `t0.${column}`).join(", ")
+        select: (alias) => tokenColumns.map((column) => `${alias}.${column}`).join(", ")
       }),
     revokeToken: Effect.fnUntraced(function* (access, id) {
       const at = yield* now
