@@ -319,6 +319,7 @@ CREATE INDEX workspaces_list ON workspaces USING btree (created_at, id);
 CREATE OR REPLACE FUNCTION build_counts_deleted()
  RETURNS trigger
  LANGUAGE plpgsql
+ SET search_path TO <schema>
 AS $function$
 BEGIN
   INSERT INTO build_counts AS c (workspace_id, entity_id, status, build_trigger, created_by, n)
@@ -331,6 +332,7 @@ END $function$;
 CREATE OR REPLACE FUNCTION build_counts_inserted()
  RETURNS trigger
  LANGUAGE plpgsql
+ SET search_path TO <schema>
 AS $function$
 BEGIN
   INSERT INTO build_counts AS c (workspace_id, entity_id, status, build_trigger, created_by, n)
@@ -343,6 +345,7 @@ END $function$;
 CREATE OR REPLACE FUNCTION build_counts_updated()
  RETURNS trigger
  LANGUAGE plpgsql
+ SET search_path TO <schema>
 AS $function$
 BEGIN
   INSERT INTO build_counts AS c (workspace_id, entity_id, status, build_trigger, created_by, n)

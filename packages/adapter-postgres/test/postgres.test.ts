@@ -7,7 +7,7 @@ import { describe } from "vitest"
 import { statements } from "../src/internal/statements.ts"
 import * as PgStorage from "../src/PgStorage.ts"
 import * as PgTesting from "../src/testing.ts"
-import { freshSchema, queue, seed, storageOn } from "./fixtures.ts"
+import { freshSchema, queue, seed, sql, storageOn } from "./fixtures.ts"
 
 /**
  * The query plan of a statement on `schema`, with sequential scans priced out of reach, and whatever else
@@ -77,6 +77,28 @@ describe("postgres specifics", () => {
           })
         }
       }).pipe(Effect.scoped)
+  )
+
+  it.live("keeps the builds' counts when another connection, with its own search_path, changes them", () =>
+    Effect.gen(function* () {
+      const schema = yield* freshSchema
+      const storage = yield* storageOn(schema)
+      const { versions } = yield* seed(storage)
+      const [first, second] = yield* queue(storage, versions[0]!, 3)
+      const builds = `${pg.escapeIdentifier(schema)}.builds`
+      // An operator's session: the default search_path, which does not name Kiln's schema.
+      yield* sql(`DELETE FROM ${builds} WHERE id = $1`, [first!.id])
+      yield* sql(
+        `UPDATE ${builds} SET status = 'skipped', phase = 'stopped', outcome = 'skipped' WHERE id = $1`,
+        [second!.id]
+      )
+      const total = (status: string) =>
+        Effect.flatMap(Query.fromParams(Fields.builds, Access.all, { status }), (query) =>
+          Effect.map(storage.listBuilds(Access.all, query), (result) => result.total)
+        )
+      expect(yield* total("pending")).toBe(1)
+      expect(yield* total("skipped")).toBe(1)
+    }).pipe(Effect.scoped)
   )
 
   it.live("compares the query language's numbers with any finite number", () =>

@@ -2,7 +2,8 @@
  * The schema of one PostgreSQL schema as readable SQL, built from the catalog: the embedded server ships
  * no `pg_dump`. Tables in name order, each with its columns in their order (type, collation when not the
  * type's, default, NOT NULL), its constraints, its storage settings, then its indexes and triggers; the
- * schema's functions last. Names are printed unqualified, so two schemas migrated alike dump alike.
+ * schema's functions last. Names are printed unqualified, and a search_path pinned to the schema as
+ * `<schema>`, so two schemas migrated alike dump alike.
  */
 import { Effect } from "effect"
 import pg from "pg"
@@ -165,15 +166,24 @@ export const schemaDump = (schema: string): Effect.Effect<string> =>
           `the schema dump does not print ${missing.map((row) => row.object).join(", ")}: teach test/schemaDump.ts`
         )
       }
-      const [{ prefix }] = await read<{ prefix: string }>("SELECT quote_ident($1) || '.' AS prefix")
-      return render({
-        columns: await read<Column & pg.QueryResultRow>(columns),
-        constraints: await read<Definition & pg.QueryResultRow>(constraints),
-        tableOptions: await read<Definition & pg.QueryResultRow>(tableOptions),
-        indexes: await read<Definition & pg.QueryResultRow>(indexes),
-        triggers: await read<Definition & pg.QueryResultRow>(triggers),
-        functions: await read<{ definition: string }>(functions)
-      }).replaceAll(prefix, "")
+      // A search_path names the schema bare when it can, quoted otherwise.
+      const [{ prefix, bare, quoted }] = await read<{ prefix: string; bare: string; quoted: string }>(
+        "SELECT quote_ident($1) || '.' AS prefix, quote_literal($1) AS bare, quote_literal(quote_ident($1)) AS quoted"
+      )
+      return (
+        render({
+          columns: await read<Column & pg.QueryResultRow>(columns),
+          constraints: await read<Definition & pg.QueryResultRow>(constraints),
+          tableOptions: await read<Definition & pg.QueryResultRow>(tableOptions),
+          indexes: await read<Definition & pg.QueryResultRow>(indexes),
+          triggers: await read<Definition & pg.QueryResultRow>(triggers),
+          functions: await read<{ definition: string }>(functions)
+        })
+          .replaceAll(prefix, "")
+          // A function's search_path pinned to the schema, as Kiln's connections set it, prints the same for any name.
+          .replaceAll(`SET search_path TO ${quoted}`, "SET search_path TO <schema>")
+          .replaceAll(`SET search_path TO ${bare}`, "SET search_path TO <schema>")
+      )
     } finally {
       await client.end()
     }

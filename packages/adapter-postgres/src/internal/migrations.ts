@@ -335,7 +335,7 @@ CREATE TABLE leases (
 // on those fields sums a few rows instead of counting the builds. A build without a creator counts under
 // ''. Statement triggers fold a whole statement's rows (a claim of 40, a batch of completions) into one
 // upsert per count, in key order, so statements that touch the same counts lock them in the same order.
-// The functions name the table bare: they run on Kiln's connections, whose search_path is the schema.
+// The functions name the table bare; migration 8 pins their search_path to the schema.
 const buildCounts = `
 CREATE TABLE build_counts (
   workspace_id TEXT COLLATE "C" NOT NULL,
@@ -403,6 +403,15 @@ CREATE INDEX builds_by_completed_at ON builds (completed_at, id) WHERE completed
 CREATE INDEX builds_not_completed ON builds (id) WHERE completed_at IS NULL;
 `
 
+// The count functions resolve `build_counts` by the search_path of whoever writes to `builds`: Kiln's own
+// connections name the schema, but an operator's DELETE from psql, or another tool's connection, would fail
+// (or count into another schema's table). Each takes the schema it was created in, whoever calls it.
+const pinnedCountFunctions = `
+ALTER FUNCTION build_counts_inserted() SET search_path FROM CURRENT;
+ALTER FUNCTION build_counts_deleted() SET search_path FROM CURRENT;
+ALTER FUNCTION build_counts_updated() SET search_path FROM CURRENT
+`
+
 export const migrations: ReadonlyArray<Migration> = [
   { version: 1, name: "create_schema", sql: createSchema },
   { version: 2, name: "triggers", sql: triggers },
@@ -410,7 +419,8 @@ export const migrations: ReadonlyArray<Migration> = [
   { version: 4, name: "events_and_webhooks", sql: eventsAndWebhooks },
   { version: 5, name: "retention", sql: retention },
   { version: 6, name: "build_counts", sql: buildCounts },
-  { version: 7, name: "sort_indexes", sql: sortIndexes }
+  { version: 7, name: "sort_indexes", sql: sortIndexes },
+  { version: 8, name: "pinned_count_functions", sql: pinnedCountFunctions }
 ]
 
 /**
