@@ -220,6 +220,10 @@ export const transition = (
  * The system line a storage appends, as line `seq` and in the same write, to the log of a build it stops
  * on `LeaseExpired`: the process that ran the build is gone, so nothing else would say what became of it.
  */
+/** What a cancelled build's log ends with, the reason given with the request included. */
+export const cancelledText = (reason: string | null): string =>
+  `[kiln] cancelled${reason ? `: ${reason}` : ""}`
+
 export const reapedLine = (before: Build, after: Build, seq: number): LogLine => {
   // Only a build with a lease stops on LeaseExpired.
   const why = `its process (owner ${before.owner}) stopped heartbeating; its lease expired at ${DateTime.formatIso(before.leaseExpiresAt!)}`
@@ -229,8 +233,6 @@ export const reapedLine = (before: Build, after: Build, seq: number): LogLine =>
     stream: "system",
     step: null,
     text:
-      after.outcome === "cancelled"
-        ? `[kiln] cancelled${after.cancelReason ? `: ${after.cancelReason}` : ""} (${why})`
-        : `[kiln] lost: ${why}`
+      after.outcome === "cancelled" ? `${cancelledText(after.cancelReason)} (${why})` : `[kiln] lost: ${why}`
   }
 }

@@ -98,7 +98,7 @@ describe("Engine claiming ahead", () => {
     }).pipe(Effect.provide(services(spy(), { silent: true })))
   )
 
-  it.live("stops a waiting build asked to cancel, without running it", () =>
+  it.live("stops a waiting build asked to cancel, without running it, and says so in its log", () =>
     Effect.gen(function* () {
       const { engine } = yield* startEngine({})
       const slow = yield* shortThenSlow(3)
@@ -109,7 +109,10 @@ describe("Engine claiming ahead", () => {
       yield* storage.requestCancel(Access.all, waiting!.id, "not needed")
       const stopped = yield* Builds.stopped(waiting!.id, "5 seconds")
       expect(stopped).toMatchObject({ status: "cancelled", cancelReason: "not needed", runningAt: null })
-      expect(yield* Builds.logOf(waiting!.id)).toEqual([])
+      const log = yield* Builds.logOf(waiting!.id)
+      expect(log.map(({ seq, stream, text }) => ({ seq, stream, text }))).toEqual([
+        { seq: 1, stream: "system", text: "[kiln] cancelled: not needed" }
+      ])
     }).pipe(Effect.provide(services(spy(), { silent: true })))
   )
 })

@@ -5,6 +5,7 @@
 import type { DateTime } from "effect"
 import type { BuildStep } from "../../Build.ts"
 import type { BuildEvent, Fence } from "../../BuildState.ts"
+import * as BuildState from "../../BuildState.ts"
 import type { RunnerError } from "../../RunnerError.ts"
 
 export interface Artifact {
@@ -67,7 +68,7 @@ export const conclusion = (
     }
     case "Cancelled":
       return {
-        line: `[kiln] cancelled${closing.cancelReason ? `: ${closing.cancelReason}` : ""}`,
+        line: BuildState.cancelledText(closing.cancelReason),
         event: { _tag: "Stopped", at, ...fence }
       }
   }
