@@ -319,7 +319,7 @@ CREATE INDEX workspaces_list ON workspaces USING btree (created_at, id);
 CREATE OR REPLACE FUNCTION build_counts_deleted()
  RETURNS trigger
  LANGUAGE plpgsql
- SET search_path TO <schema>
+ SET search_path TO <schema>, 'pg_temp'
 AS $function$
 BEGIN
   INSERT INTO build_counts AS c (workspace_id, entity_id, status, build_trigger, created_by, n)
@@ -332,7 +332,7 @@ END $function$;
 CREATE OR REPLACE FUNCTION build_counts_inserted()
  RETURNS trigger
  LANGUAGE plpgsql
- SET search_path TO <schema>
+ SET search_path TO <schema>, 'pg_temp'
 AS $function$
 BEGIN
   INSERT INTO build_counts AS c (workspace_id, entity_id, status, build_trigger, created_by, n)
@@ -345,7 +345,7 @@ END $function$;
 CREATE OR REPLACE FUNCTION build_counts_updated()
  RETURNS trigger
  LANGUAGE plpgsql
- SET search_path TO <schema>
+ SET search_path TO <schema>, 'pg_temp'
 AS $function$
 BEGIN
   INSERT INTO build_counts AS c (workspace_id, entity_id, status, build_trigger, created_by, n)

@@ -216,14 +216,26 @@ export const transition = (
   }
 }
 
-/**
- * The system line a storage appends, as line `seq` and in the same write, to the log of a build it stops
- * on `LeaseExpired`: the process that ran the build is gone, so nothing else would say what became of it.
- */
 /** What a cancelled build's log ends with, the reason given with the request included. */
 export const cancelledText = (reason: string | null): string =>
   `[kiln] cancelled${reason ? `: ${reason}` : ""}`
 
+/**
+ * The system line a storage appends, as line `seq` and in the same write, to the log of a build it stops
+ * on `Release` (a cancel was requested while an engine held it unstarted): no run will say it.
+ */
+export const releasedLine = (after: Build, seq: number): LogLine => ({
+  seq,
+  ts: after.updatedAt,
+  stream: "system",
+  step: null,
+  text: cancelledText(after.cancelReason)
+})
+
+/**
+ * The system line a storage appends, as line `seq` and in the same write, to the log of a build it stops
+ * on `LeaseExpired`: the process that ran the build is gone, so nothing else would say what became of it.
+ */
 export const reapedLine = (before: Build, after: Build, seq: number): LogLine => {
   // Only a build with a lease stops on LeaseExpired.
   const why = `its process (owner ${before.owner}) stopped heartbeating; its lease expired at ${DateTime.formatIso(before.leaseExpiresAt!)}`

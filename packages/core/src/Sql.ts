@@ -231,6 +231,14 @@ const compileKeyset = <Name extends string>(
   return bound === undefined ? expanded : `${bound} AND ${expanded}`
 }
 
+interface Part<Name extends string> {
+  readonly table: Table<never, Name>
+  readonly keys: ReadonlyArray<SortKey<Name>>
+  readonly position: ReadonlyArray<Scalar> | undefined
+  /** The part's rows: those where this column is null, or those where it is not. */
+  readonly nulls?: { readonly column: string; readonly isNull: boolean }
+}
+
 /**
  * A page ordered first on a nullable field the table keeps sort indexes for, as two queries: its rows
  * where the field is null, ordered by the other keys, and those where it is not, ordered as if it could not
@@ -240,14 +248,6 @@ const compileKeyset = <Name extends string>(
  * parts can still have rows after it: one in the null part leaves the other part all after it (nulls
  * first) or none of it (nulls last), and the other way round.
  */
-interface Part<Name extends string> {
-  readonly table: Table<never, Name>
-  readonly keys: ReadonlyArray<SortKey<Name>>
-  readonly position: ReadonlyArray<Scalar> | undefined
-  /** The part's rows: those where this column is null, or those where it is not. */
-  readonly nulls?: { readonly column: string; readonly isNull: boolean }
-}
-
 const splitOnNulls = <Name extends string>(
   table: Table<never, Name>,
   keys: ReadonlyArray<SortKey<Name>>,
@@ -282,7 +282,10 @@ export interface ListStatements {
 }
 
 export interface CompileOptions {
-  /** The select list of the page query over the table under `alias`; defaults to every column. */
+  /**
+   * The select list of the page query over the table under `alias`; defaults to every column. It names every
+   * column the order does: a page read in two parts is ordered again on what they select.
+   */
   readonly select?: (alias: string) => string
 }
 

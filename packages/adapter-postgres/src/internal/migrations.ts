@@ -405,11 +405,17 @@ CREATE INDEX builds_not_completed ON builds (id) WHERE completed_at IS NULL;
 
 // The count functions resolve `build_counts` by the search_path of whoever writes to `builds`: Kiln's own
 // connections name the schema, but an operator's DELETE from psql, or another tool's connection, would fail
-// (or count into another schema's table). Each takes the schema it was created in, whoever calls it.
+// (or count into another schema's table). Each now searches the schema it was created in (the migrating
+// connection's), then pg_temp, whoever calls it; a schema renamed later needs them altered to match.
 const pinnedCountFunctions = `
-ALTER FUNCTION build_counts_inserted() SET search_path FROM CURRENT;
-ALTER FUNCTION build_counts_deleted() SET search_path FROM CURRENT;
-ALTER FUNCTION build_counts_updated() SET search_path FROM CURRENT
+DO $$
+DECLARE
+  f TEXT;
+BEGIN
+  FOREACH f IN ARRAY ARRAY['build_counts_inserted', 'build_counts_deleted', 'build_counts_updated'] LOOP
+    EXECUTE format('ALTER FUNCTION %I() SET search_path = %I, pg_temp', f, current_schema());
+  END LOOP;
+END $$
 `
 
 export const migrations: ReadonlyArray<Migration> = [

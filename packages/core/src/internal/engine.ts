@@ -6,7 +6,6 @@ import { hostname } from "node:os"
 import { DateTime, Effect, Option, Queue, Result, type Scope } from "effect"
 import * as Access from "../Access.ts"
 import type { Build } from "../Build.ts"
-import * as BuildState from "../BuildState.ts"
 import type { EngineOptions, EngineShape } from "../Engine.ts"
 import * as Metrics from "../Metrics.ts"
 import * as Retention from "../Retention.ts"
@@ -61,24 +60,12 @@ export const makeEngine = (
     // Wakes the claim loop before its poll interval is up: a build was queued, or a slot came free.
     const wake = yield* Queue.sliding<void>(1)
     const signal = Effect.asVoid(Queue.offer(wake, undefined))
-    // A build claimed ahead and not started goes back to the queue; if its lease is gone, it is not ours.
-    // One asked to cancel stops instead, and its log says so as a run's would, in the same write.
-    const giveBack = (build: Build, cancelled: boolean) =>
-      Effect.gen(function* () {
-        const at = yield* DateTime.now
-        const fence = { owner, attempt: build.attempt }
-        const release = { _tag: "Release", at, ...fence } as const
-        if (!cancelled) return yield* retryTransient(storage.transition(build.id, release))
-        const { cancelReason } = yield* storage.getBuild(Access.all, build.id)
-        const line = {
-          seq: 1,
-          ts: at,
-          stream: "system",
-          step: null,
-          text: BuildState.cancelledText(cancelReason)
-        } as const
-        return yield* retryTransient(storage.appendAndTransition(build.id, fence, [line], [release]))
-      }).pipe(
+    // A build claimed ahead and not started goes back to the queue (or stops, with its line, if a cancel
+    // was requested meanwhile); if its lease is gone, it is not ours.
+    const giveBack = (build: Build) =>
+      Effect.flatMap(DateTime.now, (at) =>
+        retryTransient(storage.transition(build.id, { _tag: "Release", at, owner, attempt: build.attempt }))
+      ).pipe(
         Effect.catch((error) =>
           Effect.logWarning(`could not give build ${build.id} back to the queue`, error)
         ),
@@ -102,7 +89,7 @@ export const makeEngine = (
       leaseMs,
       concurrency,
       prefetch: options.prefetch ?? concurrency,
-      giveBack: (build) => giveBack(build, false),
+      giveBack,
       limits: options.limits,
       pollIntervalMs: options.pollIntervalMs ?? 1000,
       builds,

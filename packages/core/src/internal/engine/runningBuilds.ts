@@ -24,10 +24,10 @@ export interface RunningBuildsInput {
   /** Runs whenever a slot comes free. */
   readonly onRelease: Effect.Effect<void>
   /**
-   * Gives a build that waited here back to the queue without running it (storage stops it instead if a
-   * cancel was requested meanwhile); `cancelled` when that is why, so its log says so.
+   * Gives a build that waited here back to the queue without running it (storage stops it instead, with
+   * its log's cancel line, if a cancel was requested meanwhile).
    */
-  readonly giveBack: (build: Build, cancelled: boolean) => Effect.Effect<void>
+  readonly giveBack: (build: Build) => Effect.Effect<void>
   /** How long a build may wait for a slot; one that waited longer is given back rather than started. */
   readonly holdMs: number
   /**
@@ -86,8 +86,8 @@ export const makeRunningBuilds = (input: RunningBuildsInput): RunningBuilds => {
   let typicalRunMs: number | undefined
   const fibers = () => [...running.values()].map((slot) => slot.fiber).concat([...finishing.values()])
   const stopCancelled = (slot: Slot) => Deferred.succeed(slot.stop, { _tag: "Cancelled" })
-  const giveBackAll = (builds: ReadonlyArray<Waiting>, cancelled = false) =>
-    Effect.forEach(builds, ({ build }) => input.giveBack(build, cancelled), { discard: true })
+  const giveBackAll = (builds: ReadonlyArray<Waiting>) =>
+    Effect.forEach(builds, ({ build }) => input.giveBack(build), { discard: true })
 
   const launch = (build: Build, waitedMs: number): Effect.Effect<void> =>
     Effect.gen(function* () {
@@ -111,7 +111,7 @@ export const makeRunningBuilds = (input: RunningBuildsInput): RunningBuilds => {
             yield* launch(next.build, waited)
             break
           }
-          yield* input.giveBack(next.build, false)
+          yield* input.giveBack(next.build)
         }
         yield* input.onRelease
       })
@@ -171,7 +171,7 @@ export const makeRunningBuilds = (input: RunningBuildsInput): RunningBuilds => {
       const unstarted = waiting.filter(({ build }) => build.id === id)
       if (unstarted.length === 0) return Effect.void
       waiting = waiting.filter(({ build }) => build.id !== id)
-      return giveBackAll(unstarted, true)
+      return giveBackAll(unstarted)
     },
     giveBackWaiting,
     shutdown

@@ -17,7 +17,7 @@ import type { LogLine } from "../../LogLine.ts"
 import type { Transaction } from "../../StorageDriver.ts"
 import { Conflict, NotFound, type StorageError } from "../../StorageError.ts"
 import { buildEvents, eventsWritten, insertEvents, type Lifecycle, now, writeState } from "./context.ts"
-import { appendInTransaction, lockFenced, storable } from "./logs.ts"
+import { appendInTransaction, appendLocked, lockFenced, storable } from "./logs.ts"
 
 const lockExisting = (tx: Transaction, id: Id.BuildId): Effect.Effect<Build.Build, NotFound | StorageError> =>
   Effect.flatMap(tx.lockBuild(id), (build) =>
@@ -203,8 +203,37 @@ const transitionLocked = (lifecycle: Lifecycle, id: Id.BuildId, event: BuildStat
     (build) => changed(lifecycle, build)
   )
 
+/**
+ * A build given back unstarted: queued again, or stopped as cancelled when a cancel was requested while it
+ * was held, and then its log says so in the same transaction, as the reaper's line does for a lost build.
+ * Decided on the build as stored, so a request the engine has not heard of yet is not missed.
+ */
+const releaseLocked = (lifecycle: Lifecycle, id: Id.BuildId, event: BuildState.BuildEvent) =>
+  Effect.flatMap(
+    lifecycle.driver.transaction((tx) =>
+      Effect.gen(function* () {
+        const build = yield* lockExisting(tx, id)
+        const next = yield* Effect.fromResult(BuildState.transition(build, event))
+        if (next.phase !== "stopped")
+          return { build: yield* writeState(lifecycle, tx, build, next), appended: undefined }
+        const stats = yield* tx.logStats(id)
+        const line = BuildState.releasedLine(next, stats.lastSeq + 1)
+        const appended = yield* appendLocked(lifecycle, tx, build, stats, [line], yield* tx.now)
+        return { build: yield* writeState(lifecycle, tx, build, next), appended }
+      })
+    ),
+    ({ build, appended }) => {
+      if (appended !== undefined) lifecycle.known.trackLog(build, appended.stats)
+      return changed(lifecycle, build, appended === undefined ? [] : [appended.change])
+    }
+  ).pipe(
+    // The line continues the log as this transaction reads it: it cannot miss.
+    Effect.catchTag("LogSequenceGap", Effect.die)
+  )
+
 export const transition = (lifecycle: Lifecycle) => (id: Id.BuildId, event: BuildState.BuildEvent) =>
   Effect.suspend(() => {
+    if (event._tag === "Release") return releaseLocked(lifecycle, id, event)
     const writeKnown = lifecycle.driver.fastPaths?.writeKnown
     const state = writeKnown && lifecycle.known.planTransition(id, [event])
     if (!writeKnown || state === undefined) return transitionLocked(lifecycle, id, event)

@@ -145,6 +145,22 @@ export const transitions = (name: string, make: MakeStorage) =>
           storage.transition(build.id, { _tag: "Release", at: yield* now, ...again.fence })
         )
         expect(started._tag).toBe("InvalidTransition")
+        expect((yield* storage.readLogs(Access.all, build.id, 0, 10)).lines).toEqual([])
+      }))
+
+    it("stops an unstarted claim given back after a cancel request, its log saying so", () =>
+      Effect.gen(function* () {
+        const { storage, version } = yield* seed()
+        yield* queue(version)
+        const { build, fence } = yield* claimOne("engine")
+        yield* storage.requestCancel(Access.all, build.id, "not needed")
+        const stopped = yield* storage.transition(build.id, { _tag: "Release", at: yield* now, ...fence })
+        assertValidBuild(stopped)
+        expect(stopped).toMatchObject({ status: "cancelled", outcome: "cancelled", runningAt: null })
+        const { lines } = yield* storage.readLogs(Access.all, build.id, 0, 10)
+        expect(lines.map(({ seq, stream, text }) => ({ seq, stream, text }))).toEqual([
+          { seq: 1, stream: "system", text: "[kiln] cancelled: not needed" }
+        ])
       }))
 
     it("never changes a stopped build: owner writes lose the lease, other events are invalid", () =>
