@@ -14,8 +14,12 @@ export interface MetricsShape {
   readonly claimed: (latencyMs: number, builds: number) => void
   /** The engine's slots: how many run a build, of how many. */
   readonly slots: (inUse: number, capacity: number) => void
-  /** A build this engine ran reached its final state (its outcome, queue wait and duration come from it). */
-  readonly buildFinished: (build: Build) => void
+  /**
+   * A build this engine ran reached its final state (its outcome, queue wait and duration come from it).
+   * `heldMs` is how long the engine held it, claimed ahead, before a slot started it: queue wait, though the
+   * build's `startedAt` (its claim) counts it in the run.
+   */
+  readonly buildFinished: (build: Build, heldMs: number) => void
   /** Log lines stored for a build, and their bytes. */
   readonly logsStored: (lines: number, bytes: number) => void
   readonly deliveryAttempted: (result: DeliveryResult) => void

@@ -101,12 +101,12 @@ export const make: Effect.Effect<Metrics.MetricsShape & KilnMetricsShape, never,
     )
     const queueWait = histogram(
       "kiln_build_queue_wait_seconds",
-      "From a build's creation to its start, for builds this process finished.",
+      "From a build's creation until a slot of an engine started it, for builds this process finished.",
       buildBuckets
     )
     const duration = histogram(
       "kiln_build_duration_seconds",
-      "From a build's start to its final state, for builds this process finished.",
+      "From a slot starting a build to its final state, for builds this process finished.",
       buildBuckets
     )
     const claims = histogram(
@@ -161,12 +161,13 @@ export const make: Effect.Effect<Metrics.MetricsShape & KilnMetricsShape, never,
         slotsInUse.set(inUse)
         slots.set(capacity)
       },
-      buildFinished: (build) => {
+      buildFinished: (build, heldMs) => {
         finished.inc({ outcome: build.outcome ?? "unknown" })
+        // A build claimed ahead waited in the engine after its claim (`startedAt`): that is queue time too.
         const waited = seconds(build.createdAt, build.startedAt)
-        if (waited !== undefined) queueWait.observe(waited)
+        if (waited !== undefined) queueWait.observe(waited + heldMs / 1000)
         const took = seconds(build.startedAt, build.completedAt)
-        if (took !== undefined) duration.observe(took)
+        if (took !== undefined) duration.observe(Math.max(0, took - heldMs / 1000))
       },
       logsStored: (lines, bytes) => {
         logLines.inc(lines)

@@ -150,7 +150,7 @@ export const runBuild = (
       Effect.matchEffect({
         onSuccess: (final) =>
           Effect.andThen(
-            Effect.sync(() => input.metrics.buildFinished(final)),
+            Effect.sync(() => input.metrics.buildFinished(final, waitedMs)),
             logProgress(`build ${final.status}`, build)
           ),
         // The lease lapses and a reaper records the build as lost: it never stays running.
