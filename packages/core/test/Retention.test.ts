@@ -1,26 +1,10 @@
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { afterAll, describe, expect, it } from "@effect/vitest"
-import {
-  Access,
-  App,
-  AppVersion,
-  type Build,
-  Engine,
-  Query,
-  Retention,
-  Runner,
-  SourceStore,
-  Storage
-} from "@kiln/core"
-import { Builds, RunnerConformance } from "@kiln/core/testing"
-import { Effect, Layer, Result, Stream } from "effect"
+import { describe, expect, it } from "@effect/vitest"
+import { Access, type Build, Engine, Query, Retention, Runner, SourceStore, Storage } from "@kiln/core"
+import { Builds } from "@kiln/core/testing"
+import { Effect, Layer, Result } from "effect"
 import { imagesToRemove } from "../src/internal/engine/retention.ts"
+import { appWith, dir } from "./engineFixtures.ts"
 import { queuedBuild } from "./fixtures.ts"
-
-const dir = mkdtempSync(join(tmpdir(), "kiln-retention-"))
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe("Retention settings", () => {
   it("resolves each field from the app's override, then the workspace's, then the server's", () => {
@@ -112,32 +96,10 @@ const engineWith = (
     )
   )
 
-const app = Effect.gen(function* () {
-  const storage = yield* Storage.Storage
-  const sources = yield* SourceStore.SourceStore
-  const workspace = yield* storage.createWorkspace({ name: "acme" })
-  const created = yield* storage.createApp(Access.all, {
-    workspaceId: workspace.id,
-    handle: "web",
-    name: "Web",
-    kind: "app",
-    build: { ...App.defaultBuildSettings, strategy: "commands", buildCommand: "echo built" }
-  })
-  const stored = yield* sources.putArchive(
-    Stream.fromEffect(RunnerConformance.archiveOf({ "README.md": "hello\n" }))
-  )
-  const version = yield* storage.createAppVersion(Access.all, {
-    appId: created.id,
-    source: { type: "archive" }
-  })
-  yield* storage.resolveAppVersion(Access.all, version.id, AppVersion.archiveStored(stored))
-  return { storage, version }
-})
-
 describe("Retention in the engine", () => {
   it.live("deletes stopped builds beyond the policy's count on its schedule, with build.deleted events", () =>
     Effect.gen(function* () {
-      const { storage, version } = yield* app
+      const { storage, version } = yield* appWith("echo built")
       const builds = yield* Effect.forEach(Array.from({ length: 5 }), () =>
         storage.createBuild(Access.all, { appVersionId: version.id, trigger: "manual", createdBy: "test" })
       )
@@ -163,7 +125,7 @@ describe("Retention in the engine", () => {
 
   it.live("expires logs after the policy's age, and the build stays", () =>
     Effect.gen(function* () {
-      const { storage, version } = yield* app
+      const { storage, version } = yield* appWith("echo built")
       const build = yield* storage.createBuild(Access.all, {
         appVersionId: version.id,
         trigger: "manual",
@@ -187,7 +149,7 @@ describe("Retention in the engine", () => {
     "runs the store's part in one process at a time: another holder of the lease keeps it from running",
     () =>
       Effect.gen(function* () {
-        const { storage, version } = yield* app
+        const { storage, version } = yield* appWith("echo built")
         const builds = yield* Effect.forEach(Array.from({ length: 3 }), () =>
           storage.createBuild(Access.all, { appVersionId: version.id, trigger: "manual", createdBy: "test" })
         )

@@ -114,5 +114,5 @@ export const appWith = (build: string, settings: Partial<App.BuildSettings> = {}
           triggerMetadata
         })
       )
-    return { storage, app, queue }
+    return { storage, app, version, queue }
   })
