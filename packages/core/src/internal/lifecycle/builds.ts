@@ -190,31 +190,19 @@ export const makeCreateBuild = (lifecycle: Lifecycle) =>
     })
   })
 
-/** A transition applied to the build as read under its lock: always the authoritative answer. */
-const transitionLocked = (lifecycle: Lifecycle, id: Id.BuildId, event: BuildState.BuildEvent) =>
-  Effect.flatMap(
-    lifecycle.driver.transaction((tx) =>
-      Effect.flatMap(lockExisting(tx, id), (build) =>
-        Effect.flatMap(Effect.fromResult(BuildState.transition(build, event)), (next) =>
-          writeState(lifecycle, tx, build, next)
-        )
-      )
-    ),
-    (build) => changed(lifecycle, build)
-  )
-
 /**
- * A build given back unstarted: queued again, or stopped as cancelled when a cancel was requested while it
- * was held, and then its log says so in the same transaction, as the reaper's line does for a lost build.
- * Decided on the build as stored, so a request the engine has not heard of yet is not missed.
+ * A transition applied to the build as read under its lock: always the authoritative answer. A build given
+ * back unstarted (`Release`) that stops instead, because a cancel was requested while it was held, gets
+ * its log's cancel line in the same transaction, as the reaper's line does for a lost build: decided on the
+ * build as stored, so a request the engine has not heard of yet is not missed.
  */
-const releaseLocked = (lifecycle: Lifecycle, id: Id.BuildId, event: BuildState.BuildEvent) =>
+const transitionLocked = (lifecycle: Lifecycle, id: Id.BuildId, event: BuildState.BuildEvent) =>
   Effect.flatMap(
     lifecycle.driver.transaction((tx) =>
       Effect.gen(function* () {
         const build = yield* lockExisting(tx, id)
         const next = yield* Effect.fromResult(BuildState.transition(build, event))
-        if (next.phase !== "stopped")
+        if (event._tag !== "Release" || next.phase !== "stopped")
           return { build: yield* writeState(lifecycle, tx, build, next), appended: undefined }
         const stats = yield* tx.logStats(id)
         const line = BuildState.releasedLine(next, stats.lastSeq + 1)
@@ -233,7 +221,8 @@ const releaseLocked = (lifecycle: Lifecycle, id: Id.BuildId, event: BuildState.B
 
 export const transition = (lifecycle: Lifecycle) => (id: Id.BuildId, event: BuildState.BuildEvent) =>
   Effect.suspend(() => {
-    if (event._tag === "Release") return releaseLocked(lifecycle, id, event)
+    // A give-back is rare, and whether it stops the build is only known under the lock.
+    if (event._tag === "Release") return transitionLocked(lifecycle, id, event)
     const writeKnown = lifecycle.driver.fastPaths?.writeKnown
     const state = writeKnown && lifecycle.known.planTransition(id, [event])
     if (!writeKnown || state === undefined) return transitionLocked(lifecycle, id, event)
