@@ -250,9 +250,20 @@ describe.skipIf(missing !== undefined)("dashboard in Chromium", () => {
     const id = await queueBuild(big.body.id)
     const { context, page } = await signedIn()
     await page.goto(`${server.url}/ui/#/builds/${id}`)
+    // The server's word first, so a failure says whether the build or the page fell short, and how the build
+    // ended (its status and error) or that it never did.
+    let stored: { status?: string; error?: string | null } = {}
     await expect
-      .poll(() => page.getByTestId("build-status").textContent(), { timeout: 120_000 })
-      .toMatch(/completed/)
+      .poll(
+        async () => {
+          stored = (await call(server, "GET", `/api/builds/${id}`)).body
+          return ["pending", "running"].includes(stored.status ?? "") ? "active" : "stopped"
+        },
+        { timeout: 120_000 }
+      )
+      .toBe("stopped")
+    expect({ status: stored.status, error: stored.error }).toEqual({ status: "completed", error: null })
+    await expect.poll(() => page.getByTestId("build-status").textContent(), poll).toMatch(/completed/)
     const log = page.getByTestId("build-log")
     // Every line is there to scroll to; few are in the document.
     const lines = page.getByTestId("log-line")
