@@ -251,8 +251,8 @@ describe("http › log stream", () => {
 })
 
 /** Opens the stream, failing the test if it is refused. */
-const opened = async (url: string, path: string, token: string) => {
-  const outcome = await openStream(url, path, { token })
+const opened = async (url: string, path: string, token: string, paused?: boolean) => {
+  const outcome = await openStream(url, path, { token, paused })
   if (!("opened" in outcome)) throw new Error(outcome.refused.text)
   return outcome.opened
 }
@@ -283,8 +283,9 @@ describe("http › log stream › followers that stop reading (the server in a p
   const lineCount = 40_000
   const text = (seq: number) => `line ${seq} `.padEnd(1000, "x")
   const stallTimeoutMs = 3000
-  // Each stuck follower may hold 1 MiB unsent and a page of lines (1,000 here, about 1 MB, and their messages);
-  // each stuck download two pages, one as text.
+  // Each stuck follower may hold 1 MiB unsent and the frames of the pages it comes from (1,000 lines here,
+  // about 1 MB); each stuck download two pages, one as text; the followers' shared pages, kept while the stuck
+  // ones have not read them, 16 MiB in all.
   const bound = 32 * MiB
   let remote: ServerProcess
   let id: string
@@ -306,8 +307,10 @@ describe("http › log stream › followers that stop reading (the server in a p
 
   it("holds a bounded buffer for five followers and two text downloads that never read, sends a reader every line meanwhile, and lets go when they leave", async () => {
     const before = await remote.memory()
-    const stuck = await Promise.all(range(1, 5).map(() => opened(remote.url, streamPath(id), remote.admin)))
-    for (const follower of stuck) follower.pause()
+    // Stuck from the start: a follower that read while the others opened could take the whole log first.
+    const stuck = await Promise.all(
+      range(1, 5).map(() => opened(remote.url, streamPath(id), remote.admin, true))
+    )
     // Both dialects' plain-text logs: the same code reads them from storage as the client takes them.
     const downloads = await Promise.all(
       [`/api/builds/${id}/logs?format=text`, `/api/v1/deployments/${appId}/builds/${id}/logs`].map((path) =>

@@ -22,6 +22,7 @@ import { logStreamTokenProtocol } from "../Api.ts"
 import * as ApiError from "../ApiError.ts"
 import { respond } from "./responses.ts"
 import * as Sessions from "./sessions.ts"
+import * as WsFrames from "./wsFrames.ts"
 
 /** The bearer credential of an upgrade request: the Authorization header, or a `bearer.<token>` subprotocol. */
 export const credentialOf = (headers: Readonly<Record<string, string | undefined>>): string | undefined => {
@@ -202,8 +203,11 @@ const flowOf = (connection: Duplex | undefined, limits: Limits): Flow => {
 export interface Connection {
   /** Sends one text message once the connection has room for it. */
   readonly send: (text: string) => Effect.Effect<void, Stalled | Socket.SocketError>
-  /** Sends messages in order, corked, once the connection has room: a page in one call and one write. */
-  readonly sendAll: (texts: ReadonlyArray<string>) => Effect.Effect<void, Stalled | Socket.SocketError>
+  /**
+   * Sends messages already framed, in order, once the connection has room: as one write of their frames on
+   * a Node connection, else through the socket one by one.
+   */
+  readonly sendFrames: (frames: WsFrames.Slice) => Effect.Effect<void, Stalled | Socket.SocketError>
   /** Runs `effect` (sends, usually) with the connection corked: a page leaves in one system call. */
   readonly batch: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Closes the WebSocket normally (or with another code), after everything sent. */
@@ -224,7 +228,8 @@ export const serve = <E, R>(
   ended: Effect.Effect<Ending>
 ) =>
   Effect.gen(function* () {
-    const flow = flowOf(connectionOf(request), limits)
+    const raw = connectionOf(request)
+    const flow = flowOf(raw, limits)
     const socket = yield* request.upgrade
     const { pull } = yield* socket.reader
     const writer = yield* socket.writer
@@ -234,12 +239,23 @@ export const serve = <E, R>(
       Effect.forever(pull).pipe(Effect.ignore, Effect.andThen(Deferred.succeed(gone, undefined)))
     )
     const close = (code: number, reason: string) => writer.write(new Socket.CloseEvent(code, reason))
+    // On a Node connection every message goes out as frames written to it, none through the WebSocket
+    // library, so nothing it holds back (a message it compresses) can come after a frame written here.
+    const write = (bytes: Uint8Array) =>
+      Effect.andThen(
+        flow.room,
+        Effect.sync(() => raw!.write(bytes))
+      )
     const following = follow({
-      send: (text) => Effect.andThen(flow.room, writer.write(text)),
-      sendAll: (texts) =>
-        Arr.isReadonlyArrayNonEmpty(texts)
+      send: (text) =>
+        raw === undefined ? Effect.andThen(flow.room, writer.write(text)) : write(WsFrames.one(text)),
+      sendFrames: (frames) => {
+        if (raw !== undefined) return frames.bytes.length === 0 ? Effect.void : write(frames.bytes)
+        const texts = frames.texts()
+        return Arr.isReadonlyArrayNonEmpty(texts)
           ? Effect.andThen(flow.room, flow.batch(writer.writeAll(texts)))
-          : Effect.void,
+          : Effect.void
+      },
       batch: flow.batch,
       close
     }).pipe(

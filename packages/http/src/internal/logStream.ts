@@ -36,14 +36,15 @@ import {
 import { canonicalId, idOf } from "./ids.ts"
 import * as LogPages from "./logPages.ts"
 import * as LogTickets from "./logTickets.ts"
+import * as WsFrames from "./wsFrames.ts"
 
 export type { Limits } from "./follower.ts"
 
-const pageSize = 1000
 /**
  * About how much of a page is sent at once, each part once the connection has room for it. A page of short
  * lines goes whole (parts of 64 KiB cut 100 followers' throughput from 9,000 lines/s to 3,700); a page of
- * long lines in parts, so a follower that stalls holds its bound and a part rather than a page.
+ * long lines in parts, so a follower that stalls has its bound and a part queued rather than a page (the
+ * part is a slice of the page's frames, which it keeps in memory meanwhile).
  */
 const sendBytes = 256 * 1024
 
@@ -127,33 +128,32 @@ export const follow = (
           const text = dialect.render(message)
           return text === undefined ? Effect.void : connection.send(text)
         }
+        const reader = yield* pages.reader(buildId, seq)
         // Sent once the first page shows the log is there: an expired log closes before any message.
         let status: BuildState.Status | undefined
         while (true) {
-          const { page, messages } = yield* pages.read(buildId, seq, pageSize, knownSeq)
+          const page = yield* reader.read(seq, knownSeq)
+          const { seqs, frames } = page
           if (page.expiredAt !== null) return yield* connection.close(logsExpiredCode, "logs_expired")
           if (status === undefined) {
             status = build.status
             yield* send({ type: "status", status })
           }
-          // In parts, each once the connection has room: a slow follower holds at most its bound and a part,
-          // and the cursor it is told to resume from is the last line sent.
-          let part: Array<string> = []
-          let partBytes = 0
-          for (let i = 0; i < page.lines.length; i++) {
-            const message = messages[i]
-            if (message !== undefined) {
-              part.push(message)
-              partBytes += message.length
-            }
-            if (partBytes >= sendBytes || i === page.lines.length - 1) {
-              yield* connection.sendAll(part)
-              seq = page.lines[i]!.seq
-              part = []
-              partBytes = 0
+          // The page may begin before the follower's cursor; from there on, in parts, each once the
+          // connection has room: a slow follower holds at most its bound and a part, and the cursor it is
+          // told to resume from is the last line sent.
+          let from = 0
+          while (from < seqs.length && seqs[from]! <= seq) from++
+          for (let to = from; to < seqs.length; to++) {
+            const partStart = from === 0 ? 0 : frames.ends[from - 1]!
+            if (frames.ends[to]! - partStart >= sendBytes || to === seqs.length - 1) {
+              yield* connection.sendFrames(WsFrames.slice(frames, from, to + 1))
+              seq = seqs[to]!
+              reader.reached(seq)
+              from = to + 1
             }
           }
-          if (page.lines.length === pageSize) continue
+          if (seqs.length === pages.pageSize) continue
           const now = yield* Clock.currentTimeMillis
           if (changed || now - buildReadAt >= 1000) {
             changed = false
