@@ -4,6 +4,7 @@
  * cursor. The engine's part is played through storage, so every step of the build is under the test's
  * control (the Docker end-to-end tests cover real builds).
  */
+import { randomBytes } from "node:crypto"
 import { get } from "node:http"
 import { connect, createServer, type Socket } from "node:net"
 import { Id } from "@kiln/core"
@@ -275,6 +276,53 @@ const stuckDownload = (url: string, token: string) =>
     request.on("error", reject)
   })
 
+/**
+ * Follows a stream over a bare TCP connection that, after the first 100 frames, sends a Close frame of its own
+ * and reads nothing for 1.5 s, so the server's answer queues behind what it had already written. Resolves
+ * with the opcode of every frame the server sent, in order, once it closed the connection.
+ */
+const closedByClient = (base: string, path: string, token: string) =>
+  new Promise<Array<number>>((resolve, reject) => {
+    const socket = connect(Number(new URL(base).port), "127.0.0.1")
+    socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n` +
+        `Authorization: Bearer ${token}\r\n\r\n`
+    )
+    let buffer = Buffer.alloc(0)
+    let upgraded = false
+    const opcodes: Array<number> = []
+    socket.on("data", (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk])
+      if (!upgraded) {
+        const end = buffer.indexOf("\r\n\r\n")
+        if (end < 0) return
+        upgraded = true
+        buffer = buffer.subarray(end + 4)
+      }
+      while (buffer.length >= 2) {
+        const short = buffer[1]! & 0x7f
+        const header = 2 + (short === 126 ? 2 : short === 127 ? 8 : 0)
+        if (buffer.length < header) return
+        const length =
+          short < 126 ? short : short === 126 ? buffer.readUInt16BE(2) : Number(buffer.readBigUInt64BE(2))
+        if (buffer.length < header + length) return
+        opcodes.push(buffer[0]! & 0x0f)
+        buffer = buffer.subarray(header + length)
+        if (opcodes.length === 100) {
+          // Code 1000, masked as a client's frames must be.
+          const mask = randomBytes(4)
+          const payload = Buffer.from([0x03, 0xe8].map((byte, i) => byte ^ mask[i]!))
+          socket.write(Buffer.concat([Buffer.from([0x88, 0x82]), mask, payload]))
+          socket.pause()
+          setTimeout(() => socket.resume(), 1500)
+        }
+      }
+    })
+    socket.on("error", reject)
+    socket.on("close", () => resolve(opcodes))
+  })
+
 /** What the server holds on to: its heap and the memory outside it (socket buffers), after a collection. */
 const live = (memory: Memory) => memory.heapUsed + memory.external
 
@@ -332,6 +380,13 @@ describe("http › log stream › followers that stop reading (the server in a p
     const figures = [before, during, after].map((m) => `${(live(m) / MiB).toFixed(0)} MiB`).join(" → ")
     expect(live(during) - live(before), figures).toBeLessThan(bound)
     expect(live(after) - live(before), figures).toBeLessThan(8 * MiB)
+  })
+
+  it("sends nothing after its answer to a Close frame from the client, however much it had left to send", async () => {
+    const opcodes = await closedByClient(remote.url, streamPath(id), remote.admin)
+    const answer = opcodes.indexOf(0x8)
+    expect(answer).toBeGreaterThanOrEqual(100)
+    expect(opcodes.slice(answer + 1)).toEqual([])
   })
 
   it("closes a follower that takes nothing for the stall timeout with 4008 and the cursor to resume from", async () => {

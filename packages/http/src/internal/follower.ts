@@ -5,7 +5,7 @@
  *
  * A follower that does not read gets backpressure: Kiln sends only while the connection holds less than
  * `maxBufferedBytes` the client has not taken, and a route reads storage only as it sends, so a stalled
- * follower costs that buffer and one page. One that takes nothing for `stallTimeoutMs` is closed with
+ * follower costs that buffer and the page it sends from. One that takes nothing for `stallTimeoutMs` is closed with
  * `slowConsumerCode`, its reason naming the cursor to resume from: the close frame follows every message
  * sent.
  *
@@ -148,7 +148,7 @@ interface Flow {
    * has taken nothing for `stallTimeoutMs`. A slow client that keeps reading is never stalled.
    */
   readonly room: Effect.Effect<void, Stalled>
-  /** Runs `effect` with the connection corked, so a page of messages leaves in one system call, not one each. */
+  /** Runs `effect` with the connection corked, so the messages it sends leave in one system call, not one each. */
   readonly batch: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 }
 
@@ -199,6 +199,53 @@ const flowOf = (connection: Duplex | undefined, limits: Limits): Flow => {
   }
 }
 
+const closingError = new Socket.SocketError({
+  reason: new Socket.SocketWriteError({ cause: new Error("the WebSocket is closing") })
+})
+
+/**
+ * Calls `onClose` once the client sends a Close frame (RFC 6455 §5.2), reading what it sends beside the
+ * WebSocket library, which answers it: frames written on the connection after that answer would break the
+ * closing handshake. Payloads are skipped, not kept. Answers how to stop watching.
+ */
+export const watchCloseFrame = (connection: Duplex, onClose: () => void): (() => void) => {
+  let head = Buffer.alloc(0)
+  let skip = 0
+  const onData = (chunk: Buffer) => {
+    let at = 0
+    while (at < chunk.length) {
+      if (skip > 0) {
+        const skipped = Math.min(skip, chunk.length - at)
+        skip -= skipped
+        at += skipped
+        continue
+      }
+      // A header is at most 14 bytes: 2, an extended length of 2 or 8, and a mask of 4.
+      const taken = Math.min(14 - head.length, chunk.length - at)
+      const bytes = Buffer.concat([head, chunk.subarray(at, at + taken)])
+      const short = bytes.length < 2 ? 0 : bytes[1]! & 0x7f
+      const size =
+        2 + (short === 126 ? 2 : short === 127 ? 8 : 0) + (bytes.length >= 2 && bytes[1]! & 0x80 ? 4 : 0)
+      if (bytes.length < size || bytes.length < 2) {
+        head = bytes
+        return
+      }
+      if ((bytes[0]! & 0x0f) === 0x8) {
+        stop()
+        return onClose()
+      }
+      at += size - head.length
+      head = Buffer.alloc(0)
+      skip = short < 126 ? short : short === 126 ? bytes.readUInt16BE(2) : Number(bytes.readBigUInt64BE(2))
+    }
+  }
+  const stop = () => {
+    connection.off("data", onData)
+  }
+  connection.on("data", onData)
+  return stop
+}
+
 /** A follower's side of an open WebSocket. */
 export interface Connection {
   /** Sends one text message once the connection has room for it. */
@@ -208,7 +255,7 @@ export interface Connection {
    * a Node connection, else through the socket one by one.
    */
   readonly sendFrames: (frames: WsFrames.Slice) => Effect.Effect<void, Stalled | Socket.SocketError>
-  /** Runs `effect` (sends, usually) with the connection corked: a page leaves in one system call. */
+  /** Runs `effect` (sends, usually) with the connection corked: what it sends leaves in one system call. */
   readonly batch: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Closes the WebSocket normally (or with another code), after everything sent. */
   readonly close: (code: number, reason: string) => Effect.Effect<void, Socket.SocketError>
@@ -238,13 +285,29 @@ export const serve = <E, R>(
     yield* Effect.forkScoped(
       Effect.forever(pull).pipe(Effect.ignore, Effect.andThen(Deferred.succeed(gone, undefined)))
     )
-    const close = (code: number, reason: string) => writer.write(new Socket.CloseEvent(code, reason))
-    // On a Node connection every message goes out as frames written to it, none through the WebSocket
-    // library, so nothing it holds back (a message it compresses) can come after a frame written here.
+    // On a Node connection every message goes out as frames written to it, no data message through the
+    // WebSocket library (which leaves control frames to it), so nothing the library holds back (a message it
+    // compresses) can come after a frame written here. Nothing is written once either side began to close.
+    let closing = false
+    if (raw !== undefined) {
+      const stopWatching = watchCloseFrame(raw, () => {
+        closing = true
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(stopWatching))
+    }
+    const close = (code: number, reason: string) =>
+      Effect.suspend(() => {
+        closing = true
+        return writer.write(new Socket.CloseEvent(code, reason))
+      })
     const write = (bytes: Uint8Array) =>
       Effect.andThen(
         flow.room,
-        Effect.sync(() => raw!.write(bytes))
+        Effect.suspend(() => {
+          if (closing || raw!.writableEnded) return Effect.fail(closingError)
+          raw!.write(bytes)
+          return Effect.void
+        })
       )
     const following = follow({
       send: (text) =>

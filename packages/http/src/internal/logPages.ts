@@ -5,16 +5,17 @@
  * follower of the build: a hundred followers cost one storage read and one rendering per page, not a
  * hundred, wherever each of them started.
  *
- * A full page cannot change, so it is shared for as long as it is kept. The last page of a log still
+ * A full page does not change (but for lines a log budget trims from the log's start, which a follower may
+ * then still be sent), so it is shared for as long as it is kept. The last page of a log still
  * grows: it is fresh for a follower while it reaches as far as the follower knows the log to reach (the
  * `lastSeq` of the hints it has seen) and is younger than `maxAgeMs`; otherwise it is read again and
  * replaces the old one. So a page read before newer lines landed is never taken as the end of the log,
  * and a follower without hints (polling) reads again on its next poll. Reads are made with full access: a
  * follower has been allowed the build before it asks.
  *
- * Each follower says how far it has got, so a full page is kept while a follower of its build has not
- * passed it (followers spread out: the first ones read a page long before the last ones reach it), and
- * dropped `maxAgeMs` after none needs it. Past `maxBytes` in all, the pages the fewest followers still
+ * Each follower says how far it has got, so a full page is kept while a follower of its build has yet to
+ * read it (followers spread out: the first ones read a page long before the last ones reach it), and
+ * dropped once none will and it is older than `maxAgeMs`. Past `maxBytes` in all, the pages the fewest followers still
  * need go first: the followers far behind the rest read for themselves, and a log of long lines or
  * followers that stop reading cannot grow the cache past its bound.
  */
@@ -88,11 +89,11 @@ export const make = (options: LogPagesOptions): LogPages => {
     entries.delete(key)
     bytes -= entry.bytes
   }
-  /** How many followers of the page's build have lines of it still to send. */
+  /** How many followers of the page's build will read it: those not past its start (one inside it has it). */
   const needers = (entry: Entry) => {
     let count = 0
     for (const seq of positions.get(entry.buildId)?.values() ?? []) {
-      if (seq < entry.start + pageSize) count++
+      if (seq <= entry.start) count++
     }
     return count
   }
