@@ -23,23 +23,27 @@ const arrange = (count: number, options: Partial<LogPages.LogPagesOptions> = {})
   }
   grow(count)
   const reads: Array<number> = []
+  let expiredAt: DateTime.Utc | null = null
   const pages = LogPages.make({
     storage: {
       readLogs: (_access, _id, afterSeq, limit) =>
         Effect.sync(() => {
           reads.push(afterSeq)
           return {
-            lines: lines.filter((line) => line.seq > afterSeq).slice(0, limit),
+            lines: expiredAt === null ? lines.filter((line) => line.seq > afterSeq).slice(0, limit) : [],
             truncated: false,
             lastSeq: lines.length,
-            expiredAt: null
+            expiredAt
           }
         })
     },
     render: (message) => (message.type === "line" ? message.text : undefined),
     ...options
   })
-  return { pages, reads, grow }
+  const expire = () => {
+    expiredAt = DateTime.makeUnsafe(0)
+  }
+  return { pages, reads, grow, expire }
 }
 
 it.effect("shares one read of a page between followers anywhere in it", () =>
@@ -57,22 +61,29 @@ it.effect("shares one read of a page between followers anywhere in it", () =>
   }).pipe(Effect.scoped)
 )
 
-it.effect("keeps a full page past its age while a follower has not passed it, and drops it after", () =>
-  Effect.gen(function* () {
-    const { pages, reads } = arrange(2500, { maxAgeMs: 250 })
-    const ahead = yield* pages.reader(buildId, 0)
-    const behind = yield* pages.reader(buildId, 0)
-    yield* ahead.read(0, 0)
-    ahead.reached(1000)
-    yield* TestClock.adjust("10 seconds")
-    yield* behind.read(0, 0)
-    expect(reads).toEqual([0])
-    behind.reached(1000)
-    yield* TestClock.adjust("1 second")
-    const newcomer = yield* pages.reader(buildId, 0)
-    yield* newcomer.read(0, 0)
-    expect(reads).toEqual([0, 0])
-  }).pipe(Effect.scoped)
+it.effect(
+  "keeps a full page past its age while a follower has yet to read it, and drops it once none has",
+  () =>
+    Effect.gen(function* () {
+      const { pages, reads } = arrange(2500, { maxAgeMs: 250 })
+      const ahead = yield* pages.reader(buildId, 0)
+      const behind = yield* pages.reader(buildId, 0)
+      yield* ahead.read(0, 0)
+      yield* behind.read(0, 0)
+      ahead.reached(1000)
+      behind.reached(1000)
+      yield* ahead.read(1000, 0)
+      ahead.reached(2000)
+      expect(reads).toEqual([0, 1000])
+      yield* TestClock.adjust("10 seconds")
+      yield* behind.read(1000, 0)
+      expect(reads).toEqual([0, 1000])
+      // Inside the page, a follower has it: it is kept for none now.
+      behind.reached(1500)
+      yield* TestClock.adjust("1 second")
+      yield* behind.read(1000, 0)
+      expect(reads).toEqual([0, 1000, 1000])
+    }).pipe(Effect.scoped)
 )
 
 it.effect("reads the last page of a log again once a follower knows it grew, or once it is old", () =>
@@ -109,4 +120,19 @@ it.effect("past its bound, drops the page the fewest followers still need", () =
     yield* straggler.read(0, 0)
     expect(reads).toEqual([0, 2000, 3000, 0])
   }).pipe(Effect.scoped)
+)
+
+it.effect(
+  "gives a follower that has just come a page younger than its age, so it sees a log expired since",
+  () =>
+    Effect.gen(function* () {
+      const { pages, reads, expire } = arrange(2500, { maxAgeMs: 250 })
+      const reading = yield* pages.reader(buildId, 0)
+      expect((yield* reading.read(0, 0)).expiredAt).toBeNull()
+      yield* TestClock.adjust("10 seconds")
+      expire()
+      const newcomer = yield* pages.reader(buildId, 0)
+      expect((yield* newcomer.read(0, 0)).expiredAt).not.toBeNull()
+      expect(reads).toEqual([0, 0])
+    }).pipe(Effect.scoped)
 )

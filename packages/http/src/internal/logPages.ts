@@ -6,7 +6,9 @@
  * hundred, wherever each of them started.
  *
  * A full page does not change (but for lines a log budget trims from the log's start, which a follower may
- * then still be sent), so it is shared for as long as it is kept. The last page of a log still
+ * then still be sent), so it is shared for as long as it is kept, except with a follower that has just
+ * come: its first page is one younger than `maxAgeMs`, so a log that retention expired meanwhile is seen
+ * as expired (closed with 4410) rather than sent from pages kept for others. The last page of a log still
  * grows: it is fresh for a follower while it reaches as far as the follower knows the log to reach (the
  * `lastSeq` of the hints it has seen) and is younger than `maxAgeMs`; otherwise it is read again and
  * replaces the old one. So a page read before newer lines landed is never taken as the end of the log,
@@ -168,17 +170,19 @@ export const make = (options: LogPagesOptions): LogPages => {
       return yield* read
     }).pipe(Effect.uninterruptible)
 
-  const read = (buildId: Id.BuildId, afterSeq: number, knownSeq: number) =>
+  /** `settled`: whether a full page may be older than `maxAgeMs` (not for a follower's first read). */
+  const read = (buildId: Id.BuildId, afterSeq: number, knownSeq: number, settled: boolean) =>
     Effect.gen(function* () {
       const start = afterSeq - (afterSeq % pageSize)
       const key = `${buildId} ${start}`
       const now = yield* Clock.currentTimeMillis
       const entry = entries.get(key)
-      if (entry === undefined || (!entry.full && now - entry.readAt > maxAgeMs)) {
+      const lasting = entry?.full === true && settled
+      if (entry === undefined || (!lasting && now - entry.readAt > maxAgeMs)) {
         return yield* readAgain(key, buildId, start, now)
       }
       const shared = yield* Deferred.await(entry.result)
-      if (entry.full || shared.lastSeq >= knownSeq) return shared
+      if (lasting || shared.lastSeq >= knownSeq) return shared
       return yield* readAgain(key, buildId, start, now)
     })
 
@@ -198,14 +202,20 @@ export const make = (options: LogPagesOptions): LogPages => {
             if (followers.size === 0) positions.delete(buildId)
           })
       ).pipe(
-        Effect.map(
-          ({ self, followers }): Reader => ({
-            read: (afterSeq, knownSeq) => read(buildId, afterSeq, knownSeq),
+        Effect.map(({ self, followers }): Reader => {
+          let first = true
+          return {
+            read: (afterSeq, knownSeq) =>
+              Effect.suspend(() => {
+                const settled = !first
+                first = false
+                return read(buildId, afterSeq, knownSeq, settled)
+              }),
             reached: (reachedSeq) => {
               followers.set(self, reachedSeq)
             }
-          })
-        )
+          }
+        })
       )
   }
 }
