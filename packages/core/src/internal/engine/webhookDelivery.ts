@@ -37,6 +37,16 @@ const deliveryResults = {
 const fanOutBatch = 500
 
 /**
+ * Once `idleFanOutRounds` rounds in a row only moved events past the cursor (nothing claimed, recorded or
+ * being sent), the loop waits `idleFanOutPauseMs` between rounds. While builds run, events are written
+ * every few milliseconds; with no endpoint to take them, a round for each write cost the engine's dispatch
+ * 15% on PostgreSQL. A round whose events made deliveries claims them at once and ends the spell, so an
+ * endpoint's event waits for a pause only when it follows a spell of events no endpoint took.
+ */
+const idleFanOutRounds = 3
+const idleFanOutPauseMs = 50
+
+/**
  * The most deliveries of one subject one claim leases for one sender to send in a row: a build's events
  * written close together go without a storage round trip between each one and the next.
  */
@@ -207,6 +217,8 @@ export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, S
         if (step < fanOutBatch) return moved
       }
     })
+    // Rounds in a row that only moved events.
+    let movedOnly = 0
     const round = Effect.gen(function* () {
       // Neither waits on the other, and on a shared database each is a round trip: together, a round
       // takes one less before its claim.
@@ -224,18 +236,25 @@ export const deliveryLoop = (input: DeliveryInput): Effect.Effect<void, never, S
       const runs = Map.groupBy(claimed, (one) => `${one.delivery.webhookId} ${one.delivery.subject}`)
       inFlight += runs.size
       for (const run of runs.values()) yield* Effect.forkScoped(deliverRun(run))
-      return moved > 0 || claimed.length > 0 || finished.length > 0
+      if (claimed.length > 0 || finished.length > 0 || (moved > 0 && inFlight > 0)) {
+        movedOnly = 0
+        return "busy"
+      }
+      if (moved === 0) {
+        movedOnly = 0
+        return "idle"
+      }
+      movedOnly += 1
+      return movedOnly >= idleFanOutRounds ? "moved" : "busy"
     }).pipe(
       Effect.catch((error) =>
-        Effect.as(Effect.logWarning("webhook delivery round failed; trying again", error), false)
+        Effect.as(Effect.logWarning("webhook delivery round failed; trying again", error), "idle" as const)
       )
     )
-
-    yield* Effect.forkScoped(
-      Effect.forever(
-        Effect.flatMap(round, (busy) =>
-          busy ? Effect.void : Effect.timeoutOption(Queue.take(wake), Duration.millis(input.pollIntervalMs))
-        )
-      )
-    )
+    const next = {
+      busy: Effect.void,
+      moved: Effect.sleep(Duration.millis(idleFanOutPauseMs)),
+      idle: Effect.asVoid(Effect.timeoutOption(Queue.take(wake), Duration.millis(input.pollIntervalMs)))
+    }
+    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(round, (state) => next[state])))
   })
