@@ -7,7 +7,7 @@
  * from other processes. A build that still waits after a third of its lease is given back to the queue, and
  * so is anything claimed once stopping.
  */
-import { Clock, Deferred, Effect, Queue, Ref } from "effect"
+import { Cause, Clock, Deferred, Effect, Queue, Ref } from "effect"
 import type { Build } from "../../Build.ts"
 import type { Limits } from "../../Claim.ts"
 import type { MetricsShape } from "../../Metrics.ts"
@@ -54,28 +54,44 @@ export const makeClaimLoop = (input: ClaimLoopInput): Effect.Effect<ClaimLoop> =
       if (typical === undefined) return 0
       return Math.min(prefetch, Math.floor((concurrency * holdMs) / 2 / Math.max(1, typical)))
     }
+    /** One round: claims what fits; answers whether to look again at once, wait, or stop. */
+    const round = Effect.gen(function* () {
+      yield* builds.giveBackWaiting(holdMs)
+      // Claims only while a slot is free: claiming to refill what waits while every slot is busy would
+      // claim, hold and give back the same builds over and over whenever runs turn long.
+      const free = builds.size() < concurrency ? concurrency + ahead() - builds.held() : 0
+      if (free <= 0) return "wait" as const
+      const started = yield* Clock.currentTimeMillis
+      const claimed = yield* storage
+        .claimNext({ owner: input.owner, leaseMs: input.leaseMs, max: free, limits: input.limits })
+        .pipe(spanIf(input.traced, "kiln.engine.claim", { "kiln.free_slots": free }))
+        .pipe(Effect.catch((error) => Effect.logWarning("claim failed", error).pipe(Effect.as([]))))
+      input.metrics.claimed((yield* Clock.currentTimeMillis) - started, claimed.length)
+      if (yield* Ref.get(stopping)) {
+        yield* Effect.forEach(claimed, input.giveBack, { discard: true })
+        return "stop" as const
+      }
+      for (const build of claimed) yield* builds.start(build)
+      input.metrics.slots(builds.size(), concurrency)
+      // A full claim may leave more work queued: look again at once.
+      return claimed.length === free ? ("again" as const) : ("wait" as const)
+    }).pipe(
+      // A defect in a round (a storage bug, say) must not end the loop: the engine would never claim again,
+      // and nothing would say why. It is logged, and the loop goes on after its poll interval.
+      Effect.catchCause((cause) =>
+        Cause.hasInterruptsOnly(cause)
+          ? Effect.failCause(cause)
+          : Effect.as(
+              Effect.logError("claim round crashed; claiming again after the poll interval", cause),
+              "wait" as const
+            )
+      )
+    )
     const run = Effect.gen(function* () {
       while (!(yield* Ref.get(stopping))) {
-        yield* builds.giveBackWaiting(holdMs)
-        // Claims only while a slot is free: claiming to refill what waits while every slot is busy would
-        // claim, hold and give back the same builds over and over whenever runs turn long.
-        const free = builds.size() < concurrency ? concurrency + ahead() - builds.held() : 0
-        let claimed: ReadonlyArray<Build> = []
-        if (free > 0) {
-          const started = yield* Clock.currentTimeMillis
-          claimed = yield* storage
-            .claimNext({ owner: input.owner, leaseMs: input.leaseMs, max: free, limits: input.limits })
-            .pipe(spanIf(input.traced, "kiln.engine.claim", { "kiln.free_slots": free }))
-            .pipe(Effect.catch((error) => Effect.logWarning("claim failed", error).pipe(Effect.as([]))))
-          input.metrics.claimed((yield* Clock.currentTimeMillis) - started, claimed.length)
-          if (yield* Ref.get(stopping)) {
-            return yield* Effect.forEach(claimed, input.giveBack, { discard: true })
-          }
-          for (const build of claimed) yield* builds.start(build)
-          input.metrics.slots(builds.size(), concurrency)
-        }
-        // A full claim may leave more work queued: look again at once.
-        if (free > 0 && claimed.length === free) continue
+        const next = yield* round
+        if (next === "stop") return
+        if (next === "again") continue
         // Waiting builds are looked at again within a quarter of their hold.
         const pollMs =
           builds.held() > builds.size()
