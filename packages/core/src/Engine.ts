@@ -45,7 +45,9 @@ export interface EngineOptions {
    * free. It claims as many as its slots would start within a sixth of the lease, judged by how long its
    * recent runs took, so long builds are not held from other processes; a build that still waits after a
    * third of the lease, or at shutdown, is given back to the queue (`build.requeued`). Builds claimed ahead
-   * count toward `limits` and show as running. 0 claims only into free slots. Default `concurrency`.
+   * count toward `limits` and show as running. 0 claims only into free slots. Default 4 × `concurrency`:
+   * a claim's round trip on a busy database takes as long as several short runs, and with only
+   * `concurrency` ahead the slots emptied while it was under way (dispatch 1,953 → 2,386 builds/s at 10).
    */
   readonly prefetch?: number
   /** Per-workspace and per-app caps on active builds, across every process sharing the storage. */

@@ -88,7 +88,7 @@ export const makeEngine = (
       owner,
       leaseMs,
       concurrency,
-      prefetch: options.prefetch ?? concurrency,
+      prefetch: options.prefetch ?? 4 * concurrency,
       giveBack,
       limits: options.limits,
       pollIntervalMs: options.pollIntervalMs ?? 1000,
