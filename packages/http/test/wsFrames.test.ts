@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
+import { PassThrough } from "node:stream"
 import { expect, it } from "vitest"
 import WebSocket from "ws"
 import * as WsFrames from "../src/internal/wsFrames.ts"
@@ -76,4 +77,35 @@ it("slices whole frames, and gives their texts back for a connection that frames
     expect(slice.texts()).toEqual(expected)
   }
   expect(await received(WsFrames.one("alone"))).toEqual(["alone"])
+})
+
+/** A client's frame: final, masked (with a zero mask, so the payload reads as sent). */
+const clientFrame = (opcode: number, payload: Buffer) => {
+  const length =
+    payload.length < 126
+      ? Buffer.from([0x80 | payload.length])
+      : Buffer.concat([Buffer.from([0x80 | 126]), Buffer.from([payload.length >> 8, payload.length & 0xff])])
+  return Buffer.concat([Buffer.from([0x80 | opcode]), length, Buffer.alloc(4), payload])
+}
+
+it("hears a client's Close after its other frames, however the bytes are cut, and only once", () => {
+  // A text frame whose payload holds a Close frame's bytes, a ping, then the Close: only the last counts.
+  const decoy = clientFrame(0x1, Buffer.concat([clientFrame(0x8, Buffer.alloc(0)), Buffer.alloc(300)]))
+  const bytes = Buffer.concat([
+    decoy,
+    clientFrame(0x9, Buffer.from("ping")),
+    clientFrame(0x8, Buffer.from([3, 232]))
+  ])
+  for (const cut of [1, 2, 3, 7, 64, bytes.length]) {
+    const connection = new PassThrough()
+    const heard: Array<number> = []
+    WsFrames.watchClose(connection, () => heard.push(connection.listenerCount("data")))
+    for (let at = 0; at < bytes.length - 6; at += cut)
+      connection.emit("data", bytes.subarray(at, Math.min(at + cut, bytes.length - 6)))
+    expect(heard).toEqual([])
+    connection.emit("data", bytes.subarray(Math.max(0, bytes.length - 6)))
+    connection.emit("data", clientFrame(0x8, Buffer.alloc(0)))
+    // Heard once, and it stopped listening.
+    expect(heard).toEqual([0])
+  }
 })

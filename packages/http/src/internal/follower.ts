@@ -203,49 +203,6 @@ const closingError = new Socket.SocketError({
   reason: new Socket.SocketWriteError({ cause: new Error("the WebSocket is closing") })
 })
 
-/**
- * Calls `onClose` once the client sends a Close frame (RFC 6455 §5.2), reading what it sends beside the
- * WebSocket library, which answers it: frames written on the connection after that answer would break the
- * closing handshake. Payloads are skipped, not kept. Answers how to stop watching.
- */
-export const watchCloseFrame = (connection: Duplex, onClose: () => void): (() => void) => {
-  let head = Buffer.alloc(0)
-  let skip = 0
-  const onData = (chunk: Buffer) => {
-    let at = 0
-    while (at < chunk.length) {
-      if (skip > 0) {
-        const skipped = Math.min(skip, chunk.length - at)
-        skip -= skipped
-        at += skipped
-        continue
-      }
-      // A header is at most 14 bytes: 2, an extended length of 2 or 8, and a mask of 4.
-      const taken = Math.min(14 - head.length, chunk.length - at)
-      const bytes = Buffer.concat([head, chunk.subarray(at, at + taken)])
-      const short = bytes.length < 2 ? 0 : bytes[1]! & 0x7f
-      const size =
-        2 + (short === 126 ? 2 : short === 127 ? 8 : 0) + (bytes.length >= 2 && bytes[1]! & 0x80 ? 4 : 0)
-      if (bytes.length < size || bytes.length < 2) {
-        head = bytes
-        return
-      }
-      if ((bytes[0]! & 0x0f) === 0x8) {
-        stop()
-        return onClose()
-      }
-      at += size - head.length
-      head = Buffer.alloc(0)
-      skip = short < 126 ? short : short === 126 ? bytes.readUInt16BE(2) : Number(bytes.readBigUInt64BE(2))
-    }
-  }
-  const stop = () => {
-    connection.off("data", onData)
-  }
-  connection.on("data", onData)
-  return stop
-}
-
 /** A follower's side of an open WebSocket. */
 export interface Connection {
   /** Sends one text message once the connection has room for it. */
@@ -290,7 +247,7 @@ export const serve = <E, R>(
     // compresses) can come after a frame written here. Nothing is written once either side began to close.
     let closing = false
     if (raw !== undefined) {
-      const stopWatching = watchCloseFrame(raw, () => {
+      const stopWatching = WsFrames.watchClose(raw, () => {
         closing = true
       })
       yield* Effect.addFinalizer(() => Effect.sync(stopWatching))

@@ -4,6 +4,7 @@
  * slice to every follower of the build: one write per part of a page, where sending each message through
  * the WebSocket library costs a header, a frame and a write request per message per follower.
  */
+import type { Duplex } from "node:stream"
 
 export interface Frames {
   readonly bytes: Buffer
@@ -52,6 +53,20 @@ export const make = (texts: ReadonlyArray<string | undefined>): Frames => {
   return { bytes, ends }
 }
 
+/**
+ * The header of the frame at `at`: its size (masked, as a client's frames are, or not), its opcode and its
+ * payload's length; undefined when the bytes end within it.
+ */
+const headerAt = (bytes: Buffer, at: number) => {
+  if (bytes.length - at < 2) return undefined
+  const short = bytes[at + 1]! & 0x7f
+  const size = 2 + (short === 126 ? 2 : short === 127 ? 8 : 0) + (bytes[at + 1]! & 0x80 ? 4 : 0)
+  if (bytes.length - at < size) return undefined
+  const payload =
+    short < 126 ? short : short === 126 ? bytes.readUInt16BE(at + 2) : Number(bytes.readBigUInt64BE(at + 2))
+  return { size, opcode: bytes[at]! & 0x0f, payload }
+}
+
 /** Messages `from` up to `to` (not included): their frames, and their texts for a connection that frames its own. */
 export const slice = (frames: Frames, from: number, to: number) => {
   const start = from === 0 ? 0 : frames.ends[from - 1]!
@@ -61,16 +76,9 @@ export const slice = (frames: Frames, from: number, to: number) => {
     texts: (): ReadonlyArray<string> => {
       const texts: Array<string> = []
       for (let at = start; at < end; ) {
-        const short = frames.bytes[at + 1]!
-        const payload =
-          short < 126
-            ? short
-            : short === 126
-              ? frames.bytes.readUInt16BE(at + 2)
-              : Number(frames.bytes.readBigUInt64BE(at + 2))
-        const payloadAt = at + headerLength(payload)
-        texts.push(frames.bytes.toString("utf8", payloadAt, payloadAt + payload))
-        at = payloadAt + payload
+        const { size, payload } = headerAt(frames.bytes, at)!
+        texts.push(frames.bytes.toString("utf8", at + size, at + size + payload))
+        at += size + payload
       }
       return texts
     }
@@ -81,3 +89,47 @@ export type Slice = ReturnType<typeof slice>
 
 /** A single message's frame. */
 export const one = (text: string): Buffer => make([text]).bytes
+
+/** A Close frame's opcode. */
+const close = 0x8
+
+/**
+ * Calls `onClose` once the client sends a Close frame, reading what it sends beside the WebSocket library,
+ * which answers it: frames written on the connection after that answer would break the closing handshake.
+ * Payloads are skipped, not kept; at most a header (14 bytes) waits for the rest of it. Answers how to stop
+ * watching.
+ */
+export const watchClose = (connection: Duplex, onClose: () => void): (() => void) => {
+  let head = Buffer.alloc(0)
+  let skip = 0
+  const onData = (chunk: Buffer) => {
+    let at = 0
+    while (at < chunk.length) {
+      if (skip > 0) {
+        const skipped = Math.min(skip, chunk.length - at)
+        skip -= skipped
+        at += skipped
+        continue
+      }
+      const taken = Math.min(14 - head.length, chunk.length - at)
+      const bytes = Buffer.concat([head, chunk.subarray(at, at + taken)])
+      const header = headerAt(bytes, 0)
+      if (header === undefined) {
+        head = bytes
+        return
+      }
+      if (header.opcode === close) {
+        stop()
+        return onClose()
+      }
+      at += header.size - head.length
+      head = Buffer.alloc(0)
+      skip = header.payload
+    }
+  }
+  const stop = () => {
+    connection.off("data", onData)
+  }
+  connection.on("data", onData)
+  return stop
+}
