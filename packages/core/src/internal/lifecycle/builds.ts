@@ -17,7 +17,7 @@ import type { LogLine } from "../../LogLine.ts"
 import type { Transaction } from "../../StorageDriver.ts"
 import { Conflict, NotFound, type StorageError } from "../../StorageError.ts"
 import { buildEvents, eventsWritten, insertEvents, type Lifecycle, now, writeState } from "./context.ts"
-import { appendInTransaction, appendLocked, lockFenced, storable } from "./logs.ts"
+import { appendInTransaction, lockFenced, stopWithLine, storable } from "./logs.ts"
 
 const lockExisting = (tx: Transaction, id: Id.BuildId): Effect.Effect<Build.Build, NotFound | StorageError> =>
   Effect.flatMap(tx.lockBuild(id), (build) =>
@@ -204,10 +204,14 @@ const transitionLocked = (lifecycle: Lifecycle, id: Id.BuildId, event: BuildStat
         const next = yield* Effect.fromResult(BuildState.transition(build, event))
         if (event._tag !== "Release" || next.phase !== "stopped")
           return { build: yield* writeState(lifecycle, tx, build, next), appended: undefined }
-        const stats = yield* tx.logStats(id)
-        const line = BuildState.releasedLine(next, stats.lastSeq + 1)
-        const appended = yield* appendLocked(lifecycle, tx, build, stats, [line], yield* tx.now)
-        return { build: yield* writeState(lifecycle, tx, build, next), appended }
+        return yield* stopWithLine(
+          lifecycle,
+          tx,
+          build,
+          next,
+          (seq) => BuildState.releasedLine(next, seq),
+          yield* tx.now
+        )
       })
     ),
     ({ build, appended }) => {

@@ -12,7 +12,7 @@ import * as LogBudget from "../../LogBudget.ts"
 import { byteLength, type LogLine, type LogPage } from "../../LogLine.ts"
 import type { Transaction } from "../../StorageDriver.ts"
 import { NotFound, type StorageError } from "../../StorageError.ts"
-import { type Lifecycle, now } from "./context.ts"
+import { type Lifecycle, now, writeState } from "./context.ts"
 
 /**
  * A line as every storage keeps it: PostgreSQL text cannot hold NUL, so U+FFFD stands in for it on every
@@ -76,6 +76,24 @@ export const appendLocked = (
       change
     })
     return { change, stats }
+  })
+
+/**
+ * Stops a locked build with a system line that no run will write (a reap, a give-back that stops): the line
+ * `lineAt` makes as the one after the log's last, then the state, in the transaction.
+ */
+export const stopWithLine = (
+  lifecycle: Lifecycle,
+  tx: Transaction,
+  build: Build,
+  next: Build,
+  lineAt: (seq: number) => LogLine,
+  at: DateTime.Utc
+) =>
+  Effect.gen(function* () {
+    const stats = yield* tx.logStats(build.id)
+    const appended = yield* appendLocked(lifecycle, tx, build, stats, [lineAt(stats.lastSeq + 1)], at)
+    return { build: yield* writeState(lifecycle, tx, build, next), appended }
   })
 
 /** The build an owner writes to, locked, while its fence holds it. */

@@ -7,8 +7,8 @@ import { Effect, Result } from "effect"
 import type { Build } from "../../Build.ts"
 import * as BuildState from "../../BuildState.ts"
 import { buildChanged, type Change } from "../../Change.ts"
-import { eventsWritten, type Lifecycle, writeState } from "./context.ts"
-import { appendLocked } from "./logs.ts"
+import { eventsWritten, type Lifecycle } from "./context.ts"
+import { stopWithLine } from "./logs.ts"
 
 export const reapExpired = (lifecycle: Lifecycle) =>
   Effect.fnUntraced(function* () {
@@ -21,11 +21,16 @@ export const reapExpired = (lifecycle: Lifecycle) =>
           for (const build of yield* tx.expiredLeases(at)) {
             const next = BuildState.transition(build, { _tag: "LeaseExpired", at })
             if (Result.isFailure(next)) continue
-            const stats = yield* tx.logStats(build.id)
-            const line = BuildState.reapedLine(build, next.success, stats.lastSeq + 1)
-            const appended = yield* appendLocked(lifecycle, tx, build, stats, [line], at)
-            stopped.push(yield* writeState(lifecycle, tx, build, next.success))
-            if (appended !== undefined) published.push(appended.change)
+            const written = yield* stopWithLine(
+              lifecycle,
+              tx,
+              build,
+              next.success,
+              (seq) => BuildState.reapedLine(build, next.success, seq),
+              at
+            )
+            stopped.push(written.build)
+            if (written.appended !== undefined) published.push(written.appended.change)
             published.push(buildChanged(next.success))
           }
           return { reaped: stopped, published }
