@@ -4,7 +4,7 @@
  */
 import { type DateTime, Result, Schema } from "effect"
 import { type AppVersion, CommitSha } from "./AppVersion.ts"
-import { Outcome, Phase, type State, Status, toStatus, transition } from "./BuildState.ts"
+import { boundText, Outcome, Phase, type State, Status, toStatus, transition } from "./BuildState.ts"
 import { AppId, AppVersionId, BuildId, SourceEventId, WorkspaceId } from "./Id.ts"
 
 export const BuildTrigger = Schema.Literals(["manual", "auto", "redeploy"])
@@ -84,9 +84,10 @@ export const Build = Schema.Struct({
   trigger: BuildTrigger,
   sourceEventId: Schema.NullOr(SourceEventId),
   idempotencyKey: Schema.NullOr(IdempotencyKey),
-  /** Why a build failed, timed out or was lost. */
+  /** Why a build failed, timed out or was lost; at most `BuildState.maxTextBytes`, cut with "…". */
   error: Schema.NullOr(Schema.String),
   metadata: Metadata,
+  /** Who asked for it: a token's name, a push's author; at most `BuildState.maxTextBytes`, cut with "…". */
   createdBy: Schema.NullOr(Schema.String),
   createdAt: Timestamp,
   updatedAt: Timestamp,
@@ -96,6 +97,7 @@ export const Build = Schema.Struct({
   runningAt: OptionalTimestamp,
   completedAt: OptionalTimestamp,
   cancelRequestedAt: OptionalTimestamp,
+  /** At most `BuildState.maxTextBytes`, cut with "…". */
   cancelReason: Schema.NullOr(Schema.String),
   skipReason: Schema.NullOr(Schema.String),
   imageTag: Schema.NullOr(Schema.String),
@@ -193,7 +195,7 @@ export const make = (
     idempotencyKey: input.idempotencyKey ?? null,
     error: null,
     metadata: input.metadata ?? {},
-    createdBy: input.createdBy,
+    createdBy: input.createdBy === null ? null : boundText(input.createdBy),
     createdAt: now,
     updatedAt: now,
     startedAt: null,

@@ -126,8 +126,32 @@ const enter = (build: Build, state: State, at: DateTime.Utc, changes: Partial<Bu
   updatedAt: at
 })
 
+/**
+ * The most UTF-8 bytes a build keeps of a text that a client or a runner supplies (`error`, `cancelReason`,
+ * `createdBy`): lists sort on them, so SQL storages index them, and PostgreSQL refuses an index entry
+ * over about 2.7 KB. The whole text of an error stays in the build's log.
+ */
+export const maxTextBytes = 1024
+
+const encoder = new TextEncoder()
+
+/** `text` cut to at most `maxTextBytes` at a character boundary, ending in "…" when cut. */
+export const boundText = (text: string): string => {
+  // A UTF-16 unit is at most three bytes of UTF-8.
+  if (text.length * 3 <= maxTextBytes || encoder.encode(text).length <= maxTextBytes) return text
+  const { read } = encoder.encodeInto(text, new Uint8Array(maxTextBytes - encoder.encode("…").length))
+  return `${text.slice(0, read)}…`
+}
+
+const boundReason = (reason: string | null) => (reason === null ? null : boundText(reason))
+
 const stop = (build: Build, outcome: Outcome, at: DateTime.Utc, changes: Partial<Build> = {}): Build =>
-  enter(build, { phase: "stopped", outcome }, at, { ...changes, completedAt: at, leaseExpiresAt: null })
+  enter(build, { phase: "stopped", outcome }, at, {
+    ...changes,
+    ...(typeof changes.error === "string" ? { error: boundText(changes.error) } : {}),
+    completedAt: at,
+    leaseExpiresAt: null
+  })
 
 /**
  * Applies one event to a build. Owner events from a writer that does not hold an active claim fail with
@@ -189,7 +213,10 @@ export const transition = (
     case "Cancel":
       if (build.phase === "queued") {
         return Result.succeed(
-          stop(build, "cancelled", event.at, { cancelRequestedAt: event.at, cancelReason: event.reason })
+          stop(build, "cancelled", event.at, {
+            cancelRequestedAt: event.at,
+            cancelReason: boundReason(event.reason)
+          })
         )
       }
       // The first request wins; repeating it changes nothing.
@@ -197,7 +224,7 @@ export const transition = (
       return Result.succeed({
         ...build,
         cancelRequestedAt: event.at,
-        cancelReason: event.reason,
+        cancelReason: boundReason(event.reason),
         updatedAt: event.at
       })
     case "Skip":

@@ -318,3 +318,27 @@ describe("canonical status", () => {
     ])
   })
 })
+
+describe("BuildState.boundText", () => {
+  const bytes = (text: string) => new TextEncoder().encode(text).length
+
+  it("keeps a text within maxTextBytes whole, and cuts a longer one at a character with an ellipsis", () => {
+    const fits = "é".repeat(BuildState.maxTextBytes / 2)
+    expect(BuildState.boundText(fits)).toBe(fits)
+    const over = `${fits}e`
+    const cut = BuildState.boundText(over)
+    expect(bytes(cut)).toBeLessThanOrEqual(BuildState.maxTextBytes)
+    expect(cut).toBe(`${"é".repeat(Math.floor((BuildState.maxTextBytes - 3) / 2))}…`)
+  })
+
+  it("never splits a character of two UTF-16 units", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "grapheme", minLength: 300, maxLength: 2000 }), (text) => {
+        const cut = BuildState.boundText(text)
+        expect(bytes(cut)).toBeLessThanOrEqual(BuildState.maxTextBytes)
+        expect(cut.isWellFormed()).toBe(true)
+        expect(text.startsWith(cut.endsWith("…") && cut !== text ? cut.slice(0, -1) : cut)).toBe(true)
+      })
+    )
+  })
+})

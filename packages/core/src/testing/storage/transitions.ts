@@ -2,7 +2,9 @@ import { describe, expect } from "@effect/vitest"
 import { Clock, DateTime, Effect } from "effect"
 import * as Access from "../../Access.ts"
 import type { BuildStep } from "../../Build.ts"
-import type { BuildEvent, Fence } from "../../BuildState.ts"
+import { type BuildEvent, type Fence, maxTextBytes } from "../../BuildState.ts"
+import * as Fields from "../../Fields.ts"
+import * as Query from "../../Query.ts"
 import { Storage } from "../../Storage.ts"
 import { assertValidBuild, claimOne, type MakeStorage, queue, seed, test, unissued } from "./fixtures.ts"
 
@@ -285,5 +287,54 @@ export const transitions = (name: string, make: MakeStorage) =>
         expect(yield* Storage.use((s) => s.getBuild(Access.all, build.id))).toMatchObject({
           steps: { length: 2 }
         })
+      }))
+
+    it("keeps at most maxTextBytes of a long author, error and cancel reason, and lists builds sorted on them", () =>
+      Effect.gen(function* () {
+        const { storage, version } = yield* seed()
+        // 3,000 two-byte characters in no pattern: 6,000 bytes of UTF-8 that do not compress, more than
+        // PostgreSQL takes in an index entry.
+        const long = (seed: number) =>
+          String.fromCharCode(
+            ...Array.from({ length: 3000 }, (_, i) => 0x100 + ((seed * 7919 + i * i * 104_729) % 0x700))
+          )
+        const kept = (text: string | null) => {
+          expect(text).not.toBeNull()
+          expect(new TextEncoder().encode(text!).length).toBeLessThanOrEqual(maxTextBytes)
+          expect(text!.endsWith("…")).toBe(true)
+          return text!.slice(0, -1)
+        }
+        const create = storage.createBuild(Access.all, {
+          appVersionId: version.id,
+          trigger: "manual",
+          createdBy: long(1)
+        })
+        const failed = yield* create
+        expect(long(1).startsWith(kept(failed.createdBy))).toBe(true)
+        const cancelled = yield* create
+        const { build, fence } = yield* claimOne("engine")
+        expect(build.id).toBe(failed.id)
+        const stopped = yield* storage.transition(build.id, {
+          _tag: "Failed",
+          at: yield* now,
+          ...fence,
+          error: long(2)
+        })
+        expect(long(2).startsWith(kept(stopped.error))).toBe(true)
+        const { build: requested } = yield* storage.requestCancel(Access.all, cancelled.id, long(3))
+        expect(long(3).startsWith(kept(requested.cancelReason))).toBe(true)
+        for (const field of ["createdBy", "error", "cancelReason"] as const) {
+          const query = yield* Query.fromParams(Fields.builds, Access.all, {
+            orderBy: JSON.stringify([{ [field]: "desc_nulls_last" }])
+          })
+          const page = yield* storage.listBuilds(Access.all, query)
+          expect(page.rows.map((row) => row[field])).toEqual(
+            [failed, cancelled]
+              .map((one) => (field === "createdBy" ? one : one.id === failed.id ? stopped : requested))
+              .map((one) => one[field])
+              .sort()
+              .reverse()
+          )
+        }
       }))
   })
