@@ -268,8 +268,6 @@ CREATE TABLE webhook_fanout (
   position INTEGER NOT NULL
 ) STRICT;
 
-CREATE INDEX builds_by_version ON builds (app_version_id);
-
 CREATE TABLE leases (
   name TEXT PRIMARY KEY,
   owner TEXT NOT NULL,
@@ -318,3 +316,57 @@ CREATE INDEX builds_not_started ON builds (id) WHERE started_at IS NULL;
 CREATE INDEX builds_by_completed_at ON builds (completed_at, id) WHERE completed_at IS NOT NULL;
 
 CREATE INDEX builds_not_completed ON builds (id) WHERE completed_at IS NULL;
+
+CREATE INDEX builds_by_workspace_id ON "builds" ("workspace_id", "id");
+
+CREATE INDEX builds_by_entity_id ON "builds" ("entity_id", "id");
+
+CREATE INDEX builds_by_app_version_id ON "builds" ("app_version_id", "id");
+
+CREATE INDEX builds_by_status ON "builds" ("status", "id");
+
+CREATE INDEX builds_by_phase ON "builds" ("phase", "id");
+
+CREATE INDEX builds_by_outcome ON "builds" ("outcome", "id") WHERE "outcome" IS NOT NULL;
+
+CREATE INDEX builds_outcome_nulls ON "builds" ("id") WHERE "outcome" IS NULL;
+
+CREATE INDEX builds_by_build_trigger ON "builds" ("build_trigger", "id");
+
+CREATE INDEX builds_by_source_event_id ON "builds" ("source_event_id", "id") WHERE "source_event_id" IS NOT NULL;
+
+CREATE INDEX builds_source_event_id_nulls ON "builds" ("id") WHERE "source_event_id" IS NULL;
+
+CREATE INDEX builds_by_error ON "builds" ("error", "id") WHERE "error" IS NOT NULL;
+
+CREATE INDEX builds_error_nulls ON "builds" ("id") WHERE "error" IS NULL;
+
+CREATE INDEX builds_by_created_by ON "builds" ("created_by", "id") WHERE "created_by" IS NOT NULL;
+
+CREATE INDEX builds_created_by_nulls ON "builds" ("id") WHERE "created_by" IS NULL;
+
+CREATE INDEX builds_by_commit_sha ON "builds" ("commit_sha", "id") WHERE "commit_sha" IS NOT NULL;
+
+CREATE INDEX builds_commit_sha_nulls ON "builds" ("id") WHERE "commit_sha" IS NULL;
+
+CREATE INDEX builds_by_image_tag ON "builds" ("image_tag", "id") WHERE "image_tag" IS NOT NULL;
+
+CREATE INDEX builds_image_tag_nulls ON "builds" ("id") WHERE "image_tag" IS NULL;
+
+CREATE INDEX builds_by_cancel_reason ON "builds" ("cancel_reason", "id") WHERE "cancel_reason" IS NOT NULL;
+
+CREATE INDEX builds_cancel_reason_nulls ON "builds" ("id") WHERE "cancel_reason" IS NULL;
+
+CREATE INDEX builds_by_owner ON "builds" ("owner", "id") WHERE "owner" IS NOT NULL;
+
+CREATE INDEX builds_owner_nulls ON "builds" ("id") WHERE "owner" IS NULL;
+
+CREATE INDEX builds_by_attempt ON "builds" ("attempt", "id");
+
+CREATE INDEX builds_by_running_at ON "builds" ("running_at", "id") WHERE "running_at" IS NOT NULL;
+
+CREATE INDEX builds_running_at_nulls ON "builds" ("id") WHERE "running_at" IS NULL;
+
+CREATE INDEX builds_by_cancel_requested_at ON "builds" ("cancel_requested_at", "id") WHERE "cancel_requested_at" IS NOT NULL;
+
+CREATE INDEX builds_cancel_requested_at_nulls ON "builds" ("id") WHERE "cancel_requested_at" IS NULL;

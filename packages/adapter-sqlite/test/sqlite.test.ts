@@ -3,7 +3,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { expect, it } from "@effect/vitest"
-import { Access, Storage } from "@kiln/core"
+import { Access, Fields, Query, Storage } from "@kiln/core"
+import { Sql, SqlRows } from "@kiln/core/adapter"
 import { SortIndexes, StorageConformance } from "@kiln/core/testing"
 import Database from "better-sqlite3"
 import { Clock, DateTime, Effect } from "effect"
@@ -84,6 +85,51 @@ describe("sqlite specifics", () => {
           }
         }
       }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "analyzes again a database analyzed before a migration added indexes, so pages keep their plans",
+    () =>
+      Effect.gen(function* () {
+        const filename = tempFile()
+        const { version } = yield* Effect.tap(StorageConformance.seed(), ({ version }) =>
+          StorageConformance.queue(version)
+        ).pipe(Effect.provide(SqliteStorage.layer({ filename })))
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const db = yield* open({ filename, busyTimeoutMs: 1000 })
+            // 2,000 builds of one workspace, and the database as it was before the sort indexes of every
+            // field: migration 8 undone, then analyzed.
+            const varied: Record<string, string> = {
+              id: "'bld_' || i",
+              sequence_number: "i + 1",
+              created_at: "created_at + i"
+            }
+            const columns = SqlRows.buildColumns
+            db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+            INSERT INTO builds (${columns.join(", ")})
+            SELECT ${columns.map((c) => varied[c] ?? c).join(", ")} FROM builds, n`)
+            for (const [, index] of SqlRows.moreBuildSortIndexes.matchAll(/CREATE INDEX (\w+)/g)) {
+              db.exec(`DROP INDEX ${index}`)
+            }
+            db.exec(
+              "CREATE INDEX builds_by_version ON builds (app_version_id); DELETE FROM kiln_migrations WHERE version = 8; ANALYZE"
+            )
+            expect(yield* migrate(db, 0)).toEqual([8])
+            const query = yield* Query.fromParams(Fields.builds, Access.all, {
+              workspace_id: version.workspaceId
+            })
+            const page = Sql.compileList("sqlite", Fields.builds, Access.all, query).page
+            const plan = (
+              db.prepare(`EXPLAIN QUERY PLAN ${page.text}`).all(...page.params) as Array<{ detail: string }>
+            )
+              .map((row) => row.detail)
+              .join("\n")
+            expect(plan).toContain("builds_list_by_workspace")
+            expect(plan).not.toContain("TEMP B-TREE")
+          })
+        )
+      })
   )
 
   it.live("matches the committed schema dump (run with KILN_UPDATE_SCHEMA=1 after adding a migration)", () =>

@@ -387,6 +387,28 @@ export const compileList = <Name extends string>(
   return { page, count, neighbor }
 }
 
+/**
+ * The indexes `Table.sortIndexes` promises for the named fields, as DDL that SQLite and PostgreSQL both run:
+ * `<table>_by_<column>` on `(column, id)`, only over the non-null rows of a nullable field, and for such a
+ * field `<table>_<column>_nulls` on `(id)` over its null rows. A migration names the fields it adds.
+ */
+export const sortIndexDdl = <Name extends string>(
+  table: Table<never, Name>,
+  names: ReadonlyArray<NoInfer<Name>>
+): string =>
+  names
+    .flatMap((name) => {
+      const field: Field = table.fields[name]
+      const [index, on, key] = [`${table.table}_by_${field.column}`, quote(table.table), quote(field.column)]
+      return field.nullable
+        ? [
+            `CREATE INDEX ${index} ON ${on} (${key}, "id") WHERE ${key} IS NOT NULL;`,
+            `CREATE INDEX ${table.table}_${field.column}_nulls ON ${on} ("id") WHERE ${key} IS NULL;`
+          ]
+        : [`CREATE INDEX ${index} ON ${on} (${key}, "id");`]
+    })
+    .join("\n")
+
 /** How an adapter runs the compiled statements; rows come back already mapped to the domain. */
 export interface Executor<Row, E> {
   readonly rows: (statement: Statement) => Effect.Effect<ReadonlyArray<Row>, E>

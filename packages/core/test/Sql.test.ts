@@ -197,7 +197,13 @@ describe("Sql.compileList", () => {
   })
 
   it("keeps a page ordered first on a nullable field without sort indexes one query: split, it would read every row twice", () => {
-    const text = compile("sqlite", query({ orderBy: '[{"error":"desc_nulls_last"}]' })).page.text
+    const unindexed = { ...builds, sortIndexes: [] }
+    const text = Sql.compileList(
+      "sqlite",
+      unindexed,
+      Access.all,
+      query({ orderBy: '[{"error":"desc_nulls_last"}]' })
+    ).page.text
     expect(text).toBe(
       'SELECT t0.* FROM "builds" t0 ORDER BY t0."error" DESC NULLS LAST, t0."id" DESC LIMIT ?'
     )

@@ -10,6 +10,7 @@
  * step's `index` and `exitCode`) are NUMERIC, so a filter may compare them with any finite number.
  */
 import { StorageError } from "@kiln/core"
+import { SqlRows } from "@kiln/core/adapter"
 import { Effect } from "effect"
 import { type Database, lockKey, quoteIdentifier } from "./connection.ts"
 import { databaseNow } from "./sql.ts"
@@ -392,8 +393,7 @@ CREATE TRIGGER build_counts_update AFTER UPDATE ON builds
 // lists are sorted on in practice, so a page reads its rows in order instead of sorting every build. A
 // nullable field has two partial indexes, its values by (field, id) and its nulls by id, that together cost
 // a write what one index does; the compiled page asks each part in a plain order (Sql.ts), which serves
-// all four directions and nulls orders. Every other field still sorts: each index is a write on every
-// change of a build, and dispatch pays for it.
+// all four directions and nulls orders. The other fields' indexes came later (`SqlRows.moreBuildSortIndexes`).
 const sortIndexes = `
 CREATE INDEX builds_by_sequence_number ON builds (sequence_number, id);
 CREATE INDEX builds_by_updated_at ON builds (updated_at, id);
@@ -426,7 +426,8 @@ export const migrations: ReadonlyArray<Migration> = [
   { version: 5, name: "retention", sql: retention },
   { version: 6, name: "build_counts", sql: buildCounts },
   { version: 7, name: "sort_indexes", sql: sortIndexes },
-  { version: 8, name: "pinned_count_functions", sql: pinnedCountFunctions }
+  { version: 8, name: "pinned_count_functions", sql: pinnedCountFunctions },
+  { version: 9, name: "more_sort_indexes", sql: SqlRows.moreBuildSortIndexes }
 ]
 
 /**

@@ -168,25 +168,27 @@ export const prepareStatements = (db: Connection) => ({
     `UPDATE builds SET ${buildStateColumns.map((c) => `${c} = @${c}`).join(", ")}
      WHERE id = @id AND phase = @expected_phase AND attempt = @expected_attempt`
   ),
-  // Oldest first on the partial queue index, as far as a claim reads.
+  // Oldest first on the partial queue index, as far as a claim reads. These statements name their partial
+  // indexes: without statistics the planner would rather take the phase's sort index, and sort what it read.
   queuedOldest: prepare<[number], BuildRow>(
     db,
-    "SELECT * FROM builds WHERE phase = 'queued' ORDER BY created_at, id LIMIT ?"
+    "SELECT * FROM builds INDEXED BY builds_queued WHERE phase = 'queued' ORDER BY created_at, id LIMIT ?"
   ),
   // Only for claims with caps; each count reads just the active builds, on its partial index.
   activeByWorkspace: prepare<[], { readonly key: string; readonly active: number }>(
     db,
-    `SELECT workspace_id AS key, count(*) AS active FROM builds
+    `SELECT workspace_id AS key, count(*) AS active FROM builds INDEXED BY builds_active_by_workspace
      WHERE phase IN ('initializing', 'running') GROUP BY workspace_id`
   ),
   activeByApp: prepare<[], { readonly key: string; readonly active: number }>(
     db,
-    `SELECT entity_id AS key, count(*) AS active FROM builds
+    `SELECT entity_id AS key, count(*) AS active FROM builds INDEXED BY builds_active_by_app
      WHERE phase IN ('initializing', 'running') GROUP BY entity_id`
   ),
   expiredLeases: prepare<[number], BuildRow>(
     db,
-    "SELECT * FROM builds WHERE phase IN ('initializing', 'running') AND lease_expires_at <= ?"
+    `SELECT * FROM builds INDEXED BY builds_active_by_lease
+     WHERE phase IN ('initializing', 'running') AND lease_expires_at <= ?`
   ),
 
   upsertStep: prepare<[BuildStepRow]>(

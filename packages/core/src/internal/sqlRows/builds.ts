@@ -1,7 +1,9 @@
 /** A build's row, and the columns a state change writes. */
 import type * as Build from "../../Build.ts"
 import type * as BuildState from "../../BuildState.ts"
+import * as Fields from "../../Fields.ts"
 import type * as Id from "../../Id.ts"
+import * as Sql from "../../Sql.ts"
 import { millis, millisOrNull, parse, utc, utcOrNull } from "./columnValues.ts"
 
 export interface BuildRow {
@@ -152,3 +154,30 @@ export const fromBuild = (build: Build.Build): BuildRow => ({
   attempt: build.attempt,
   lease_expires_at: millisOrNull(build.leaseExpiresAt)
 })
+
+/**
+ * The builds table's second set of sort indexes (SQLite's migration 8, PostgreSQL's 9): one for every field a
+ * list sorts on that had none, so that a page in any order reads its rows in order; `app_version_id`'s plain
+ * lookup index gives way to its sort index, which serves the same lookups. Released migrations run it, so it
+ * never changes: more indexes are another migration.
+ */
+export const moreBuildSortIndexes = `DROP INDEX builds_by_version;
+${Sql.sortIndexDdl(Fields.builds, [
+  "workspaceId",
+  "entityId",
+  "appVersionId",
+  "status",
+  "phase",
+  "outcome",
+  "trigger",
+  "sourceEventId",
+  "error",
+  "createdBy",
+  "commitSha",
+  "imageTag",
+  "cancelReason",
+  "owner",
+  "attempt",
+  "runningAt",
+  "cancelRequestedAt"
+])}`
