@@ -81,6 +81,7 @@ CREATE TABLE build_counts (
   n bigint NOT NULL,
   CONSTRAINT build_counts_pkey PRIMARY KEY (workspace_id, entity_id, status, build_trigger, created_by)
 );
+CREATE INDEX build_counts_by_creator ON build_counts USING btree (created_by, workspace_id);
 
 CREATE TABLE build_steps (
   build_id text COLLATE "C" NOT NULL,
@@ -93,6 +94,15 @@ CREATE TABLE build_steps (
   error text COLLATE "C",
   CONSTRAINT build_steps_pkey PRIMARY KEY (build_id, idx),
   CONSTRAINT build_steps_build_id_fkey FOREIGN KEY (build_id) REFERENCES builds(id)
+);
+
+CREATE TABLE build_totals (
+  workspace_id text COLLATE "C" NOT NULL,
+  entity_id text COLLATE "C" NOT NULL,
+  status text COLLATE "C" NOT NULL,
+  build_trigger text COLLATE "C" NOT NULL,
+  n bigint NOT NULL,
+  CONSTRAINT build_totals_pkey PRIMARY KEY (workspace_id, entity_id, status, build_trigger)
 );
 
 CREATE TABLE builds (
@@ -165,6 +175,9 @@ CREATE INDEX builds_created_by_nulls ON builds USING btree (id) WHERE (created_b
 CREATE INDEX builds_error_nulls ON builds USING btree (id) WHERE (error IS NULL);
 CREATE INDEX builds_image_tag_nulls ON builds USING btree (id) WHERE (image_tag IS NULL);
 CREATE INDEX builds_list ON builds USING btree (created_at, id);
+CREATE INDEX builds_list_by_creator ON builds USING btree (created_by, created_at, id) WHERE (created_by IS NOT NULL);
+CREATE INDEX builds_list_by_status ON builds USING btree (status, created_at, id);
+CREATE INDEX builds_list_by_trigger ON builds USING btree (build_trigger, created_at, id);
 CREATE INDEX builds_list_by_workspace ON builds USING btree (workspace_id, created_at, id);
 CREATE INDEX builds_not_completed ON builds USING btree (id) WHERE (completed_at IS NULL);
 CREATE INDEX builds_not_started ON builds USING btree (id) WHERE (started_at IS NULL);
@@ -176,6 +189,9 @@ CREATE INDEX builds_source_event_id_nulls ON builds USING btree (id) WHERE (sour
 CREATE TRIGGER build_counts_delete AFTER DELETE ON builds REFERENCING OLD TABLE AS removed_builds FOR EACH STATEMENT EXECUTE FUNCTION build_counts_deleted();
 CREATE TRIGGER build_counts_insert AFTER INSERT ON builds REFERENCING NEW TABLE AS added_builds FOR EACH STATEMENT EXECUTE FUNCTION build_counts_inserted();
 CREATE TRIGGER build_counts_update AFTER UPDATE ON builds REFERENCING OLD TABLE AS old_builds NEW TABLE AS new_builds FOR EACH STATEMENT EXECUTE FUNCTION build_counts_updated();
+CREATE TRIGGER build_totals_delete AFTER DELETE ON builds REFERENCING OLD TABLE AS removed_builds FOR EACH STATEMENT EXECUTE FUNCTION build_totals_deleted();
+CREATE TRIGGER build_totals_insert AFTER INSERT ON builds REFERENCING NEW TABLE AS added_builds FOR EACH STATEMENT EXECUTE FUNCTION build_totals_inserted();
+CREATE TRIGGER build_totals_update AFTER UPDATE ON builds REFERENCING OLD TABLE AS old_builds NEW TABLE AS new_builds FOR EACH STATEMENT EXECUTE FUNCTION build_totals_updated();
 
 CREATE TABLE events (
   xid xid8 DEFAULT pg_current_xact_id() NOT NULL,
@@ -383,5 +399,49 @@ BEGIN
     FROM old_builds o JOIN new_builds u ON u.id = o.id WHERE u.status <> o.status
   ) moved GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4, 5
   ON CONFLICT (workspace_id, entity_id, status, build_trigger, created_by) DO UPDATE SET n = c.n + excluded.n;
+  RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION build_totals_deleted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO <schema>, 'pg_temp'
+AS $function$
+BEGIN
+  INSERT INTO build_totals AS t (workspace_id, entity_id, status, build_trigger, n)
+  SELECT workspace_id, entity_id, status, build_trigger, -count(*) FROM removed_builds
+  GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger) DO UPDATE SET n = t.n + excluded.n;
+  RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION build_totals_inserted()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO <schema>, 'pg_temp'
+AS $function$
+BEGIN
+  INSERT INTO build_totals AS t (workspace_id, entity_id, status, build_trigger, n)
+  SELECT workspace_id, entity_id, status, build_trigger, count(*) FROM added_builds
+  GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger) DO UPDATE SET n = t.n + excluded.n;
+  RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION build_totals_updated()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO <schema>, 'pg_temp'
+AS $function$
+BEGIN
+  INSERT INTO build_totals AS t (workspace_id, entity_id, status, build_trigger, n)
+  SELECT workspace_id, entity_id, status, build_trigger, sum(n) FROM (
+    SELECT o.workspace_id, o.entity_id, o.status, o.build_trigger, -1 AS n
+    FROM old_builds o JOIN new_builds u ON u.id = o.id WHERE u.status <> o.status
+    UNION ALL
+    SELECT u.workspace_id, u.entity_id, u.status, u.build_trigger, 1
+    FROM old_builds o JOIN new_builds u ON u.id = o.id WHERE u.status <> o.status
+  ) moved GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger) DO UPDATE SET n = t.n + excluded.n;
   RETURN NULL;
 END $function$;

@@ -370,3 +370,41 @@ CREATE INDEX builds_running_at_nulls ON "builds" ("id") WHERE "running_at" IS NU
 CREATE INDEX builds_by_cancel_requested_at ON "builds" ("cancel_requested_at", "id") WHERE "cancel_requested_at" IS NOT NULL;
 
 CREATE INDEX builds_cancel_requested_at_nulls ON "builds" ("id") WHERE "cancel_requested_at" IS NULL;
+
+CREATE TABLE build_totals (
+  workspace_id TEXT NOT NULL,
+  entity_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  build_trigger TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (workspace_id, entity_id, status, build_trigger)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX build_counts_by_creator ON build_counts (created_by, workspace_id);
+
+CREATE INDEX builds_list_by_status ON builds (status, created_at, id);
+
+CREATE INDEX builds_list_by_trigger ON builds (build_trigger, created_at, id);
+
+CREATE INDEX builds_list_by_creator ON builds (created_by, created_at, id) WHERE created_by IS NOT NULL;
+
+CREATE TRIGGER build_totals_insert AFTER INSERT ON builds BEGIN
+  INSERT INTO build_totals (workspace_id, entity_id, status, build_trigger, n)
+  VALUES (new.workspace_id, new.entity_id, new.status, new.build_trigger, 1)
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER build_totals_delete AFTER DELETE ON builds BEGIN
+  UPDATE build_totals SET n = n - 1
+  WHERE workspace_id = old.workspace_id AND entity_id = old.entity_id AND status = old.status
+    AND build_trigger = old.build_trigger;
+END;
+
+CREATE TRIGGER build_totals_update AFTER UPDATE OF status ON builds WHEN old.status <> new.status BEGIN
+  UPDATE build_totals SET n = n - 1
+  WHERE workspace_id = old.workspace_id AND entity_id = old.entity_id AND status = old.status
+    AND build_trigger = old.build_trigger;
+  INSERT INTO build_totals (workspace_id, entity_id, status, build_trigger, n)
+  VALUES (new.workspace_id, new.entity_id, new.status, new.build_trigger, 1)
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger) DO UPDATE SET n = n + 1;
+END;

@@ -58,11 +58,14 @@ export interface Table<Row = never, Name extends string = string> {
   /** Query parameters that are shorthand for `field eq value`, ANDed with the filter. */
   readonly shorthands: Readonly<Record<string, NoInfer<Name>>>
   /**
-   * A table a SQL storage keeps in step with this one: its rows counted per combination of these fields,
+   * Tables a SQL storage keeps in step with this one, each its rows counted per combination of its fields,
    * under the same column names plus `n` (a missing value counted as ''), and the scope's column. A total
-   * over equalities on these fields sums its rows rather than counting this table's.
+   * over equalities on counted fields sums the rows of the first of them that has every such field, rather
+   * than counting this table's: the fewer its fields, the fewer rows to sum.
    */
-  readonly counts?: { readonly table: string; readonly fields: ReadonlyArray<NoInfer<Name>> } | undefined
+  readonly counts?:
+    | ReadonlyArray<{ readonly table: string; readonly fields: ReadonlyArray<NoInfer<Name>> }>
+    | undefined
   /**
    * Fields a SQL storage keeps indexes to order on, besides `id` and `createdAt`: `(column, id)` for a
    * non-nullable field; for a nullable one, `(column, id) WHERE column IS NOT NULL` and `(id) WHERE column
@@ -187,7 +190,12 @@ const buildsTable = tableOf<Build>()({
     trigger: "trigger",
     created_by: "createdBy"
   },
-  counts: { table: "build_counts", fields: ["workspaceId", "entityId", "status", "trigger", "createdBy"] }
+  // A workspace of a hundred creators has a hundred times the rows in build_counts: a total that names no
+  // creator sums build_totals.
+  counts: [
+    { table: "build_totals", fields: ["workspaceId", "entityId", "status", "trigger"] },
+    { table: "build_counts", fields: ["workspaceId", "entityId", "status", "trigger", "createdBy"] }
+  ]
 })
 
 /**

@@ -292,16 +292,19 @@ export interface CompileOptions {
 const whereOf = (parts: ReadonlyArray<string>) => (parts.length === 0 ? "" : ` WHERE ${parts.join(" AND ")}`)
 
 /**
- * The equalities a total can be summed from the table's counts with, when the filter is nothing else: a
- * comparison `eq` or a non-negated `in` on a counted field, alone or ANDed. '' is left to a real count,
- * since the counts keep a missing value under it.
+ * The counts table a total can be summed from, and the equalities to sum it with, when the filter is nothing
+ * else: a comparison `eq` or a non-negated `in` on a counted field, alone or ANDed. '' is left to a real
+ * count, since the counts keep a missing value under it.
  */
 const countable = <Name extends string>(
   table: Table<never, Name>,
   filter: Filter<Name> | undefined
-): ReadonlyArray<{ readonly field: Name; readonly values: ReadonlyArray<Scalar> }> | undefined => {
-  const counts = table.counts
-  if (counts === undefined) return undefined
+):
+  | {
+      readonly counts: string
+      readonly equalities: ReadonlyArray<{ readonly field: Name; readonly values: ReadonlyArray<Scalar> }>
+    }
+  | undefined => {
   const parts = filter === undefined ? [] : filter._tag === "And" ? filter.filters : [filter]
   const equalities: Array<{ readonly field: Name; readonly values: ReadonlyArray<Scalar> }> = []
   for (const part of parts) {
@@ -311,11 +314,12 @@ const countable = <Name extends string>(
         : part._tag === "In" && !part.negate
           ? part.values
           : undefined
-    if (values === undefined || values.length === 0 || values.includes("")) return undefined
-    if (!("field" in part) || !counts.fields.includes(part.field)) return undefined
+    if (values === undefined || values.length === 0 || values.includes("") || !("field" in part))
+      return undefined
     equalities.push({ field: part.field, values })
   }
-  return equalities
+  const counts = table.counts?.find((one) => equalities.every(({ field }) => one.fields.includes(field)))
+  return counts === undefined ? undefined : { counts: counts.table, equalities }
 }
 
 /** Compiles a list query: the page, the total, and the neighbor probe for exact page information. */
@@ -359,10 +363,10 @@ export const compileList = <Name extends string>(
     const b = new Builder(dialect)
     const alias = b.alias()
     const summed = countable(table, query.filter)
-    if (table.counts !== undefined && summed !== undefined) {
+    if (summed !== undefined) {
       const where = [
         ...compileScope(b, table, alias, access),
-        ...summed.map(({ field, values }) => {
+        ...summed.equalities.map(({ field, values }) => {
           const expression = column(alias, table.fields[field].column)
           return values.length === 1
             ? `${expression} = ${b.bind(values[0])}`
@@ -370,7 +374,7 @@ export const compileList = <Name extends string>(
         })
       ]
       return b.finish(
-        `SELECT CAST(coalesce(sum(${alias}."n"), 0) AS BIGINT) AS n FROM ${quote(table.counts.table)} ${alias}${whereOf(where)}`
+        `SELECT CAST(coalesce(sum(${alias}."n"), 0) AS BIGINT) AS n FROM ${quote(summed.counts)} ${alias}${whereOf(where)}`
       )
     }
     return b.finish(`SELECT count(*) AS n ${from(alias)}${whereOf(base(b, alias))}`)

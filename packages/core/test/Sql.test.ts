@@ -48,21 +48,27 @@ describe("Sql.compileList", () => {
 
   it("sees nothing for a caller with no workspaces, and everything for the host", () => {
     expect(compile("sqlite", query(), Access.workspaces([])).count.text).toBe(
-      'SELECT CAST(coalesce(sum(t0."n"), 0) AS BIGINT) AS n FROM "build_counts" t0 WHERE 1 = 0'
+      'SELECT CAST(coalesce(sum(t0."n"), 0) AS BIGINT) AS n FROM "build_totals" t0 WHERE 1 = 0'
     )
     expect(compile("sqlite", query(), Access.all).count.text).toBe(
-      'SELECT CAST(coalesce(sum(t0."n"), 0) AS BIGINT) AS n FROM "build_counts" t0'
+      'SELECT CAST(coalesce(sum(t0."n"), 0) AS BIGINT) AS n FROM "build_totals" t0'
     )
   })
 
-  it("sums a total from the kept counts over equalities on counted fields, and counts rows otherwise", () => {
+  it("sums a total from the first kept counts with every field of its equalities, and counts rows otherwise", () => {
     const summed = compile(
       "postgres",
       query({ filter: '{"status":{"in":["failed","cancelled"]},"trigger":{"eq":"auto"}}' }),
       Access.workspaces([Id.fromUuid("wsp", "0190b3a0-0000-7000-8000-000000000001")!])
     ).count
     expect(summed.text).toBe(
-      'SELECT CAST(coalesce(sum(t0."n"), 0) AS BIGINT) AS n FROM "build_counts" t0 WHERE t0."workspace_id" = $1 AND t0."status" IN ($2, $3) AND t0."build_trigger" = $4'
+      'SELECT CAST(coalesce(sum(t0."n"), 0) AS BIGINT) AS n FROM "build_totals" t0 WHERE t0."workspace_id" = $1 AND t0."status" IN ($2, $3) AND t0."build_trigger" = $4'
+    )
+    // The creator is only in the finer counts.
+    expect(
+      compile("sqlite", query({ filter: '{"createdBy":{"eq":"ada"},"status":{"eq":"failed"}}' })).count.text
+    ).toBe(
+      'SELECT CAST(coalesce(sum(t0."n"), 0) AS BIGINT) AS n FROM "build_counts" t0 WHERE t0."created_by" = ? AND t0."status" = ?'
     )
     // Anything else, and '' (which the counts keep for a build with no creator), counts the builds.
     for (const filter of [

@@ -361,6 +361,47 @@ CREATE INDEX builds_by_completed_at ON builds (completed_at, id) WHERE completed
 CREATE INDEX builds_not_completed ON builds (id) WHERE completed_at IS NULL;
 `
 
+// The lists the shorthand filters ask for (`status`, `trigger`, `created_by`; `workspace_id` and `app_id`
+// have theirs), in their default order, read from an index that has both, whatever share of the builds
+// matches: with statistics, the planner took the field's sort index and sorted every failed build. Their
+// totals, when they name no creator, sum build_totals: build_counts without the creator, a row per
+// workspace, app, status and trigger (the field table's first counts, `Fields.builds.counts`); a total by
+// creator finds its rows in build_counts by the creator's index.
+const shorthandLists = `
+CREATE TABLE build_totals (
+  workspace_id TEXT NOT NULL,
+  entity_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  build_trigger TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (workspace_id, entity_id, status, build_trigger)
+) STRICT, WITHOUT ROWID;
+INSERT INTO build_totals (workspace_id, entity_id, status, build_trigger, n)
+  SELECT workspace_id, entity_id, status, build_trigger, sum(n) FROM build_counts GROUP BY 1, 2, 3, 4;
+CREATE INDEX build_counts_by_creator ON build_counts (created_by, workspace_id);
+CREATE INDEX builds_list_by_status ON builds (status, created_at, id);
+CREATE INDEX builds_list_by_trigger ON builds (build_trigger, created_at, id);
+CREATE INDEX builds_list_by_creator ON builds (created_by, created_at, id) WHERE created_by IS NOT NULL;
+CREATE TRIGGER build_totals_insert AFTER INSERT ON builds BEGIN
+  INSERT INTO build_totals (workspace_id, entity_id, status, build_trigger, n)
+  VALUES (new.workspace_id, new.entity_id, new.status, new.build_trigger, 1)
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER build_totals_delete AFTER DELETE ON builds BEGIN
+  UPDATE build_totals SET n = n - 1
+  WHERE workspace_id = old.workspace_id AND entity_id = old.entity_id AND status = old.status
+    AND build_trigger = old.build_trigger;
+END;
+CREATE TRIGGER build_totals_update AFTER UPDATE OF status ON builds WHEN old.status <> new.status BEGIN
+  UPDATE build_totals SET n = n - 1
+  WHERE workspace_id = old.workspace_id AND entity_id = old.entity_id AND status = old.status
+    AND build_trigger = old.build_trigger;
+  INSERT INTO build_totals (workspace_id, entity_id, status, build_trigger, n)
+  VALUES (new.workspace_id, new.entity_id, new.status, new.build_trigger, 1)
+  ON CONFLICT (workspace_id, entity_id, status, build_trigger) DO UPDATE SET n = n + 1;
+END;
+`
+
 export const migrations: ReadonlyArray<Migration> = [
   { version: 1, name: "create_schema", sql: createSchema },
   { version: 2, name: "query_columns", sql: queryColumns },
@@ -369,7 +410,8 @@ export const migrations: ReadonlyArray<Migration> = [
   { version: 5, name: "retention", sql: retention },
   { version: 6, name: "build_counts", sql: buildCounts },
   { version: 7, name: "sort_indexes", sql: sortIndexes },
-  { version: 8, name: "more_sort_indexes", sql: SqlRows.moreBuildSortIndexes }
+  { version: 8, name: "more_sort_indexes", sql: SqlRows.moreBuildSortIndexes },
+  { version: 9, name: "shorthand_lists", sql: shorthandLists }
 ]
 
 /**
