@@ -3,8 +3,7 @@
  *
  * A driver for core's build lifecycle (`StorageDriver`): a transaction locks the build rows it reads, so,
  * as on SQLite, nothing changes between the read and the compare-and-set write. Its fast paths are the
- * claim as one statement on the database clock (`statements.claimOldest`, followed by its events in its
- * transaction), lease renewals batched across builds into one statement, and an engine's own writes
+ * claim with its events as one statement on the database clock (`statements.claimOldest`), lease renewals batched across builds into one statement, and an engine's own writes
  * planned from what this process knows, batched across builds with their events
  * (`internal/knownWrites.ts`). The entity queries
  * live in `internal/queries.ts`, the feed's, the endpoints' and the deliveries' in `internal/events.ts`,
@@ -19,7 +18,6 @@ import { type BuildState, type Id, Storage, type StorageError } from "@kiln/core
 import { Batcher, LogBudget, SqlRows as rows, StorageDriver } from "@kiln/core/adapter"
 import { Effect, Layer, type Scope } from "effect"
 import { clientConfig, open } from "./internal/connection.ts"
-import { insertEventsOn } from "./internal/events.ts"
 import { makeKnownWrites } from "./internal/knownWrites.ts"
 import { channelOf, listen, payload } from "./internal/listener.ts"
 import { migrate } from "./internal/migrations.ts"
@@ -103,21 +101,18 @@ export const make = (
           ),
         queries: makeQueries(db, schema, notify),
         fastPaths: {
-          // The claim's events depend on what it claimed, so they follow it in its transaction.
-          claimOldest: (request, eventsOf) =>
-            db.transaction((tx) =>
-              Effect.gen(function* () {
-                const claimed = yield* tx<rows.BuildRow>(statements.claimOldest, [
-                  request.owner,
-                  request.leaseMs,
-                  channel,
-                  source,
-                  request.max
-                ])
-                const builds = claimed.map(rows.toBuild)
-                yield* insertEventsOn(tx, notify)(eventsOf(builds))
-                return builds
-              })
+          // One statement: the claim and its events (`statements.claimOldest`).
+          claimOldest: (request, eventIds) =>
+            Effect.map(
+              run<rows.BuildRow>(statements.claimOldest, [
+                request.owner,
+                request.leaseMs,
+                channel,
+                source,
+                request.max,
+                eventIds(request.max)
+              ]),
+              (claimed) => claimed.map(rows.toBuild)
             ),
           heartbeat: (id, fence, leaseMs) => heartbeats({ id, fence, leaseMs }),
           writeKnown

@@ -42,7 +42,7 @@ describe("postgres specifics", () => {
       const schema = yield* freshSchema
       yield* storageOn(schema)
       expect(
-        yield* plan(schema, statements.claimOldest.text, ["engine", 1000, "channel", "source", 10])
+        yield* plan(schema, statements.claimOldest.text, ["engine", 1000, "channel", "source", 10, []])
       ).toContain("builds_queued")
       expect(yield* plan(schema, statements.queuedOldest.text, [10])).toContain("builds_queued")
       expect(yield* plan(schema, statements.activeCounts.text, [])).toContain("builds_active")

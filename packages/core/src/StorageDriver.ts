@@ -13,7 +13,7 @@ import type { Fence } from "./BuildState.ts"
 import type { Change } from "./Change.ts"
 import type { ActiveCounts, ClaimRequest } from "./Claim.ts"
 import type { Event } from "./Event.ts"
-import type { AppId, AppVersionId, BuildId, SourceEventId, WorkspaceId } from "./Id.ts"
+import type { AppId, AppVersionId, BuildId, EventId, SourceEventId, WorkspaceId } from "./Id.ts"
 import { makeStorage as make } from "./internal/lifecycle/makeStorage.ts"
 import type { Stats } from "./LogBudget.ts"
 import type { LogLine } from "./LogLine.ts"
@@ -178,12 +178,13 @@ export interface KnownWrite {
 export interface FastPaths {
   /**
    * Claims without caps: `queuedOldest` + the `Claim` transition + `writeBuild`, on the database clock,
-   * storing `eventsOf(claimed)` in the same transaction (as `insertEvents` would).
+   * storing in the same transaction (as `insertEvents` would) what `Event.forClaim` makes of each claimed
+   * build, oldest first, under the ids `eventIds` answers (at least as many as `request.max`).
    */
   readonly claimOldest?:
     | ((
         request: ClaimRequest,
-        eventsOf: (claimed: ReadonlyArray<Build>) => ReadonlyArray<Event>
+        eventIds: (count: number) => ReadonlyArray<EventId>
       ) => E<ReadonlyArray<Build>>)
     | undefined
   /** Renews a lease in one statement; `undefined` when it renewed nothing (core then finds out why). */

@@ -7,7 +7,7 @@
 import { BuildState } from "@kiln/core"
 import { SqlRows } from "@kiln/core/adapter"
 import type { Statement } from "./connection.ts"
-import { eventColumns, insertEventRows } from "./events.ts"
+import { eventColumns, eventsWritten, insertEventRows } from "./events.ts"
 import { databaseNow, insertInto, list, placeholders, prepared, unnestOf } from "./sql.ts"
 
 const {
@@ -57,12 +57,52 @@ const announced = "(SELECT count(*) FROM announced) >= 0"
 const buildChangedJson = `json_build_object('_tag', 'BuildChanged', 'buildId', b.id, 'workspaceId', b.workspace_id,
   'phase', b.phase, 'cancelRequested', b.cancel_requested_at IS NOT NULL)`
 
+/** An epoch-milliseconds column as `DateTime`'s JSON, `2026-01-02T03:04:05.006Z`; null stays null. */
+const isoOf = (column: string) =>
+  `to_char(to_timestamp(${column} / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || '.' || lpad((${column} % 1000)::text, 3, '0') || 'Z'`
+
 /**
- * Claims the builds `pick` selects and locks, as one statement on the database clock, publishing each
- * claim. This is the Claim event of `BuildState.transition` written in SQL (the Postgres tests hold the
- * two to the same result): queued to initializing under the next attempt, started now, leased until now
- * plus the lease. Parameters: $1 owner, $2 lease in milliseconds, $3 channel, $4 source, $5 what `pick`
- * takes.
+ * A claimed build's view (`Build.View`, as `Event.forClaim` puts it in its event), as JSON built in SQL, since
+ * the claim and its events are one statement: the conformance suite holds it to the domain's event.
+ */
+const claimedViewJson = `json_build_object(${[
+  ["id", "c.id"],
+  ["workspaceId", "c.workspace_id"],
+  ["entityId", "c.entity_id"],
+  ["appVersionId", "c.app_version_id"],
+  ["sequenceNumber", "c.sequence_number"],
+  ["outcome", "c.outcome"],
+  ["status", "c.status"],
+  ["trigger", "c.build_trigger"],
+  ["sourceEventId", "c.source_event_id"],
+  ["error", "c.error"],
+  ["metadata", "c.metadata::json"],
+  ["createdBy", "c.created_by"],
+  ["createdAt", isoOf("c.created_at")],
+  ["updatedAt", isoOf("c.updated_at")],
+  ["startedAt", isoOf("c.started_at")],
+  ["runningAt", isoOf("c.running_at")],
+  ["completedAt", isoOf("c.completed_at")],
+  ["cancelRequestedAt", isoOf("c.cancel_requested_at")],
+  ["cancelReason", "c.cancel_reason"],
+  ["skipReason", "c.skip_reason"],
+  ["imageTag", "c.image_tag"],
+  ["imageDigest", "c.image_digest"],
+  ["commitSha", "c.commit_sha"],
+  ["triggerMetadata", "c.trigger_metadata::json"]
+]
+  .map(([key, value]) => `'${key}', ${value}`)
+  .join(", ")})`
+
+/**
+ * Claims the builds `pick` selects and locks, as one statement on the database clock, with their events,
+ * publishing each claim and the events. This is the Claim event of `BuildState.transition` written in SQL
+ * (the Postgres tests hold the two to the same result): queued to initializing under the next attempt,
+ * started now, leased until now plus the lease; each claimed build's `build.running` event, oldest first,
+ * under the ids given. One statement rather than a transaction of the claim and then its events: a claim of
+ * 50 builds took 17 ms so, 4 ms of it the events' statement and the transaction's round trips (dispatch
+ * 1,838 → 1,977 builds/s, medians of three runs in turn).
+ * Parameters: $1 owner, $2 lease in milliseconds, $3 channel, $4 source, $5 what `pick` takes, $6 event ids.
  */
 const claim = (pick: string) => `WITH clock AS (SELECT ${databaseNow} AS now),
 picked AS MATERIALIZED (${pick}),
@@ -75,7 +115,18 @@ claimed AS (
   WHERE b.id = picked.id AND b.phase = 'queued'
   RETURNING b.*, ${buildChangedJson}::text AS change
 ),
-${announce("claimed", "$3", "$4")}
+announced_events AS (
+  INSERT INTO events (id, workspace_id, type, subject, "timestamp", data)
+  SELECT ($6::text[])[row_number() OVER (ORDER BY c.created_at, c.id)], c.workspace_id, 'build.running', c.id,
+    c.updated_at, json_build_object('build', ${claimedViewJson})::text
+  FROM claimed c ORDER BY c.created_at, c.id
+  RETURNING 1
+),
+changes AS (
+  SELECT change FROM claimed
+  UNION ALL SELECT '${JSON.stringify(eventsWritten)}' WHERE EXISTS (SELECT 1 FROM announced_events)
+),
+${announce("changes", "$3", "$4")}
 SELECT ${builds} FROM claimed WHERE ${announced} ORDER BY created_at, id`
 
 /** The SQL type of each build state column, for the arrays the batched writes unnest. */

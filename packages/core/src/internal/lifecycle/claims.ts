@@ -68,7 +68,7 @@ export const claimNext = (lifecycle: Lifecycle) =>
     const nextId = yield* Id.generator("msg")
     const claimed =
       fast !== undefined && !Claim.hasCaps(request.limits)
-        ? yield* fast(request, (builds) => builds.map((build) => Event.forClaim(build, nextId)))
+        ? yield* fast(request, (count) => Array.from({ length: count }, nextId))
         : yield* claimInTransaction(lifecycle, request)
     for (const build of claimed) {
       lifecycle.known.track(build)

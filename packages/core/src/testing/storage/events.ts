@@ -3,6 +3,7 @@ import { Clock, DateTime, Effect } from "effect"
 import * as Access from "../../Access.ts"
 import type { BuildStep } from "../../Build.ts"
 import type * as Event from "../../Event.ts"
+import * as EventModule from "../../Event.ts"
 import { Storage } from "../../Storage.ts"
 import { claimOne, type MakeStorage, queue, seed, sha, test } from "./fixtures.ts"
 
@@ -87,6 +88,28 @@ export const events = (name: string, make: MakeStorage) =>
         expect(all[5]).toMatchObject({ data: { step: { name: "build", status: "succeeded" } } })
         expect(new Set(all.map((event) => event.id)).size).toBe(all.length)
         expect(all.every((event) => event.id.startsWith("msg_"))).toBe(true)
+      }))
+
+    it("announces each claimed build, oldest first, exactly as the domain's claim event shows it", () =>
+      Effect.gen(function* () {
+        const { storage, version } = yield* seed()
+        const created = yield* Effect.forEach(["ada", 'o"brien \\ é'], (createdBy, i) =>
+          storage.createBuild(Access.all, {
+            appVersionId: version.id,
+            trigger: "manual",
+            createdBy,
+            metadata: { pr: 7 + i, labels: ["a", "ü"], nested: { ok: true, none: null } },
+            triggerMetadata: i === 0 ? null : { ref: "refs/heads/main" }
+          })
+        )
+        const claimed = yield* storage.claimNext({ owner: "engine", leaseMs: 30_000, max: 5 })
+        expect(claimed.map((build) => build.id)).toEqual(created.map((build) => build.id))
+        const running = (yield* readAll()).filter((event) => event.type === "build.running")
+        expect(running.map((event) => event.subject)).toEqual(created.map((build) => build.id))
+        for (const [i, event] of running.entries()) {
+          const { cursor: _cursor, ...stored } = event
+          expect(stored).toEqual(EventModule.forClaim(claimed[i]!, () => event.id))
+        }
       }))
 
     it("announces cancels, skips and reaped builds with their outcome", () =>
