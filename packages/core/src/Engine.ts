@@ -36,7 +36,10 @@ export interface WebhookDeliveryOptions {
 }
 
 export interface EngineOptions {
-  /** Names this process in claims and on containers; unique per process start. */
+  /**
+   * Names this process in claims and on containers; unique per process start. At most
+   * `BuildState.maxTextBytes` of UTF-8: a longer one fails the layer with a defect that says so.
+   */
   readonly owner?: string
   /** How many builds this process runs at once. Default 2. */
   readonly concurrency?: number

@@ -1,11 +1,12 @@
 /**
  * An engine whose storage has a bug keeps working around it: a claim that dies (a defect, not a storage
- * error) is logged, and the engine claims again on its next poll rather than never again.
+ * error) is logged, and the engine claims again on its next poll rather than never again. One whose
+ * settings could not work does not start.
  */
 import { expect, it } from "@effect/vitest"
-import { Storage } from "@kiln/core"
+import { BuildState, Storage } from "@kiln/core"
 import { Builds } from "@kiln/core/testing"
-import { Effect, Layer } from "effect"
+import { Cause, Effect, Exit, Layer } from "effect"
 import { appWith, engineLayer, services } from "./engineFixtures.ts"
 
 it.live("claims again after a claim round died", () =>
@@ -33,5 +34,18 @@ it.live("claims again after a claim round died", () =>
       })
     )
     expect(calls).toBeGreaterThan(1)
+  }).pipe(Effect.provide(services()))
+)
+
+it.live("refuses to start with an owner storages could not index, saying so", () =>
+  Effect.gen(function* () {
+    const exit = yield* Effect.exit(
+      Effect.scoped(Layer.build(engineLayer({ owner: "é".repeat(BuildState.maxTextBytes) })))
+    )
+    expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain(
+      "engine owner: expected 1 to 1024 bytes"
+    )
+    const fits = yield* Effect.exit(Effect.scoped(Layer.build(engineLayer({ owner: "é".repeat(512) }))))
+    expect(Exit.isSuccess(fits)).toBe(true)
   }).pipe(Effect.provide(services()))
 )

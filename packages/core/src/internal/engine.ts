@@ -6,6 +6,7 @@ import { hostname } from "node:os"
 import { DateTime, Effect, Option, Queue, Result, type Scope } from "effect"
 import * as Access from "../Access.ts"
 import type { Build } from "../Build.ts"
+import * as BuildState from "../BuildState.ts"
 import type { EngineOptions, EngineShape } from "../Engine.ts"
 import * as Metrics from "../Metrics.ts"
 import * as Retention from "../Retention.ts"
@@ -38,6 +39,14 @@ export const makeEngine = (
     const runner = yield* Runner
     const sources = yield* SourceStore
     const owner = options.owner ?? defaultOwner()
+    // Storages index a build's owner, and PostgreSQL refuses an index entry over about 2.7 KB: an owner
+    // that long would fail every claim, so it fails the engine's start instead.
+    const ownerBytes = new TextEncoder().encode(owner).length
+    if (ownerBytes === 0 || ownerBytes > BuildState.maxTextBytes) {
+      return yield* Effect.die(
+        new Error(`engine owner: expected 1 to ${BuildState.maxTextBytes} bytes of UTF-8, got ${ownerBytes}`)
+      )
+    }
     const concurrency = options.concurrency ?? 2
     const metrics = Option.getOrElse(yield* Effect.serviceOption(Metrics.Metrics), () => Metrics.none)
     const traced = yield* Tracing.active
