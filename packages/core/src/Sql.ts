@@ -394,7 +394,8 @@ export const compileList = <Name extends string>(
 /**
  * The indexes `Table.sortIndexes` promises for the named fields, as DDL that SQLite and PostgreSQL both run:
  * `<table>_by_<column>` on `(column, id)`, only over the non-null rows of a nullable field, and for such a
- * field `<table>_<column>_nulls` on `(id)` over its null rows. A migration names the fields it adds.
+ * field `<table>_<column>_nulls` on `(id)` over its null rows. A migration names the fields it adds, and
+ * released migrations run what this answers (`SqlRows.moreBuildSortIndexes`): it must keep answering the same.
  */
 export const sortIndexDdl = <Name extends string>(
   table: Table<never, Name>,
