@@ -79,6 +79,17 @@ describe("postgres specifics", () => {
       }).pipe(Effect.scoped)
   )
 
+  it.live("reads a shorthand filter's page, newest first, from an index with the field and the order", () =>
+    Effect.gen(function* () {
+      const schema = yield* freshSchema
+      yield* storageOn(schema)
+      for (const { label, index, statement } of SortIndexes.shorthandPages("postgres")) {
+        const text = yield* plan(schema, statement.text, statement.params, ["bitmapscan", "sort"])
+        expect(text, label).toContain(`Index Scan Backward using ${index} on builds`)
+      }
+    }).pipe(Effect.scoped)
+  )
+
   it.live("keeps the builds' counts when another connection, with its own search_path, changes them", () =>
     Effect.gen(function* () {
       const schema = yield* freshSchema

@@ -87,6 +87,24 @@ describe("sqlite specifics", () => {
       }).pipe(Effect.scoped)
   )
 
+  it.live("reads a shorthand filter's page, newest first, from an index with the field and the order", () =>
+    Effect.gen(function* () {
+      const db = yield* open({ filename: ":memory:", busyTimeoutMs: 1000 })
+      yield* migrate(db, 0)
+      for (const { label, index, statement } of SortIndexes.shorthandPages("sqlite")) {
+        const plan = (
+          db.prepare(`EXPLAIN QUERY PLAN ${statement.text}`).all(...statement.params) as Array<{
+            detail: string
+          }>
+        )
+          .map((row) => row.detail)
+          .join("\n")
+        expect(plan, label).toContain(`USING INDEX ${index}`)
+        expect(plan, label).not.toContain("TEMP B-TREE")
+      }
+    }).pipe(Effect.scoped)
+  )
+
   it.live(
     "analyzes again a database analyzed before a migration added indexes, so pages keep their plans",
     () =>

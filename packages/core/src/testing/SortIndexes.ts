@@ -7,6 +7,7 @@
 import { Result } from "effect"
 import * as Access from "../Access.ts"
 import * as Fields from "../Fields.ts"
+import * as Filter from "../Filter.ts"
 import * as OrderBy from "../OrderBy.ts"
 import type { ListQuery } from "../Query.ts"
 import * as Sql from "../Sql.ts"
@@ -47,3 +48,24 @@ export const pages = (dialect: Sql.Dialect): ReadonlyArray<Page> => {
   }
   return all
 }
+
+/**
+ * The first page of each shorthand filter with an index of its own for the default order (newest first),
+ * compiled for a dialect, with that index: an adapter's test checks that its database reads the page from it.
+ */
+export const shorthandPages = (dialect: Sql.Dialect): ReadonlyArray<Page & { readonly index: string }> =>
+  (
+    [
+      ["status", "failed", "builds_list_by_status"],
+      ["trigger", "auto", "builds_list_by_trigger"],
+      ["createdBy", "ada", "builds_list_by_creator"]
+    ] as const
+  ).map(([name, value, index]) => {
+    const query: ListQuery<Fields.BuildField> = {
+      orderBy: OrderBy.complete(OrderBy.defaultOrder),
+      limit: 100,
+      filter: Result.getOrThrow(Filter.fromJson(Fields.builds, { [name]: { eq: value } })),
+      cursor: undefined
+    }
+    return { label: name, index, statement: Sql.compileList(dialect, Fields.builds, Access.all, query).page }
+  })
