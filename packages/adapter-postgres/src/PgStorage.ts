@@ -3,9 +3,9 @@
  *
  * A driver for core's build lifecycle (`StorageDriver`): a transaction locks the build rows it reads, so,
  * as on SQLite, nothing changes between the read and the compare-and-set write. Its fast paths are the
- * claim with its events as one statement on the database clock (`statements.claimOldest`), lease renewals batched across builds into one statement, and an engine's own writes
- * planned from what this process knows, batched across builds with their events
- * (`internal/knownWrites.ts`). The entity queries
+ * claim with its events as one statement on the database clock (`statements.claimOldest`), lease renewals
+ * batched across builds into one statement, and an engine's own writes planned from what this process
+ * knows, batched across builds with their events (`internal/knownWrites.ts`). The entity queries
  * live in `internal/queries.ts`, the feed's, the endpoints' and the deliveries' in `internal/events.ts`,
  * `internal/webhooks.ts` and `internal/deliveries.ts`.
  *

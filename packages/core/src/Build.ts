@@ -195,7 +195,7 @@ export const make = (
     idempotencyKey: input.idempotencyKey ?? null,
     error: null,
     metadata: input.metadata ?? {},
-    createdBy: input.createdBy === null ? null : boundText(input.createdBy),
+    createdBy: boundText(input.createdBy),
     createdAt: now,
     updatedAt: now,
     startedAt: null,

@@ -135,20 +135,19 @@ export const maxTextBytes = 1024
 
 const encoder = new TextEncoder()
 
-/** `text` cut to at most `maxTextBytes` at a character boundary, ending in "…" when cut. */
-export const boundText = (text: string): string => {
+/** `text` cut to at most `maxTextBytes` at a character boundary, ending in "…" when cut; null stays null. */
+export const boundText = <T extends string | null>(text: T): T => {
   // A UTF-16 unit is at most three bytes of UTF-8.
-  if (text.length * 3 <= maxTextBytes || encoder.encode(text).length <= maxTextBytes) return text
+  if (text === null || text.length * 3 <= maxTextBytes || encoder.encode(text).length <= maxTextBytes)
+    return text
   const { read } = encoder.encodeInto(text, new Uint8Array(maxTextBytes - encoder.encode("…").length))
-  return `${text.slice(0, read)}…`
+  return `${text.slice(0, read)}…` as T
 }
-
-const boundReason = (reason: string | null) => (reason === null ? null : boundText(reason))
 
 const stop = (build: Build, outcome: Outcome, at: DateTime.Utc, changes: Partial<Build> = {}): Build =>
   enter(build, { phase: "stopped", outcome }, at, {
     ...changes,
-    ...(typeof changes.error === "string" ? { error: boundText(changes.error) } : {}),
+    ...(changes.error === undefined ? {} : { error: boundText(changes.error) }),
     completedAt: at,
     leaseExpiresAt: null
   })
@@ -215,7 +214,7 @@ export const transition = (
         return Result.succeed(
           stop(build, "cancelled", event.at, {
             cancelRequestedAt: event.at,
-            cancelReason: boundReason(event.reason)
+            cancelReason: boundText(event.reason)
           })
         )
       }
@@ -224,7 +223,7 @@ export const transition = (
       return Result.succeed({
         ...build,
         cancelRequestedAt: event.at,
-        cancelReason: boundReason(event.reason),
+        cancelReason: boundText(event.reason),
         updatedAt: event.at
       })
     case "Skip":
