@@ -1,7 +1,8 @@
 /**
  * One server for a benchmark, in a process of its own so that the load generator does not share its
  * event loop: `kiln <file> <directory>` is Kiln's own server on the SQLite file, `raw <file> <token>` a
- * bare `node:http` server that answers the same build from the same file, and `sources <file | postgres
+ * bare `node:http` server that answers the same build from the same file, `effect <file> <token>` the same
+ * answers from Effect's HTTP server and router, and `sources <file | postgres
  * URL> <directory> [schema]` Kiln's server on SQLite with its archives in the directory, or on PostgreSQL with its
  * archives there too, plus a second port where `GET /context/<version id>` reads that version's whole build
  * context in the server and answers `{"bytes":…,"ms":…}`. `fanout-kiln <file> <directory> <build id>` is
@@ -12,21 +13,31 @@
  */
 import { createServer } from "node:http"
 import type { AddressInfo, Socket } from "node:net"
+import { NodeHttpServer } from "@effect/platform-node"
 import { PgArchiveStore, PgStorage } from "@kiln/adapter-postgres"
 import { SqliteStorage } from "@kiln/adapter-sqlite"
 import { Access, Authenticator, type Id, SourceStore, Storage } from "@kiln/core"
 import { KilnHttp } from "@kiln/http"
 import Database from "better-sqlite3"
 import { Effect, Layer, ManagedRuntime, References, Stream } from "effect"
-import { HttpServer } from "effect/http"
+import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { WebSocketServer } from "ws"
 import { at, batchLines, endFrame, lineFrame, lineText, statusFrame } from "./fanout-log.ts"
 import type { Ready } from "./server-process.ts"
 
 // Also when the parent dies without killing us: the IPC channel closes with it.
 process.on("disconnect", () => process.exit())
+process.on("SIGTERM", () => process.exit())
 
 const [kind, file, extra, schema] = process.argv.slice(2) as [string, string, string, string | undefined]
+
+const portOf = async (runtime: ManagedRuntime.ManagedRuntime<HttpServer.HttpServer, unknown>) => {
+  const address = await runtime.runPromise(
+    HttpServer.HttpServer.use((server) => Effect.succeed(server.address))
+  )
+  if (address._tag === "UnixPathAddress") throw new Error("expected a TCP address")
+  return address.port
+}
 
 const serve = async (services: Layer.Layer<Storage.Storage | SourceStore.SourceStore, unknown>) => {
   const runtime = ManagedRuntime.make(
@@ -37,11 +48,7 @@ const serve = async (services: Layer.Layer<Storage.Storage | SourceStore.SourceS
       Layer.provide(Layer.succeed(References.MinimumLogLevel, "Warn"))
     )
   )
-  const address = await runtime.runPromise(
-    HttpServer.HttpServer.use((server) => Effect.succeed(server.address))
-  )
-  if (address._tag === "UnixPathAddress") throw new Error("expected a TCP address")
-  return { port: address.port, runtime }
+  return { port: await portOf(runtime), runtime }
 }
 
 const kiln = async (directory: string) =>
@@ -85,32 +92,62 @@ const sources = async (target: string, directory: string) => {
   return { port, control: (control.address() as AddressInfo).port }
 }
 
-/** The least a real endpoint does: check the bearer token, read the build and its steps, answer JSON. */
-const raw = (token: string) => {
+/**
+ * The least a real endpoint does: check the bearer token, read the build and its steps, answer JSON. Its
+ * status and body for a request's method, URL and `Authorization` header.
+ */
+const rawAnswer = (token: string) => {
   const db = new Database(file, { readonly: true })
   const build = db.prepare<[string], object>("SELECT * FROM builds WHERE id = ?")
   const steps = db.prepare<[string], object>("SELECT * FROM build_steps WHERE build_id = ? ORDER BY idx")
   const authorization = `Bearer ${token}`
   const route = /^\/api\/builds\/([^/?]+)$/
-  const server = createServer((request, response) => {
-    const answer = (status: number, body: unknown) => {
-      const text = JSON.stringify(body)
-      // A length, as Kiln sends, rather than chunked framing.
-      response.writeHead(status, {
-        "content-type": "application/json",
-        "content-length": Buffer.byteLength(text)
-      })
-      response.end(text)
-    }
-    if (request.headers.authorization !== authorization) return answer(401, { error: "unauthorized" })
-    const id = request.method === "GET" ? route.exec(request.url ?? "")?.[1] : undefined
+  return (method: string, url: string, credential: string | undefined) => {
+    if (credential !== authorization) return { status: 401, body: { error: "unauthorized" } }
+    const id = method === "GET" ? route.exec(url)?.[1] : undefined
     const row = id === undefined ? undefined : build.get(id)
-    if (row === undefined) return answer(404, { error: "not_found" })
-    answer(200, { ...row, steps: steps.all(id!) })
+    if (row === undefined) return { status: 404, body: { error: "not_found" } }
+    return { status: 200, body: { ...row, steps: steps.all(id!) } }
+  }
+}
+
+const raw = (token: string) => {
+  const answer = rawAnswer(token)
+  const server = createServer((request, response) => {
+    const { status, body } = answer(request.method ?? "", request.url ?? "", request.headers.authorization)
+    const text = JSON.stringify(body)
+    // A length, as Kiln sends, rather than chunked framing.
+    response.writeHead(status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(text)
+    })
+    response.end(text)
   })
   return new Promise<number>((resolve) =>
     server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port))
   )
+}
+
+/**
+ * The same answers from Effect's own HTTP server and router with nothing of Kiln's: what a request costs
+ * in the framework Kiln's server is built on.
+ */
+const effect = async (token: string) => {
+  const answer = rawAnswer(token)
+  const route = HttpRouter.add(
+    "GET",
+    "/api/builds/:id",
+    HttpServerRequest.HttpServerRequest.useSync((request) => {
+      const { status, body } = answer(request.method, request.url, request.headers.authorization)
+      return HttpServerResponse.jsonUnsafe(body, { status })
+    })
+  )
+  const runtime = ManagedRuntime.make(
+    HttpRouter.serve(route, { disableLogger: true }).pipe(
+      Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
+    )
+  )
+  return portOf(runtime)
 }
 
 /** Answers each `{"write": <lines>}` from the parent once `write` has written that many lines. */
@@ -190,5 +227,8 @@ const ready: Ready =
       ? { port: await fanoutKiln(extra, schema as Id.BuildId) }
       : kind === "fanout-raw"
         ? { port: await fanoutRaw(Number(file)) }
-        : { port: kind === "kiln" ? await kiln(extra) : await raw(extra) }
+        : {
+            port:
+              kind === "kiln" ? await kiln(extra) : kind === "effect" ? await effect(extra) : await raw(extra)
+          }
 process.send!(ready)

@@ -1,9 +1,11 @@
 /**
  * `npm run bench -- http`: `GET /api/builds/{id}` with a bearer token, Kiln's server against a bare
- * `node:http` server that answers the same build from the same SQLite file (`http-server.ts`). Each
+ * `node:http` server that answers the same build from the same SQLite file, and against the same answers
+ * from Effect's own HTTP server and router, the floor of any server built on it (`http-server.ts`). Each
  * server runs in a child process of its own; autocannon loads them in turn from this one, with the same
  * settings, for `rounds` rounds each (a warm-up, then the measured run). Medians of the rounds; the last
- * line is `http: kiln/raw=<ratio> kiln_rps=<n> p99_ms=<n>`, the p99 of Kiln's median round.
+ * line is `http: kiln/raw=<ratio> kiln_rps=<n> p99_ms=<n> effect/raw=<ratio>`, the p99 of Kiln's median
+ * round.
  *
  * The database (`KILN_BENCH_BUILDS` builds, default 5,000) lives in a temporary directory, removed at the end.
  */
@@ -26,7 +28,7 @@ const load = { connections: 10, pipelining: 1 }
 const warmupSeconds = 1
 const seconds = 4
 
-const kinds = ["kiln", "raw"] as const
+const kinds = ["kiln", "effect", "raw"] as const
 type Kind = (typeof kinds)[number]
 
 /** A ready version with `builds` builds; the one to fetch sits in the middle. */
@@ -83,6 +85,7 @@ const bench = Effect.gen(function* () {
   const { buildId, token } = yield* seed(file)
   const urls = {
     kiln: (yield* serverProcess("kiln", [file, join(dir, "sources")])).url,
+    effect: (yield* serverProcess("effect", [file, token])).url,
     raw: (yield* serverProcess("raw", [file, token])).url
   }
   const path = `/api/builds/${buildId}`
@@ -92,7 +95,7 @@ const bench = Effect.gen(function* () {
       `${warmupSeconds} s warm-up + ${seconds} s per round, alternating`
   )
 
-  const results: Record<Kind, Array<Round>> = { kiln: [], raw: [] }
+  const results: Record<Kind, Array<Round>> = { kiln: [], effect: [], raw: [] }
   for (let round = 1; round <= rounds; round++) {
     for (const kind of kinds) {
       const url = `${urls[kind]}${path}`
@@ -105,10 +108,10 @@ const bench = Effect.gen(function* () {
       )
     }
   }
-  const kiln = medianRound(results.kiln)
-  const raw = medianRound(results.raw)
+  const [kiln, effect, raw] = kinds.map((kind) => medianRound(results[kind])) as [Round, Round, Round]
   console.log(
-    `http: kiln/raw=${(kiln.rps / raw.rps).toFixed(2)} kiln_rps=${Math.round(kiln.rps)} p99_ms=${kiln.p99}`
+    `http: kiln/raw=${(kiln.rps / raw.rps).toFixed(2)} kiln_rps=${Math.round(kiln.rps)} p99_ms=${kiln.p99} ` +
+      `effect/raw=${(effect.rps / raw.rps).toFixed(2)}`
   )
 })
 

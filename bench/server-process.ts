@@ -29,7 +29,7 @@ const stop = (child: ChildProcess) =>
  * when the scope closes; its base URL and pid once it listens.
  */
 export const serverProcess = (
-  kind: "kiln" | "raw" | "sources" | "fanout-kiln" | "fanout-raw",
+  kind: "kiln" | "raw" | "effect" | "sources" | "fanout-kiln" | "fanout-raw",
   args: ReadonlyArray<string>,
   nodeOptions: ReadonlyArray<string> = []
 ) =>

@@ -2,7 +2,7 @@
  * Bearer tokens: a role over a set of workspaces (or all of them). Only the SHA-256 of the secret is
  * stored; the secret is shown once, when the token is created.
  */
-import { createHash, randomBytes } from "node:crypto"
+import { hash, randomBytes } from "node:crypto"
 import { type DateTime, Schema } from "effect"
 import * as Access from "./Access.ts"
 import { TokenId, WorkspaceId } from "./Id.ts"
@@ -60,5 +60,8 @@ export const visibleTo = (access: Access.Access, token: ApiToken): boolean =>
 /** A token's secret: a recognizable prefix and 256 random bits, base64url. Shown once, never stored. */
 export const generateSecret = (): string => `kiln_pat_${randomBytes(32).toString("base64url")}`
 
-/** What storage keeps of a secret: its SHA-256, in hex. */
-export const hashSecret = (secret: string): string => createHash("sha256").update(secret).digest("hex")
+/**
+ * What storage keeps of a secret: its SHA-256, in hex. Every authenticated request hashes its credential,
+ * so the one-shot `hash`, which makes no Hash object.
+ */
+export const hashSecret = (secret: string): string => hash("sha256", secret, "hex")

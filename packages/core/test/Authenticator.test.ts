@@ -11,6 +11,12 @@ const refusal = (credential: string) =>
   )
 
 describe("Authenticator", () => {
+  it("stores a secret's SHA-256 in hex, so tokens issued by any release still authenticate", () => {
+    expect(ApiToken.hashSecret("kiln_pat_abc")).toBe(
+      "225a5d1e6981286c2371b1f959ecf2218ee64dbf89d8c64554316cfd864b4409"
+    )
+  })
+
   it.effect("authenticates an issued token as its principal, by the secret's hash alone", () =>
     Effect.gen(function* () {
       const storage = yield* Storage.Storage
