@@ -27,6 +27,7 @@ import type { Ready } from "./server-process.ts"
 
 // Also when the parent dies without killing us: the IPC channel closes with it.
 process.on("disconnect", () => process.exit())
+// The parent's kill ends us through `exit`, so a server run with `--cpu-prof` writes its profile.
 process.on("SIGTERM", () => process.exit())
 
 const [kind, file, extra, schema] = process.argv.slice(2) as [string, string, string, string | undefined]

@@ -8,6 +8,7 @@
  * round.
  *
  * The database (`KILN_BENCH_BUILDS` builds, default 5,000) lives in a temporary directory, removed at the end.
+ * With `KILN_BENCH_PROFILE_DIR` set, Kiln's server writes a V8 CPU profile of the whole run there.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -29,6 +30,8 @@ const warmupSeconds = 1
 const seconds = 4
 
 const kinds = ["kiln", "effect", "raw"] as const
+const profileDir = process.env.KILN_BENCH_PROFILE_DIR
+const profiling = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`]
 type Kind = (typeof kinds)[number]
 
 /** A ready version with `builds` builds; the one to fetch sits in the middle. */
@@ -84,7 +87,7 @@ const bench = Effect.gen(function* () {
   const file = join(dir, "kiln.db")
   const { buildId, token } = yield* seed(file)
   const urls = {
-    kiln: (yield* serverProcess("kiln", [file, join(dir, "sources")])).url,
+    kiln: (yield* serverProcess("kiln", [file, join(dir, "sources")], profiling)).url,
     effect: (yield* serverProcess("effect", [file, token])).url,
     raw: (yield* serverProcess("raw", [file, token])).url
   }
