@@ -128,10 +128,6 @@ CREATE INDEX builds_active_by_app ON builds (entity_id) WHERE phase IN ('initial
 CREATE INDEX builds_active_by_lease ON builds (lease_expires_at)
   WHERE phase IN ('initializing', 'running');
 
-CREATE INDEX builds_list_by_workspace ON builds (workspace_id, created_at, id);
-
-CREATE INDEX builds_list ON builds (created_at, id);
-
 CREATE TABLE build_steps (
   build_id TEXT NOT NULL REFERENCES builds (id),
   idx INTEGER NOT NULL,
@@ -305,71 +301,9 @@ CREATE TRIGGER build_counts_update AFTER UPDATE OF status ON builds WHEN old.sta
   ON CONFLICT (workspace_id, entity_id, status, build_trigger, created_by) DO UPDATE SET n = n + 1;
 END;
 
-CREATE INDEX builds_by_sequence_number ON builds (sequence_number, id);
-
-CREATE INDEX builds_by_updated_at ON builds (updated_at, id);
-
-CREATE INDEX builds_by_started_at ON builds (started_at, id) WHERE started_at IS NOT NULL;
-
-CREATE INDEX builds_not_started ON builds (id) WHERE started_at IS NULL;
-
-CREATE INDEX builds_by_completed_at ON builds (completed_at, id) WHERE completed_at IS NOT NULL;
-
-CREATE INDEX builds_not_completed ON builds (id) WHERE completed_at IS NULL;
-
-CREATE INDEX builds_by_workspace_id ON "builds" ("workspace_id", "id");
-
 CREATE INDEX builds_by_entity_id ON "builds" ("entity_id", "id");
 
 CREATE INDEX builds_by_app_version_id ON "builds" ("app_version_id", "id");
-
-CREATE INDEX builds_by_status ON "builds" ("status", "id");
-
-CREATE INDEX builds_by_phase ON "builds" ("phase", "id");
-
-CREATE INDEX builds_by_outcome ON "builds" ("outcome", "id") WHERE "outcome" IS NOT NULL;
-
-CREATE INDEX builds_outcome_nulls ON "builds" ("id") WHERE "outcome" IS NULL;
-
-CREATE INDEX builds_by_build_trigger ON "builds" ("build_trigger", "id");
-
-CREATE INDEX builds_by_source_event_id ON "builds" ("source_event_id", "id") WHERE "source_event_id" IS NOT NULL;
-
-CREATE INDEX builds_source_event_id_nulls ON "builds" ("id") WHERE "source_event_id" IS NULL;
-
-CREATE INDEX builds_by_error ON "builds" ("error", "id") WHERE "error" IS NOT NULL;
-
-CREATE INDEX builds_error_nulls ON "builds" ("id") WHERE "error" IS NULL;
-
-CREATE INDEX builds_by_created_by ON "builds" ("created_by", "id") WHERE "created_by" IS NOT NULL;
-
-CREATE INDEX builds_created_by_nulls ON "builds" ("id") WHERE "created_by" IS NULL;
-
-CREATE INDEX builds_by_commit_sha ON "builds" ("commit_sha", "id") WHERE "commit_sha" IS NOT NULL;
-
-CREATE INDEX builds_commit_sha_nulls ON "builds" ("id") WHERE "commit_sha" IS NULL;
-
-CREATE INDEX builds_by_image_tag ON "builds" ("image_tag", "id") WHERE "image_tag" IS NOT NULL;
-
-CREATE INDEX builds_image_tag_nulls ON "builds" ("id") WHERE "image_tag" IS NULL;
-
-CREATE INDEX builds_by_cancel_reason ON "builds" ("cancel_reason", "id") WHERE "cancel_reason" IS NOT NULL;
-
-CREATE INDEX builds_cancel_reason_nulls ON "builds" ("id") WHERE "cancel_reason" IS NULL;
-
-CREATE INDEX builds_by_owner ON "builds" ("owner", "id") WHERE "owner" IS NOT NULL;
-
-CREATE INDEX builds_owner_nulls ON "builds" ("id") WHERE "owner" IS NULL;
-
-CREATE INDEX builds_by_attempt ON "builds" ("attempt", "id");
-
-CREATE INDEX builds_by_running_at ON "builds" ("running_at", "id") WHERE "running_at" IS NOT NULL;
-
-CREATE INDEX builds_running_at_nulls ON "builds" ("id") WHERE "running_at" IS NULL;
-
-CREATE INDEX builds_by_cancel_requested_at ON "builds" ("cancel_requested_at", "id") WHERE "cancel_requested_at" IS NOT NULL;
-
-CREATE INDEX builds_cancel_requested_at_nulls ON "builds" ("id") WHERE "cancel_requested_at" IS NULL;
 
 CREATE TABLE build_totals (
   workspace_id TEXT NOT NULL,
@@ -381,12 +315,6 @@ CREATE TABLE build_totals (
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX build_counts_by_creator ON build_counts (created_by, workspace_id);
-
-CREATE INDEX builds_list_by_status ON builds (status, created_at, id);
-
-CREATE INDEX builds_list_by_trigger ON builds (build_trigger, created_at, id);
-
-CREATE INDEX builds_list_by_creator ON builds (created_by, created_at, id) WHERE created_by IS NOT NULL;
 
 CREATE TRIGGER build_totals_insert AFTER INSERT ON builds BEGIN
   INSERT INTO build_totals (workspace_id, entity_id, status, build_trigger, n)
@@ -408,3 +336,75 @@ CREATE TRIGGER build_totals_update AFTER UPDATE OF status ON builds WHEN old.sta
   VALUES (new.workspace_id, new.entity_id, new.status, new.build_trigger, 1)
   ON CONFLICT (workspace_id, entity_id, status, build_trigger) DO UPDATE SET n = n + 1;
 END;
+
+CREATE INDEX builds_by_sequence_number ON "builds" ("sequence_number", "id") WHERE "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_updated_at ON "builds" ("updated_at", "id") WHERE "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_started_at ON "builds" ("started_at", "id") WHERE "started_at" IS NOT NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_started_at_nulls ON "builds" ("id") WHERE "started_at" IS NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_completed_at ON "builds" ("completed_at", "id") WHERE "completed_at" IS NOT NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_completed_at_nulls ON "builds" ("id") WHERE "completed_at" IS NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_workspace_id ON "builds" ("workspace_id", "id") WHERE "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_status ON "builds" ("status", "id") WHERE "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_phase ON "builds" ("phase", "id") WHERE "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_outcome ON "builds" ("outcome", "id") WHERE "outcome" IS NOT NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_outcome_nulls ON "builds" ("id") WHERE "outcome" IS NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_build_trigger ON "builds" ("build_trigger", "id") WHERE "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_source_event_id ON "builds" ("source_event_id", "id") WHERE "source_event_id" IS NOT NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_source_event_id_nulls ON "builds" ("id") WHERE "source_event_id" IS NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_error ON "builds" ("error", "id") WHERE "error" IS NOT NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_error_nulls ON "builds" ("id") WHERE "error" IS NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_created_by ON "builds" ("created_by", "id") WHERE "created_by" IS NOT NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_created_by_nulls ON "builds" ("id") WHERE "created_by" IS NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_commit_sha ON "builds" ("commit_sha", "id") WHERE "commit_sha" IS NOT NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_commit_sha_nulls ON "builds" ("id") WHERE "commit_sha" IS NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_image_tag ON "builds" ("image_tag", "id") WHERE "image_tag" IS NOT NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_image_tag_nulls ON "builds" ("id") WHERE "image_tag" IS NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_cancel_reason ON "builds" ("cancel_reason", "id") WHERE "cancel_reason" IS NOT NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_cancel_reason_nulls ON "builds" ("id") WHERE "cancel_reason" IS NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_owner ON "builds" ("owner", "id") WHERE "owner" IS NOT NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_owner_nulls ON "builds" ("id") WHERE "owner" IS NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_attempt ON "builds" ("attempt", "id") WHERE "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_running_at ON "builds" ("running_at", "id") WHERE "running_at" IS NOT NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_running_at_nulls ON "builds" ("id") WHERE "running_at" IS NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_by_cancel_requested_at ON "builds" ("cancel_requested_at", "id") WHERE "cancel_requested_at" IS NOT NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_cancel_requested_at_nulls ON "builds" ("id") WHERE "cancel_requested_at" IS NULL AND "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_list ON "builds" ("created_at", "id") WHERE "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_list_by_workspace ON "builds" ("workspace_id", "created_at", "id") WHERE "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_list_by_status ON "builds" ("status", "created_at", "id") WHERE "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_list_by_trigger ON "builds" ("build_trigger", "created_at", "id") WHERE "phase" NOT IN ('initializing', 'running');
+
+CREATE INDEX builds_list_by_creator ON "builds" ("created_by", "created_at", "id") WHERE "created_by" IS NOT NULL AND "phase" NOT IN ('initializing', 'running');

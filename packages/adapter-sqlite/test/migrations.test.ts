@@ -78,7 +78,7 @@ describe("sqlite migrations", () => {
           expect(child.code).toBe(0)
         }
         const applied = children.flatMap((child) => JSON.parse(child.stdout) as Array<number>)
-        expect(applied.toSorted()).toEqual(known.map((m) => m.version))
+        expect(applied.toSorted((a, b) => a - b)).toEqual(known.map((m) => m.version))
         expect(recorded(filename).map(({ version, name }) => ({ version, name }))).toEqual(known)
       }),
     60_000

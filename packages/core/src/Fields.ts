@@ -9,6 +9,7 @@ import { type ApiToken, visibleTo } from "./ApiToken.ts"
 import type { App } from "./App.ts"
 import type { AppVersion } from "./AppVersion.ts"
 import type { Build, BuildStep } from "./Build.ts"
+import { activePhases } from "./BuildState.ts"
 import type { WorkspaceId } from "./Id.ts"
 import type { Trigger } from "./Trigger.ts"
 import type { Workspace } from "./Workspace.ts"
@@ -72,6 +73,15 @@ export interface Table<Row = never, Name extends string = string> {
    * IS NULL`, and a page ordered first on it is read as those two parts (see `Sql.compileList`).
    */
   readonly sortIndexes?: ReadonlyArray<NoInfer<Name>> | undefined
+  /**
+   * Rows the sort indexes leave out while `column` holds one of `values`: rows that are few there but
+   * change often, each change otherwise a new entry in every index (a build in flight). A page reads them
+   * as a part of its own, sorted as read (see `Sql.compileList`), from `index`, one over just those rows:
+   * SQLite is told to (`INDEXED BY`), as without statistics it would rather read the primary key in order.
+   */
+  readonly unsorted?:
+    | { readonly column: string; readonly values: ReadonlyArray<string>; readonly index: string }
+    | undefined
 }
 
 /** The field names of a table. */
@@ -201,12 +211,15 @@ const buildsTable = tableOf<Build>()({
 /**
  * Builds keep sort indexes for every field a list sorts on but `id` and `createdAt`, which the primary key and
  * `builds_list` serve: a field made sortable needs a migration that adds its indexes (the plan tests say so).
+ * They leave out builds in flight, which an engine changes twice (claimed, running) and holds no more of
+ * than its slots and claims ahead: each change would otherwise write an entry to each of some forty indexes.
  */
 export const builds: typeof buildsTable = {
   ...buildsTable,
   sortIndexes: (Object.keys(buildsTable.fields) as Array<keyof typeof buildsTable.fields>).filter(
     (name) => buildsTable.fields[name].sort && name !== "id" && name !== "createdAt"
-  )
+  ),
+  unsorted: { column: "phase", values: activePhases, index: "builds_active_by_workspace" }
 }
 
 export const steps = tableOf<BuildStep>()({

@@ -237,6 +237,17 @@ interface Part<Name extends string> {
   readonly position: ReadonlyArray<Scalar> | undefined
   /** The part's rows: those where this column is null, or those where it is not. */
   readonly nulls?: { readonly column: string; readonly isNull: boolean }
+  /** The part's rows: the table's `unsorted` ones, or the others. */
+  readonly unsorted?: boolean
+}
+
+/**
+ * The table's `unsorted` rows, or the others, with the values in the text: a database uses a partial index
+ * only for a query whose conditions name its predicate.
+ */
+const unsortedWhere = (table: Table<never, string>, alias: string, inside: boolean) => {
+  const { column: name, values } = table.unsorted!
+  return `${column(alias, name)} ${inside ? "IN" : "NOT IN"} (${values.map((value) => `'${value}'`).join(", ")})`
 }
 
 /**
@@ -335,6 +346,8 @@ export const compileList = <Name extends string>(
     ...(query.filter === undefined ? [] : [compileFilter(b, table, alias, query.filter)])
   ]
   const from = (alias: string) => `FROM ${quote(table.table)} ${alias}`
+  const unsortedFrom = (b: Builder, alias: string) =>
+    b.dialect === "sqlite" ? `${from(alias)} INDEXED BY ${quote(table.unsorted!.index)}` : from(alias)
 
   const page = (() => {
     const b = new Builder(dialect)
@@ -343,16 +356,25 @@ export const compileList = <Name extends string>(
     const part = (one: Part<Name>) => {
       const alias = b.alias()
       const where = base(b, alias)
+      if (one.unsorted !== undefined) where.push(unsortedWhere(one.table, alias, one.unsorted))
+      const read = one.unsorted === true ? unsortedFrom(b, alias) : from(alias)
       if (one.nulls !== undefined)
         where.push(`${column(alias, one.nulls.column)} IS ${one.nulls.isNull ? "" : "NOT "}NULL`)
       if (one.position !== undefined) where.push(compileKeyset(b, one.table, alias, one.keys, one.position))
-      return `SELECT ${select(alias)} ${from(alias)}${whereOf(where)} ORDER BY ${orderClause(one.table, alias, one.keys)} LIMIT ${b.bind(query.limit + 1)}`
+      return `SELECT ${select(alias)} ${read}${whereOf(where)} ORDER BY ${orderClause(one.table, alias, one.keys)} LIMIT ${b.bind(query.limit + 1)}`
     }
     const first = keys[0]!
-    if (!table.fields[first.field].nullable || !(table.sortIndexes ?? []).includes(first.field)) {
-      return b.finish(part({ table, keys, position: query.cursor?.values }))
-    }
-    const parts = splitOnNulls(table, keys, query.cursor?.values).map(part)
+    const position = query.cursor?.values
+    const indexed =
+      table.fields[first.field].nullable && (table.sortIndexes ?? []).includes(first.field)
+        ? splitOnNulls(table, keys, position)
+        : [{ table, keys, position }]
+    // The rows the sort indexes leave out are one more part, in the page's own order.
+    const parts = (
+      table.unsorted === undefined
+        ? indexed
+        : [...indexed.map((one) => ({ ...one, unsorted: false })), { table, keys, position, unsorted: true }]
+    ).map(part)
     if (parts.length === 1) return b.finish(parts[0]!)
     return b.finish(
       `SELECT * FROM (${parts.map((one, i) => `SELECT * FROM (${one}) p${i}`).join(" UNION ALL ")}) u ORDER BY ${orderClause(table, "u", keys)} LIMIT ${b.bind(query.limit + 1)}`
@@ -382,10 +404,21 @@ export const compileList = <Name extends string>(
 
   const neighbor = (position: ReadonlyArray<Scalar>, direction: "after" | "before"): Statement => {
     const b = new Builder(dialect)
-    const alias = b.alias()
     const keys = direction === "before" ? reverse(query.orderBy) : query.orderBy
-    const where = [...base(b, alias), compileKeyset(b, table, alias, keys, position)]
-    return b.finish(`SELECT 1 AS found ${from(alias)}${whereOf(where)} LIMIT 1`)
+    const probe = (unsorted: boolean | undefined) => {
+      const alias = b.alias()
+      const where = [
+        ...base(b, alias),
+        ...(unsorted === undefined ? [] : [unsortedWhere(table, alias, unsorted)]),
+        compileKeyset(b, table, alias, keys, position)
+      ]
+      return `SELECT 1 AS found ${unsorted === true ? unsortedFrom(b, alias) : from(alias)}${whereOf(where)} LIMIT 1`
+    }
+    return b.finish(
+      table.unsorted === undefined
+        ? probe(undefined)
+        : `SELECT 1 AS found WHERE EXISTS (${probe(false)}) OR EXISTS (${probe(true)})`
+    )
   }
 
   return { page, count, neighbor }
@@ -394,23 +427,26 @@ export const compileList = <Name extends string>(
 /**
  * The indexes `Table.sortIndexes` promises for the named fields, as DDL that SQLite and PostgreSQL both run:
  * `<table>_by_<column>` on `(column, id)`, only over the non-null rows of a nullable field, and for such a
- * field `<table>_<column>_nulls` on `(id)` over its null rows. A migration names the fields it adds, and
- * released migrations run what this answers (`SqlRows.moreBuildSortIndexes`): it must keep answering the same.
+ * field `<table>_<column>_nulls` on `(id)` over its null rows; with `where`, only over the rows it holds
+ * besides. A migration names the fields it adds, and released migrations run what this answers
+ * (`SqlRows.moreBuildSortIndexes`): it must keep answering the same.
  */
 export const sortIndexDdl = <Name extends string>(
   table: Table<never, Name>,
-  names: ReadonlyArray<NoInfer<Name>>
+  names: ReadonlyArray<NoInfer<Name>>,
+  where?: string
 ): string =>
   names
     .flatMap((name) => {
       const field: Field = table.fields[name]
       const [index, on, key] = [`${table.table}_by_${field.column}`, quote(table.table), quote(field.column)]
+      const also = where === undefined ? "" : ` AND ${where}`
       return field.nullable
         ? [
-            `CREATE INDEX ${index} ON ${on} (${key}, "id") WHERE ${key} IS NOT NULL;`,
-            `CREATE INDEX ${table.table}_${field.column}_nulls ON ${on} ("id") WHERE ${key} IS NULL;`
+            `CREATE INDEX ${index} ON ${on} (${key}, "id") WHERE ${key} IS NOT NULL${also};`,
+            `CREATE INDEX ${table.table}_${field.column}_nulls ON ${on} ("id") WHERE ${key} IS NULL${also};`
           ]
-        : [`CREATE INDEX ${index} ON ${on} (${key}, "id");`]
+        : [`CREATE INDEX ${index} ON ${on} (${key}, "id")${where === undefined ? "" : ` WHERE ${where}`};`]
     })
     .join("\n")
 

@@ -3,7 +3,8 @@ import { Access, Fields, Filter, Id, OrderBy, type Query } from "@kiln/core"
 import { Sql } from "@kiln/core/adapter"
 import { DateTime, Effect, Result } from "effect"
 
-const builds = Fields.builds
+// Filters, keysets and nulls, without the part of the builds in flight, which has a test of its own.
+const builds = { ...Fields.builds, unsorted: undefined }
 const ws = (n: number) => Id.fromUuid("wsp", `0190b3a0-0000-7000-8000-00000000000${n}`)!
 
 const query = (
@@ -222,6 +223,27 @@ describe("Sql.compileList", () => {
     )
     expect(statements.neighbor([1000, "bld_x"], "after").text).toBe(
       'SELECT 1 AS found FROM "builds" t0 WHERE (t0."created_at", t0."id") < (?, ?) LIMIT 1'
+    )
+  })
+
+  it("reads the builds in flight as a part of their own: the others from the sort indexes, these from their index", () => {
+    const page = Sql.compileList(
+      "sqlite",
+      Fields.builds,
+      Access.workspaces([ws(1)]),
+      query({ limit: 2 })
+    ).page
+    expect(page.text).toBe(
+      `SELECT * FROM (SELECT * FROM (SELECT t0.* FROM "builds" t0 WHERE t0."workspace_id" = ? AND t0."phase" NOT IN ('initializing', 'running') ORDER BY t0."created_at" DESC, t0."id" DESC LIMIT ?) p0 UNION ALL SELECT * FROM (SELECT t1.* FROM "builds" t1 INDEXED BY "builds_active_by_workspace" WHERE t1."workspace_id" = ? AND t1."phase" IN ('initializing', 'running') ORDER BY t1."created_at" DESC, t1."id" DESC LIMIT ?) p1) u ORDER BY u."created_at" DESC, u."id" DESC LIMIT ?`
+    )
+    expect(page.params).toEqual([ws(1), 3, ws(1), 3, 3])
+    // PostgreSQL picks the index itself; a neighbor is in either part.
+    const postgres = Sql.compileList("postgres", Fields.builds, Access.all, query())
+    expect(postgres.page.text).toContain(
+      `FROM "builds" t1 WHERE t1."phase" IN ('initializing', 'running') ORDER BY`
+    )
+    expect(postgres.neighbor([1000, "bld_x"], "after").text).toBe(
+      `SELECT 1 AS found WHERE EXISTS (SELECT 1 AS found FROM "builds" t0 WHERE t0."phase" NOT IN ('initializing', 'running') AND (t0."created_at", t0."id") < ($1, $2) LIMIT 1) OR EXISTS (SELECT 1 AS found FROM "builds" t1 WHERE t1."phase" IN ('initializing', 'running') AND (t1."created_at", t1."id") < ($3, $4) LIMIT 1)`
     )
   })
 

@@ -496,7 +496,8 @@ export const migrations: ReadonlyArray<Migration> = [
   { version: 7, name: "sort_indexes", sql: sortIndexes },
   { version: 8, name: "pinned_count_functions", sql: pinnedCountFunctions },
   { version: 9, name: "more_sort_indexes", sql: SqlRows.moreBuildSortIndexes },
-  { version: 10, name: "shorthand_lists", sql: shorthandLists }
+  { version: 10, name: "shorthand_lists", sql: shorthandLists },
+  { version: 11, name: "settled_sort_indexes", sql: SqlRows.settledBuildSortIndexes }
 ]
 
 /**

@@ -411,7 +411,8 @@ export const migrations: ReadonlyArray<Migration> = [
   { version: 6, name: "build_counts", sql: buildCounts },
   { version: 7, name: "sort_indexes", sql: sortIndexes },
   { version: 8, name: "more_sort_indexes", sql: SqlRows.moreBuildSortIndexes },
-  { version: 9, name: "shorthand_lists", sql: shorthandLists }
+  { version: 9, name: "shorthand_lists", sql: shorthandLists },
+  { version: 10, name: "settled_sort_indexes", sql: SqlRows.settledBuildSortIndexes }
 ]
 
 /**

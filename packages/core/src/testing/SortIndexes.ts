@@ -2,7 +2,8 @@
  * The pages a SQL adapter must read from its sort indexes: for every field a table declares in
  * `sortIndexes`, each direction (both nulls orders of a nullable field), first and further pages — after a
  * value, after a null, before a value — compiled for a dialect. An adapter's test asks its database for
- * each one's plan and checks that no part of it reads the table without an index or sorts what it read.
+ * each one's plan and checks that no part of it reads the table without an index, nor sorts what it read
+ * but for the part of the builds in flight (`Fields.builds.unsorted`), which are few.
  */
 import { Result } from "effect"
 import * as Access from "../Access.ts"

@@ -161,8 +161,7 @@ export const fromBuild = (build: Build.Build): BuildRow => ({
  * lookup index gives way to its sort index, which serves the same lookups. Released migrations run it, so it
  * never changes: more indexes are another migration.
  */
-export const moreBuildSortIndexes = `DROP INDEX builds_by_version;
-${Sql.sortIndexDdl(Fields.builds, [
+const moreSortFields = [
   "workspaceId",
   "entityId",
   "appVersionId",
@@ -180,4 +179,48 @@ ${Sql.sortIndexDdl(Fields.builds, [
   "attempt",
   "runningAt",
   "cancelRequestedAt"
-])}`
+] as const satisfies ReadonlyArray<Fields.BuildField>
+
+export const moreBuildSortIndexes = `DROP INDEX builds_by_version;
+${Sql.sortIndexDdl(Fields.builds, moreSortFields)}`
+
+/**
+ * The builds table's sort and list indexes again, over the builds that are not in flight (SQLite's
+ * migration 10, PostgreSQL's 11; `Fields.builds.unsorted`): a claim and a build's start then write an
+ * entry to a few indexes rather than to forty. The sort indexes of the app and the version keep every
+ * build: lookups by app or version (retention, whether a version still has builds) read them without a
+ * phase. `started_at`'s and `completed_at`'s null indexes take the names the others have. Released
+ * migrations run it, so it never changes: other indexes are another migration.
+ */
+export const settledBuildSortIndexes = (() => {
+  const settled = `"phase" NOT IN ('initializing', 'running')`
+  // The four fields of migration 7, and the second set's but the app's and the version's.
+  const fields = [
+    ...(["sequenceNumber", "updatedAt", "startedAt", "completedAt"] as const),
+    ...moreSortFields.filter((name) => name !== "entityId" && name !== "appVersionId")
+  ]
+  const drops = fields.flatMap((name) => {
+    const field: Fields.Field = Fields.builds.fields[name]
+    const nulls =
+      name === "startedAt"
+        ? "builds_not_started"
+        : name === "completedAt"
+          ? "builds_not_completed"
+          : `builds_${field.column}_nulls`
+    return [`builds_by_${field.column}`, ...(field.nullable ? [nulls] : [])]
+  })
+  const lists = [
+    ["builds_list", `"created_at", "id"`, ""],
+    ["builds_list_by_workspace", `"workspace_id", "created_at", "id"`, ""],
+    ["builds_list_by_status", `"status", "created_at", "id"`, ""],
+    ["builds_list_by_trigger", `"build_trigger", "created_at", "id"`, ""],
+    ["builds_list_by_creator", `"created_by", "created_at", "id"`, `"created_by" IS NOT NULL AND `]
+  ] as const
+  return [
+    ...[...drops, ...lists.map(([name]) => name)].map((name) => `DROP INDEX ${name};`),
+    Sql.sortIndexDdl(Fields.builds, fields, settled),
+    ...lists.map(
+      ([name, columns, where]) => `CREATE INDEX ${name} ON "builds" (${columns}) WHERE ${where}${settled};`
+    )
+  ].join("\n")
+})()
