@@ -32,9 +32,16 @@ const uuidOf = (value: bigint) => {
 }
 
 /**
+ * Builds still running are among the newest: what engines' slots hold, about a thousand, as an older build
+ * has long finished (and a page reads the builds in flight apart from the sort indexes, `Fields.builds`).
+ */
+const inFlightWindow = 20_000
+
+/**
  * `total` builds, the i-th of `versions[i % versions.length]`, created 10 ms apart: 10% cancelled while
- * queued, 20% still queued, 5% running, 15% failed, the rest succeeded; a third each manual, auto and
- * redeploy; 30% without a creator, the rest by one of 50 users.
+ * queued, 20% still queued, 5% running (of the newest `inFlightWindow`; failed before them), 15% failed, the
+ * rest succeeded; a third each manual, auto and redeploy; 30% without a creator, the rest by one of 50
+ * users.
  */
 export function* generatedBuilds(
   total: number,
@@ -69,7 +76,7 @@ export function* generatedBuilds(
       apply({ _tag: "Started", at: at(2_000), ...fence })
       // Whole seconds, so completion times tie across builds.
       const done = at(1_000 * (3 + Math.floor(random() * 600)))
-      if (fate < 0.35) {
+      if (fate < 0.35 && i >= total - inFlightWindow) {
         // Still running: no completion time.
       } else if (fate < 0.5) apply({ _tag: "Failed", at: done, ...fence, error: "exit code 1" })
       else

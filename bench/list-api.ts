@@ -24,7 +24,7 @@ const total = Number(process.env.KILN_BENCH_ROWS ?? 1_000_000)
 const runs = Number(process.env.KILN_BENCH_RUNS ?? 5)
 const appCount = 10
 const file = `.kiln/bench/list-api-${total}.db`
-const datasetVersion = "1"
+const datasetVersion = "2"
 
 /** One workspace with `appCount` apps and a ready version of each, through storage. */
 const workspace = Effect.gen(function* () {

@@ -22,7 +22,7 @@ const depth = Math.floor(total / 2)
 const workspaceCount = 100
 const runs = 15
 const file = `.kiln/bench/list-${total}.db`
-const datasetVersion = "2"
+const datasetVersion = "3"
 
 const builds = Fields.builds
 
