@@ -50,7 +50,6 @@ export const onSessionEnded = (handler) => {
 
 /** The server's clock minus ours (from the `Date` header of the last answer), so live views can tell old events from new. */
 let clockOffset = 0
-export const serverNow = () => Date.now() + clockOffset
 
 /**
  * Sends a request with the session cookie; POST, PATCH and DELETE carry the CSRF header. `json` is sent as
@@ -88,6 +87,16 @@ export async function request(method, url, { json, body, contentType, expectUnau
 }
 
 export const get = (path, params) => request("GET", apiUrl(path, params))
+
+/**
+ * `get`'s answer, as `data`, and when it was asked on the server's clock, as `since`: the answer may miss an
+ * event written while it travelled, so a live view applies the events from then on (`feed.js`'s `isLive`).
+ */
+export async function getLive(path, params) {
+  const asked = Date.now()
+  const data = await get(path, params)
+  return { data, since: asked + clockOffset }
+}
 export const post = (path, json) => request("POST", apiUrl(path), { json })
 
 /** Every row of a list, following `endCursor` (at most `max`, for selects and lookups). */

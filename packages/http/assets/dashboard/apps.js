@@ -3,7 +3,7 @@
  * commit to make a new version, and queues a build of a ready one.
  */
 import { useEffect, useRef, useState } from "preact/hooks"
-import { apiUrl, get, post, request, serverNow } from "./api.js"
+import { apiUrl, get, getLive, post, request } from "./api.js"
 import { isLive, subscribe } from "./feed.js"
 import {
   ErrorMessage,
@@ -85,9 +85,9 @@ export function AppDetail({ id, query }) {
 
   const loadedAt = useRef(0)
   const versions = useLoad(async () => {
-    const page = await get("/app-versions", { app_id: id, limit: 20, ...cursorsOf(query) })
-    loadedAt.current = serverNow()
-    return page
+    const { data, since } = await getLive("/app-versions", { app_id: id, limit: 20, ...cursorsOf(query) })
+    loadedAt.current = since
+    return data
   }, [id, query.toString()])
 
   // A pending version becomes ready (or fails) when the engine resolves it: update its row.

@@ -3,7 +3,7 @@
  * timings, steps, image and source, its log, and cancel and rebuild for roles that may write.
  */
 import { useEffect, useRef, useState } from "preact/hooks"
-import { get, post, serverNow } from "./api.js"
+import { get, getLive, post } from "./api.js"
 import { isLive, subscribe } from "./feed.js"
 import { LogView } from "./log.js"
 import {
@@ -29,9 +29,9 @@ export function BuildPage({ id }) {
   const { canWrite, announce } = useApp()
   const loadedAt = useRef(0)
   const detail = useLoad(async () => {
-    const build = await get(`/builds/${id}`)
-    loadedAt.current = serverNow()
-    return build
+    const { data, since } = await getLive(`/builds/${id}`)
+    loadedAt.current = since
+    return data
   }, [id])
   const build = detail.data
   useTitle(build ? `Build #${build.sequenceNumber}` : "Build")
@@ -54,7 +54,8 @@ export function BuildPage({ id }) {
   useEffect(
     () =>
       subscribe((event) => {
-        if (event.data?.build?.id !== detail.data?.id || !isLive(event, loadedAt.current)) return
+        // By the address's id while the build loads: an event then still brings a reload.
+        if (event.data?.build?.id !== (detail.data?.id ?? id) || !isLive(event, loadedAt.current)) return
         if (event.type === "build.deleted") setDeleted(true)
         else refresh()
       }),

@@ -3,7 +3,7 @@
  * the page's cursors, and live updates from the event feed (new builds appear, statuses change).
  */
 import { useEffect, useMemo, useRef, useState } from "preact/hooks"
-import { get, listAll, serverNow } from "./api.js"
+import { getLive, listAll } from "./api.js"
 import { isLive, subscribe, watchState } from "./feed.js"
 import {
   between,
@@ -154,9 +154,9 @@ export function BuildsList({ query }) {
 
   const loadedAt = useRef(0)
   const list = useLoad(async () => {
-    const page = await get("/builds", listParams(filters, workspaceId))
-    loadedAt.current = serverNow()
-    return page
+    const { data, since } = await getLive("/builds", listParams(filters, workspaceId))
+    loadedAt.current = since
+    return data
   }, [listKey])
 
   // Live updates: apply each feed event to the page shown, and say what changed.

@@ -52,7 +52,7 @@ export function closeFeed() {
 }
 
 /**
- * Whether an event happened after `since` (server milliseconds: api.js's `serverNow()` when the view loaded),
- * with a second's slack for the `Date` header's precision.
+ * Whether an event happened after `since` (server milliseconds: when the view asked for what it shows, as
+ * api.js's `getLive` answers), with a second's slack for the `Date` header's precision.
  */
 export const isLive = (event, since) => Date.parse(event.timestamp) >= since - 1000
