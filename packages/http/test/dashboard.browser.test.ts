@@ -239,6 +239,44 @@ describe.skipIf(missing !== undefined)("dashboard in Chromium", () => {
     await context.close()
   }, 120_000)
 
+  it("shows a build queued while the list was on its way to the page", async () => {
+    // A list with a row, so that the page shows its table.
+    const earlier = await queueBuild()
+    await call(server, "POST", `/api/builds/${earlier}/cancel`, { body: {} })
+    const { context, page } = await signedIn()
+    await page.getByTestId("builds-table").waitFor()
+    // The next list is read at once and handed over only after a build is queued and the feed has had time
+    // to tell the page: the answer is older than the event, which the page must not lose.
+    let queued = ""
+    let handedOver = false
+    await page.route(
+      (url) => url.pathname === "/api/builds",
+      async (route) => {
+        const response = await route.fetch()
+        queued = await queueBuild()
+        await new Promise((resolve) => setTimeout(resolve, 2_500))
+        await route.fulfill({ response })
+        handedOver = true
+      },
+      { times: 1 }
+    )
+    await page.getByTestId("filter-status").selectOption("pending")
+    // Once the answer is shown (no cancelled row left from the page before), the new build is in it.
+    const rows = page.getByTestId("build-row")
+    await expect
+      .poll(
+        async () => [
+          handedOver,
+          await rows.filter({ hasText: "cancelled" }).count(),
+          await rows.and(page.locator(`[data-build-id="${queued}"]`)).count()
+        ],
+        poll
+      )
+      .toEqual([true, 0, 1])
+    await call(server, "POST", `/api/builds/${queued}/cancel`, { body: {} })
+    await context.close()
+  }, 60_000)
+
   it("keeps a 100,000-line log responsive by rendering only the lines in view", async () => {
     const big = await call(server, "POST", "/api/app-versions", {
       body: { appId, source: { type: "archive" } }

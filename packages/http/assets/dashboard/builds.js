@@ -153,10 +153,19 @@ export function BuildsList({ query }) {
   const appsById = useMemo(() => new Map((apps.data ?? []).map((app) => [app.id, app])), [apps.data])
 
   const loadedAt = useRef(0)
+  // The events heard while each page asked for travels: its answer may be older than some of them.
+  const hearing = useRef(new Set())
   const list = useLoad(async () => {
-    const { data, since } = await getLive("/builds", listParams(filters, workspaceId))
-    loadedAt.current = since
-    return data
+    const heard = []
+    hearing.current.add(heard)
+    try {
+      const { data, since } = await getLive("/builds", listParams(filters, workspaceId))
+      loadedAt.current = since
+      const context = { filters, workspaceId, loadedAt: since }
+      return heard.reduce((page, event) => applyEvent(page, event, context)?.page ?? page, data)
+    } finally {
+      hearing.current.delete(heard)
+    }
   }, [listKey])
 
   // Live updates: apply each feed event to the page shown, and say what changed.
@@ -165,6 +174,7 @@ export function BuildsList({ query }) {
   useEffect(
     () =>
       subscribe((event) => {
+        for (const heard of hearing.current) heard.push(event)
         const result = applyEvent(current.current.page, event, current.current)
         if (!result) return
         current.current.page = result.page
