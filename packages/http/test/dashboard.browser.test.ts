@@ -2,9 +2,9 @@
  * The dashboard end to end in a real browser: Debian's Chromium driven by playwright-core, against the real
  * server with SQLite, the engine and the Docker runner. Signs in with a token, queues a build from an
  * uploaded archive and watches its log arrive live, cancels another, filters and pages the list, sees a
- * status change arrive without a reload, follows a 100,000-line log that renders only what is visible, runs
- * axe-core on each page (no serious or critical violation), and checks the pages at 375 px. Screenshots of
- * each page go to `test-results/dashboard/` for a reviewer.
+ * status change arrive without a reload, follows a 100,000-line log that renders only what is visible, comes
+ * through requests a network error cut off, runs axe-core on each page (no serious or critical violation),
+ * and checks the pages at 375 px. Screenshots of each page go to `test-results/dashboard/` for a reviewer.
  */
 import { execFileSync } from "node:child_process"
 import { existsSync, mkdirSync, writeFileSync } from "node:fs"
@@ -114,6 +114,15 @@ const poll = { timeout: 15_000 }
 const shoot = (page: Page, name: string) =>
   page.screenshot({ path: join(shots, `${name}.png`), fullPage: true })
 
+/** How many times the page has loaded: its first script is fetched once per load. */
+const countLoads = (page: Page) => {
+  let loads = 0
+  page.on("request", (request) => {
+    if (new URL(request.url()).pathname === "/ui/boot.js") loads += 1
+  })
+  return () => loads
+}
+
 const queueBuild = async (version = versionId) =>
   (await call(server, "POST", "/api/builds", { body: { appVersionId: version } })).body.id as string
 
@@ -140,6 +149,48 @@ describe.skipIf(missing !== undefined)("dashboard in Chromium", () => {
     await page.getByTestId("signout").click()
     await page.getByTestId("signin-token").waitFor()
     expect(await context.cookies()).toEqual([])
+    await context.close()
+  })
+
+  it("loads itself again when a script was cut off, and asks again for what a network error cut off", async () => {
+    // Chromium cancels the requests in flight when it sees the machine's network change
+    // (net::ERR_NETWORK_CHANGED): beside Docker's builds, that once cut off some of the page's scripts
+    // here and left the page blank, and CI saw the same blank page. Here the first fetch of a script, of
+    // the session and of the builds list each fail as such a cancel does.
+    const context = await browser.newContext({ bypassCSP: true })
+    const page = await context.newPage()
+    const loads = countLoads(page)
+    for (const path of ["/ui/feed.js", "/ui/session", "/api/builds"])
+      await page.route(
+        (url) => url.pathname === path,
+        (route) => route.abort("connectionreset"),
+        { times: 1 }
+      )
+    await page.goto(`${server.url}/ui/`)
+    await page.getByTestId("signin-token").fill(writer)
+    await page.getByTestId("signin-submit").click()
+    // The list's count shows once its answer came, and no error is shown for the request that failed.
+    await expect.poll(() => page.locator(".list-meta").textContent(), poll).toMatch(/\d+ builds?/)
+    expect(await page.getByRole("alert").count()).toBe(0)
+    expect(loads()).toBe(2)
+    await context.close()
+  })
+
+  it("says so when its scripts cannot be fetched, after loading itself again a few times", async () => {
+    const context = await browser.newContext({ bypassCSP: true })
+    const page = await context.newPage()
+    const loads = countLoads(page)
+    await page.route(
+      (url) => url.pathname === "/ui/feed.js",
+      (route) => route.abort("connectionreset")
+    )
+    await page.goto(`${server.url}/ui/`)
+    await expect
+      .poll(() => page.getByTestId("boot-error").textContent(), poll)
+      .toMatch(/could not load \(.*\)\. Reload the page to try again\./)
+    // The first load and four more, then no more.
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    expect(loads()).toBe(5)
     await context.close()
   })
 

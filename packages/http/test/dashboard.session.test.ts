@@ -191,6 +191,7 @@ describe("the dashboard's page and files", () => {
       expect(html).toContain(`<base href="${prefix}/ui/" />`)
       expect(html).not.toContain("%KILN_")
       for (const file of [
+        "boot.js",
         "app.js",
         "style.css",
         "vendor/preact.js",

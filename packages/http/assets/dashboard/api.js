@@ -51,24 +51,42 @@ export const onSessionEnded = (handler) => {
 /** The server's clock minus ours (from the `Date` header of the last answer), so live views can tell old events from new. */
 let clockOffset = 0
 
+/** The pauses before asking again after a network error, for a request that changes nothing. */
+const retryDelays = [250, 1000, 2000]
+
+/**
+ * `fetch`, asked again after a network error (the network changed, a proxy restarted) when `idempotent`:
+ * a request that may have reached the server is not sent twice unless that changes nothing.
+ */
+async function send(url, init, idempotent) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fetch(url, init)
+    } catch {
+      if (!idempotent || attempt >= retryDelays.length) throw new ApiError(0, null)
+      await new Promise((resolve) => setTimeout(resolve, retryDelays[attempt]))
+    }
+  }
+}
+
 /**
  * Sends a request with the session cookie; POST, PATCH and DELETE carry the CSRF header. `json` is sent as
  * a JSON body, `body` as it is (with `contentType`). Answers the parsed JSON (null for an empty body).
- * A 401 ends the session, unless `expectUnauthorized` says the caller handles it.
+ * A 401 ends the session, unless `expectUnauthorized` says the caller handles it. A GET, or a request the
+ * caller marks `idempotent`, is asked again after a network error.
  */
-export async function request(method, url, { json, body, contentType, expectUnauthorized = false } = {}) {
+export async function request(
+  method,
+  url,
+  { json, body, contentType, expectUnauthorized = false, idempotent = method === "GET" } = {}
+) {
   const headers = { accept: "application/json" }
   if (method !== "GET" && csrfToken !== null) headers["x-kiln-csrf"] = csrfToken
   if (json !== undefined) {
     headers["content-type"] = "application/json"
     body = JSON.stringify(json)
   } else if (contentType) headers["content-type"] = contentType
-  let response
-  try {
-    response = await fetch(url, { method, headers, body, credentials: "same-origin" })
-  } catch {
-    throw new ApiError(0, null)
-  }
+  const response = await send(url, { method, headers, body, credentials: "same-origin" }, idempotent)
   const date = Date.parse(response.headers.get("date") ?? "")
   if (!Number.isNaN(date)) clockOffset = date - Date.now()
   const text = await response.text()
@@ -132,11 +150,14 @@ export async function loadSession() {
 
 /** Exchanges a Kiln token for a session cookie; a 401 means the token was not accepted. */
 export const signIn = async (token) =>
-  remember(await request("POST", sessionUrl(), { json: { token }, expectUnauthorized: true }))
+  // A session is a signed cookie the server keeps nothing of: signing in (or out) twice is harmless.
+  remember(
+    await request("POST", sessionUrl(), { json: { token }, expectUnauthorized: true, idempotent: true })
+  )
 
 export async function signOut() {
   try {
-    await request("DELETE", sessionUrl(), { expectUnauthorized: true })
+    await request("DELETE", sessionUrl(), { expectUnauthorized: true, idempotent: true })
   } finally {
     csrfToken = null
   }
