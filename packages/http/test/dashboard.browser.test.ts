@@ -47,6 +47,18 @@ const archiveOf = (name: string, files: Record<string, string>) => {
   return gzipSync(execFileSync("tar", ["-c", "-C", dir, "."]))
 }
 
+/** A version of the app from an uploaded archive of these files. */
+const uploadVersion = async (name: string, files: Record<string, string>) => {
+  const version = await call(server, "POST", "/api/app-versions", {
+    body: { appId, source: { type: "archive" } }
+  })
+  await call(server, "POST", `/api/app-versions/${version.body.id}/archive`, {
+    body: new Uint8Array(archiveOf(name, files)),
+    headers: { "content-type": "application/gzip" }
+  })
+  return version.body.id as string
+}
+
 beforeAll(async () => {
   if (missing !== undefined) return
   server = await startServer({
@@ -57,9 +69,11 @@ beforeAll(async () => {
   })
   const made = await workspaceWithApp(server, {
     strategy: "commands",
-    // Slow enough to watch: a line every 200 ms for 4 s, unless the build's first argument asks for more.
+    // Slow enough to watch: a line every 200 ms for 4 s, unless the version's files ask for more lines
+    // (`big`) or for a build that runs until it is cancelled (`slow`).
     buildCommand:
       'if [ -f big ]; then i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo "big line $i"; done; ' +
+      "elif [ -f slow ]; then sleep 600; " +
       'else i=0; while [ $i -lt 20 ]; do i=$((i+1)); echo "line $i"; sleep 0.2; done; fi'
   })
   appId = made.app.id
@@ -68,14 +82,7 @@ beforeAll(async () => {
       body: { name: "dashboard user", workspaceIds: [made.workspace.id], role: "write" }
     })
   ).body.token
-  const version = await call(server, "POST", "/api/app-versions", {
-    body: { appId, source: { type: "archive" } }
-  })
-  await call(server, "POST", `/api/app-versions/${version.body.id}/archive`, {
-    body: new Uint8Array(archiveOf("base", { README: "base\n" })),
-    headers: { "content-type": "application/gzip" }
-  })
-  versionId = version.body.id
+  versionId = await uploadVersion("base", { README: "base\n" })
   browser = await chromium.launch({ executablePath, args: ["--no-sandbox"] })
   mkdirSync(shots, { recursive: true })
 }, 120_000)
@@ -246,6 +253,8 @@ describe.skipIf(missing !== undefined)("dashboard in Chromium", () => {
   }, 120_000)
 
   it("filters and pages the list, and shows a new build and its status change without a reload", async () => {
+    // Older than the rest, and cancelled only while the filtered page is on its way (below).
+    const older = await queueBuild(await uploadVersion("slow", { slow: "yes\n" }))
     // Cancelled before they run, mostly while queued; the engine may have claimed a few ahead, which stop
     // once it hears of the request. All are stopped before the page loads, so none changes under it.
     const cancelled = await Promise.all(Array.from({ length: 30 }, () => queueBuild()))
@@ -260,12 +269,34 @@ describe.skipIf(missing !== undefined)("dashboard in Chromium", () => {
       )
       .toBe(true)
     const { context, page } = await signedIn()
+    // The older build is cancelled once the filtered page was read, and the page hears of it before the
+    // answer comes: it now matches the filter, but belongs on the second page, not on this full one.
+    await page.route(
+      (url) => url.pathname === "/api/builds" && url.searchParams.get("status") === "cancelled",
+      async (route) => {
+        const response = await route.fetch()
+        await call(server, "POST", `/api/builds/${older}/cancel`, { body: {} })
+        await expect
+          .poll(async () => (await call(server, "GET", `/api/builds/${older}`)).body.status, poll)
+          .toBe("cancelled")
+        await new Promise((resolve) => setTimeout(resolve, 1_500))
+        await route.fulfill({ response })
+      },
+      { times: 1 }
+    )
     await page.getByTestId("filter-status").selectOption("cancelled")
-    // The filtered page, once it replaced the first one: every row cancelled.
+    // The filtered page, once it replaced the first one: every row cancelled, the older build not among them.
     const rows = page.getByTestId("build-row")
     await expect
-      .poll(async () => [await rows.count(), await rows.filter({ hasText: "cancelled" }).count()], poll)
-      .toEqual([25, 25])
+      .poll(
+        async () => [
+          await rows.count(),
+          await rows.filter({ hasText: "cancelled" }).count(),
+          await rows.and(page.locator(`[data-build-id="${older}"]`)).count()
+        ],
+        poll
+      )
+      .toEqual([25, 25, 0])
     const first = await page.getByTestId("build-row").first().getAttribute("data-build-id")
     await page.getByTestId("page-next").click()
     await expect
@@ -329,14 +360,7 @@ describe.skipIf(missing !== undefined)("dashboard in Chromium", () => {
   }, 60_000)
 
   it("keeps a 100,000-line log responsive by rendering only the lines in view", async () => {
-    const big = await call(server, "POST", "/api/app-versions", {
-      body: { appId, source: { type: "archive" } }
-    })
-    await call(server, "POST", `/api/app-versions/${big.body.id}/archive`, {
-      body: new Uint8Array(archiveOf("big", { big: "yes\n" })),
-      headers: { "content-type": "application/gzip" }
-    })
-    const id = await queueBuild(big.body.id)
+    const id = await queueBuild(await uploadVersion("big", { big: "yes\n" }))
     const { context, page } = await signedIn()
     await page.goto(`${server.url}/ui/#/builds/${id}`)
     // The server's word first, so a failure says whether the build or the page fell short, and how the build

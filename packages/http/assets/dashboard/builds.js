@@ -89,8 +89,10 @@ const matches = (build, filters, workspaceId) => {
 /**
  * A page after a feed event: `{page, changed}` (`changed` the build whose status changed, or which is
  * new), or null when the event changes nothing here. Events are applied idempotently: a build is
- * replaced only by a newer version of itself, and only builds made after the page loaded are added (and
- * only to the first page of the newest-first order, where they belong).
+ * replaced only by a newer version of itself, and a build the page does not show is added only by an
+ * event after the page was asked for, only to the first page of the newest-first order, and only where
+ * that order puts it: a build older than the last row of a full page (one that now matches the filter,
+ * say) belongs on a later page.
  */
 function applyEvent(page, event, { filters, workspaceId, loadedAt }) {
   const build = event.data?.build
@@ -113,9 +115,18 @@ function applyEvent(page, event, { filters, workspaceId, loadedAt }) {
   const firstPageNewestFirst =
     (filters.sort || defaultSort) === defaultSort && !filters.after && !filters.before
   if (!firstPageNewestFirst || !isLive(event, loadedAt) || !matches(build, filters, workspaceId)) return null
-  const pageInfo = { ...page.pageInfo, total: page.pageInfo.total + 1 }
-  return { page: { ...page, data: [build, ...page.data], pageInfo }, changed: build }
+  const at = page.data.findIndex((row) => newestFirst(build, row) < 0)
+  if (at < 0 && page.pageInfo.hasNextPage) return null
+  const data = at < 0 ? [...page.data, build] : page.data.toSpliced(at, 0, build)
+  return {
+    page: { ...page, data, pageInfo: { ...page.pageInfo, total: page.pageInfo.total + 1 } },
+    changed: build
+  }
 }
+
+/** The list's default order: newest first, ties broken by id in the same direction, as the API does. */
+const newestFirst = (a, b) =>
+  Date.parse(b.createdAt) - Date.parse(a.createdAt) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)
 
 /** A text or date filter: edited locally, applied on change (Enter, leaving the field, picking a date). */
 function FilterInput({ id, label, type = "text", value, onApply, ...rest }) {
