@@ -130,6 +130,27 @@ const countLoads = (page: Page) => {
   return () => loads
 }
 
+/**
+ * Holds back the answer to the next builds list the page asks for with this status: the list is read at
+ * once, then `meanwhile` runs and the feed has 2 s to tell the page, then the answer is handed over (an
+ * answer older than the events the page heard). Answers whether it has been handed over.
+ */
+const holdNextList = async (page: Page, status: string, meanwhile: () => Promise<void>) => {
+  let handedOver = false
+  await page.route(
+    (url) => url.pathname === "/api/builds" && url.searchParams.get("status") === status,
+    async (route) => {
+      const response = await route.fetch()
+      await meanwhile()
+      await new Promise((resolve) => setTimeout(resolve, 2_000))
+      await route.fulfill({ response })
+      handedOver = true
+    },
+    { times: 1 }
+  )
+  return () => handedOver
+}
+
 const queueBuild = async (version = versionId) =>
   (await call(server, "POST", "/api/builds", { body: { appVersionId: version } })).body.id as string
 
@@ -271,19 +292,12 @@ describe.skipIf(missing !== undefined)("dashboard in Chromium", () => {
     const { context, page } = await signedIn()
     // The older build is cancelled once the filtered page was read, and the page hears of it before the
     // answer comes: it now matches the filter, but belongs on the second page, not on this full one.
-    await page.route(
-      (url) => url.pathname === "/api/builds" && url.searchParams.get("status") === "cancelled",
-      async (route) => {
-        const response = await route.fetch()
-        await call(server, "POST", `/api/builds/${older}/cancel`, { body: {} })
-        await expect
-          .poll(async () => (await call(server, "GET", `/api/builds/${older}`)).body.status, poll)
-          .toBe("cancelled")
-        await new Promise((resolve) => setTimeout(resolve, 1_500))
-        await route.fulfill({ response })
-      },
-      { times: 1 }
-    )
+    await holdNextList(page, "cancelled", async () => {
+      await call(server, "POST", `/api/builds/${older}/cancel`, { body: {} })
+      await expect
+        .poll(async () => (await call(server, "GET", `/api/builds/${older}`)).body.status, poll)
+        .toBe("cancelled")
+    })
     await page.getByTestId("filter-status").selectOption("cancelled")
     // The filtered page, once it replaced the first one: every row cancelled, the older build not among them.
     const rows = page.getByTestId("build-row")
@@ -330,25 +344,16 @@ describe.skipIf(missing !== undefined)("dashboard in Chromium", () => {
     // The next list is read at once and handed over only after a build is queued and the feed has had time
     // to tell the page: the answer is older than the event, which the page must not lose.
     let queued = ""
-    let handedOver = false
-    await page.route(
-      (url) => url.pathname === "/api/builds",
-      async (route) => {
-        const response = await route.fetch()
-        queued = await queueBuild()
-        await new Promise((resolve) => setTimeout(resolve, 2_500))
-        await route.fulfill({ response })
-        handedOver = true
-      },
-      { times: 1 }
-    )
+    const handedOver = await holdNextList(page, "pending", async () => {
+      queued = await queueBuild()
+    })
     await page.getByTestId("filter-status").selectOption("pending")
     // Once the answer is shown (no cancelled row left from the page before), the new build is in it.
     const rows = page.getByTestId("build-row")
     await expect
       .poll(
         async () => [
-          handedOver,
+          handedOver(),
           await rows.filter({ hasText: "cancelled" }).count(),
           await rows.and(page.locator(`[data-build-id="${queued}"]`)).count()
         ],
